@@ -1,0 +1,205 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "config/experiment.h"
+#include "loader/plugin_loader.h"
+#include "lumpy/build_info.h"
+#include "train/trainer.h"
+
+namespace lumpy {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitConfig = 2;
+
+int Report(const absl::Status& status) {
+  if (status.ok()) return kExitOk;
+  std::cerr << status.message() << std::endl;
+  return status.code() == absl::StatusCode::kInvalidArgument ? kExitConfig : kExitRuntime;
+}
+
+// The quickstart: installed beside the binary, or in the source tree of a build.
+fs::path QuickstartPath() {
+  fs::path exe(boost::dll::program_location().string());
+  fs::path installed =
+      (exe.parent_path() / ".." / "share" / "lumpy" / "experiments" / "quickstart.toml")
+          .lexically_normal();
+  if (fs::exists(installed)) return installed;
+  return fs::path(LUMPY_SOURCE_DIR) / "experiments" / "quickstart.toml";
+}
+
+// runs/<name>, or runs/<name>-2, -3, ... so that no earlier run is overwritten.
+fs::path DefaultRunDir(const std::string& name) {
+  fs::path base = fs::path("runs") / name;
+  if (!fs::exists(base)) return base;
+  for (int i = 2;; ++i) {
+    fs::path candidate = fs::path("runs") / absl::StrCat(name, "-", i);
+    if (!fs::exists(candidate)) return candidate;
+  }
+}
+
+int CommandRun(const std::string& experiment_arg, const std::vector<std::string>& sets,
+               const std::string& out, int64_t steps) {
+  Registry registry;
+  PluginLoader loader(registry);
+  if (int rc = Report(loader.LoadDefaults())) return rc;
+  fs::path file = experiment_arg.empty() ? QuickstartPath() : fs::path(experiment_arg);
+  std::vector<std::string> overrides = sets;
+  if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
+  auto exp = LoadExperiment(file, overrides, loader, registry);
+  if (!exp.ok()) return Report(exp.status());
+  fs::path run_dir = out.empty() ? DefaultRunDir(exp->name) : fs::path(out);
+  if (fs::exists(run_dir / "metrics.csv")) {
+    std::cerr << run_dir.string()
+              << ": already holds a run; choose another --out (runs are never overwritten)"
+              << std::endl;
+    return kExitConfig;
+  }
+  ApplyRuntime(*exp);
+  auto components = Instantiate(*exp);
+  if (!components.ok()) return Report(components.status());
+  std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": " << exp->name << " ("
+            << exp->runtime.GetInt("steps") << " steps, " << exp->runtime.GetString("dtype")
+            << ", " << torch::get_num_threads() << " threads) -> " << run_dir.string()
+            << std::endl;
+  absl::Status st = Train(*exp, *components, {run_dir, true});
+  if (st.ok()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
+  return Report(st);
+}
+
+int CommandCheck(const std::vector<std::string>& files, const std::vector<std::string>& sets) {
+  Registry registry;
+  PluginLoader loader(registry);
+  if (int rc = Report(loader.LoadDefaults())) return rc;
+  int worst = kExitOk;
+  for (const auto& f : files) {
+    auto exp = LoadExperiment(f, sets, loader, registry);
+    absl::Status st = exp.status();
+    if (exp.ok()) {
+      ApplyRuntime(*exp);
+      auto components = Instantiate(*exp);
+      st = components.status();
+    }
+    if (st.ok()) {
+      std::cout << f << ": ok (" << exp->model.entry->name << " metric, "
+                << exp->domains.size() << " domain(s), " << exp->losses.size()
+                << " loss term(s), " << exp->runtime.GetInt("steps") << " steps)" << std::endl;
+    } else {
+      worst = std::max(worst, Report(st));
+    }
+  }
+  return worst;
+}
+
+void PrintParams(const ParamSpecs& specs, const std::string& indent) {
+  size_t name_w = 4, type_w = 4, def_w = 7, range_w = 5;
+  for (const auto& s : specs) {
+    name_w = std::max(name_w, s.name().size());
+    type_w = std::max(type_w, std::string(ParamTypeName(s.type())).size());
+    def_w = std::max(def_w, s.required() ? 8 : FormatParamValue(*s.default_value()).size());
+    range_w = std::max(range_w, s.RangeText().size());
+  }
+  auto pad = [](const std::string& s, size_t w) { return s + std::string(w - std::min(w, s.size()) + 2, ' '); };
+  for (const auto& s : specs) {
+    std::cout << indent << pad(s.name(), name_w) << pad(ParamTypeName(s.type()), type_w)
+              << pad(s.required() ? "required" : FormatParamValue(*s.default_value()), def_w)
+              << pad(s.RangeText(), range_w) << s.doc() << "\n";
+  }
+}
+
+int CommandPlugins() {
+  Registry registry;
+  PluginLoader loader(registry);
+  if (int rc = Report(loader.LoadDefaults())) return rc;
+  std::cout << "Plugins (default folder " << PluginLoader::DefaultPluginDirectory().string()
+            << "; add folders with LUMPY_PLUGIN_PATH or [plugins] paths)\n";
+  for (PluginKind kind : {PluginKind::kMetric, PluginKind::kLoss, PluginKind::kConstraint,
+                          PluginKind::kCurriculum}) {
+    std::cout << "\n" << PluginKindName(kind) << " plugins:\n";
+    auto entries = registry.List(kind);
+    if (entries.empty()) std::cout << "  (none loaded)\n";
+    for (const PluginEntry* e : entries) {
+      std::cout << "\n  " << e->name;
+      if (kind == PluginKind::kLoss) {
+        std::cout << (e->loss_kind == LossKind::kConstraint ? "  [constraint: needs a handler]"
+                                                            : "  [objective]");
+      }
+      std::cout << "  (" << fs::path(e->library).filename().string() << ")\n    " << e->doc
+                << "\n";
+      if (e->params.empty()) {
+        std::cout << "    (no parameters)\n";
+      } else {
+        PrintParams(e->params, "    ");
+      }
+    }
+  }
+  std::cout << "\nExperiment sections owned by the core:\n";
+  for (const auto& [name, specs] : {std::pair<const char*, const ParamSpecs*>{"runtime", &RuntimeParams()},
+                                    {"telemetry", &TelemetryParams()},
+                                    {"optimizer", &OptimizerParams()}}) {
+    std::cout << "\n  [" << name << "]\n";
+    PrintParams(*specs, "    ");
+  }
+  std::cout << std::flush;
+  return kExitOk;
+}
+
+}  // namespace
+
+int LumpyMain(int argc, char** argv) {
+  CLI::App app{
+      "lumpy: physics-informed neural networks for the metric of the universe.\n"
+      "With no command, trains the quickstart experiment."};
+  app.set_version_flag("--version", std::string("lumpy ") + LUMPY_VERSION_STRING);
+  app.require_subcommand(0, 1);
+
+  std::string run_experiment, run_out;
+  std::vector<std::string> run_sets;
+  int64_t run_steps = 0;
+  CLI::App* run = app.add_subcommand("run", "train an experiment (default: the quickstart)");
+  run->add_option("experiment", run_experiment, "experiment TOML file");
+  run->add_option("--set", run_sets, "override one key, e.g. --set loss.wec.constraint.weight=2")
+      ->allow_extra_args(false);
+  run->add_option("--out", run_out, "run folder (default runs/<name>, never overwritten)");
+  run->add_option("--steps", run_steps, "number of optimizer steps (overrides runtime.steps)")
+      ->check(CLI::PositiveNumber);
+
+  std::vector<std::string> check_files, check_sets;
+  CLI::App* check = app.add_subcommand("check", "validate experiments without running them");
+  check->add_option("experiments", check_files, "experiment TOML files")->required();
+  check->add_option("--set", check_sets, "override one key in every file")->allow_extra_args(false);
+
+  CLI::App* plugins = app.add_subcommand(
+      "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitConfig;
+  }
+  try {
+    if (*check) return CommandCheck(check_files, check_sets);
+    if (*plugins) return CommandPlugins();
+    return CommandRun(run_experiment, run_sets, run_out, run_steps);
+  } catch (const c10::Error& e) {
+    std::cerr << "lumpy: internal error: " << e.what_without_backtrace() << std::endl;
+    return kExitRuntime;
+  } catch (const std::exception& e) {
+    std::cerr << "lumpy: internal error: " << e.what() << std::endl;
+    return kExitRuntime;
+  }
+}
+
+}  // namespace lumpy

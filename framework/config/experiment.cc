@@ -1,0 +1,597 @@
+#include "config/experiment.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace lumpy {
+
+namespace fs = std::filesystem;
+
+const ParamSpecs& RuntimeParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::String("dtype", "floating-point type of the model and all tensors")
+          .Default(std::string("float64"))
+          .OneOf({"float32", "float64"}),
+      ParamSpec::Int("threads", "LibTorch intra-op threads (0 = all cores)").Default(int64_t{0}).AtLeast(0),
+      ParamSpec::Int("seed", "seed of every random draw (same seed, same run)").Default(int64_t{0}).AtLeast(0),
+      ParamSpec::String("device", "torch device: cpu, cuda, cuda:N").Default(std::string("cpu")),
+      ParamSpec::Int("steps", "optimizer steps").Default(int64_t{1000}).AtLeast(1),
+  };
+  return specs;
+}
+
+const ParamSpecs& TelemetryParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::Int("every", "write a metrics.csv row every N steps").Default(int64_t{10}).AtLeast(1),
+      ParamSpec::Bool("progress", "show a progress display on stderr").Default(true),
+  };
+  return specs;
+}
+
+const ParamSpecs& OptimizerParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::Double("lr", "Adam learning rate").Default(1e-3).Greater(0),
+      ParamSpec::Double("clip_norm", "global gradient-norm clip of the network parameters")
+          .Default(1.0)
+          .Greater(0),
+      ParamSpec::Double("beta1", "Adam beta1").Default(0.9).AtLeast(0).Less(1),
+      ParamSpec::Double("beta2", "Adam beta2").Default(0.999).AtLeast(0).Less(1),
+      ParamSpec::Double("eps", "Adam epsilon").Default(1e-8).Greater(0),
+  };
+  return specs;
+}
+
+namespace {
+
+const ParamSpecs& TopParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::String("name", "run name (default: the file's stem)").Default(std::string("")),
+      ParamSpec::String("description", "what this experiment is for").Default(std::string("")),
+  };
+  return specs;
+}
+
+const ParamSpecs& PluginsParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::StringList("paths",
+                            "extra plugin folders or libraries, relative to the file that names them")
+          .Default(std::vector<std::string>{}),
+  };
+  return specs;
+}
+
+const ParamSpecs& DomainParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::DoubleList("x", "[min, max] of x").Default(std::vector<double>{-1.0, 1.0}).Length(2),
+      ParamSpec::DoubleList("y", "[min, max] of y").Default(std::vector<double>{-1.0, 1.0}).Length(2),
+      ParamSpec::DoubleList("z", "[min, max] of z").Default(std::vector<double>{-1.0, 1.0}).Length(2),
+  };
+  return specs;
+}
+
+const ParamSpecs& StratumParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::Int("count", "points drawn from this stratum each step").AtLeast(1),
+      ParamSpec::DoubleList("t", "[min, max] of t").Length(2),
+  };
+  return specs;
+}
+
+const ParamSpecs& ObjectiveEntryParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::String("domain", "the point domain the term is evaluated on"),
+      ParamSpec::Double("weight", "factor of the term in the loss").Default(1.0).AtLeast(0),
+  };
+  return specs;
+}
+
+const ParamSpecs& ConstraintEntryParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::String("domain", "the point domain the constraint is evaluated on"),
+  };
+  return specs;
+}
+
+std::string Join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : absl::StrCat(path, ".", key);
+}
+
+std::vector<std::string> Names(const ParamSpecs& specs) {
+  std::vector<std::string> out;
+  for (const auto& s : specs) out.push_back(s.name());
+  return out;
+}
+
+ConfigNode ToNode(const ParamValue& value, const SourceLocation& loc) {
+  struct Visitor {
+    const SourceLocation& loc;
+    ConfigNode operator()(bool b) const { return ConfigNode::Bool(b, loc); }
+    ConfigNode operator()(int64_t i) const { return ConfigNode::Int(i, loc); }
+    ConfigNode operator()(double d) const { return ConfigNode::Double(d, loc); }
+    ConfigNode operator()(const std::string& s) const { return ConfigNode::String(s, loc); }
+    ConfigNode operator()(const std::vector<double>& v) const {
+      ConfigNode a = ConfigNode::Array(loc);
+      for (double d : v) a.push_back(ConfigNode::Double(d, loc));
+      return a;
+    }
+    ConfigNode operator()(const std::vector<std::string>& v) const {
+      ConfigNode a = ConfigNode::Array(loc);
+      for (const auto& s : v) a.push_back(ConfigNode::String(s, loc));
+      return a;
+    }
+  };
+  return std::visit(Visitor{loc}, value);
+}
+
+// The raw value of a node as the declared type asks; nullopt + message if the
+// node cannot be one.
+std::optional<ParamValue> ToValue(const ConfigNode& node, ParamType type, std::string* error) {
+  using K = ConfigNode::Kind;
+  switch (node.kind()) {
+    case K::kBool: return ParamValue(node.as_bool());
+    case K::kInt: return ParamValue(node.as_int());
+    case K::kDouble: return ParamValue(node.as_double());
+    case K::kString: return ParamValue(node.as_string());
+    case K::kTable:
+      *error = absl::StrCat("expected ", ParamTypeName(type), ", got a table");
+      return std::nullopt;
+    case K::kArray: {
+      bool all_numbers = true, all_strings = true;
+      for (const auto& i : node.items()) {
+        all_numbers &= i.kind() == K::kInt || i.kind() == K::kDouble;
+        all_strings &= i.kind() == K::kString;
+      }
+      if (type == ParamType::kStringList && all_strings) {
+        std::vector<std::string> v;
+        for (const auto& i : node.items()) v.push_back(i.as_string());
+        return ParamValue(v);
+      }
+      if (type == ParamType::kDoubleList && all_numbers) {
+        std::vector<double> v;
+        for (const auto& i : node.items()) {
+          v.push_back(i.kind() == K::kInt ? static_cast<double>(i.as_int()) : i.as_double());
+        }
+        return ParamValue(v);
+      }
+      *error = absl::StrCat("expected ", ParamTypeName(type), ", got ", node.ToText());
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+absl::Status UnknownKey(const ConfigNode& node, const std::string& path, const std::string& key,
+                        std::vector<std::string> known) {
+  std::sort(known.begin(), known.end());
+  std::string msg = "unknown key";
+  if (auto near = NearestName(key, known)) absl::StrAppend(&msg, "; did you mean \"", *near, "\"?");
+  absl::StrAppend(&msg, known.empty() ? "; this table takes no keys"
+                                      : absl::StrCat("; known: ", absl::StrJoin(known, ", ")));
+  return ConfigError(node.key_location(), Join(path, key), msg);
+}
+
+// The one validator: every key of `table` must be declared in `specs` or be
+// one of `others` (handled by the caller). Fills defaults into the table.
+absl::StatusOr<Params> ValidateTable(ConfigNode& table, const ParamSpecs& specs,
+                                     const std::string& path,
+                                     const std::vector<std::string>& others,
+                                     std::map<std::string, SourceLocation>* locations = nullptr) {
+  std::vector<std::string> known = Names(specs);
+  known.insert(known.end(), others.begin(), others.end());
+  for (const auto& [k, v] : table.fields()) {
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      return UnknownKey(v, path, k, known);
+    }
+  }
+  Params params;
+  for (const auto& spec : specs) {
+    const ConfigNode* node = table.Find(spec.name());
+    if (node == nullptr) {
+      if (spec.required()) {
+        return ConfigError(table.location(), Join(path, spec.name()),
+                           absl::StrCat("missing required key (", ParamTypeName(spec.type()),
+                                        ": ", spec.doc(), ")"));
+      }
+      params.Set(spec.name(), *spec.default_value());
+      table.Set(spec.name(), ToNode(*spec.default_value(), table.location()));
+      if (locations) (*locations)[spec.name()] = table.location();
+      continue;
+    }
+    std::string error;
+    std::optional<ParamValue> value = ToValue(*node, spec.type(), &error);
+    if (value) {
+      if (auto e = spec.Check(*value)) error = *e;
+    }
+    if (!error.empty()) return ConfigError(node->location(), Join(path, spec.name()), error);
+    if (locations) (*locations)[spec.name()] = node->location();
+    params.Set(spec.name(), *value);
+  }
+  return params;
+}
+
+// A sub-table; created empty if absent and optional.
+absl::StatusOr<ConfigNode*> SubTable(ConfigNode& parent, const std::string& key,
+                                     const std::string& path, bool required,
+                                     const std::string& hint = "") {
+  ConfigNode* node = parent.Find(key);
+  if (node == nullptr) {
+    if (required) {
+      return ConfigError(parent.location(), Join(path, key),
+                         absl::StrCat("missing required table", hint.empty() ? "" : "; ", hint));
+    }
+    return &parent.Set(key, ConfigNode::Table(parent.location()));
+  }
+  if (!node->is_table()) {
+    return ConfigError(node->location(), Join(path, key),
+                       absl::StrCat("expected a table, got ", node->ToText()));
+  }
+  return node;
+}
+
+absl::StatusOr<PluginSpec> ValidatePlugin(ConfigNode& table, PluginKind kind,
+                                          const std::string& path,
+                                          const std::vector<std::string>& others,
+                                          const Registry& registry) {
+  std::vector<std::string> known_plugins = registry.Names(kind);
+  const std::string known_text =
+      known_plugins.empty() ? "none are loaded" : absl::StrJoin(known_plugins, ", ");
+  const ConfigNode* plugin = table.Find("plugin");
+  if (plugin == nullptr) {
+    return ConfigError(table.location(), Join(path, "plugin"),
+                       absl::StrCat("missing required key (string: which ", PluginKindName(kind),
+                                    " plugin; known: ", known_text, ")"));
+  }
+  if (plugin->kind() != ConfigNode::Kind::kString) {
+    return ConfigError(plugin->location(), Join(path, "plugin"),
+                       absl::StrCat("expected string, got ", plugin->kind_name(), " ",
+                                    plugin->ToText()));
+  }
+  PluginSpec spec;
+  spec.key_path = path;
+  spec.location = table.location();
+  spec.entry = registry.Find(kind, plugin->as_string());
+  if (spec.entry == nullptr) {
+    std::string msg =
+        absl::StrCat("unknown ", PluginKindName(kind), " \"", plugin->as_string(), "\"");
+    if (auto near = NearestName(plugin->as_string(), known_plugins)) {
+      absl::StrAppend(&msg, "; did you mean \"", *near, "\"?");
+    }
+    absl::StrAppend(&msg, " known: ", known_text);
+    return ConfigError(plugin->key_location(), Join(path, "plugin"), msg);
+  }
+  std::vector<std::string> all_others = others;
+  all_others.push_back("plugin");
+  auto params = ValidateTable(table, spec.entry->params, path, all_others, &spec.param_locations);
+  if (!params.ok()) return params.status();
+  spec.params = *std::move(params);
+  return spec;
+}
+
+absl::Status CheckInterval(const ConfigNode& table, const std::string& key, const std::string& path,
+                           const std::vector<double>& v) {
+  if (v.size() == 2 && !(v[0] < v[1])) {
+    return ConfigError(table.Find(key)->location(), Join(path, key),
+                       absl::StrCat("must be [min, max] with min < max, got ",
+                                    table.Find(key)->ToText()));
+  }
+  return absl::OkStatus();
+}
+
+const std::vector<std::string> kSections = {"runtime", "telemetry", "optimizer", "plugins",
+                                            "model",   "domains",   "loss"};
+
+}  // namespace
+
+int64_t DomainSpec::total_points() const {
+  int64_t n = 0;
+  for (const auto& s : strata) n += s.count;
+  return n;
+}
+
+absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
+                                          const std::vector<std::string>& overrides,
+                                          PluginLoader& loader, Registry& registry) {
+  auto tree = LoadConfigTree(file);
+  if (!tree.ok()) return tree.status();
+  ConfigNode& root = *tree;
+  root.set_location({file.string(), 1, 1});
+  for (const auto& o : overrides) {
+    if (auto st = ApplyOverride(root, o); !st.ok()) return st;
+  }
+  // `enabled` must be a bool wherever it is written.
+  std::vector<std::pair<const ConfigNode*, std::string>> stack{{&root, ""}};
+  while (!stack.empty()) {
+    auto [node, path] = stack.back();
+    stack.pop_back();
+    for (const auto& [k, v] : node->fields()) {
+      if (k == "enabled" && v.kind() != ConfigNode::Kind::kBool) {
+        return ConfigError(v.location(), Join(path, k),
+                           absl::StrCat("expected bool, got ", v.kind_name(), " ", v.ToText()));
+      }
+      if (v.is_table()) stack.push_back({&v, Join(path, k)});
+    }
+  }
+  DropDisabled(root);
+
+  Experiment exp;
+  exp.file = file;
+  std::vector<std::string> others = kSections;
+  auto top = ValidateTable(root, TopParams(), "", others);
+  if (!top.ok()) return top.status();
+  exp.name = top->GetString("name");
+  if (exp.name.empty()) {
+    exp.name = file.stem().string();
+    root.Set("name", ConfigNode::String(exp.name, root.location()));
+  }
+  exp.description = top->GetString("description");
+
+  // Sections with only core keys.
+  struct Section {
+    const char* key;
+    const ParamSpecs& specs;
+    Params* out;
+  };
+  Params plugins_params;
+  for (const Section& s : {Section{"runtime", RuntimeParams(), &exp.runtime},
+                           Section{"telemetry", TelemetryParams(), &exp.telemetry},
+                           Section{"optimizer", OptimizerParams(), &exp.optimizer},
+                           Section{"plugins", PluginsParams(), &plugins_params}}) {
+    auto table = SubTable(root, s.key, "", false);
+    if (!table.ok()) return table.status();
+    auto params = ValidateTable(**table, s.specs, s.key, {});
+    if (!params.ok()) return params.status();
+    *s.out = *std::move(params);
+  }
+  {
+    ConfigNode* runtime = root.Find("runtime");
+    const std::string& device = exp.runtime.GetString("device");
+    const SourceLocation& where =
+        runtime->Find("device") ? runtime->Find("device")->location() : runtime->location();
+    try {
+      torch::Device d(device);
+      if (d.is_cuda() && !torch::cuda::is_available()) {
+        return ConfigError(where, "runtime.device",
+                           "CUDA is not available (this LibTorch build or machine has no GPU); "
+                           "use \"cpu\"");
+      }
+    } catch (const std::exception&) {
+      return ConfigError(where, "runtime.device",
+                         absl::StrCat("not a device: \"", device, "\"; use cpu, cuda or cuda:N"));
+    }
+  }
+
+  // Extra plugin folders, relative to the file that names them.
+  {
+    ConfigNode* paths = root.Find("plugins")->Find("paths");
+    ConfigNode resolved_paths = ConfigNode::Array(paths->location());
+    for (size_t i = 0; i < paths->items().size(); ++i) {
+      const ConfigNode& item = paths->items()[i];
+      fs::path p(item.as_string());
+      if (p.is_relative() && item.location().line > 0) {
+        p = fs::path(item.location().file).parent_path() / p;
+      }
+      std::error_code ec;
+      p = fs::absolute(p, ec).lexically_normal();
+      if (auto st = loader.LoadPath(p); !st.ok()) {
+        return ConfigError(item.location(), absl::StrCat("plugins.paths[", i, "]"),
+                           std::string(st.message()));
+      }
+      resolved_paths.push_back(ConfigNode::String(p.string(), item.location()));
+    }
+    *paths = std::move(resolved_paths);
+  }
+
+  // The metric.
+  {
+    auto model = SubTable(root, "model", "", true, "e.g. [model] plugin = \"siren\"");
+    if (!model.ok()) return model.status();
+    auto spec = ValidatePlugin(**model, PluginKind::kMetric, "model", {}, registry);
+    if (!spec.ok()) return spec.status();
+    exp.model = *std::move(spec);
+  }
+
+  // Domains.
+  {
+    auto domains = SubTable(root, "domains", "", false);
+    if (!domains.ok()) return domains.status();
+    for (auto& [name, node_ref] : (*domains)->mutable_fields()) {
+      ConfigNode& node = node_ref;
+      const std::string path = Join("domains", name);
+      if (!node.is_table()) {
+        return ConfigError(node.location(), path,
+                           absl::StrCat("expected a table (a point domain), got ", node.ToText()));
+      }
+      DomainSpec d;
+      d.name = name;
+      auto params = ValidateTable(node, DomainParams(), path, {"strata", "curriculum"});
+      if (!params.ok()) return params.status();
+      d.x = params->GetDoubleList("x");
+      d.y = params->GetDoubleList("y");
+      d.z = params->GetDoubleList("z");
+      for (const char* axis : {"x", "y", "z"}) {
+        if (auto st = CheckInterval(node, axis, path, params->GetDoubleList(axis)); !st.ok()) return st;
+      }
+      const std::string example = absl::StrCat("e.g. [", path, ".strata.all] count = 128, t = [-4.0, 1.0]");
+      auto strata = SubTable(node, "strata", path, true, example);
+      if (!strata.ok()) return strata.status();
+      if ((*strata)->fields().empty()) {
+        return ConfigError((*strata)->location(), Join(path, "strata"),
+                           absl::StrCat("needs at least one stratum; ", example));
+      }
+      for (auto& [sname, snode_ref] : (*strata)->mutable_fields()) {
+        ConfigNode& snode = snode_ref;
+        const std::string spath = Join(Join(path, "strata"), sname);
+        if (!snode.is_table()) {
+          return ConfigError(snode.location(), spath,
+                             absl::StrCat("expected a table (count, t), got ", snode.ToText()));
+        }
+        auto sp = ValidateTable(snode, StratumParams(), spath, {});
+        if (!sp.ok()) return sp.status();
+        if (auto st = CheckInterval(snode, "t", spath, sp->GetDoubleList("t")); !st.ok()) return st;
+        d.strata.push_back({sname, sp->GetInt("count"), sp->GetDoubleList("t")[0],
+                            sp->GetDoubleList("t")[1]});
+      }
+      ConfigNode* curriculum = node.Find("curriculum");
+      if (curriculum == nullptr) {
+        curriculum = &node.Set("curriculum", ConfigNode::Table(node.location()));
+        curriculum->Set("plugin", ConfigNode::String("uniform", node.location()));
+      } else if (!curriculum->is_table()) {
+        return ConfigError(curriculum->location(), Join(path, "curriculum"),
+                           absl::StrCat("expected a table, got ", curriculum->ToText()));
+      }
+      auto cspec = ValidatePlugin(*curriculum, PluginKind::kCurriculum, Join(path, "curriculum"),
+                                  {}, registry);
+      if (!cspec.ok()) return cspec.status();
+      d.curriculum = *std::move(cspec);
+      exp.domains.push_back(std::move(d));
+    }
+  }
+
+  // Loss terms.
+  {
+    auto loss = SubTable(root, "loss", "", true, "e.g. [loss.efe] plugin = \"efe_residual\"");
+    if (!loss.ok()) return loss.status();
+    if ((*loss)->fields().empty()) {
+      return ConfigError((*loss)->location(), "loss",
+                         "the experiment has no loss terms; add one, e.g. [loss.efe] plugin = "
+                         "\"efe_residual\"");
+    }
+    std::vector<std::string> domain_names;
+    for (const auto& d : exp.domains) domain_names.push_back(d.name);
+    for (auto& [name, node_ref] : (*loss)->mutable_fields()) {
+      ConfigNode& node = node_ref;
+      const std::string path = Join("loss", name);
+      if (!node.is_table()) {
+        return ConfigError(node.location(), path,
+                           absl::StrCat("expected a table (a loss term), got ", node.ToText()));
+      }
+      // The plugin decides which entry keys apply, so find it first.
+      const ConfigNode* plugin = node.Find("plugin");
+      const PluginEntry* entry =
+          plugin && plugin->kind() == ConfigNode::Kind::kString
+              ? registry.Find(PluginKind::kLoss, plugin->as_string())
+              : nullptr;
+      const bool is_constraint = entry && entry->loss_kind == LossKind::kConstraint;
+      const ParamSpecs& entry_specs = is_constraint ? ConstraintEntryParams() : ObjectiveEntryParams();
+      std::vector<std::string> entry_keys = Names(entry_specs);
+      if (is_constraint) entry_keys.push_back("constraint");
+      if (entry && !is_constraint && node.Find("constraint")) {
+        return ConfigError(node.Find("constraint")->key_location(), Join(path, "constraint"),
+                           absl::StrCat("\"", entry->name,
+                                        "\" is an objective, not a constraint: it takes no "
+                                        "handler (scale it with weight)"));
+      }
+      if (entry && is_constraint && node.Find("weight")) {
+        return ConfigError(node.Find("weight")->key_location(), Join(path, "weight"),
+                           absl::StrCat("\"", entry->name,
+                                        "\" is a constraint: its penalty is scaled by its "
+                                        "handler, e.g. constraint.weight"));
+      }
+      auto term = ValidatePlugin(node, PluginKind::kLoss, path, entry_keys, registry);
+      if (!term.ok()) return term.status();
+      std::vector<std::string> plugin_keys = Names(entry->params);
+      plugin_keys.push_back("plugin");
+      if (is_constraint) plugin_keys.push_back("constraint");
+      auto core = ValidateTable(node, entry_specs, path, plugin_keys);
+      if (!core.ok()) return core.status();
+      LossSpec spec;
+      spec.name = name;
+      spec.kind = entry->loss_kind;
+      spec.term = *std::move(term);
+      spec.domain = core->GetString("domain");
+      if (std::find(domain_names.begin(), domain_names.end(), spec.domain) == domain_names.end()) {
+        std::string msg = absl::StrCat("unknown domain \"", spec.domain, "\"");
+        if (auto near = NearestName(spec.domain, domain_names)) {
+          absl::StrAppend(&msg, "; did you mean \"", *near, "\"?");
+        }
+        absl::StrAppend(&msg, domain_names.empty()
+                                  ? "; no domains are defined (add a [domains.NAME] table)"
+                                  : absl::StrCat(" known: ", absl::StrJoin(domain_names, ", ")));
+        return ConfigError(node.Find("domain")->location(), Join(path, "domain"), msg);
+      }
+      if (is_constraint) {
+        auto handler_table = SubTable(
+            node, "constraint", path, true,
+            absl::StrCat("\"", entry->name, "\" is a constraint and needs a handler, e.g. [",
+                         path, ".constraint] plugin = \"soft_quadratic\"; known: ",
+                         absl::StrJoin(registry.Names(PluginKind::kConstraint), ", ")));
+        if (!handler_table.ok()) return handler_table.status();
+        auto handler = ValidatePlugin(**handler_table, PluginKind::kConstraint,
+                                      Join(path, "constraint"), {}, registry);
+        if (!handler.ok()) return handler.status();
+        spec.constraint = *std::move(handler);
+      } else {
+        spec.weight = core->GetDouble("weight");
+      }
+      exp.losses.push_back(std::move(spec));
+    }
+  }
+
+  exp.resolved = root;
+  return exp;
+}
+
+namespace {
+
+template <class T>
+absl::StatusOr<std::shared_ptr<T>> Build(const PluginSpec& spec) {
+  const auto& factory = std::get<Factory<T>>(spec.entry->factory);
+  absl::StatusOr<std::shared_ptr<T>> made;
+  try {
+    made = factory(spec.params);
+  } catch (const std::exception& e) {
+    made = absl::InternalError(e.what());
+  }
+  if (made.ok() && *made == nullptr) made = absl::InternalError("the factory returned nothing");
+  if (made.ok()) return made;
+  const std::string message(made.status().message());
+  if (made.status().code() == absl::StatusCode::kInvalidArgument) {
+    const size_t colon = message.find(": ");
+    if (colon != std::string::npos) {
+      const std::string key = message.substr(0, colon);
+      auto it = spec.param_locations.find(key);
+      if (it != spec.param_locations.end()) {
+        return ConfigError(it->second, Join(spec.key_path, key), message.substr(colon + 2));
+      }
+    }
+    return ConfigError(spec.location, spec.key_path, message);
+  }
+  return ConfigError(spec.location, spec.key_path,
+                     absl::StrCat(PluginKindName(spec.entry->kind), " \"", spec.entry->name,
+                                  "\" could not be constructed: ", message));
+}
+
+}  // namespace
+
+absl::StatusOr<Components> Instantiate(const Experiment& exp) {
+  Components c;
+  auto model = Build<MetricModel>(exp.model);
+  if (!model.ok()) return model.status();
+  c.model = *std::move(model);
+  for (const auto& d : exp.domains) {
+    auto w = Build<CurriculumWeighter>(d.curriculum);
+    if (!w.ok()) return w.status();
+    c.domains.push_back({&d, *std::move(w)});
+  }
+  for (const auto& l : exp.losses) {
+    LossComponent lc;
+    lc.spec = &l;
+    auto term = Build<LossTerm>(l.term);
+    if (!term.ok()) return term.status();
+    lc.term = *std::move(term);
+    if (l.kind == LossKind::kConstraint) {
+      auto h = Build<ConstraintHandler>(l.constraint);
+      if (!h.ok()) return h.status();
+      lc.handler = *std::move(h);
+    }
+    c.losses.push_back(std::move(lc));
+  }
+  return c;
+}
+
+}  // namespace lumpy

@@ -1,0 +1,98 @@
+#pragma once
+// An experiment: the TOML file resolved (extends, --set, enabled = false),
+// validated against the core's own schema and every plugin's declared
+// parameters, with defaults filled in. Nothing is constructed or run until
+// the whole file is valid.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "config/config_tree.h"
+#include "loader/plugin_loader.h"
+#include "lumpy/registry.h"
+
+namespace lumpy {
+
+// One plugin-bearing table (model, loss term, handler, curriculum).
+struct PluginSpec {
+  std::string key_path;  // e.g. "loss.wec.constraint"
+  const PluginEntry* entry = nullptr;
+  Params params;
+  SourceLocation location;                                  // the table
+  std::map<std::string, SourceLocation> param_locations;    // each key's value
+};
+
+struct StratumSpec {
+  std::string name;
+  int64_t count = 0;
+  double t_min = 0, t_max = 0;
+};
+
+struct DomainSpec {
+  std::string name;
+  std::vector<StratumSpec> strata;
+  std::vector<double> x, y, z;  // [min, max] each
+  PluginSpec curriculum;
+  int64_t total_points() const;
+};
+
+struct LossSpec {
+  std::string name;
+  std::string domain;
+  double weight = 1.0;  // objectives only
+  LossKind kind = LossKind::kObjective;
+  PluginSpec term;
+  PluginSpec constraint;  // constraints only
+};
+
+struct Experiment {
+  std::filesystem::path file;
+  std::string name;
+  std::string description;
+  Params runtime;    // dtype, threads, seed, device, steps
+  Params telemetry;  // every, progress
+  Params optimizer;  // lr, clip_norm, beta1, beta2, eps
+  PluginSpec model;
+  std::vector<DomainSpec> domains;
+  std::vector<LossSpec> losses;
+  ConfigNode resolved;  // the fully resolved tree, defaults included
+};
+
+// Reads, resolves and validates. Loads the plugins named in [plugins] paths
+// into `registry` through `loader`. Errors are InvalidArgument
+// "FILE:LINE:COL: key.path: message".
+absl::StatusOr<Experiment> LoadExperiment(const std::filesystem::path& file,
+                                          const std::vector<std::string>& overrides,
+                                          PluginLoader& loader, Registry& registry);
+
+// The objects an experiment describes, constructed from validated values.
+struct LossComponent {
+  const LossSpec* spec = nullptr;
+  std::shared_ptr<LossTerm> term;
+  std::shared_ptr<ConstraintHandler> handler;  // constraints only
+};
+struct DomainComponent {
+  const DomainSpec* spec = nullptr;
+  std::shared_ptr<CurriculumWeighter> weighter;
+};
+struct Components {
+  std::shared_ptr<MetricModel> model;
+  std::vector<DomainComponent> domains;
+  std::vector<LossComponent> losses;
+};
+
+// Calls every factory. A factory's rejection "key: message" is reported at
+// that key's position in the file.
+absl::StatusOr<Components> Instantiate(const Experiment& experiment);
+
+// The core's own sections, declared like plugin parameters (for `lumpy
+// plugins` and documentation).
+const ParamSpecs& RuntimeParams();
+const ParamSpecs& TelemetryParams();
+const ParamSpecs& OptimizerParams();
+
+}  // namespace lumpy

@@ -1,0 +1,31 @@
+// Out-of-line destructors and defaults of the SDK interfaces, so that their
+// type information lives in liblumpy and is shared across plugin libraries.
+#include "lumpy/constraint_handler.h"
+#include "lumpy/curriculum_weighter.h"
+#include "lumpy/loss_term.h"
+#include "lumpy/metric_model.h"
+#include "lumpy/step_context.h"
+
+namespace lumpy {
+
+MetricModel::~MetricModel() = default;
+torch::Tensor MetricModel::in_domain(const torch::Tensor& x) {
+  return torch::ones({x.size(0)}, x.options().dtype(torch::kBool));
+}
+
+StepContext::~StepContext() = default;
+LossTerm::~LossTerm() = default;
+
+ConstraintHandler::~ConstraintHandler() = default;
+void ConstraintHandler::update(const torch::Tensor&, int64_t) {}
+std::vector<std::pair<std::string, double>> ConstraintHandler::telemetry() const { return {}; }
+std::vector<torch::Tensor> ConstraintHandler::parameters() { return {}; }
+std::map<std::string, torch::Tensor> ConstraintHandler::state() const { return {}; }
+absl::Status ConstraintHandler::load_state(const std::map<std::string, torch::Tensor>&) {
+  return absl::OkStatus();
+}
+
+CurriculumWeighter::~CurriculumWeighter() = default;
+std::vector<std::pair<std::string, double>> CurriculumWeighter::telemetry() const { return {}; }
+
+}  // namespace lumpy

@@ -1,0 +1,152 @@
+#include "lumpy/geometry.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace lumpy {
+
+using torch::indexing::Slice;
+
+Geometry::Geometry(Jet jet) : jet_(std::move(jet)) {
+  TORCH_CHECK(jet_.g.defined() && jet_.g.dim() == 3 && jet_.g.size(1) == 4 &&
+                  jet_.g.size(2) == 4,
+              "Geometry: the jet's metric must be [B,4,4]");
+}
+
+void Geometry::Require(int order, const char* what) const {
+  if (jet_.order < order) {
+    throw std::logic_error(std::string("Geometry: ") + what + " needs a jet of order " +
+                           std::to_string(order) + ", this one has order " +
+                           std::to_string(jet_.order));
+  }
+}
+
+const torch::Tensor& Geometry::inverse_metric() {
+  if (!ginv_.defined()) ginv_ = torch::inverse(jet_.g);
+  return ginv_;
+}
+
+const torch::Tensor& Geometry::spatial_metric() {
+  if (!gamma_.defined()) gamma_ = jet_.g.index({Slice(), Slice(1, 4), Slice(1, 4)});
+  return gamma_;
+}
+
+const torch::Tensor& Geometry::det_spatial_metric() {
+  if (!det_gamma_.defined()) det_gamma_ = torch::det(spatial_metric());
+  return det_gamma_;
+}
+
+const torch::Tensor& Geometry::lapse() {
+  if (!lapse_.defined()) lapse_ = torch::sqrt(-jet_.g.select(1, 0).select(1, 0));
+  return lapse_;
+}
+
+const torch::Tensor& Geometry::lowered_christoffel() {
+  Require(1, "the Christoffel symbols");
+  if (!gamma_low_.defined()) {
+    // Gamma_dbc = 1/2 (d_b g_dc + d_c g_db - d_d g_bc), with dg[i,j,k] = d_k g_ij.
+    const auto& dg = jet_.dg;
+    gamma_low_ = 0.5 * (dg.permute({0, 1, 3, 2}) + dg - dg.permute({0, 3, 1, 2}));
+  }
+  return gamma_low_;
+}
+
+const torch::Tensor& Geometry::christoffel() {
+  if (!gamma_up_.defined()) {
+    gamma_up_ = torch::einsum("zad,zdbc->zabc", {inverse_metric(), lowered_christoffel()});
+  }
+  return gamma_up_;
+}
+
+const torch::Tensor& Geometry::christoffel_derivative() {
+  Require(2, "the derivative of the Christoffel symbols");
+  if (!dgamma_up_.defined()) {
+    const auto& ginv = inverse_metric();
+    const auto& d2g = jet_.d2g;
+    // d_e g^ad = -g^am (d_e g_mq) g^qd
+    auto dginv = -torch::einsum("zam,zmqe,zqd->zade", {ginv, jet_.dg, ginv});
+    // d_e Gamma_dbc = 1/2 (d_e d_b g_dc + d_e d_c g_db - d_e d_d g_bc)
+    auto dlow = 0.5 * (d2g.permute({0, 1, 3, 2, 4}) + d2g - d2g.permute({0, 3, 1, 2, 4}));
+    dgamma_up_ = torch::einsum("zade,zdbc->zabce", {dginv, lowered_christoffel()}) +
+                 torch::einsum("zad,zdbce->zabce", {ginv, dlow});
+  }
+  return dgamma_up_;
+}
+
+const torch::Tensor& Geometry::ricci() {
+  if (!ricci_.defined()) {
+    const auto& d = christoffel_derivative();
+    const auto& c = christoffel();
+    // R_mv = d_r G^r_mv - d_v G^r_mr + G^r_mv G^s_rs - G^s_mr G^r_vs
+    ricci_ = torch::einsum("zrmvr->zmv", {d}) - torch::einsum("zrmrv->zmv", {d}) +
+             torch::einsum("zrmv,zsrs->zmv", {c, c}) - torch::einsum("zsmr,zrvs->zmv", {c, c});
+  }
+  return ricci_;
+}
+
+const torch::Tensor& Geometry::ricci_scalar() {
+  if (!ricci_scalar_.defined()) {
+    ricci_scalar_ = torch::einsum("zmv,zmv->z", {inverse_metric(), ricci()});
+  }
+  return ricci_scalar_;
+}
+
+const torch::Tensor& Geometry::einstein() {
+  if (!einstein_.defined()) {
+    einstein_ = ricci() - 0.5 * ricci_scalar().view({-1, 1, 1}) * jet_.g;
+  }
+  return einstein_;
+}
+
+const torch::Tensor& Geometry::einstein_mixed() {
+  if (!einstein_mixed_.defined()) {
+    einstein_mixed_ = torch::einsum("zma,zav->zmv", {inverse_metric(), einstein()});
+  }
+  return einstein_mixed_;
+}
+
+const torch::Tensor& Geometry::extrinsic_curvature() {
+  Require(1, "the extrinsic curvature");
+  if (!k_.defined()) {
+    auto dt_gamma = jet_.dg.index({Slice(), Slice(1, 4), Slice(1, 4), 0});
+    k_ = -dt_gamma / (2.0 * lapse().view({-1, 1, 1}));
+  }
+  return k_;
+}
+
+const torch::Tensor& Geometry::extrinsic_curvature_mixed() {
+  if (!k_mixed_.defined()) {
+    k_mixed_ = torch::matmul(torch::inverse(spatial_metric()), extrinsic_curvature());
+  }
+  return k_mixed_;
+}
+
+const torch::Tensor& Geometry::hubble_rates() {
+  if (!hubble_.defined()) {
+    hubble_ = -torch::diagonal(extrinsic_curvature_mixed(), 0, 1, 2);
+  }
+  return hubble_;
+}
+
+const torch::Tensor& Geometry::hubble_mean() {
+  if (!hubble_mean_.defined()) hubble_mean_ = hubble_rates().mean(1);
+  return hubble_mean_;
+}
+
+const torch::Tensor& Geometry::expansion() {
+  if (!expansion_.defined()) expansion_ = hubble_rates().sum(1);
+  return expansion_;
+}
+
+const torch::Tensor& Geometry::shear_squared() {
+  if (!shear_sq_.defined()) {
+    const auto& km = extrinsic_curvature_mixed();
+    auto trace = torch::diagonal(km, 0, 1, 2).sum(1).view({-1, 1, 1});
+    auto eye = torch::eye(3, km.options()).unsqueeze(0);
+    auto sigma = km - trace / 3.0 * eye;
+    shear_sq_ = 0.5 * torch::einsum("zij,zji->z", {sigma, sigma});
+  }
+  return shear_sq_;
+}
+
+}  // namespace lumpy

@@ -1,0 +1,28 @@
+#pragma once
+// Progress display on stderr: a live bar with rate and ETA on a terminal,
+// a line every tenth of the run otherwise (logs, CI).
+
+#include <chrono>
+#include <cstdint>
+
+namespace lumpy {
+
+class Progress {
+ public:
+  Progress(int64_t total, bool enabled);
+  void Update(int64_t done, double loss);
+  void Finish();
+
+ private:
+  void Draw(int64_t done, double loss, bool final_line);
+  int64_t total_;
+  bool enabled_;
+  bool tty_;
+  bool finished_ = false;
+  int64_t last_done_ = 0;
+  double last_loss_ = 0;
+  int64_t next_line_ = 0;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+}  // namespace lumpy

@@ -1,0 +1,334 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lumpy/build_info.h"
+#include "train/progress.h"
+
+namespace lumpy {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+torch::Dtype ParseDtype(const std::string& name) {
+  return name == "float32" ? torch::kFloat32 : torch::kFloat64;
+}
+
+// The StepContext of one domain in one step. Jets and geometries are computed
+// on first use and shared by every term of the domain; the observer's by
+// every term of the step.
+class DomainContext final : public StepContext {
+ public:
+  DomainContext(MetricModel& model, torch::Tensor points, std::unique_ptr<Geometry>* observer,
+                int64_t step, torch::TensorOptions options)
+      : model_(model),
+        points_(std::move(points)),
+        observer_(observer),
+        step_(step),
+        options_(options) {}
+
+  const torch::Tensor& points() override { return points_; }
+  Geometry& geometry(int order) override {
+    if (!geometry_ || geometry_->order() < order) {
+      geometry_ = std::make_unique<Geometry>(model_.jet(points_, order));
+    }
+    return *geometry_;
+  }
+  Geometry& observer(int order) override {
+    if (!*observer_ || (*observer_)->order() < order) {
+      auto x = torch::tensor({1.0, 0.0, 0.0, 0.0}, options_).view({1, 4});
+      *observer_ = std::make_unique<Geometry>(model_.jet(x, order));
+    }
+    return **observer_;
+  }
+  MetricModel& metric() override { return model_; }
+  int64_t step() const override { return step_; }
+  torch::TensorOptions options() const override { return options_; }
+
+ private:
+  MetricModel& model_;
+  torch::Tensor points_;
+  std::unique_ptr<Geometry> geometry_;
+  std::unique_ptr<Geometry>* observer_;
+  int64_t step_;
+  torch::TensorOptions options_;
+};
+
+std::string Num(double v) { return absl::StrFormat("%.17g", v); }
+
+// Writes `text` to `path` through a temporary file and a rename, so a crash
+// never leaves a half-written file.
+absl::Status WriteAtomically(const fs::path& path, const std::string& text) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void ApplyRuntime(const Experiment& exp) {
+  int64_t threads = exp.runtime.GetInt("threads");
+  if (threads == 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  torch::set_num_threads(static_cast<int>(threads));
+  torch::set_default_dtype(
+      caffe2::TypeMeta::fromScalarType(ParseDtype(exp.runtime.GetString("dtype"))));
+  torch::manual_seed(static_cast<uint64_t>(exp.runtime.GetInt("seed")));
+}
+
+torch::TensorOptions RuntimeOptions(const Experiment& exp) {
+  return torch::TensorOptions()
+      .dtype(ParseDtype(exp.runtime.GetString("dtype")))
+      .device(torch::Device(exp.runtime.GetString("device")));
+}
+
+torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options) {
+  std::vector<torch::Tensor> parts;
+  for (const auto& s : domain.strata) {
+    auto u = torch::rand({s.count, 4}, options);
+    auto lo = torch::tensor({s.t_min, domain.x[0], domain.y[0], domain.z[0]}, options);
+    auto hi = torch::tensor({s.t_max, domain.x[1], domain.y[1], domain.z[1]}, options);
+    parts.push_back(lo + (hi - lo) * u);
+  }
+  return torch::cat(parts, 0);
+}
+
+absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& options) {
+  const auto tensor_options = RuntimeOptions(exp);
+  const int64_t steps = exp.runtime.GetInt("steps");
+  const int64_t every = exp.telemetry.GetInt("every");
+
+  std::error_code ec;
+  fs::create_directories(options.run_dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create run folder ", options.run_dir.string(), ": ", ec.message()));
+  }
+  {
+    std::string header = absl::StrCat(
+        "# Resolved experiment, written by lumpy ", LUMPY_VERSION_STRING, " from ",
+        exp.file.string(), ".\n# Every default is filled in; `lumpy run` this file to repeat the run.\n\n");
+    if (auto st = WriteAtomically(options.run_dir / "experiment.toml",
+                                  header + ToToml(exp.resolved));
+        !st.ok()) {
+      return st;
+    }
+  }
+
+  MetricModel& model = *c.model;
+  model.to(tensor_options.device(), tensor_options.dtype().toScalarType());
+  model.train();
+
+  // Parameter groups: the networks (metric, curricula) are clipped together;
+  // learned handler parameters are not.
+  std::vector<torch::Tensor> network = model.parameters();
+  for (auto& d : c.domains) {
+    d.weighter->to(tensor_options.device(), tensor_options.dtype().toScalarType());
+    for (auto& p : d.weighter->parameters()) network.push_back(p);
+  }
+  std::vector<torch::Tensor> others;
+  for (auto& l : c.losses) {
+    if (l.handler) {
+      for (auto& p : l.handler->parameters()) others.push_back(p);
+    }
+  }
+  auto adam_options = torch::optim::AdamOptions(exp.optimizer.GetDouble("lr"))
+                          .betas({exp.optimizer.GetDouble("beta1"), exp.optimizer.GetDouble("beta2")})
+                          .eps(exp.optimizer.GetDouble("eps"));
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(network);
+  if (!others.empty()) groups.emplace_back(others);
+  torch::optim::Adam optimizer(groups, adam_options);
+  const double clip_norm = exp.optimizer.GetDouble("clip_norm");
+
+  // metrics.csv: one row per logged step, flushed at once.
+  std::vector<std::string> columns = {"step", "loss"};
+  for (const auto& l : c.losses) {
+    columns.push_back(l.spec->name);
+    if (l.handler) {
+      columns.push_back(l.spec->name + ".penalty");
+      for (const auto& [k, v] : l.handler->telemetry()) columns.push_back(l.spec->name + "." + k);
+    }
+  }
+  for (const auto& d : c.domains) {
+    for (const auto& [k, v] : d.weighter->telemetry()) columns.push_back(d.spec->name + "." + k);
+  }
+  columns.insert(columns.end(), {"lr", "wall_time_s"});
+  std::ofstream metrics(options.run_dir / "metrics.csv", std::ios::trunc);
+  if (!metrics) return absl::InternalError("cannot write metrics.csv in " + options.run_dir.string());
+  for (size_t i = 0; i < columns.size(); ++i) metrics << (i ? "," : "") << columns[i];
+  metrics << "\n" << std::flush;
+
+  Progress progress(steps, options.progress && exp.telemetry.GetBool("progress"));
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+
+  double best_loss = INFINITY;
+  int64_t best_step = -1;
+  std::vector<double> last_row;
+  std::string failure;
+  int64_t completed = 0;
+  int64_t points_per_step = 0;
+
+  for (int64_t step = 0; step < steps; ++step) {
+    std::unique_ptr<Geometry> observer;
+    std::vector<std::unique_ptr<DomainContext>> contexts;
+    for (const auto& d : c.domains) {
+      contexts.push_back(std::make_unique<DomainContext>(
+          model, SamplePoints(*d.spec, tensor_options), &observer, step, tensor_options));
+    }
+    points_per_step = 0;
+    for (auto& ctx : contexts) points_per_step += ctx->points().size(0);
+
+    std::vector<torch::Tensor> sums(c.domains.size());
+    std::vector<torch::Tensor> violations(c.losses.size());
+    std::vector<double> row{static_cast<double>(step), 0.0};
+    for (size_t i = 0; i < c.losses.size(); ++i) {
+      const auto& l = c.losses[i];
+      size_t di = 0;
+      while (c.domains[di].spec->name != l.spec->domain) ++di;
+      DomainContext& ctx = *contexts[di];
+      LossValue value;
+      try {
+        value = l.term->evaluate(ctx);
+      } catch (const c10::Error& e) {
+        return absl::InternalError(absl::StrCat("step ", step, ": loss term \"", l.spec->name,
+                                                "\" (", l.spec->term.entry->name,
+                                                ") failed: ", e.what_without_backtrace()));
+      }
+      const int64_t n = ctx.points().size(0);
+      if (!value.per_point.defined() || value.per_point.dim() != 1 ||
+          value.per_point.size(0) != n) {
+        return absl::InternalError(absl::StrCat(
+            "loss term \"", l.spec->name, "\" (", l.spec->term.entry->name,
+            ") returned per-point values of shape ",
+            value.per_point.defined() ? c10::str(value.per_point.sizes()) : "undefined",
+            ", expected [", n, "]"));
+      }
+      torch::Tensor contribution;
+      double term_value = value.value.item<double>();
+      row.push_back(term_value);
+      if (l.handler) {
+        violations[i] = value.per_point;
+        Penalty p = l.handler->penalty(value.per_point);
+        contribution = p.per_point;
+        const double penalty = p.total.item<double>();
+        row.push_back(penalty);
+        for (const auto& [k, v] : l.handler->telemetry()) row.push_back(v);
+        if (std::isfinite(term_value) && !std::isfinite(penalty)) term_value = penalty;
+      } else {
+        contribution = l.spec->weight * value.per_point;
+      }
+      if (!std::isfinite(term_value)) {
+        failure = absl::StrCat("step ", step, ": loss term \"", l.spec->name, "\" is ",
+                               term_value,
+                               "; stopping (metrics.csv holds every logged step before it)");
+        break;
+      }
+      sums[di] = sums[di].defined() ? sums[di] + contribution : contribution;
+    }
+    if (!failure.empty()) break;
+    torch::Tensor loss;
+    for (size_t di = 0; di < c.domains.size(); ++di) {
+      if (!sums[di].defined()) continue;
+      auto reduced = c.domains[di].weighter->reduce(contexts[di]->points(), sums[di]);
+      loss = loss.defined() ? loss + reduced : reduced;
+    }
+    for (const auto& d : c.domains) {
+      for (const auto& [k, v] : d.weighter->telemetry()) row.push_back(v);
+    }
+    const double loss_value = loss.item<double>();
+    row[1] = loss_value;
+    if (!std::isfinite(loss_value)) {
+      failure = absl::StrCat("step ", step, ": the total loss is ", loss_value,
+                             "; stopping (metrics.csv holds every logged step before it)");
+      break;
+    }
+    if (loss_value < best_loss) {
+      best_loss = loss_value;
+      best_step = step;
+    }
+
+    optimizer.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(network, clip_norm);
+    optimizer.step();
+    for (size_t i = 0; i < c.losses.size(); ++i) {
+      if (c.losses[i].handler) c.losses[i].handler->update(violations[i].detach(), step);
+    }
+
+    row.push_back(exp.optimizer.GetDouble("lr"));
+    row.push_back(elapsed());
+    last_row = row;
+    if (step % every == 0 || step + 1 == steps) {
+      for (size_t i = 0; i < row.size(); ++i) {
+        metrics << (i ? "," : "") << (i == 0 ? std::to_string(step) : Num(row[i]));
+      }
+      metrics << "\n" << std::flush;
+    }
+    completed = step + 1;
+    progress.Update(completed, loss_value);
+  }
+  progress.Finish();
+
+  // The trained metric, written atomically.
+  {
+    torch::serialize::OutputArchive archive;
+    model.save(archive);
+    fs::path tmp = options.run_dir / "model.pt.tmp";
+    archive.save_to(tmp.string());
+    fs::rename(tmp, options.run_dir / "model.pt", ec);
+  }
+
+  nlohmann::json summary;
+  summary["experiment"] = exp.name;
+  summary["source"] = exp.file.string();
+  summary["lumpy_version"] = LUMPY_VERSION_STRING;
+  summary["status"] = failure.empty() ? "completed" : "failed";
+  if (!failure.empty()) summary["error"] = failure;
+  summary["steps"] = completed;
+  summary["wall_time_s"] = elapsed();
+  summary["steps_per_second"] = completed / std::max(elapsed(), 1e-9);
+  summary["points_per_step"] = points_per_step;
+  summary["runtime"] = {{"dtype", exp.runtime.GetString("dtype")},
+                        {"threads", torch::get_num_threads()},
+                        {"seed", exp.runtime.GetInt("seed")},
+                        {"device", exp.runtime.GetString("device")}};
+  if (!last_row.empty()) {
+    nlohmann::json final_values;
+    for (size_t i = 1; i + 1 < columns.size(); ++i) final_values[columns[i]] = last_row[i];
+    summary["final"] = final_values;
+    summary["best"] = {{"loss", best_loss}, {"step", best_step}};
+  }
+  if (auto st = WriteAtomically(options.run_dir / "summary.json", summary.dump(2) + "\n");
+      !st.ok()) {
+    return st;
+  }
+  if (!failure.empty()) return absl::AbortedError(failure);
+  return absl::OkStatus();
+}
+
+}  // namespace lumpy

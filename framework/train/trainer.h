@@ -1,0 +1,37 @@
+#pragma once
+// The training loop: draws each domain's collocation points, computes one jet
+// and one Geometry per domain and step, evaluates every loss term through
+// the shared StepContext, turns constraint violations into penalties through
+// their handlers, reduces each domain through its curriculum, and takes one
+// Adam step. Writes the run folder as it goes.
+
+#include <filesystem>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "config/experiment.h"
+
+namespace lumpy {
+
+// Applies [runtime]: thread count, default dtype and seed. Call before
+// constructing any component.
+void ApplyRuntime(const Experiment& experiment);
+
+torch::TensorOptions RuntimeOptions(const Experiment& experiment);
+
+// Draws the domain's points for one step from the global generator: every
+// stratum uniform in its t range and the domain's box. [N,4].
+torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options);
+
+struct TrainOptions {
+  std::filesystem::path run_dir;  // created; holds experiment.toml, metrics.csv, summary.json
+  bool progress = true;           // overridden off by [telemetry] progress = false
+};
+
+// Trains the experiment. Run-time failures (a non-finite loss, I/O) are
+// returned as non-InvalidArgument errors; the run folder keeps everything
+// written up to the failure.
+absl::Status Train(const Experiment& experiment, Components& components,
+                   const TrainOptions& options);
+
+}  // namespace lumpy

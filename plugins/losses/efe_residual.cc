@@ -1,0 +1,74 @@
+// efe_residual: Einstein's field equations with pressureless dust (or vacuum)
+// at the domain's points (PHYSICS.md, "Matter and the field equations").
+//
+//   mixed:     r^m_n = (G^m_n - T^m_n) * det(gamma)   (parts 3 on)
+//   covariant: r_mn  =  G_mn  - T_mn                  (parts 1-2)
+// Dust comoving with the coordinates: kappa rho = kappa rho0 / sqrt(det gamma),
+// kappa rho0 = 3 Omega_m H_mean(observer)^2, T_00 = kappa rho (-g00).
+// Per point: the mean over the 16 components of r^2.
+
+#include "lumpy/lumpy.h"
+
+namespace {
+
+class EfeResidual : public lumpy::LossTerm {
+ public:
+  explicit EfeResidual(const lumpy::Params& p)
+      : mixed_(p.GetString("form") == "mixed"),
+        dust_(p.GetString("matter") == "dust"),
+        omega_m_(p.GetDouble("omega_m")),
+        det_floor_(p.GetDouble("det_floor")) {}
+
+  lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
+    lumpy::Geometry& geo = ctx.geometry(2);
+    const auto& g = geo.metric();
+    auto det = torch::clamp_min(geo.det_spatial_metric(), det_floor_);
+    torch::Tensor residual = mixed_ ? geo.einstein_mixed() : geo.einstein();
+    if (dust_) {
+      auto h_today = ctx.observer(1).hubble_mean();  // [1], gradients flow through it
+      auto kappa_rho = 3.0 * omega_m_ * h_today.square() / torch::sqrt(det);
+      auto t00 = kappa_rho * (-g.select(1, 0).select(1, 0));  // [B]
+      // Only T_00 is non-zero; mixed: T^m_n = g^m0 T_00 delta^0_n (column n = 0).
+      auto e0 = torch::zeros({4}, g.options());
+      e0[0] = 1.0;
+      torch::Tensor t = mixed_ ? geo.inverse_metric().select(2, 0).unsqueeze(2) *
+                                     t00.view({-1, 1, 1}) * e0.view({1, 1, 4})
+                               : t00.view({-1, 1, 1}) * e0.view({1, 4, 1}) * e0.view({1, 1, 4});
+      residual = residual - t;
+    }
+    if (mixed_) residual = residual * det.view({-1, 1, 1});
+    auto per_point = residual.square().mean({1, 2});
+    return {per_point, per_point.mean()};
+  }
+
+ private:
+  bool mixed_, dust_;
+  double omega_m_, det_floor_;
+};
+
+absl::Status Register(lumpy::Registry& registry) {
+  using lumpy::ParamSpec;
+  return registry.AddLoss(
+      "efe_residual",
+      "Einstein field equations with comoving dust or vacuum: mean squared residual per point",
+      lumpy::LossKind::kObjective,
+      {
+          ParamSpec::String("form", "mixed: (G^m_n - T^m_n) det(gamma); covariant: G_mn - T_mn")
+              .Default(std::string("mixed"))
+              .OneOf({"mixed", "covariant"}),
+          ParamSpec::String("matter", "dust comoving with the coordinates, or vacuum (T = 0)")
+              .Default(std::string("dust"))
+              .OneOf({"dust", "vacuum"}),
+          ParamSpec::Double("omega_m", "matter density parameter (fixed)").Default(0.3).AtLeast(0).AtMost(1),
+          ParamSpec::Double("det_floor", "floor of det(gamma) in the residual and the density")
+              .Default(1e-24)
+              .Greater(0),
+      },
+      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
+        return std::make_shared<EfeResidual>(p);
+      });
+}
+
+}  // namespace
+
+LUMPY_PLUGIN(Register)

@@ -1,0 +1,30 @@
+#pragma once
+// LossTerm: one term of the training loss, evaluated on a point domain.
+
+#include <torch/torch.h>
+
+#include "lumpy/export.h"
+#include "lumpy/step_context.h"
+
+namespace lumpy {
+
+enum class LossKind {
+  kObjective,   // minimised, scaled by the entry's `weight`
+  kConstraint,  // a violation v >= 0, turned into a penalty by a ConstraintHandler
+};
+
+struct LUMPY_API LossValue {
+  torch::Tensor per_point;  // [B]: objective value or violation per point
+  torch::Tensor value;      // scalar summary for telemetry (usually the mean)
+};
+
+// Whether a term is an objective or a constraint is declared when the plugin
+// is registered (Registry::AddLoss), so the core can validate the experiment
+// (a constraint needs a handler) before constructing anything.
+class LUMPY_API LossTerm {
+ public:
+  virtual ~LossTerm();
+  virtual LossValue evaluate(StepContext& context) = 0;
+};
+
+}  // namespace lumpy

@@ -1,0 +1,78 @@
+#pragma once
+// Registry: every plugin's name, kind, documentation, parameter declaration
+// and factory. A plugin library's entry point adds its plugins here; the core
+// validates an experiment's tables against the declared parameters and only
+// then calls the factory with validated values.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lumpy/constraint_handler.h"
+#include "lumpy/curriculum_weighter.h"
+#include "lumpy/export.h"
+#include "lumpy/loss_term.h"
+#include "lumpy/metric_model.h"
+#include "lumpy/params.h"
+
+namespace lumpy {
+
+enum class PluginKind { kMetric, kLoss, kConstraint, kCurriculum };
+
+// "metric", "loss", "constraint", "curriculum".
+LUMPY_API const char* PluginKindName(PluginKind kind);
+
+// A factory receives validated parameters. It may still reject combinations
+// of values: return InvalidArgument with a message "key: what is wrong"
+// naming one of its keys, and the core points at that key in the file.
+template <class T>
+using Factory = std::function<absl::StatusOr<std::shared_ptr<T>>(const Params&)>;
+
+struct LUMPY_API PluginEntry {
+  std::string name;
+  PluginKind kind;
+  std::string doc;
+  ParamSpecs params;
+  std::string library;  // file it was loaded from ("" for built into the core)
+  LossKind loss_kind = LossKind::kObjective;  // losses only
+  std::variant<Factory<MetricModel>, Factory<LossTerm>,
+               Factory<ConstraintHandler>, Factory<CurriculumWeighter>>
+      factory;
+};
+
+class LUMPY_API Registry {
+ public:
+  Registry();
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Each fails with AlreadyExists if the kind already has that name.
+  absl::Status AddMetric(std::string name, std::string doc, ParamSpecs params,
+                         Factory<MetricModel> factory);
+  absl::Status AddLoss(std::string name, std::string doc, LossKind kind, ParamSpecs params,
+                       Factory<LossTerm> factory);
+  absl::Status AddConstraint(std::string name, std::string doc, ParamSpecs params,
+                             Factory<ConstraintHandler> factory);
+  absl::Status AddCurriculum(std::string name, std::string doc, ParamSpecs params,
+                             Factory<CurriculumWeighter> factory);
+
+  const PluginEntry* Find(PluginKind kind, const std::string& name) const;
+  // Sorted by name.
+  std::vector<const PluginEntry*> List(PluginKind kind) const;
+  std::vector<std::string> Names(PluginKind kind) const;
+
+  // The loader sets the library whose entry point is running.
+  void set_current_library(std::string library) { current_library_ = std::move(library); }
+
+ private:
+  absl::Status Add(PluginEntry entry);
+  std::vector<std::unique_ptr<PluginEntry>> entries_;
+  std::string current_library_;
+};
+
+}  // namespace lumpy

@@ -1,0 +1,30 @@
+#pragma once
+// StepContext: what a loss term sees during one training step.
+//
+// The engine draws each domain's points once per step and computes each
+// jet and Geometry once; every loss term on that domain shares them.
+
+#include <torch/torch.h>
+
+#include "lumpy/export.h"
+#include "lumpy/geometry.h"
+#include "lumpy/metric_model.h"
+
+namespace lumpy {
+
+class LUMPY_API StepContext {
+ public:
+  virtual ~StepContext();
+
+  // The term's domain: collocation points [B,4] drawn for this step.
+  virtual const torch::Tensor& points() = 0;
+  // Geometry of the domain's points with a jet of at least `order`.
+  virtual Geometry& geometry(int order) = 0;
+  // Geometry at the observer (t,x,y,z) = (1,0,0,0), batch of one.
+  virtual Geometry& observer(int order) = 0;
+  virtual MetricModel& metric() = 0;
+  virtual int64_t step() const = 0;
+  virtual torch::TensorOptions options() const = 0;
+};
+
+}  // namespace lumpy
