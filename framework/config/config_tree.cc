@@ -183,7 +183,7 @@ absl::StatusOr<ConfigNode> LoadRecursive(const fs::path& display_path,
       std::vector<std::string> cycle = chain_display;
       cycle.push_back(base_display.string());
       return ConfigError(extends->location(), "extends",
-                         absl::StrCat("extends cycle: ", absl::StrJoin(cycle, " -> ")));
+                         absl::StrCat("cycle: ", absl::StrJoin(cycle, " -> ")));
     }
   }
   chain.push_back(canonical);

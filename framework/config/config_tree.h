@@ -6,6 +6,7 @@
 // dropped. Every node keeps the file, line and column it was written at, so
 // that any later error points at the text the user must change.
 
+#include "engine_export.h"
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -17,7 +18,7 @@
 
 namespace lumpy {
 
-struct SourceLocation {
+struct LUMPY_ENGINE_API SourceLocation {
   std::string file;  // a path, or "--set KEY=VALUE" for command-line overrides
   int line = 0;      // 1-based; 0 when there is no position (command line)
   int column = 0;
@@ -25,10 +26,10 @@ struct SourceLocation {
 };
 
 // Formats a configuration error as "FILE:LINE:COL: key.path: message".
-absl::Status ConfigError(const SourceLocation& where, const std::string& key_path,
+LUMPY_ENGINE_API absl::Status ConfigError(const SourceLocation& where, const std::string& key_path,
                          const std::string& message);
 
-class ConfigNode {
+class LUMPY_ENGINE_API ConfigNode {
  public:
   enum class Kind { kTable, kArray, kBool, kInt, kDouble, kString };
 
@@ -84,28 +85,28 @@ class ConfigNode {
 };
 
 // Parses one TOML file. A syntax error is "FILE:LINE:COL: TOML syntax error: ...".
-absl::StatusOr<ConfigNode> ParseTomlFile(const std::filesystem::path& file);
+LUMPY_ENGINE_API absl::StatusOr<ConfigNode> ParseTomlFile(const std::filesystem::path& file);
 
 // Parses a file and, recursively, the files it `extends` (a path relative to
 // the extending file), deep-merging each file over its base. Missing bases and
 // cycles are errors at the `extends` key.
-absl::StatusOr<ConfigNode> LoadConfigTree(const std::filesystem::path& file);
+LUMPY_ENGINE_API absl::StatusOr<ConfigNode> LoadConfigTree(const std::filesystem::path& file);
 
 // Deep merge: tables merge key by key, everything else is replaced. When the
 // overlay switches a table's `plugin` to another one, the base table's plugin
 // parameters are dropped (they belong to the old plugin); its sub-tables and
 // the structural keys (domain, weight, enabled) are kept.
-void DeepMerge(ConfigNode& base, const ConfigNode& overlay);
+LUMPY_ENGINE_API void DeepMerge(ConfigNode& base, const ConfigNode& overlay);
 
 // Applies one "key.path=value" override. The value is read as a TOML value
 // (1, 1e-3, true, "x", [1, 2]); a bare word is a string.
-absl::Status ApplyOverride(ConfigNode& root, const std::string& assignment);
+LUMPY_ENGINE_API absl::Status ApplyOverride(ConfigNode& root, const std::string& assignment);
 
 // Removes every table that has `enabled = false`, at any depth; removes the
 // `enabled = true` markers.
-void DropDisabled(ConfigNode& root);
+LUMPY_ENGINE_API void DropDisabled(ConfigNode& root);
 
 // TOML text of a tree.
-std::string ToToml(const ConfigNode& root);
+LUMPY_ENGINE_API std::string ToToml(const ConfigNode& root);
 
 }  // namespace lumpy

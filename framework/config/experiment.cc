@@ -169,9 +169,12 @@ absl::Status UnknownKey(const ConfigNode& node, const std::string& path, const s
                         std::vector<std::string> known) {
   std::sort(known.begin(), known.end());
   std::string msg = "unknown key";
-  if (auto near = NearestName(key, known)) absl::StrAppend(&msg, "; did you mean \"", *near, "\"?");
-  absl::StrAppend(&msg, known.empty() ? "; this table takes no keys"
-                                      : absl::StrCat("; known: ", absl::StrJoin(known, ", ")));
+  if (auto near = NearestName(key, known)) {
+    absl::StrAppend(&msg, "; did you mean \"", *near, "\"? known: ");
+  } else {
+    absl::StrAppend(&msg, "; known: ");
+  }
+  absl::StrAppend(&msg, known.empty() ? "none (this table takes no keys)" : absl::StrJoin(known, ", "));
   return ConfigError(node.key_location(), Join(path, key), msg);
 }
 

@@ -4,6 +4,7 @@
 // parameters, with defaults filled in. Nothing is constructed or run until
 // the whole file is valid.
 
+#include "engine_export.h"
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -37,7 +38,7 @@ struct DomainSpec {
   std::vector<StratumSpec> strata;
   std::vector<double> x, y, z;  // [min, max] each
   PluginSpec curriculum;
-  int64_t total_points() const;
+  LUMPY_ENGINE_API int64_t total_points() const;
 };
 
 struct LossSpec {
@@ -65,7 +66,7 @@ struct Experiment {
 // Reads, resolves and validates. Loads the plugins named in [plugins] paths
 // into `registry` through `loader`. Errors are InvalidArgument
 // "FILE:LINE:COL: key.path: message".
-absl::StatusOr<Experiment> LoadExperiment(const std::filesystem::path& file,
+LUMPY_ENGINE_API absl::StatusOr<Experiment> LoadExperiment(const std::filesystem::path& file,
                                           const std::vector<std::string>& overrides,
                                           PluginLoader& loader, Registry& registry);
 
@@ -87,12 +88,12 @@ struct Components {
 
 // Calls every factory. A factory's rejection "key: message" is reported at
 // that key's position in the file.
-absl::StatusOr<Components> Instantiate(const Experiment& experiment);
+LUMPY_ENGINE_API absl::StatusOr<Components> Instantiate(const Experiment& experiment);
 
 // The core's own sections, declared like plugin parameters (for `lumpy
 // plugins` and documentation).
-const ParamSpecs& RuntimeParams();
-const ParamSpecs& TelemetryParams();
-const ParamSpecs& OptimizerParams();
+LUMPY_ENGINE_API const ParamSpecs& RuntimeParams();
+LUMPY_ENGINE_API const ParamSpecs& TelemetryParams();
+LUMPY_ENGINE_API const ParamSpecs& OptimizerParams();
 
 }  // namespace lumpy

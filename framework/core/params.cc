@@ -96,16 +96,19 @@ ParamSpec& ParamSpec::AtMost(double b) { max_ = b; max_exclusive_ = false; retur
 ParamSpec& ParamSpec::OneOf(std::vector<std::string> c) { choices_ = std::move(c); return *this; }
 ParamSpec& ParamSpec::Length(size_t n) { length_ = n; return *this; }
 
+std::string ParamSpec::BoundsText() const {
+  if (min_ && max_) {
+    return absl::StrCat(min_exclusive_ ? "(" : "[", FormatBound(*min_), ", ", FormatBound(*max_),
+                        max_exclusive_ ? ")" : "]");
+  }
+  if (min_) return absl::StrCat(min_exclusive_ ? "> " : ">= ", FormatBound(*min_));
+  if (max_) return absl::StrCat(max_exclusive_ ? "< " : "<= ", FormatBound(*max_));
+  return "";
+}
+
 std::string ParamSpec::RangeText() const {
   std::vector<std::string> parts;
-  if (min_ && max_) {
-    parts.push_back(absl::StrCat(min_exclusive_ ? "(" : "[", FormatBound(*min_), ", ",
-                                 FormatBound(*max_), max_exclusive_ ? ")" : "]"));
-  } else if (min_) {
-    parts.push_back(absl::StrCat(min_exclusive_ ? "> " : ">= ", FormatBound(*min_)));
-  } else if (max_) {
-    parts.push_back(absl::StrCat(max_exclusive_ ? "< " : "<= ", FormatBound(*max_)));
-  }
+  if (min_ || max_) parts.push_back(BoundsText());
   if (!choices_.empty()) parts.push_back(absl::StrCat("one of: ", absl::StrJoin(choices_, ", ")));
   if (length_) parts.push_back(absl::StrCat("length ", *length_));
   return absl::StrJoin(parts, "; ");
@@ -146,7 +149,7 @@ std::optional<std::string> ParamSpec::Check(ParamValue& value) const {
     bool low = min_ && (min_exclusive_ ? !(v > *min_) : !(v >= *min_));
     bool high = max_ && (max_exclusive_ ? !(v < *max_) : !(v <= *max_));
     if (low || high) {
-      return absl::StrCat("must be ", min_ && max_ ? "in " : "", RangeText(), ", got ",
+      return absl::StrCat("must be ", min_ && max_ ? "in " : "", BoundsText(), ", got ",
                           FormatBound(v));
     }
     return std::nullopt;

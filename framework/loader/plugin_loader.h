@@ -12,6 +12,7 @@
 // experiment's [plugins] paths. A folder contributes every lumpy_*.so in it;
 // a file entry is loaded as given.
 
+#include "engine_export.h"
 #include <filesystem>
 #include <set>
 #include <string>
@@ -21,7 +22,7 @@
 
 namespace lumpy {
 
-class PluginLoader {
+class LUMPY_ENGINE_API PluginLoader {
  public:
   explicit PluginLoader(Registry& registry) : registry_(registry) {}
 

@@ -5,6 +5,7 @@
 // their handlers, reduces each domain through its curriculum, and takes one
 // Adam step. Writes the run folder as it goes.
 
+#include "engine_export.h"
 #include <filesystem>
 #include <optional>
 
@@ -15,13 +16,13 @@ namespace lumpy {
 
 // Applies [runtime]: thread count, default dtype and seed. Call before
 // constructing any component.
-void ApplyRuntime(const Experiment& experiment);
+LUMPY_ENGINE_API void ApplyRuntime(const Experiment& experiment);
 
-torch::TensorOptions RuntimeOptions(const Experiment& experiment);
+LUMPY_ENGINE_API torch::TensorOptions RuntimeOptions(const Experiment& experiment);
 
 // Draws the domain's points for one step from the global generator: every
 // stratum uniform in its t range and the domain's box. [N,4].
-torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options);
+LUMPY_ENGINE_API torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options);
 
 struct TrainOptions {
   std::filesystem::path run_dir;  // created; holds experiment.toml, metrics.csv, summary.json
@@ -31,7 +32,7 @@ struct TrainOptions {
 // Trains the experiment. Run-time failures (a non-finite loss, I/O) are
 // returned as non-InvalidArgument errors; the run folder keeps everything
 // written up to the failure.
-absl::Status Train(const Experiment& experiment, Components& components,
+LUMPY_ENGINE_API absl::Status Train(const Experiment& experiment, Components& components,
                    const TrainOptions& options);
 
 }  // namespace lumpy

@@ -68,6 +68,8 @@ class LUMPY_API ParamSpec {
 
  private:
   ParamSpec(std::string name, ParamType type, std::string doc);
+  std::string BoundsText() const;  // "> 0", "[0.05, 0.3]", ""
+
   std::string name_;
   ParamType type_;
   std::string doc_;

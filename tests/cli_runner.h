@@ -1,0 +1,45 @@
+#pragma once
+// Runs the `lumpy` binary of this build, as a user would, and captures its
+// exit status, stdout and stderr.
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace lumpy::testing {
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+inline std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline CliResult RunLumpy(const std::string& args, const std::filesystem::path& cwd) {
+  auto err_file = std::filesystem::temp_directory_path() /
+                  ("lumpy_cli_err_" + std::to_string(::getpid()) + ".txt");
+  const std::string command = "cd '" + cwd.string() + "' && LUMPY_PLUGIN_PATH= '" +
+                              std::string(LUMPY_TEST_BINARY) + "' " + args + " 2>'" +
+                              err_file.string() + "'";
+  CliResult r;
+  FILE* pipe = popen(command.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
+  int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = ReadFile(err_file);
+  std::filesystem::remove(err_file);
+  return r;
+}
+
+}  // namespace lumpy::testing

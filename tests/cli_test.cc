@@ -1,0 +1,170 @@
+// The command line as a user meets it: exit statuses, the run folder,
+// reproducibility, overrides.
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_split.h"
+#include "cli_runner.h"
+#include "lumpy/build_info.h"
+
+namespace lumpy {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ReadFile;
+using testing::RunLumpy;
+
+const std::string kTiny = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/tiny.toml";
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("lumpy_cli_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+// metrics.csv without its wall-time column.
+std::vector<std::string> MetricsWithoutTime(const fs::path& run) {
+  std::vector<std::string> rows;
+  for (absl::string_view line : absl::StrSplit(ReadFile(run / "metrics.csv"), '\n', absl::SkipEmpty())) {
+    std::string row(line);
+    rows.push_back(row.substr(0, row.rfind(',')));
+  }
+  return rows;
+}
+
+TEST_F(CliTest, HelpAndVersion) {
+  auto help = RunLumpy("--help", dir_);
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* word : {"run", "check", "plugins", "--version"}) {
+    EXPECT_NE(help.out.find(word), std::string::npos) << word;
+  }
+  for (const char* sub : {"run", "check", "plugins"}) {
+    auto r = RunLumpy(std::string(sub) + " --help", dir_);
+    EXPECT_EQ(r.exit_code, 0) << sub;
+  }
+  auto version = RunLumpy("--version", dir_);
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out, "lumpy " LUMPY_VERSION_STRING "\n");
+}
+
+TEST_F(CliTest, UsageErrorsExitWith2) {
+  EXPECT_EQ(RunLumpy("frobnicate", dir_).exit_code, 2);
+  EXPECT_EQ(RunLumpy("run --steps -3", dir_).exit_code, 2);
+  EXPECT_EQ(RunLumpy("check", dir_).exit_code, 2);
+  auto missing = RunLumpy("check no_such.toml", dir_);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_EQ(missing.err, "no_such.toml: no such experiment file\n");
+}
+
+TEST_F(CliTest, RunWritesTheRunFolder) {
+  auto r = RunLumpy("run '" + kTiny + "' --out run1", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path run = dir_ / "run1";
+  for (const char* f : {"experiment.toml", "metrics.csv", "summary.json", "model.pt"}) {
+    EXPECT_TRUE(fs::exists(run / f)) << f;
+  }
+  auto rows = MetricsWithoutTime(run);
+  ASSERT_EQ(rows.size(), 7u);  // header + 6 steps (every = 1)
+  EXPECT_EQ(ReadFile(run / "metrics.csv").substr(0, 47),
+            "step,loss,efe,wec,wec.penalty,lr,wall_time_s\n0,");
+  auto summary = nlohmann::json::parse(ReadFile(run / "summary.json"));
+  EXPECT_EQ(summary["status"], "completed");
+  EXPECT_EQ(summary["steps"], 6);
+  EXPECT_EQ(summary["points_per_step"], 9);
+  EXPECT_EQ(summary["runtime"]["threads"], 1);
+  EXPECT_EQ(summary["runtime"]["dtype"], "float64");
+  EXPECT_TRUE(summary["final"].contains("efe"));
+  // The resolved experiment holds every default.
+  const std::string resolved = ReadFile(run / "experiment.toml");
+  for (const char* key : {"omega0 = 1.0", "det_floor = 1e-24", "clip_norm = 1.0", "beta2 = 0.999"}) {
+    EXPECT_NE(resolved.find(key), std::string::npos) << key;
+  }
+}
+
+TEST_F(CliTest, SameSeedSameMetricsAndTheResolvedFileRepeatsTheRun) {
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --out a", dir_).exit_code, 0);
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --out b", dir_).exit_code, 0);
+  ASSERT_EQ(RunLumpy("run a/experiment.toml --out c", dir_).exit_code, 0);
+  EXPECT_EQ(MetricsWithoutTime(dir_ / "a"), MetricsWithoutTime(dir_ / "b"));
+  EXPECT_EQ(MetricsWithoutTime(dir_ / "a"), MetricsWithoutTime(dir_ / "c"));
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --set runtime.seed=12 --out d", dir_).exit_code, 0);
+  EXPECT_NE(MetricsWithoutTime(dir_ / "a"), MetricsWithoutTime(dir_ / "d"));
+}
+
+TEST_F(CliTest, OverridesAreTypedAndCheckedBeforeAnythingRuns) {
+  auto r = RunLumpy("run '" + kTiny + "' --set runtime.steps=abc --out x", dir_);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "--set runtime.steps=abc: runtime.steps: expected int, got string \"abc\"\n");
+  EXPECT_FALSE(fs::exists(dir_ / "x"));
+  auto ok = RunLumpy("run '" + kTiny + "' --set runtime.steps=2 --set runtime.dtype=float32 --out y",
+                     dir_);
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  auto summary = nlohmann::json::parse(ReadFile(dir_ / "y" / "summary.json"));
+  EXPECT_EQ(summary["steps"], 2);
+  EXPECT_EQ(summary["runtime"]["dtype"], "float32");
+  EXPECT_NE(ReadFile(dir_ / "y" / "experiment.toml").find("dtype = 'float32'"), std::string::npos);
+}
+
+TEST_F(CliTest, StepsFlagOverridesAndIsRecorded) {
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --steps 3 --out s", dir_).exit_code, 0);
+  EXPECT_EQ(MetricsWithoutTime(dir_ / "s").size(), 4u);
+  EXPECT_NE(ReadFile(dir_ / "s" / "experiment.toml").find("steps = 3"), std::string::npos);
+}
+
+TEST_F(CliTest, ThreadsAreAppliedToLibTorch) {
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --steps 1 --set runtime.threads=2 --out t", dir_).exit_code, 0);
+  auto summary = nlohmann::json::parse(ReadFile(dir_ / "t" / "summary.json"));
+  EXPECT_EQ(summary["runtime"]["threads"], 2);
+}
+
+TEST_F(CliTest, NeverOverwritesARun) {
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --steps 1 --out r", dir_).exit_code, 0);
+  auto again = RunLumpy("run '" + kTiny + "' --steps 1 --out r", dir_);
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_EQ(again.err, "r: already holds a run; choose another --out (runs are never overwritten)\n");
+  // Without --out, runs/<name>, then runs/<name>-2.
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --steps 1", dir_).exit_code, 0);
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --steps 1", dir_).exit_code, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "runs" / "tiny" / "metrics.csv"));
+  EXPECT_TRUE(fs::exists(dir_ / "runs" / "tiny-2" / "metrics.csv"));
+}
+
+TEST_F(CliTest, NonFiniteLossStopsWithTheTermAndStep) {
+  // exp(o) of a wildly initialised output layer overflows: the metric is inf.
+  auto r = RunLumpy("run '" + kTiny + "' --set model.output_init_std=1e4 --out nan", dir_);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("step 0: loss term \"efe\" is "), std::string::npos) << r.err;
+  auto summary = nlohmann::json::parse(ReadFile(dir_ / "nan" / "summary.json"));
+  EXPECT_EQ(summary["status"], "failed");
+  EXPECT_EQ(summary["steps"], 0);
+}
+
+TEST_F(CliTest, PluginsListsEveryBuiltInWithParameters) {
+  auto r = RunLumpy("plugins", dir_);
+  ASSERT_EQ(r.exit_code, 0);
+  for (const char* s : {"siren", "efe_residual", "wec", "soft_quadratic", "uniform",
+                        "output_init_std", "units per hidden layer", "one of: mixed, covariant",
+                        "[constraint: needs a handler]", "[runtime]"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s;
+  }
+}
+
+TEST_F(CliTest, CheckValidatesEveryShippedExperiment) {
+  for (const auto& e : fs::recursive_directory_iterator(fs::path(LUMPY_TEST_SOURCE_DIR) / ".." / "experiments")) {
+    if (e.path().extension() != ".toml") continue;
+    auto r = RunLumpy("check '" + e.path().string() + "'", dir_);
+    EXPECT_EQ(r.exit_code, 0) << e.path() << ": " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace lumpy

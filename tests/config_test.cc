@@ -1,0 +1,140 @@
+#include "config/config_tree.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace lumpy {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ConfigTreeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("lumpy_config_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path Write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+    return dir_ / name;
+  }
+  fs::path dir_;
+};
+
+TEST_F(ConfigTreeTest, ExtendsDeepMergesAndKeepsPositions) {
+  Write("base.toml",
+        "[model]\nplugin = \"siren\"\nhidden = 64\n[runtime]\nsteps = 10\nseed = 3\n");
+  auto child = Write("child.toml", "extends = \"base.toml\"\n[runtime]\nsteps = 20\n");
+  auto tree = LoadConfigTree(child);
+  ASSERT_TRUE(tree.ok()) << tree.status();
+  EXPECT_EQ(tree->Find("extends"), nullptr);
+  const ConfigNode* runtime = tree->Find("runtime");
+  EXPECT_EQ(runtime->Find("steps")->as_int(), 20);
+  EXPECT_EQ(runtime->Find("seed")->as_int(), 3);
+  EXPECT_EQ(tree->Find("model")->Find("hidden")->as_int(), 64);
+  // Each value remembers the file and line it came from.
+  EXPECT_EQ(runtime->Find("steps")->location().file, child.string());
+  EXPECT_EQ(runtime->Find("steps")->location().line, 3);
+  EXPECT_EQ(runtime->Find("seed")->location().file, (dir_ / "base.toml").string());
+  EXPECT_EQ(runtime->Find("seed")->location().line, 6);
+  EXPECT_EQ(runtime->Find("seed")->location().column, 8);
+}
+
+TEST_F(ConfigTreeTest, OverridesAreTyped) {
+  ConfigNode root = ConfigNode::Table();
+  ASSERT_TRUE(ApplyOverride(root, "runtime.steps=100").ok());
+  ASSERT_TRUE(ApplyOverride(root, "optimizer.lr=1e-3").ok());
+  ASSERT_TRUE(ApplyOverride(root, "telemetry.progress=false").ok());
+  ASSERT_TRUE(ApplyOverride(root, "loss.wec.constraint.plugin=linear").ok());
+  ASSERT_TRUE(ApplyOverride(root, "domains.bulk.x=[-2, 2]").ok());
+  ASSERT_TRUE(ApplyOverride(root, "name=\"quoted text\"").ok());
+  EXPECT_EQ(root.Find("runtime")->Find("steps")->kind(), ConfigNode::Kind::kInt);
+  EXPECT_EQ(root.Find("optimizer")->Find("lr")->kind(), ConfigNode::Kind::kDouble);
+  EXPECT_EQ(root.Find("telemetry")->Find("progress")->kind(), ConfigNode::Kind::kBool);
+  EXPECT_EQ(root.Find("loss")->Find("wec")->Find("constraint")->Find("plugin")->as_string(),
+            "linear");
+  EXPECT_EQ(root.Find("domains")->Find("bulk")->Find("x")->items().size(), 2u);
+  EXPECT_EQ(root.Find("name")->as_string(), "quoted text");
+  EXPECT_EQ(root.Find("runtime")->Find("steps")->location().ToString(),
+            "--set runtime.steps=100");
+}
+
+TEST_F(ConfigTreeTest, MalformedOverridesAreRejected) {
+  ConfigNode root = ConfigNode::Table();
+  EXPECT_EQ(ApplyOverride(root, "runtime.steps").message(),
+            "--set runtime.steps: expected KEY=VALUE, e.g. --set runtime.steps=100");
+  EXPECT_EQ(ApplyOverride(root, "runtime..steps=1").message(),
+            "--set runtime..steps=1: \"runtime..steps\" is not a key path (a.b.c)");
+}
+
+TEST_F(ConfigTreeTest, SwitchingPluginDropsTheOldPluginsParameters) {
+  Write("base.toml",
+        "[loss.wec]\nplugin = \"wec\"\ndomain = \"bulk\"\n"
+        "[loss.wec.constraint]\nplugin = \"augmented_lagrangian\"\nmu0 = 10.0\ntau = 0.9\n");
+  auto child = Write("child.toml",
+                     "extends = \"base.toml\"\n[loss.wec.constraint]\nplugin = \"linear\"\n");
+  auto tree = LoadConfigTree(child);
+  ASSERT_TRUE(tree.ok()) << tree.status();
+  const ConfigNode* c = tree->Find("loss")->Find("wec")->Find("constraint");
+  EXPECT_EQ(c->Find("plugin")->as_string(), "linear");
+  EXPECT_EQ(c->Find("mu0"), nullptr);
+  EXPECT_EQ(c->Find("tau"), nullptr);
+  // The same through --set.
+  auto base = LoadConfigTree(dir_ / "base.toml");
+  ASSERT_TRUE(ApplyOverride(*base, "loss.wec.constraint.plugin=soft_quadratic").ok());
+  EXPECT_EQ(base->Find("loss")->Find("wec")->Find("constraint")->Find("mu0"), nullptr);
+  // The loss entry itself keeps its structural keys.
+  EXPECT_EQ(base->Find("loss")->Find("wec")->Find("domain")->as_string(), "bulk");
+}
+
+TEST_F(ConfigTreeTest, SamePluginMergesParameters) {
+  Write("base.toml", "[c]\nplugin = \"al\"\nmu0 = 10.0\ntau = 0.9\n");
+  auto child = Write("child.toml", "extends = \"base.toml\"\n[c]\nplugin = \"al\"\ntau = 0.95\n");
+  auto tree = LoadConfigTree(child);
+  ASSERT_TRUE(tree.ok());
+  EXPECT_EQ(tree->Find("c")->Find("mu0")->as_double(), 10.0);
+  EXPECT_EQ(tree->Find("c")->Find("tau")->as_double(), 0.95);
+}
+
+TEST_F(ConfigTreeTest, EnabledFalseDropsInheritedEntries) {
+  Write("base.toml",
+        "[loss.efe]\nplugin = \"efe_residual\"\n[loss.wec]\nplugin = \"wec\"\n");
+  auto child = Write("child.toml", "extends = \"base.toml\"\n[loss.wec]\nenabled = false\n");
+  auto tree = LoadConfigTree(child);
+  ASSERT_TRUE(tree.ok());
+  DropDisabled(*tree);
+  EXPECT_NE(tree->Find("loss")->Find("efe"), nullptr);
+  EXPECT_EQ(tree->Find("loss")->Find("wec"), nullptr);
+}
+
+TEST_F(ConfigTreeTest, ThreeLevelChainAndRelativePaths) {
+  fs::create_directories(dir_ / "sub");
+  Write("root.toml", "[runtime]\nseed = 1\nsteps = 5\n");
+  Write("sub/mid.toml", "extends = \"../root.toml\"\n[runtime]\nseed = 2\n");
+  auto leaf = Write("leaf.toml", "extends = \"sub/mid.toml\"\n[runtime]\nsteps = 7\n");
+  auto tree = LoadConfigTree(leaf);
+  ASSERT_TRUE(tree.ok()) << tree.status();
+  EXPECT_EQ(tree->Find("runtime")->Find("seed")->as_int(), 2);
+  EXPECT_EQ(tree->Find("runtime")->Find("steps")->as_int(), 7);
+}
+
+TEST_F(ConfigTreeTest, ResolvedTomlReadsBackToTheSameTree) {
+  auto file = Write("a.toml",
+                    "name = \"x\"\n[runtime]\nsteps = 5\nlr = 0.30000000000000004\n"
+                    "[domains.bulk]\nx = [-1.0, 1.0]\n[domains.bulk.strata.all]\ncount = 3\n");
+  auto tree = LoadConfigTree(file);
+  ASSERT_TRUE(tree.ok());
+  auto again = Write("b.toml", ToToml(*tree));
+  auto tree2 = LoadConfigTree(again);
+  ASSERT_TRUE(tree2.ok()) << tree2.status();
+  EXPECT_EQ(ToToml(*tree), ToToml(*tree2));
+  EXPECT_EQ(tree2->Find("runtime")->Find("lr")->as_double(), 0.30000000000000004);
+}
+
+}  // namespace
+}  // namespace lumpy

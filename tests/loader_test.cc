@@ -1,0 +1,98 @@
+#include "loader/plugin_loader.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "lumpy/plugin.h"
+
+namespace lumpy {
+namespace {
+
+const std::string kTestPlugins = LUMPY_TEST_PLUGIN_DIR;
+
+TEST(PluginLoader, LoadsEveryBuiltInPluginFromTheBuildFolder) {
+  Registry registry;
+  PluginLoader loader(registry);
+  ASSERT_TRUE(loader.LoadPath(PluginLoader::DefaultPluginDirectory()).ok());
+  EXPECT_EQ(registry.Names(PluginKind::kMetric), (std::vector<std::string>{"siren"}));
+  EXPECT_EQ(registry.Names(PluginKind::kLoss), (std::vector<std::string>{"efe_residual", "wec"}));
+  EXPECT_EQ(registry.Names(PluginKind::kConstraint), (std::vector<std::string>{"soft_quadratic"}));
+  EXPECT_EQ(registry.Names(PluginKind::kCurriculum), (std::vector<std::string>{"uniform"}));
+  EXPECT_EQ(registry.Find(PluginKind::kLoss, "wec")->loss_kind, LossKind::kConstraint);
+  EXPECT_NE(registry.Find(PluginKind::kMetric, "siren")->library.find("lumpy_siren.so"),
+            std::string::npos);
+  // Loading the same folder again is a no-op, not a duplicate.
+  EXPECT_TRUE(loader.LoadPath(PluginLoader::DefaultPluginDirectory()).ok());
+}
+
+TEST(PluginLoader, MissingLibrary) {
+  Registry registry;
+  PluginLoader loader(registry);
+  auto st = loader.LoadPath("/nonexistent/lumpy_nothing.so");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(), "/nonexistent/lumpy_nothing.so: no such plugin library or folder");
+}
+
+TEST(PluginLoader, SharedLibraryThatIsNotAPlugin) {
+  Registry registry;
+  PluginLoader loader(registry);
+  const std::string path = kTestPlugins + "/notplugin/lumpy_not_a_plugin.so";
+  auto st = loader.LoadPath(path);
+  EXPECT_EQ(st.message(),
+            path + ": not a lumpy plugin (no lumpy_plugin_info record; build it with "
+                   "lumpy_add_plugin() and LUMPY_PLUGIN from <lumpy/plugin.h>)");
+}
+
+TEST(PluginLoader, FileThatIsNotALibrary) {
+  Registry registry;
+  PluginLoader loader(registry);
+  const std::string path = kTestPlugins + "/garbage/lumpy_garbage.so";
+  auto st = loader.LoadPath(path);
+  EXPECT_EQ(st.message().rfind(path + ": cannot load: ", 0), 0u) << st.message();
+}
+
+TEST(PluginLoader, AbiMismatchIsRefusedBeforeAnythingIsCalled) {
+  Registry registry;
+  PluginLoader loader(registry);
+  // The plugin's entry point aborts the process if it is ever called.
+  const std::string folder = kTestPlugins + "/mismatch";
+  auto st = loader.LoadPath(folder);
+  const std::string ours = absl::StrCat("lumpy SDK ABI ", LUMPY_SDK_ABI_VERSION, " (lumpy ",
+                                        LUMPY_VERSION_STRING, ", LibTorch ", TORCH_VERSION_MAJOR,
+                                        ".", TORCH_VERSION_MINOR);
+  EXPECT_EQ(st.message().rfind(folder + "/lumpy_abi_mismatch.so: incompatible plugin: built for "
+                                        "lumpy SDK ABI " +
+                                   std::to_string(LUMPY_SDK_ABI_VERSION + 41) +
+                                   " (lumpy 9.9.9, LibTorch 1.13, gcc 99.1), but this lumpy is " +
+                                   ours,
+                               0),
+            0u)
+      << st.message();
+  EXPECT_NE(st.message().find("; rebuild the plugin against this SDK"), std::string::npos);
+  EXPECT_TRUE(registry.Names(PluginKind::kConstraint).empty());
+}
+
+TEST(PluginLoader, TwoLibrariesRegisteringOneName) {
+  Registry registry;
+  PluginLoader loader(registry);
+  const std::string folder = kTestPlugins + "/dup";
+  auto st = loader.LoadPath(folder);
+  EXPECT_EQ(st.message(), folder + "/lumpy_dup_b.so: constraint plugin \"duplicate_handler\" is "
+                                   "registered twice: by " +
+                              folder + "/lumpy_dup_a.so and by " + folder +
+                              "/lumpy_dup_b.so; remove one of the two libraries");
+}
+
+TEST(Registry, ReservedParameterNamesAreRefused) {
+  Registry registry;
+  auto st = registry.AddLoss("x", "", LossKind::kObjective,
+                             {ParamSpec::Double("weight", "").Default(1.0)},
+                             [](const Params&) -> absl::StatusOr<std::shared_ptr<LossTerm>> {
+                               return absl::InternalError("unused");
+                             });
+  EXPECT_EQ(st.message(),
+            "loss plugin \"x\" declares \"weight\", a key the core reserves; rename the parameter");
+}
+
+}  // namespace
+}  // namespace lumpy

@@ -1,0 +1,151 @@
+// The built-in physics plugins, loaded as plugins, against closed forms on
+// analytic spacetimes (float64). Tolerances are stated per test.
+
+#include <gtest/gtest.h>
+
+#include "analytic_metrics.h"
+#include "loader/plugin_loader.h"
+
+namespace lumpy {
+namespace {
+
+using namespace lumpy::testing;
+
+// A StepContext over an analytic metric and a fixed point set.
+class TestContext : public StepContext {
+ public:
+  TestContext(MetricModel& m, torch::Tensor x) : model_(m), x_(std::move(x)) {}
+  const torch::Tensor& points() override { return x_; }
+  Geometry& geometry(int order) override {
+    if (!geo_ || geo_->order() < order) geo_ = std::make_unique<Geometry>(model_.jet(x_, order));
+    return *geo_;
+  }
+  Geometry& observer(int order) override {
+    if (!obs_ || obs_->order() < order) {
+      obs_ = std::make_unique<Geometry>(
+          model_.jet(torch::tensor({1.0, 0.0, 0.0, 0.0}, torch::kFloat64).view({1, 4}), order));
+    }
+    return *obs_;
+  }
+  MetricModel& metric() override { return model_; }
+  int64_t step() const override { return 0; }
+  torch::TensorOptions options() const override { return x_.options(); }
+
+ private:
+  MetricModel& model_;
+  torch::Tensor x_;
+  std::unique_ptr<Geometry> geo_, obs_;
+};
+
+class PhysicsPluginsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    registry_ = new Registry();
+    PluginLoader loader(*registry_);
+    ASSERT_TRUE(loader.LoadPath(PluginLoader::DefaultPluginDirectory()).ok());
+  }
+  template <class T>
+  std::shared_ptr<T> Make(PluginKind kind, const std::string& name,
+                          std::map<std::string, ParamValue> overrides = {}) {
+    const PluginEntry* e = registry_->Find(kind, name);
+    EXPECT_NE(e, nullptr) << name;
+    Params p;
+    for (const auto& s : e->params) {
+      ParamValue v = overrides.count(s.name()) ? overrides[s.name()] : *s.default_value();
+      EXPECT_FALSE(s.Check(v).has_value());
+      p.Set(s.name(), v);
+    }
+    auto made = std::get<Factory<T>>(e->factory)(p);
+    EXPECT_TRUE(made.ok()) << made.status();
+    return *made;
+  }
+  static Registry* registry_;
+};
+Registry* PhysicsPluginsTest::registry_ = nullptr;
+
+constexpr double kH0 = 0.2335;  // 70 km/s/Mpc in units of 1/(1000 Mpc)
+
+TEST_F(PhysicsPluginsTest, EinsteinDeSitterIsAnExactDustSolutionWithOmegaOne) {
+  // Both residual forms vanish to rounding (|r| <= 1e-10, so r^2 <= 1e-20).
+  FunctionMetric eds([](const torch::Tensor& p) {
+    return Flrw(p, [](const torch::Tensor& t) { return EdsScaleFactor(t, kH0); });
+  });
+  auto x = RandomPoints(64, {-1, -1, -1, -1}, {1, 1, 1, 1});
+  for (const char* form : {"mixed", "covariant"}) {
+    auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual",
+                              {{"omega_m", 1.0}, {"form", std::string(form)}});
+    TestContext ctx(eds, x);
+    auto value = efe->evaluate(ctx);
+    EXPECT_EQ(value.per_point.sizes(), (std::vector<int64_t>{64}));
+    EXPECT_LT(MaxAbs(value.per_point), 1e-20) << form;
+  }
+}
+
+TEST_F(PhysicsPluginsTest, UnderdenseDustLeavesTheClosedFormResidual) {
+  // EdS expansion with Omega_m = 0.3: only r^0_0 = (-3H^2 + kappa rho) det(gamma)
+  // survives, = -3 (1 - 0.3) H0^2 a^-3 a^6 = -2.1 H0^2 a^3; L = r00^2 / 16.
+  FunctionMetric eds([](const torch::Tensor& p) {
+    return Flrw(p, [](const torch::Tensor& t) { return EdsScaleFactor(t, kH0); });
+  });
+  auto x = RandomPoints(64, {-1, -1, -1, -1}, {1, 1, 1, 1});
+  auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual", {{"omega_m", 0.3}});
+  TestContext ctx(eds, x);
+  auto a = EdsScaleFactor(x.select(1, 0), kH0);
+  auto r00 = -2.1 * kH0 * kH0 * torch::pow(a, 3);
+  auto expected = r00.square() / 16.0;
+  EXPECT_LT(MaxAbs(efe->evaluate(ctx).per_point / expected - 1.0), 1e-10);
+}
+
+TEST_F(PhysicsPluginsTest, VacuumResidualVanishesOnSchwarzschild) {
+  FunctionMetric bh([](const torch::Tensor& p) { return SchwarzschildIsotropic(p, 1.0); });
+  auto x = RandomPoints(64, {-1, 0.6, 0.6, 0.6}, {1, 1.7, 1.7, 1.7});
+  auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual",
+                            {{"matter", std::string("vacuum")}, {"form", std::string("covariant")}});
+  TestContext ctx(bh, x);
+  EXPECT_LT(MaxAbs(efe->evaluate(ctx).per_point), 1e-20);
+}
+
+TEST_F(PhysicsPluginsTest, WecViolationIsMinusTheNegativePartOfR) {
+  // a = 1 + 0.3 cos t: R = 6 (a''/a + (a'/a)^2) changes sign over t in [-4, 1].
+  FunctionMetric m([](const torch::Tensor& p) {
+    return Flrw(p, [](const torch::Tensor& t) { return 1.0 + 0.3 * torch::cos(t); });
+  });
+  auto x = RandomPoints(256, {-4, -1, -1, -1}, {1, 1, 1, 1});
+  auto t = x.select(1, 0);
+  auto a = 1.0 + 0.3 * torch::cos(t), ad = -0.3 * torch::sin(t), add = -0.3 * torch::cos(t);
+  auto r = 6.0 * (add / a + (ad / a).square());
+  ASSERT_GT((r < 0).sum().item<int64_t>(), 10);
+  ASSERT_GT((r > 0).sum().item<int64_t>(), 10);
+  auto wec = Make<LossTerm>(PluginKind::kLoss, "wec");
+  TestContext ctx(m, x);
+  auto v = wec->evaluate(ctx);
+  EXPECT_LT(MaxAbs(v.per_point - torch::relu(-r)), 1e-10);
+  EXPECT_NEAR(v.value.item<double>(), torch::relu(-r).mean().item<double>(), 1e-10);
+}
+
+TEST_F(PhysicsPluginsTest, SoftQuadraticAndUniform) {
+  auto handler = Make<ConstraintHandler>(PluginKind::kConstraint, "soft_quadratic", {{"weight", 2.5}});
+  auto v = torch::tensor({0.0, 1.0, 2.0, 0.5}, torch::kFloat64);
+  auto p = handler->penalty(v);
+  EXPECT_LT(MaxAbs(p.per_point - 2.5 * v * v), 1e-15);
+  EXPECT_DOUBLE_EQ(p.total.item<double>(), 2.5 * (0 + 1 + 4 + 0.25) / 4);
+  auto uniform = Make<CurriculumWeighter>(PluginKind::kCurriculum, "uniform");
+  EXPECT_DOUBLE_EQ(uniform->reduce(torch::zeros({4, 4}), v).item<double>(), 3.5 / 4);
+}
+
+TEST_F(PhysicsPluginsTest, SirenStartsNearMinkowskiAndMapsOutputsAsDocumented) {
+  torch::manual_seed(0);
+  auto siren = Make<MetricModel>(PluginKind::kMetric, "siren");
+  siren->to(torch::kFloat64);
+  auto x = RandomPoints(32, {-4, -1, -1, -1}, {1, 1, 1, 1});
+  torch::NoGradGuard no_grad;
+  auto jet = siren->jet(x, 0);
+  auto eta = torch::diag(torch::tensor({-1.0, 1.0, 1.0, 1.0}, torch::kFloat64));
+  // Last layer N(0, 1e-4^2): g within ~1e-3 of eta; signature (-,+,+,+) and symmetry exact.
+  EXPECT_LT(MaxAbs(jet.g - eta), 5e-3);
+  EXPECT_EQ(MaxAbs(jet.g - jet.g.transpose(1, 2)), 0.0);
+  EXPECT_TRUE((jet.g.select(1, 0).select(1, 0) < 0).all().item<bool>());
+}
+
+}  // namespace
+}  // namespace lumpy
