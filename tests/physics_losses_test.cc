@@ -5,37 +5,14 @@
 
 #include "analytic_metrics.h"
 #include "loader/plugin_loader.h"
+#include "train/point_set_context.h"
 
 namespace lumpy {
 namespace {
 
 using namespace lumpy::testing;
 
-// A StepContext over an analytic metric and a fixed point set.
-class TestContext : public StepContext {
- public:
-  TestContext(MetricModel& m, torch::Tensor x) : model_(m), x_(std::move(x)) {}
-  const torch::Tensor& points() override { return x_; }
-  Geometry& geometry(int order) override {
-    if (!geo_ || geo_->order() < order) geo_ = std::make_unique<Geometry>(model_.jet(x_, order));
-    return *geo_;
-  }
-  Geometry& observer(int order) override {
-    if (!obs_ || obs_->order() < order) {
-      obs_ = std::make_unique<Geometry>(
-          model_.jet(torch::tensor({1.0, 0.0, 0.0, 0.0}, torch::kFloat64).view({1, 4}), order));
-    }
-    return *obs_;
-  }
-  MetricModel& metric() override { return model_; }
-  int64_t step() const override { return 0; }
-  torch::TensorOptions options() const override { return x_.options(); }
-
- private:
-  MetricModel& model_;
-  torch::Tensor x_;
-  std::unique_ptr<Geometry> geo_, obs_;
-};
+using TestContext = PointSetContext;
 
 class PhysicsPluginsTest : public ::testing::Test {
  protected:

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lumpy/build_info.h"
+#include "train/point_set_context.h"
 #include "train/progress.h"
 
 namespace lumpy {
@@ -26,46 +27,6 @@ namespace {
 torch::Dtype ParseDtype(const std::string& name) {
   return name == "float32" ? torch::kFloat32 : torch::kFloat64;
 }
-
-// The StepContext of one domain in one step. Jets and geometries are computed
-// on first use and shared by every term of the domain; the observer's by
-// every term of the step.
-class DomainContext final : public StepContext {
- public:
-  DomainContext(MetricModel& model, torch::Tensor points, std::unique_ptr<Geometry>* observer,
-                int64_t step, torch::TensorOptions options)
-      : model_(model),
-        points_(std::move(points)),
-        observer_(observer),
-        step_(step),
-        options_(options) {}
-
-  const torch::Tensor& points() override { return points_; }
-  Geometry& geometry(int order) override {
-    if (!geometry_ || geometry_->order() < order) {
-      geometry_ = std::make_unique<Geometry>(model_.jet(points_, order));
-    }
-    return *geometry_;
-  }
-  Geometry& observer(int order) override {
-    if (!*observer_ || (*observer_)->order() < order) {
-      auto x = torch::tensor({1.0, 0.0, 0.0, 0.0}, options_).view({1, 4});
-      *observer_ = std::make_unique<Geometry>(model_.jet(x, order));
-    }
-    return **observer_;
-  }
-  MetricModel& metric() override { return model_; }
-  int64_t step() const override { return step_; }
-  torch::TensorOptions options() const override { return options_; }
-
- private:
-  MetricModel& model_;
-  torch::Tensor points_;
-  std::unique_ptr<Geometry> geometry_;
-  std::unique_ptr<Geometry>* observer_;
-  int64_t step_;
-  torch::TensorOptions options_;
-};
 
 std::string Num(double v) { return absl::StrFormat("%.17g", v); }
 
@@ -195,10 +156,10 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
 
   for (int64_t step = 0; step < steps; ++step) {
     std::unique_ptr<Geometry> observer;
-    std::vector<std::unique_ptr<DomainContext>> contexts;
+    std::vector<std::unique_ptr<PointSetContext>> contexts;
     for (const auto& d : c.domains) {
-      contexts.push_back(std::make_unique<DomainContext>(
-          model, SamplePoints(*d.spec, tensor_options), &observer, step, tensor_options));
+      contexts.push_back(std::make_unique<PointSetContext>(
+          model, SamplePoints(*d.spec, tensor_options), &observer, step));
     }
     points_per_step = 0;
     for (auto& ctx : contexts) points_per_step += ctx->points().size(0);
@@ -210,7 +171,7 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
       const auto& l = c.losses[i];
       size_t di = 0;
       while (c.domains[di].spec->name != l.spec->domain) ++di;
-      DomainContext& ctx = *contexts[di];
+      PointSetContext& ctx = *contexts[di];
       LossValue value;
       try {
         value = l.term->evaluate(ctx);

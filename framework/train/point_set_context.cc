@@ -1,0 +1,27 @@
+#include "train/point_set_context.h"
+
+namespace lumpy {
+
+PointSetContext::PointSetContext(MetricModel& model, torch::Tensor points,
+                                 std::unique_ptr<Geometry>* observer_slot, int64_t step)
+    : model_(model),
+      points_(std::move(points)),
+      observer_(observer_slot ? observer_slot : &own_observer_),
+      step_(step) {}
+
+Geometry& PointSetContext::geometry(int order) {
+  if (!geometry_ || geometry_->order() < order) {
+    geometry_ = std::make_unique<Geometry>(model_.jet(points_, order));
+  }
+  return *geometry_;
+}
+
+Geometry& PointSetContext::observer(int order) {
+  if (!*observer_ || (*observer_)->order() < order) {
+    auto x = torch::tensor({1.0, 0.0, 0.0, 0.0}, points_.options()).view({1, 4});
+    *observer_ = std::make_unique<Geometry>(model_.jet(x, order));
+  }
+  return **observer_;
+}
+
+}  // namespace lumpy

@@ -1,0 +1,43 @@
+#include "tolerant_linear.h"
+
+#include <gtest/gtest.h>
+
+namespace tolerant_linear {
+namespace {
+
+const lumpy::PluginEntry& Entry(lumpy::Registry& registry) {
+  EXPECT_TRUE(Register(registry).ok());
+  const lumpy::PluginEntry* entry =
+      registry.Find(lumpy::PluginKind::kConstraint, "tolerant_linear");
+  EXPECT_NE(entry, nullptr);
+  return *entry;
+}
+
+TEST(TolerantLinear, DeclaresItsParameters) {
+  lumpy::Registry registry;
+  const auto& entry = Entry(registry);
+  ASSERT_EQ(entry.params.size(), 2u);
+  EXPECT_EQ(entry.params[0].name(), "weight");
+  lumpy::ParamValue negative = -1.0;
+  EXPECT_EQ(*entry.params[1].Check(negative), "must be >= 0, got -1");
+}
+
+TEST(TolerantLinear, PenaltyIsLinearBeyondTheTolerance) {
+  lumpy::Registry registry;
+  const auto& entry = Entry(registry);
+  lumpy::Params params;
+  params.Set("weight", 2.0);
+  params.Set("tolerance", 0.5);
+  auto handler = std::get<lumpy::Factory<lumpy::ConstraintHandler>>(entry.factory)(params);
+  ASSERT_TRUE(handler.ok());
+  auto v = torch::tensor({0.0, 0.25, 0.5, 1.0, 3.0}, torch::kFloat64);
+  auto p = (*handler)->penalty(v);
+  auto expected = torch::tensor({0.0, 0.0, 0.0, 1.0, 5.0}, torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(p.per_point, expected, 0, 1e-15));
+  EXPECT_DOUBLE_EQ(p.total.item<double>(), 6.0 / 5.0);
+  (*handler)->update(v, 0);
+  EXPECT_DOUBLE_EQ((*handler)->telemetry()[0].second, 2.0 / 5.0);
+}
+
+}  // namespace
+}  // namespace tolerant_linear

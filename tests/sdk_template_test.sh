@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs this build into a temporary prefix, builds the SDK template out of
+# tree against the installed package (as a plugin author would), runs the
+# template's own test, and trains an experiment that uses the new plugin.
+set -euo pipefail
+build_dir=$1
+work=$2
+rm -rf "$work"
+mkdir -p "$work"
+prefix=$work/prefix
+cmake --install "$build_dir" --prefix "$prefix" > "$work/install.log"
+cp -r "$prefix/share/lumpy/template" "$work/src"
+cmake -S "$work/src" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+  > "$work/configure.log"
+cmake --build "$work/build" -j2 > "$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+ctest --test-dir "$work/build" --output-on-failure
+# The installed CLI finds the built-in plugins next to itself and the new one
+# through LUMPY_PLUGIN_PATH.
+export LUMPY_PLUGIN_PATH=$work/build
+"$prefix/bin/lumpy" plugins | grep -q "tolerant_linear"
+"$prefix/bin/lumpy" check "$work/src/experiment.toml"
+"$prefix/bin/lumpy" run "$work/src/experiment.toml" --out "$work/run"
+head -1 "$work/run/metrics.csv" | grep -q "wec.active"
+grep -q '"status": "completed"' "$work/run/summary.json"
+# The installed quickstart is found without arguments.
+cd "$work" && LUMPY_PLUGIN_PATH= "$prefix/bin/lumpy" check "$prefix/share/lumpy/experiments/quickstart.toml"
+echo "sdk template: built out of tree, tested, and trained with"
