@@ -72,7 +72,7 @@ void BM_Jet_Autograd(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * state.range(1));
 }
-BENCHMARK(BM_Jet_Autograd)->ArgsProduct({{0, 1, 2}, {100, 1000}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Jet_Autograd)->ArgsProduct({{0, 1, 2}, {100, 1000}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Geometry(benchmark::State& state) {
   Setup();
@@ -92,7 +92,7 @@ void BM_Geometry(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_Geometry)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Geometry)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_PhysicsStep_AutogradJet(benchmark::State& state) {
   Setup();
@@ -115,7 +115,7 @@ void BM_PhysicsStep_AutogradJet(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * n);
 }
-BENCHMARK(BM_PhysicsStep_AutogradJet)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PhysicsStep_AutogradJet)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace lumpy
