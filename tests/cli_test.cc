@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "cli_runner.h"
 #include "lumpy/build_info.h"
@@ -146,6 +147,50 @@ TEST_F(CliTest, NonFiniteLossStopsWithTheTermAndStep) {
   auto summary = nlohmann::json::parse(ReadFile(dir_ / "nan" / "summary.json"));
   EXPECT_EQ(summary["status"], "failed");
   EXPECT_EQ(summary["steps"], 0);
+}
+
+TEST_F(CliTest, WithoutAnExperimentRunsTheQuickstart) {
+  auto r = RunLumpy("run --steps 2 --out q", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto summary = nlohmann::json::parse(ReadFile(dir_ / "q" / "summary.json"));
+  EXPECT_EQ(summary["experiment"], "quickstart");
+  EXPECT_EQ(summary["steps"], 2);
+}
+
+TEST_F(CliTest, PluginsPathsLoadsAnExtraLibrary) {
+  // dup_a alone is a valid plugin library outside the default folder.
+  const std::string lib = std::string(LUMPY_TEST_PLUGIN_DIR) + "/dup/lumpy_dup_a.so";
+  auto without = RunLumpy("run '" + kTiny + "' --steps 1 --out a " +
+                              "--set loss.wec.constraint.plugin=duplicate_handler",
+                          dir_);
+  EXPECT_EQ(without.exit_code, 2);
+  EXPECT_NE(without.err.find("unknown constraint \"duplicate_handler\""), std::string::npos);
+  auto with = RunLumpy("run '" + kTiny + "' --steps 1 --out b " +
+                           "--set loss.wec.constraint.plugin=duplicate_handler " +
+                           "--set 'plugins.paths=[\"" + lib + "\"]'",
+                       dir_);
+  EXPECT_EQ(with.exit_code, 0) << with.err;
+}
+
+TEST_F(CliTest, InterruptFinishesTheStepAndWritesTheSummary) {
+  const std::string script =
+      "'" + std::string(LUMPY_TEST_BINARY) + "' run '" + kTiny +
+      "' --steps 100000 --out i 2>/dev/null & pid=$!; "
+      "for n in $(seq 600); do [ -f i/metrics.csv ] && [ $(wc -l < i/metrics.csv) -ge 3 ] && break; "
+      "sleep 0.1; done; kill -INT $pid; wait $pid; echo $?";
+  FILE* pipe = popen(("cd '" + dir_.string() + "' && LUMPY_PLUGIN_PATH= bash -c \"" +
+                      absl::StrReplaceAll(script, {{"\"", "\\\""}, {"$", "\\$"}}) + "\"")
+                         .c_str(),
+                     "r");
+  char buf[64] = {0};
+  ASSERT_NE(fgets(buf, sizeof buf, pipe), nullptr);
+  pclose(pipe);
+  EXPECT_EQ(std::string(buf), "1\n");
+  auto summary = nlohmann::json::parse(ReadFile(dir_ / "i" / "summary.json"));
+  EXPECT_EQ(summary["status"], "interrupted");
+  EXPECT_GE(summary["steps"], 2);
+  EXPECT_LT(summary["steps"], 100000);
+  EXPECT_TRUE(fs::exists(dir_ / "i" / "model.pt"));
 }
 
 TEST_F(CliTest, PluginsListsEveryBuiltInWithParameters) {

@@ -75,7 +75,8 @@ TEST_F(ConfigTreeTest, MalformedOverridesAreRejected) {
 TEST_F(ConfigTreeTest, SwitchingPluginDropsTheOldPluginsParameters) {
   Write("base.toml",
         "[loss.wec]\nplugin = \"wec\"\ndomain = \"bulk\"\n"
-        "[loss.wec.constraint]\nplugin = \"augmented_lagrangian\"\nmu0 = 10.0\ntau = 0.9\n");
+        "[loss.wec.constraint]\nplugin = \"augmented_lagrangian\"\nmu0 = 10.0\ntau = 0.9\n"
+        "weight = 2.0\n");
   auto child = Write("child.toml",
                      "extends = \"base.toml\"\n[loss.wec.constraint]\nplugin = \"linear\"\n");
   auto tree = LoadConfigTree(child);
@@ -84,12 +85,26 @@ TEST_F(ConfigTreeTest, SwitchingPluginDropsTheOldPluginsParameters) {
   EXPECT_EQ(c->Find("plugin")->as_string(), "linear");
   EXPECT_EQ(c->Find("mu0"), nullptr);
   EXPECT_EQ(c->Find("tau"), nullptr);
+  // `weight` is the handler's own parameter here, not a loss entry's.
+  EXPECT_EQ(c->Find("weight"), nullptr);
   // The same through --set.
   auto base = LoadConfigTree(dir_ / "base.toml");
   ASSERT_TRUE(ApplyOverride(*base, "loss.wec.constraint.plugin=soft_quadratic").ok());
   EXPECT_EQ(base->Find("loss")->Find("wec")->Find("constraint")->Find("mu0"), nullptr);
   // The loss entry itself keeps its structural keys.
   EXPECT_EQ(base->Find("loss")->Find("wec")->Find("domain")->as_string(), "bulk");
+  EXPECT_EQ(base->Find("loss")->Find("wec")->Find("constraint")->Find("weight"), nullptr);
+  // Switching a loss entry's plugin keeps its domain, weight and handler table.
+  ConfigNode root = ConfigNode::Table();
+  ASSERT_TRUE(ApplyOverride(root, "loss.e.plugin=a").ok());
+  ASSERT_TRUE(ApplyOverride(root, "loss.e.domain=bulk").ok());
+  ASSERT_TRUE(ApplyOverride(root, "loss.e.weight=3").ok());
+  ASSERT_TRUE(ApplyOverride(root, "loss.e.a_param=1").ok());
+  ASSERT_TRUE(ApplyOverride(root, "loss.e.plugin=b").ok());
+  const ConfigNode* e = root.Find("loss")->Find("e");
+  EXPECT_EQ(e->Find("domain")->as_string(), "bulk");
+  EXPECT_EQ(e->Find("weight")->as_int(), 3);
+  EXPECT_EQ(e->Find("a_param"), nullptr);
 }
 
 TEST_F(ConfigTreeTest, SamePluginMergesParameters) {

@@ -264,13 +264,41 @@ void ToTomlNode(const ConfigNode& node, toml::table& parent, const std::string& 
   }
 }
 
-const char* const kStructuralKeys[] = {"plugin", "domain", "weight", "enabled"};
+// Keys the core owns in a plugin table, which survive a switch of `plugin`:
+// `enabled` everywhere, and a loss entry's (loss.NAME) domain and weight.
+bool IsCoreKey(const std::vector<std::string>& path, const std::string& key) {
+  if (key == "plugin" || key == "enabled") return true;
+  const bool loss_entry = path.size() == 2 && path[0] == "loss";
+  return loss_entry && (key == "domain" || key == "weight");
+}
 
-bool IsStructural(const std::string& key) {
-  for (const char* k : kStructuralKeys) {
-    if (key == k) return true;
+void MergeAt(ConfigNode& base, const ConfigNode& overlay, std::vector<std::string>& path) {
+  if (!base.is_table() || !overlay.is_table()) {
+    base = overlay;
+    return;
   }
-  return false;
+  const ConfigNode* new_plugin = overlay.Find("plugin");
+  const ConfigNode* old_plugin = base.Find("plugin");
+  if (new_plugin && old_plugin && new_plugin->ToText() != old_plugin->ToText()) {
+    // Another plugin: the old one's parameters do not carry over; sub-tables
+    // (a loss entry's constraint) and the core's keys do.
+    ConfigNode kept = ConfigNode::Table(base.location());
+    kept.set_key_location(base.key_location());
+    for (const auto& [k, v] : base.fields()) {
+      if (IsCoreKey(path, k) || v.is_table()) kept.Set(k, v);
+    }
+    base = std::move(kept);
+  }
+  for (const auto& [k, v] : overlay.fields()) {
+    ConfigNode* existing = base.Find(k);
+    if (existing && existing->is_table() && v.is_table()) {
+      path.push_back(k);
+      MergeAt(*existing, v, path);
+      path.pop_back();
+    } else {
+      base.Set(k, v);
+    }
+  }
 }
 
 }  // namespace
@@ -299,29 +327,8 @@ absl::StatusOr<ConfigNode> LoadConfigTree(const fs::path& file) {
 }
 
 void DeepMerge(ConfigNode& base, const ConfigNode& overlay) {
-  if (!base.is_table() || !overlay.is_table()) {
-    base = overlay;
-    return;
-  }
-  const ConfigNode* new_plugin = overlay.Find("plugin");
-  const ConfigNode* old_plugin = base.Find("plugin");
-  if (new_plugin && old_plugin && new_plugin->ToText() != old_plugin->ToText()) {
-    // Another plugin: the old one's parameters do not carry over.
-    ConfigNode kept = ConfigNode::Table(base.location());
-    kept.set_key_location(base.key_location());
-    for (const auto& [k, v] : base.fields()) {
-      if (IsStructural(k) || v.is_table()) kept.Set(k, v);
-    }
-    base = std::move(kept);
-  }
-  for (const auto& [k, v] : overlay.fields()) {
-    ConfigNode* existing = base.Find(k);
-    if (existing && existing->is_table() && v.is_table()) {
-      DeepMerge(*existing, v);
-    } else {
-      base.Set(k, v);
-    }
-  }
+  std::vector<std::string> path;
+  MergeAt(base, overlay, path);
 }
 
 absl::Status ApplyOverride(ConfigNode& root, const std::string& assignment) {

@@ -95,7 +95,7 @@ LUMPY_ENGINE_API absl::StatusOr<ConfigNode> LoadConfigTree(const std::filesystem
 // Deep merge: tables merge key by key, everything else is replaced. When the
 // overlay switches a table's `plugin` to another one, the base table's plugin
 // parameters are dropped (they belong to the old plugin); its sub-tables and
-// the structural keys (domain, weight, enabled) are kept.
+// the core's keys (enabled; a loss entry's domain and weight) are kept.
 LUMPY_ENGINE_API void DeepMerge(ConfigNode& base, const ConfigNode& overlay);
 
 // Applies one "key.path=value" override. The value is read as a TOML value

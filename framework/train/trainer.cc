@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -27,6 +29,33 @@ namespace {
 torch::Dtype ParseDtype(const std::string& name) {
   return name == "float32" ? torch::kFloat32 : torch::kFloat64;
 }
+
+// Ctrl-C / SIGTERM: finish the current step, write the summary and the model,
+// and stop. A second signal ends the process at once.
+std::atomic<int> g_stop_signal{0};
+extern "C" void OnStopSignal(int sig) {
+  g_stop_signal = sig;
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    old_int_ = std::signal(SIGINT, OnStopSignal);
+    old_term_ = std::signal(SIGTERM, OnStopSignal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+  int received() const { return g_stop_signal; }
+
+ private:
+  void (*old_int_)(int);
+  void (*old_term_)(int);
+};
 
 std::string Num(double v) { return absl::StrFormat("%.17g", v); }
 
@@ -154,7 +183,14 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
   int64_t completed = 0;
   int64_t points_per_step = 0;
 
+  StopSignals signals;
+  std::string interrupted;
   for (int64_t step = 0; step < steps; ++step) {
+    if (signals.received()) {
+      interrupted = absl::StrCat("interrupted by signal ", signals.received(), " after step ",
+                                 step, " of ", steps, "; the run folder holds everything so far");
+      break;
+    }
     std::unique_ptr<Geometry> observer;
     std::vector<std::unique_ptr<PointSetContext>> contexts;
     for (const auto& d : c.domains) {
@@ -268,8 +304,9 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
   summary["experiment"] = exp.name;
   summary["source"] = exp.file.string();
   summary["lumpy_version"] = LUMPY_VERSION_STRING;
-  summary["status"] = failure.empty() ? "completed" : "failed";
+  summary["status"] = !failure.empty() ? "failed" : (!interrupted.empty() ? "interrupted" : "completed");
   if (!failure.empty()) summary["error"] = failure;
+  if (!interrupted.empty()) summary["error"] = interrupted;
   summary["steps"] = completed;
   summary["wall_time_s"] = elapsed();
   summary["steps_per_second"] = completed / std::max(elapsed(), 1e-9);
@@ -289,6 +326,7 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
     return st;
   }
   if (!failure.empty()) return absl::AbortedError(failure);
+  if (!interrupted.empty()) return absl::CancelledError(interrupted);
   return absl::OkStatus();
 }
 
