@@ -8,6 +8,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "cli_runner.h"
+#include "temp_dir.h"
 #include "lumpy/build_info.h"
 
 namespace lumpy {
@@ -19,18 +20,7 @@ using testing::RunLumpy;
 
 const std::string kTiny = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/tiny.toml";
 
-class CliTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("lumpy_cli_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
-};
+using CliTest = testing::TempDirTest;
 
 // metrics.csv without its wall-time column.
 std::vector<std::string> MetricsWithoutTime(const fs::path& run) {

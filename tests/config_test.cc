@@ -5,25 +5,19 @@
 #include <filesystem>
 #include <fstream>
 
+#include "temp_dir.h"
+
 namespace lumpy {
 namespace {
 
 namespace fs = std::filesystem;
 
-class ConfigTreeTest : public ::testing::Test {
+class ConfigTreeTest : public testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("lumpy_config_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   fs::path Write(const std::string& name, const std::string& text) {
     std::ofstream(dir_ / name) << text;
     return dir_ / name;
   }
-  fs::path dir_;
 };
 
 TEST_F(ConfigTreeTest, ExtendsDeepMergesAndKeepsPositions) {

@@ -1,4 +1,5 @@
-// One of two libraries that register the same constraint name.
+// Compiled into two libraries (lumpy_dup_a.so, lumpy_dup_b.so) that register
+// the same constraint name, for the loader's duplicate check.
 #include "lumpy/lumpy.h"
 
 namespace {
