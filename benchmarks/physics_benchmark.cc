@@ -1,12 +1,14 @@
-// Google Benchmark: the physics path with the generic autograd jet.
-// Items are collocation points. Run: build/release/bin/lumpy_benchmarks
+// Google Benchmark: the physics path. Items are collocation points.
+// Run: build/release/bin/lumpy_benchmarks [--benchmark_filter=BM_PhysicsStep]
 //
-//   BM_Jet_Autograd/<order>/<points>      SIREN 4x64 jet, float32
-//   BM_Geometry/<points>                  curvature and 3+1 quantities from a jet
-//   BM_PhysicsStep_AutogradJet/<points>   one optimizer step of the physics loss:
+//   BM_Jet/<order>/<points>               SIREN 4x64 Taylor-mode jet + parameter backward, float32
+//   BM_Jet_Autograd/<order>/<points>      the same through the SDK's nested-autograd jet
+//   BM_Geometry/<points>                  curvature and 3+1 quantities from a jet (forward)
+//   BM_PhysicsStep/<points>               one optimizer step of the physics loss:
 //       fresh points t in U[-4,1], x,y,z in U[-1,1]; EFE residual (mixed x det gamma,
 //       dust, Omega_m = 0.3) + WEC augmented-Lagrangian penalty
 //       lambda mean(v) + 1/2 mean(v)^2 (lambda = 1, mu = 1); backward; Adam.
+//   BM_PhysicsStep_AutogradJet/<points>   the same step through the autograd jet
 
 #include <benchmark/benchmark.h>
 
@@ -57,10 +59,10 @@ DomainSpec Bulk(int64_t n) {
 
 const auto kF32 = torch::TensorOptions().dtype(torch::kFloat32);
 
-void BM_Jet_Autograd(benchmark::State& state) {
+void JetBenchmark(benchmark::State& state, const std::string& jet_kind) {
   Setup();
   const int order = static_cast<int>(state.range(0));
-  auto model = Make<MetricModel>(PluginKind::kMetric, "siren");
+  auto model = Make<MetricModel>(PluginKind::kMetric, "siren", {{"jet", jet_kind}});
   model->to(torch::kFloat32);
   auto x = SamplePoints(Bulk(state.range(1)), kF32);
   for (auto _ : state) {
@@ -72,6 +74,9 @@ void BM_Jet_Autograd(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * state.range(1));
 }
+void BM_Jet(benchmark::State& state) { JetBenchmark(state, "taylor"); }
+void BM_Jet_Autograd(benchmark::State& state) { JetBenchmark(state, "autograd"); }
+BENCHMARK(BM_Jet)->ArgsProduct({{0, 1, 2}, {100, 1000}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Jet_Autograd)->ArgsProduct({{0, 1, 2}, {100, 1000}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Geometry(benchmark::State& state) {
@@ -94,10 +99,10 @@ void BM_Geometry(benchmark::State& state) {
 }
 BENCHMARK(BM_Geometry)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_PhysicsStep_AutogradJet(benchmark::State& state) {
+void PhysicsStep(benchmark::State& state, const std::string& jet_kind) {
   Setup();
   const int64_t n = state.range(0);
-  auto model = Make<MetricModel>(PluginKind::kMetric, "siren");
+  auto model = Make<MetricModel>(PluginKind::kMetric, "siren", {{"jet", jet_kind}});
   model->to(torch::kFloat32);
   auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual");
   auto wec = Make<LossTerm>(PluginKind::kLoss, "wec");
@@ -115,6 +120,9 @@ void BM_PhysicsStep_AutogradJet(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * n);
 }
+void BM_PhysicsStep(benchmark::State& state) { PhysicsStep(state, "taylor"); }
+void BM_PhysicsStep_AutogradJet(benchmark::State& state) { PhysicsStep(state, "autograd"); }
+BENCHMARK(BM_PhysicsStep)->Arg(100)->Arg(1000)->Arg(4000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_PhysicsStep_AutogradJet)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

@@ -3,6 +3,14 @@
 // 4 inputs (t,x,y,z), clipped to [-clip, clip] -> `layers` hidden layers of
 // `hidden` units with sin activation -> 10 outputs o0..o9 mapped to
 //   g00 = -exp(o0), g11,g22,g33 = exp(o1..o3), g01,g02,g03,g12,g13,g23 = o4..o9.
+//
+// The jet is propagated forward (Taylor mode): every layer carries the value,
+// the 4 first and the 10 distinct second coordinate derivatives of its
+// activations as 1 + 4 + 10 channels, pushed through each weight matrix in
+// one matrix product (sin' = cos, sin'' = -sin; the clip's derivative is 0
+// outside the box). One reverse pass then gives parameter gradients.
+// `jet = "autograd"` selects the SDK's nested-autograd jet instead (the
+// oracle the Taylor jet is tested against).
 
 #include <cmath>
 
@@ -12,7 +20,8 @@ namespace {
 
 class SirenImpl : public lumpy::MetricModel {
  public:
-  explicit SirenImpl(const lumpy::Params& p) : clip_(p.GetDouble("clip")) {
+  explicit SirenImpl(const lumpy::Params& p)
+      : clip_(p.GetDouble("clip")), taylor_(p.GetString("jet") == "taylor") {
     const int64_t hidden = p.GetInt("hidden");
     const int64_t layers = p.GetInt("layers");
     int64_t fan_in = 4;
@@ -50,13 +59,88 @@ class SirenImpl : public lumpy::MetricModel {
   }
 
   lumpy::Jet jet(const torch::Tensor& x, int order) override {
-    const bool keep_graph = torch::GradMode::is_enabled();
-    return lumpy::AutogradJet([this](const torch::Tensor& xx) { return metric(xx); }, x, order,
-                              keep_graph);
+    TORCH_CHECK(order >= 0 && order <= 2, "siren: jet order must be 0, 1 or 2, got ", order);
+    if (!taylor_ || order == 0) {
+      if (order == 0) return {metric(x), {}, {}, 0};
+      const bool keep_graph = torch::GradMode::is_enabled();
+      return lumpy::AutogradJet([this](const torch::Tensor& xx) { return metric(xx); }, x, order,
+                                keep_graph);
+    }
+    return TaylorJet(x, order);
   }
 
  private:
+  // Pairs (k, l), k <= l, of the 10 distinct second derivatives, and for each
+  // of the 16 ordered pairs its distinct index.
+  static constexpr int64_t kPairK[10] = {0, 0, 0, 0, 1, 1, 1, 2, 2, 3};
+  static constexpr int64_t kPairL[10] = {0, 1, 2, 3, 1, 2, 3, 2, 3, 3};
+  static constexpr int64_t kPairOf[16] = {0, 1, 2, 3, 1, 4, 5, 6, 2, 5, 7, 8, 3, 6, 8, 9};
+
+  // Channels [B, C, n]: 0 value, 1..4 d/dx_k, 5..14 d2/dx_k dx_l (pairs).
+  lumpy::Jet TaylorJet(const torch::Tensor& x, int order) {
+    const int64_t batch = x.size(0);
+    const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(x.device());
+    const auto pair_k = torch::tensor(std::vector<int64_t>(kPairK, kPairK + 10), long_opts);
+    const auto pair_l = torch::tensor(std::vector<int64_t>(kPairL, kPairL + 10), long_opts);
+
+    // Input layer: h = clip(x); dh_j/dx_k = [inside] delta_jk; second derivatives 0.
+    auto inside = (x.abs() < clip_).to(x.dtype());  // [B,4]
+    auto h = torch::clamp(x, -clip_, clip_);
+    // First hidden layer, by hand: z_k = inside_k W[:, k]; z_kl = 0.
+    const auto& w0 = hidden_[0]->weight;  // [n,4]
+    auto z = torch::addmm(hidden_[0]->bias, h, w0.t());              // [B,n]
+    auto zk = inside.unsqueeze(2) * w0.t().unsqueeze(0);             // [B,4,n]
+    torch::Tensor zkl;                                               // [B,10,n] or undefined (0)
+    torch::Tensor a, ak, akl;
+    for (size_t i = 0;; ++i) {
+      // a = sin z, a_k = cos z z_k, a_kl = cos z z_kl - sin z z_k z_l.
+      auto s = torch::sin(z), c = torch::cos(z);
+      a = s;
+      ak = c.unsqueeze(1) * zk;
+      if (order >= 2) {
+        auto zz = zk.index_select(1, pair_k) * zk.index_select(1, pair_l);
+        akl = zkl.defined() ? c.unsqueeze(1) * zkl - s.unsqueeze(1) * zz : -s.unsqueeze(1) * zz;
+      }
+      const torch::nn::Linear& next = i + 1 < hidden_.size() ? hidden_[i + 1] : out_;
+      // All channels through the next weight matrix in one product.
+      auto channels = order >= 2 ? torch::cat({a.unsqueeze(1), ak, akl}, 1)
+                                 : torch::cat({a.unsqueeze(1), ak}, 1);       // [B,C,n]
+      auto y = torch::matmul(channels, next->weight.t());                     // [B,C,m]
+      z = y.select(1, 0) + next->bias;
+      zk = y.narrow(1, 1, 4);
+      if (order >= 2) zkl = y.narrow(1, 5, 10);
+      if (i + 1 >= hidden_.size()) break;
+    }
+    // Output map. Diagonal: e = sign exp(o): e_k = e o_k, e_kl = e (o_kl + o_k o_l).
+    const auto& o = z;                                              // [B,10]
+    auto sign = torch::tensor({-1.0, 1.0, 1.0, 1.0}, o.options());
+    auto e = torch::exp(o.narrow(1, 0, 4)) * sign;                  // [B,4]
+    auto value = torch::cat({e, o.narrow(1, 4, 6)}, 1);             // [B,10]
+    auto ok = zk;                                                   // [B,4,10]
+    auto first = torch::cat({e.unsqueeze(1) * ok.narrow(2, 0, 4), ok.narrow(2, 4, 6)}, 2);
+    const auto idx = index_.to(x.device());
+    lumpy::Jet jet;
+    jet.order = order;
+    jet.g = value.index_select(1, idx).view({batch, 4, 4});
+    // [B,k,16] -> [B,4,4,k]
+    jet.dg = first.index_select(2, idx).view({batch, 4, 4, 4}).permute({0, 2, 3, 1});
+    if (order >= 2) {
+      auto okl = zkl;                                               // [B,10,10]
+      auto od = ok.narrow(2, 0, 4);
+      auto second_diag = e.unsqueeze(1) * (okl.narrow(2, 0, 4) +
+                                           od.index_select(1, pair_k) * od.index_select(1, pair_l));
+      auto second = torch::cat({second_diag, okl.narrow(2, 4, 6)}, 2);  // [B,10 pairs,10]
+      const auto pair_of = torch::tensor(std::vector<int64_t>(kPairOf, kPairOf + 16), long_opts);
+      jet.d2g = second.index_select(1, pair_of)
+                    .index_select(2, idx)
+                    .view({batch, 4, 4, 4, 4})
+                    .permute({0, 3, 4, 1, 2});                       // [B,i,j,k,l]
+    }
+    return jet;
+  }
+
   double clip_;
+  bool taylor_;
   std::vector<torch::nn::Linear> hidden_;
   torch::nn::Linear out_{nullptr};
   torch::Tensor index_;
@@ -79,6 +163,10 @@ absl::Status Register(lumpy::Registry& registry) {
               .Default(1e-4)
               .AtLeast(0),
           ParamSpec::Double("clip", "inputs are clipped to [-clip, clip]").Default(6.0).Greater(0),
+          ParamSpec::String("jet", "taylor: forward-propagated jet (fast); autograd: nested "
+                                   "reverse mode (the oracle)")
+              .Default(std::string("taylor"))
+              .OneOf({"taylor", "autograd"}),
       },
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::MetricModel>> {
         return Siren(p).ptr();
