@@ -34,14 +34,11 @@ Registry& Plugins() {
 }
 
 template <class T>
-std::shared_ptr<T> Make(PluginKind kind, const std::string& name,
+std::shared_ptr<T> Make(PluginKind, const std::string& name,
                         std::map<std::string, ParamValue> overrides = {}) {
-  const PluginEntry* e = Plugins().Find(kind, name);
-  Params p;
-  for (const auto& s : e->params) {
-    p.Set(s.name(), overrides.count(s.name()) ? overrides[s.name()] : *s.default_value());
-  }
-  return *std::get<Factory<T>>(e->factory)(p);
+  auto made = Plugins().Make<T>(name, std::move(overrides));
+  if (!made.ok()) throw std::runtime_error(std::string(made.status().message()));
+  return *made;
 }
 
 void Setup() {

@@ -1,7 +1,7 @@
 #pragma once
-// Closed-form spacetimes for tests, written as metric functions of
-// x = (t, x, y, z) [B,4] -> g [B,4,4], and a MetricModel that wraps one
-// (its jet is the SDK's autograd jet).
+// Closed-form spacetimes the geometry tests need beyond the metric plugins,
+// written as functions of x = (t, x, y, z) [B,4] -> g [B,4,4], and a
+// MetricModel that wraps one (its jet is the SDK's autograd jet).
 
 #include <cmath>
 
@@ -13,33 +13,8 @@ namespace lumpy::testing {
 inline torch::Tensor Flrw(const torch::Tensor& x,
                           const std::function<torch::Tensor(const torch::Tensor&)>& a) {
   auto a2 = a(x.select(1, 0)).square();
-  auto zero = torch::zeros_like(a2);
   auto diag = torch::stack({-torch::ones_like(a2), a2, a2, a2}, 1);
   return torch::diag_embed(diag);
-}
-
-// Einstein-de Sitter with H0 today (t = 1, a = 1): a = ((t - t0)/(1 - t0))^(2/3),
-// t0 = 1 - 2/(3 H0).
-inline torch::Tensor EdsScaleFactor(const torch::Tensor& t, double h0) {
-  const double age = 2.0 / (3.0 * h0);
-  return torch::pow((t - (1.0 - age)) / age, 2.0 / 3.0);
-}
-
-// Schwarzschild of mass m in isotropic Cartesian coordinates.
-inline torch::Tensor SchwarzschildIsotropic(const torch::Tensor& x, double m) {
-  auto r = torch::sqrt(x.narrow(1, 1, 3).square().sum(1));
-  auto q = m / (2.0 * r);
-  auto lapse = (1.0 - q) / (1.0 + q);
-  auto psi4 = torch::pow(1.0 + q, 4);
-  return torch::diag_embed(torch::stack({-lapse.square(), psi4, psi4, psi4}, 1));
-}
-
-// Kasner: ds^2 = -dt^2 + sum_i t^(2 p_i) dx_i^2 (t > 0).
-inline torch::Tensor Kasner(const torch::Tensor& x, double p1, double p2, double p3) {
-  auto t = x.select(1, 0);
-  return torch::diag_embed(torch::stack(
-      {-torch::ones_like(t), torch::pow(t, 2 * p1), torch::pow(t, 2 * p2), torch::pow(t, 2 * p3)},
-      1));
 }
 
 // Minkowski space in curvilinear coordinates: g = J^T eta J with
@@ -57,12 +32,10 @@ inline torch::Tensor DisguisedMinkowski(const torch::Tensor& x) {
   return torch::einsum("bma,mn,bnc->bac", {jac, eta, jac});
 }
 
-class FunctionMetric : public MetricModel {
+class FunctionMetric : public AnalyticMetric {
  public:
   explicit FunctionMetric(MetricFunction f) : f_(std::move(f)) {}
-  Jet jet(const torch::Tensor& x, int order) override {
-    return AutogradJet(f_, x, order, torch::GradMode::is_enabled());
-  }
+  torch::Tensor metric(const torch::Tensor& x) override { return f_(x); }
 
  private:
   MetricFunction f_;

@@ -14,7 +14,8 @@ TEST(PluginLoader, LoadsEveryBuiltInPluginFromTheBuildFolder) {
   Registry registry;
   PluginLoader loader(registry);
   ASSERT_TRUE(loader.LoadPath(PluginLoader::DefaultPluginDirectory()).ok());
-  EXPECT_EQ(registry.Names(PluginKind::kMetric), (std::vector<std::string>{"siren"}));
+  EXPECT_EQ(registry.Names(PluginKind::kMetric),
+            (std::vector<std::string>{"flrw", "kasner", "minkowski", "schwarzschild", "siren"}));
   EXPECT_EQ(registry.Names(PluginKind::kLoss), (std::vector<std::string>{"efe_residual", "wec"}));
   EXPECT_EQ(registry.Names(PluginKind::kConstraint), (std::vector<std::string>{"soft_quadratic"}));
   EXPECT_EQ(registry.Names(PluginKind::kCurriculum), (std::vector<std::string>{"uniform"}));

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "analytic_metrics.h"
-#include "loader/plugin_loader.h"
+#include "built_in_plugins.h"
 #include "train/point_set_context.h"
 
 namespace lumpy {
@@ -16,42 +16,23 @@ using TestContext = PointSetContext;
 
 class PhysicsPluginsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    registry_ = new Registry();
-    PluginLoader loader(*registry_);
-    ASSERT_TRUE(loader.LoadPath(PluginLoader::DefaultPluginDirectory()).ok());
-  }
   template <class T>
-  std::shared_ptr<T> Make(PluginKind kind, const std::string& name,
+  std::shared_ptr<T> Make(PluginKind, const std::string& name,
                           std::map<std::string, ParamValue> overrides = {}) {
-    const PluginEntry* e = registry_->Find(kind, name);
-    EXPECT_NE(e, nullptr) << name;
-    Params p;
-    for (const auto& s : e->params) {
-      ParamValue v = overrides.count(s.name()) ? overrides[s.name()] : *s.default_value();
-      EXPECT_FALSE(s.Check(v).has_value());
-      p.Set(s.name(), v);
-    }
-    auto made = std::get<Factory<T>>(e->factory)(p);
-    EXPECT_TRUE(made.ok()) << made.status();
-    return *made;
+    return MakeBuiltIn<T>(name, std::move(overrides));
   }
-  static Registry* registry_;
 };
-Registry* PhysicsPluginsTest::registry_ = nullptr;
 
-constexpr double kH0 = 0.2335;  // 70 km/s/Mpc in units of 1/(1000 Mpc)
+constexpr double kH0 = 70.0 / 299792.458 * 1000.0;  // 70 km/s/Mpc in 1/(1000 Mpc)
 
 TEST_F(PhysicsPluginsTest, EinsteinDeSitterIsAnExactDustSolutionWithOmegaOne) {
   // Both residual forms vanish to rounding (|r| <= 1e-10, so r^2 <= 1e-20).
-  FunctionMetric eds([](const torch::Tensor& p) {
-    return Flrw(p, [](const torch::Tensor& t) { return EdsScaleFactor(t, kH0); });
-  });
+  auto eds = Make<MetricModel>(PluginKind::kMetric, "flrw", {{"scale_factor", std::string("eds")}});
   auto x = RandomPoints(64, {-1, -1, -1, -1}, {1, 1, 1, 1});
   for (const char* form : {"mixed", "covariant"}) {
     auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual",
                               {{"omega_m", 1.0}, {"form", std::string(form)}});
-    TestContext ctx(eds, x);
+    TestContext ctx(*eds, x);
     auto value = efe->evaluate(ctx);
     EXPECT_EQ(value.per_point.sizes(), (std::vector<int64_t>{64}));
     EXPECT_LT(MaxAbs(value.per_point), 1e-20) << form;
@@ -61,24 +42,24 @@ TEST_F(PhysicsPluginsTest, EinsteinDeSitterIsAnExactDustSolutionWithOmegaOne) {
 TEST_F(PhysicsPluginsTest, UnderdenseDustLeavesTheClosedFormResidual) {
   // EdS expansion with Omega_m = 0.3: only r^0_0 = (-3H^2 + kappa rho) det(gamma)
   // survives, = -3 (1 - 0.3) H0^2 a^-3 a^6 = -2.1 H0^2 a^3; L = r00^2 / 16.
-  FunctionMetric eds([](const torch::Tensor& p) {
-    return Flrw(p, [](const torch::Tensor& t) { return EdsScaleFactor(t, kH0); });
-  });
+  auto eds = Make<MetricModel>(PluginKind::kMetric, "flrw", {{"scale_factor", std::string("eds")}});
   auto x = RandomPoints(64, {-1, -1, -1, -1}, {1, 1, 1, 1});
   auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual", {{"omega_m", 0.3}});
-  TestContext ctx(eds, x);
-  auto a = EdsScaleFactor(x.select(1, 0), kH0);
+  TestContext ctx(*eds, x);
+  // a(t) = ((t - t_b)/(1 - t_b))^(2/3), t_b = 1 - 2/(3 H0): written out independently.
+  const double age = 2.0 / (3.0 * kH0);
+  auto a = torch::pow((x.select(1, 0) - (1.0 - age)) / age, 2.0 / 3.0);
   auto r00 = -2.1 * kH0 * kH0 * torch::pow(a, 3);
   auto expected = r00.square() / 16.0;
   EXPECT_LT(MaxAbs(efe->evaluate(ctx).per_point / expected - 1.0), 1e-10);
 }
 
 TEST_F(PhysicsPluginsTest, VacuumResidualVanishesOnSchwarzschild) {
-  FunctionMetric bh([](const torch::Tensor& p) { return SchwarzschildIsotropic(p, 1.0); });
+  auto bh = Make<MetricModel>(PluginKind::kMetric, "schwarzschild", {{"mass", 1.0}});
   auto x = RandomPoints(64, {-1, 0.6, 0.6, 0.6}, {1, 1.7, 1.7, 1.7});
   auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual",
                             {{"matter", std::string("vacuum")}, {"form", std::string("covariant")}});
-  TestContext ctx(bh, x);
+  TestContext ctx(*bh, x);
   EXPECT_LT(MaxAbs(efe->evaluate(ctx).per_point), 1e-20);
 }
 

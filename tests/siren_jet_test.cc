@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "analytic_metrics.h"
-#include "loader/plugin_loader.h"
+#include "built_in_plugins.h"
 
 namespace lumpy {
 namespace {
@@ -14,37 +14,24 @@ namespace {
 using lumpy::testing::MaxAbs;
 using lumpy::testing::RandomPoints;
 
-std::shared_ptr<MetricModel> MakeSiren(const Registry& registry, const std::string& jet,
-                                       torch::Dtype dtype, uint64_t seed) {
-  const PluginEntry* e = registry.Find(PluginKind::kMetric, "siren");
-  Params p;
-  for (const auto& s : e->params) p.Set(s.name(), *s.default_value());
-  p.Set("jet", jet);
-  p.Set("omega0", 10.0);            // part 5's frequency: large derivatives
-  p.Set("output_init_std", 0.3);    // far from Minkowski
-  p.Set("clip", 1.5);               // some points outside the clip box
+std::shared_ptr<MetricModel> MakeSiren(const std::string& jet, torch::Dtype dtype, uint64_t seed) {
   torch::manual_seed(seed);
-  auto m = *std::get<Factory<MetricModel>>(e->factory)(p);
+  auto m = testing::MakeBuiltIn<MetricModel>(
+      "siren", {{"jet", jet},
+                {"omega0", 10.0},           // part 5's frequency: large derivatives
+                {"output_init_std", 0.3},   // far from Minkowski
+                {"clip", 1.5}});            // some points outside the clip box
   m->to(dtype);
   return m;
 }
 
-class SirenJetTest : public ::testing::TestWithParam<torch::Dtype> {
- protected:
-  static void SetUpTestSuite() {
-    registry_ = new Registry();
-    PluginLoader loader(*registry_);
-    ASSERT_TRUE(loader.LoadPath(PluginLoader::DefaultPluginDirectory()).ok());
-  }
-  static Registry* registry_;
-};
-Registry* SirenJetTest::registry_ = nullptr;
+class SirenJetTest : public ::testing::TestWithParam<torch::Dtype> {};
 
 TEST_P(SirenJetTest, TaylorJetEqualsAutogradJet) {
   const torch::Dtype dtype = GetParam();
   const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
-  auto fast = MakeSiren(*registry_, "taylor", dtype, 3);
-  auto slow = MakeSiren(*registry_, "autograd", dtype, 3);
+  auto fast = MakeSiren("taylor", dtype, 3);
+  auto slow = MakeSiren("autograd", dtype, 3);
   auto x = RandomPoints(96, {-2, -2, -2, -2}, {2, 2, 2, 2}).to(dtype);
   ASSERT_GT((x.abs() > 1.5).any(1).sum().item<int64_t>(), 10);
   for (int order : {1, 2}) {
@@ -64,8 +51,8 @@ TEST_P(SirenJetTest, TaylorJetEqualsAutogradJet) {
 TEST_P(SirenJetTest, ParameterGradientsAgree) {
   const torch::Dtype dtype = GetParam();
   const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
-  auto fast = MakeSiren(*registry_, "taylor", dtype, 5);
-  auto slow = MakeSiren(*registry_, "autograd", dtype, 5);
+  auto fast = MakeSiren("taylor", dtype, 5);
+  auto slow = MakeSiren("autograd", dtype, 5);
   auto x = RandomPoints(32, {-2, -2, -2, -2}, {2, 2, 2, 2}).to(dtype);
   auto loss = [](const Jet& j) { return j.d2g.square().mean() + j.dg.square().mean() + j.g.sum(); };
   loss(fast->jet(x, 2)).backward();

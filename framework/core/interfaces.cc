@@ -13,6 +13,13 @@ torch::Tensor MetricModel::in_domain(const torch::Tensor& x) {
   return torch::ones({x.size(0)}, x.options().dtype(torch::kBool));
 }
 
+AnalyticMetric::~AnalyticMetric() = default;
+Jet AnalyticMetric::jet(const torch::Tensor& x, int order) {
+  if (order == 0) return {metric(x), {}, {}, 0};
+  return AutogradJet([this](const torch::Tensor& p) { return metric(p); }, x, order,
+                     torch::GradMode::is_enabled());
+}
+
 StepContext::~StepContext() = default;
 LossTerm::~LossTerm() = default;
 

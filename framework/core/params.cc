@@ -221,6 +221,31 @@ const std::vector<std::string>& Params::GetStringList(const std::string& n) cons
   return GetAs<std::vector<std::string>>(At(n), n);
 }
 
+absl::StatusOr<Params> Params::FromDefaults(const std::vector<ParamSpec>& specs,
+                                            std::map<std::string, ParamValue> overrides) {
+  Params params;
+  for (const auto& spec : specs) {
+    auto it = overrides.find(spec.name());
+    if (it == overrides.end()) {
+      if (spec.required()) {
+        return absl::InvalidArgumentError(absl::StrCat(spec.name(), ": missing required key"));
+      }
+      params.Set(spec.name(), *spec.default_value());
+      continue;
+    }
+    ParamValue value = it->second;
+    if (auto error = spec.Check(value)) {
+      return absl::InvalidArgumentError(absl::StrCat(spec.name(), ": ", *error));
+    }
+    params.Set(spec.name(), std::move(value));
+    overrides.erase(it);
+  }
+  if (!overrides.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(overrides.begin()->first, ": unknown key"));
+  }
+  return params;
+}
+
 std::optional<std::string> NearestName(const std::string& name,
                                        const std::vector<std::string>& candidates) {
   auto distance = [](const std::string& a, const std::string& b) {

@@ -21,4 +21,13 @@ class LUMPY_API MetricModel : public torch::nn::Module {
   virtual torch::Tensor in_domain(const torch::Tensor& x);
 };
 
+// A metric written in closed form: implement metric(x) [B,4] -> [B,4,4];
+// the jet is the SDK's exact nested-autograd jet of it (see jet.h).
+class LUMPY_API AnalyticMetric : public MetricModel {
+ public:
+  ~AnalyticMetric() override;
+  virtual torch::Tensor metric(const torch::Tensor& x) = 0;
+  Jet jet(const torch::Tensor& x, int order) override;
+};
+
 }  // namespace lumpy

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "lumpy/export.h"
 
 namespace lumpy {
@@ -98,6 +99,12 @@ class LUMPY_API Params {
   const std::vector<std::string>& GetStringList(const std::string& name) const;
 
   const std::map<std::string, ParamValue>& values() const { return values_; }
+
+  // Every declared default, with `overrides` checked against the declaration
+  // (unknown key, type, range) exactly as an experiment file is. For tests,
+  // benchmarks and programs that build plugins without a file.
+  static absl::StatusOr<Params> FromDefaults(const std::vector<ParamSpec>& specs,
+                                             std::map<std::string, ParamValue> overrides = {});
 
  private:
   const ParamValue& At(const std::string& name) const;

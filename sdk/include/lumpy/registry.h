@@ -22,6 +22,8 @@
 namespace lumpy {
 
 enum class PluginKind { kMetric, kLoss, kConstraint, kCurriculum };
+template <class T>
+struct PluginKindOf;
 
 // "metric", "loss", "constraint", "curriculum".
 LUMPY_API const char* PluginKindName(PluginKind kind);
@@ -31,6 +33,15 @@ LUMPY_API const char* PluginKindName(PluginKind kind);
 // naming one of its keys, and the core points at that key in the file.
 template <class T>
 using Factory = std::function<absl::StatusOr<std::shared_ptr<T>>(const Params&)>;
+
+template <>
+struct PluginKindOf<MetricModel> { static constexpr PluginKind value = PluginKind::kMetric; };
+template <>
+struct PluginKindOf<LossTerm> { static constexpr PluginKind value = PluginKind::kLoss; };
+template <>
+struct PluginKindOf<ConstraintHandler> { static constexpr PluginKind value = PluginKind::kConstraint; };
+template <>
+struct PluginKindOf<CurriculumWeighter> { static constexpr PluginKind value = PluginKind::kCurriculum; };
 
 struct LUMPY_API PluginEntry {
   std::string name;
@@ -65,6 +76,22 @@ class LUMPY_API Registry {
   // Sorted by name.
   std::vector<const PluginEntry*> List(PluginKind kind) const;
   std::vector<std::string> Names(PluginKind kind) const;
+
+  // Constructs a plugin from its defaults and `overrides` (checked against
+  // its declaration), without an experiment file:
+  //   registry.Make<MetricModel>("siren", {{"hidden", int64_t{32}}})
+  template <class T>
+  absl::StatusOr<std::shared_ptr<T>> Make(const std::string& name,
+                                          std::map<std::string, ParamValue> overrides = {}) const {
+    const PluginEntry* entry = Find(PluginKindOf<T>::value, name);
+    if (entry == nullptr) {
+      return absl::NotFoundError(std::string("no ") + PluginKindName(PluginKindOf<T>::value) +
+                                 " plugin \"" + name + "\" is loaded");
+    }
+    auto params = Params::FromDefaults(entry->params, std::move(overrides));
+    if (!params.ok()) return params.status();
+    return std::get<Factory<T>>(entry->factory)(*params);
+  }
 
   // The loader sets the library whose entry point is running.
   void set_current_library(std::string library) { current_library_ = std::move(library); }
