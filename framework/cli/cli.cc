@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "config/experiment.h"
 #include "loader/plugin_loader.h"
+#include "physics/probe.h"
 #include "lumpy/build_info.h"
 #include "train/trainer.h"
 
@@ -102,6 +103,40 @@ int CommandCheck(const std::vector<std::string>& files, const std::vector<std::s
   return worst;
 }
 
+int CommandProbe(const std::string& experiment, const std::vector<std::string>& sets,
+                 const std::string& checkpoint, const std::string& points, const std::string& out) {
+  Registry registry;
+  PluginLoader loader(registry);
+  if (int rc = Report(loader.LoadDefaults())) return rc;
+  auto exp = LoadExperiment(experiment, sets, loader, registry);
+  if (!exp.ok()) return Report(exp.status());
+  ApplyRuntime(*exp);
+  auto components = Instantiate(*exp);
+  if (!components.ok()) return Report(components.status());
+  MetricModel& model = *components->model;
+  const auto options = RuntimeOptions(*exp);
+  model.to(options.device(), options.dtype().toScalarType());
+  model.eval();
+  if (!checkpoint.empty()) {
+    if (int rc = Report(LoadModelCheckpoint(model, checkpoint, exp->model.entry->name))) return rc;
+  }
+  // The efe_residual column is the experiment's own EFE term, if it has one.
+  LossTerm* efe = nullptr;
+  for (auto& l : components->losses) {
+    if (l.spec->term.entry->name == "efe_residual") {
+      efe = l.term.get();
+      break;
+    }
+  }
+  std::string warning;
+  absl::Status st = ProbeToCsv(model, efe, points, out, options, &warning);
+  if (!warning.empty()) std::cerr << "warning: " << warning << std::endl;
+  if (st.ok() && efe == nullptr) {
+    std::cerr << "note: the experiment has no efe_residual term; that column is empty" << std::endl;
+  }
+  return Report(st);
+}
+
 void PrintParams(const ParamSpecs& specs, const std::string& indent) {
   size_t name_w = 4, type_w = 4, def_w = 7, range_w = 5;
   for (const auto& s : specs) {
@@ -180,6 +215,17 @@ int LumpyMain(int argc, char** argv) {
   check->add_option("experiments", check_files, "experiment TOML files")->required();
   check->add_option("--set", check_sets, "override one key in every file")->allow_extra_args(false);
 
+  std::string probe_experiment, probe_checkpoint, probe_points, probe_out;
+  std::vector<std::string> probe_sets;
+  CLI::App* probe = app.add_subcommand(
+      "probe", "metric, curvature, EFE residual, Hubble rates and shear at given points");
+  probe->add_option("experiment", probe_experiment, "experiment TOML file (its metric)")->required();
+  probe->add_option("--checkpoint", probe_checkpoint, "a run folder or its model.pt (trained parameters)");
+  probe->add_option("--points", probe_points, "CSV with a header naming t,x,y,z")->required();
+  probe->add_option("--out", probe_out, "output CSV: " + absl::StrJoin(ProbeColumns(), ","))->required();
+  probe->add_option("--set", probe_sets, "override one key, e.g. --set runtime.dtype=float32")
+      ->allow_extra_args(false);
+
   CLI::App* plugins = app.add_subcommand(
       "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");
 
@@ -192,6 +238,7 @@ int LumpyMain(int argc, char** argv) {
   try {
     if (*check) return CommandCheck(check_files, check_sets);
     if (*plugins) return CommandPlugins();
+    if (*probe) return CommandProbe(probe_experiment, probe_sets, probe_checkpoint, probe_points, probe_out);
     return CommandRun(run_experiment, run_sets, run_out, run_steps);
   } catch (const c10::Error& e) {
     std::cerr << "lumpy: internal error: " << e.what_without_backtrace() << std::endl;

@@ -1,0 +1,243 @@
+#include "physics/probe.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "lumpy/geometry.h"
+#include "train/point_set_context.h"
+
+namespace lumpy {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kBatch = 4096;
+
+std::string Lines(const std::vector<int64_t>& lines, size_t most = 8) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < lines.size() && i < most; ++i) parts.push_back(std::to_string(lines[i]));
+  std::string text = absl::StrJoin(parts, ", ");
+  if (lines.size() > most) absl::StrAppend(&text, ", ... (", lines.size(), " in all)");
+  return text;
+}
+
+}  // namespace
+
+absl::StatusOr<torch::Tensor> ReadPointsCsv(const fs::path& file,
+                                            const torch::TensorOptions& options,
+                                            std::vector<int64_t>* lines) {
+  std::ifstream in(file);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read the points file"));
+  const std::string name = file.string();
+  std::string text;
+  int64_t line_no = 0;
+  std::vector<std::string> header;
+  int column_of[4] = {-1, -1, -1, -1};
+  std::vector<double> values;
+  lines->clear();
+  while (std::getline(in, text)) {
+    ++line_no;
+    absl::string_view view = absl::StripAsciiWhitespace(text);
+    if (view.empty() || view[0] == '#') continue;
+    std::vector<std::string> fields;
+    for (absl::string_view f : absl::StrSplit(view, ',')) {
+      fields.emplace_back(absl::StripAsciiWhitespace(f));
+    }
+    if (header.empty()) {
+      header = fields;
+      const char* wanted[4] = {"t", "x", "y", "z"};
+      std::vector<std::string> missing;
+      for (int c = 0; c < 4; ++c) {
+        for (size_t i = 0; i < header.size(); ++i) {
+          if (header[i] == wanted[c]) column_of[c] = static_cast<int>(i);
+        }
+        if (column_of[c] < 0) missing.push_back(wanted[c]);
+      }
+      if (!missing.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, ":", line_no, ": the header needs columns t, x, y, z; missing: ",
+            absl::StrJoin(missing, ", "), " (header: ", std::string(view), ")"));
+      }
+      continue;
+    }
+    if (fields.size() != header.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ":", line_no, ": expected ",
+                                                     header.size(), " fields, got ", fields.size()));
+    }
+    for (int c = 0; c < 4; ++c) {
+      const std::string& f = fields[column_of[c]];
+      const int col = column_of[c] + 1;
+      char* end = nullptr;
+      const double v = std::strtod(f.c_str(), &end);
+      if (f.empty() || end != f.c_str() + f.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(name, ":", line_no, ":", col, ": column ",
+                                                       header[column_of[c]], ": not a number: \"",
+                                                       f, "\""));
+      }
+      if (!std::isfinite(v)) {
+        return absl::InvalidArgumentError(absl::StrCat(name, ":", line_no, ":", col, ": column ",
+                                                       header[column_of[c]], ": not finite: ", f));
+      }
+      values.push_back(v);
+    }
+    lines->push_back(line_no);
+  }
+  if (header.empty() || values.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": no points (expected a header t,x,y,z and one row per point)"));
+  }
+  return torch::tensor(values, torch::TensorOptions().dtype(torch::kFloat64))
+      .view({-1, 4})
+      .to(options);
+}
+
+const std::vector<std::string>& ProbeColumns() {
+  static const std::vector<std::string> columns = {
+      "t", "x", "y", "z", "g_00", "g_01", "g_02", "g_03", "g_11", "g_12", "g_13", "g_22", "g_23",
+      "g_33", "ricci_scalar", "efe_residual", "H_x", "H_y", "H_z", "shear_sq"};
+  return columns;
+}
+
+absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
+                        const fs::path& out, const torch::TensorOptions& options,
+                        std::string* warning) {
+  std::vector<int64_t> lines;
+  auto points = ReadPointsCsv(in, options, &lines);
+  if (!points.ok()) return points.status();
+  {
+    torch::NoGradGuard no_grad;
+    auto inside = model.in_domain(*points).to(torch::kCPU);
+    std::vector<int64_t> outside;
+    for (int64_t i = 0; i < inside.size(0); ++i) {
+      if (!inside[i].item<bool>()) outside.push_back(lines[i]);
+    }
+    if (!outside.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          in.string(), ": ", outside.size(), " point(s) lie outside where the metric is defined "
+          "(before a big bang, inside a horizon, ...): line(s) ", Lines(outside)));
+    }
+  }
+  fs::path tmp = out;
+  tmp += ".tmp";
+  std::ofstream csv(tmp, std::ios::trunc);
+  if (!csv) return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
+  csv << absl::StrJoin(ProbeColumns(), ",") << "\n";
+  std::vector<int64_t> non_finite;
+  const int64_t n = points->size(0);
+  for (int64_t start = 0; start < n; start += kBatch) {
+    auto x = points->narrow(0, start, std::min(kBatch, n - start));
+    // Derivatives are taken in the coordinates; no parameter graph is kept.
+    torch::NoGradGuard no_grad;
+    PointSetContext ctx(model, x);
+    Geometry& geo = ctx.geometry(2);
+    auto g = geo.metric().reshape({-1, 16});
+    auto upper = torch::tensor({0, 1, 2, 3, 5, 6, 7, 10, 11, 15}, torch::kLong).to(g.device());
+    std::vector<torch::Tensor> cols = {x, g.index_select(1, upper),
+                                       geo.ricci_scalar().unsqueeze(1)};
+    cols.push_back(efe ? efe->evaluate(ctx).per_point.unsqueeze(1)
+                       : torch::full({x.size(0), 1}, NAN, x.options()));
+    cols.push_back(geo.hubble_rates());
+    cols.push_back(geo.shear_squared().unsqueeze(1));
+    auto table = torch::cat(cols, 1).to(torch::kCPU).to(torch::kFloat64).contiguous();
+    const double* data = table.data_ptr<double>();
+    const int64_t width = table.size(1);
+    for (int64_t i = 0; i < table.size(0); ++i) {
+      bool finite = true;
+      for (int64_t j = 0; j < width; ++j) {
+        const double v = data[i * width + j];
+        if (j == 15 && !efe) {
+          csv << ",";
+          continue;
+        }
+        finite &= std::isfinite(v);
+        csv << (j ? "," : "") << absl::StrFormat("%.17g", v);
+      }
+      csv << "\n";
+      if (!finite) non_finite.push_back(lines[start + i]);
+    }
+  }
+  csv.close();
+  if (!csv) return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
+  std::error_code ec;
+  fs::rename(tmp, out, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot write ", out.string(), ": ", ec.message()));
+  if (!non_finite.empty()) {
+    *warning = absl::StrCat(in.string(), ": the geometry is not finite at ", non_finite.size(),
+                            " point(s) (a degenerate metric?): line(s) ", Lines(non_finite));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Module::load set_()s each saved tensor into the module as it is, so a
+// float64 checkpoint read into a float32 model, or a checkpoint of another
+// width, silently breaks it. This copies tensor by tensor instead, converting
+// dtype and device and refusing any shape that differs.
+absl::Status CopyFromArchive(torch::nn::Module& module, torch::serialize::InputArchive& archive,
+                             const std::string& prefix) {
+  torch::NoGradGuard no_grad;
+  auto copy = [&](const std::string& name, torch::Tensor& target, bool is_buffer) -> absl::Status {
+    torch::Tensor saved;
+    if (!archive.try_read(name, saved, is_buffer)) {
+      return absl::InvalidArgumentError(absl::StrCat("it has no ", prefix, name));
+    }
+    if (saved.sizes() != target.sizes()) {
+      return absl::InvalidArgumentError(absl::StrCat(prefix, name, " is ", c10::str(saved.sizes()),
+                                                     " there and ", c10::str(target.sizes()),
+                                                     " in the model"));
+    }
+    target.copy_(saved);
+    return absl::OkStatus();
+  };
+  for (auto& p : module.named_parameters(/*recurse=*/false)) {
+    if (auto st = copy(p.key(), p.value(), false); !st.ok()) return st;
+  }
+  for (auto& b : module.named_buffers(/*recurse=*/false)) {
+    if (auto st = copy(b.key(), b.value(), true); !st.ok()) return st;
+  }
+  for (auto& child : module.named_children()) {
+    torch::serialize::InputArchive sub;
+    if (!archive.try_read(child.key(), sub)) {
+      return absl::InvalidArgumentError(absl::StrCat("it has no module ", prefix, child.key()));
+    }
+    if (auto st = CopyFromArchive(*child.value(), sub, prefix + child.key() + ".");
+        !st.ok()) {
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
+                                 const std::string& model_name) {
+  fs::path file = fs::is_directory(path) ? path / "model.pt" : path;
+  if (!fs::is_regular_file(file)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path.string(), ": no such checkpoint (give a run folder or its model.pt)"));
+  }
+  absl::Status st;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(file.string());
+    st = CopyFromArchive(model, archive, "");
+  } catch (const c10::Error& e) {
+    st = absl::InvalidArgumentError(e.what_without_backtrace());
+  }
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file.string(), ": does not fit this experiment's model (", model_name, "): ", st.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace lumpy

@@ -1,0 +1,45 @@
+#pragma once
+// `lumpy probe`: the metric and its geometry at user-given points.
+
+#include <filesystem>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "engine_export.h"
+#include "lumpy/loss_term.h"
+#include "lumpy/metric_model.h"
+
+namespace lumpy {
+
+// Reads a CSV with a header naming (at least) t, x, y, z, in any order;
+// other columns are ignored, as are blank lines and lines starting with '#'.
+// Errors (InvalidArgument) name the file, line and column: a missing column,
+// a row with the wrong number of fields, a value that is not a number or not
+// finite, no points at all. Returns [N,4] (t,x,y,z) and, in `lines`, each
+// point's line number.
+LUMPY_ENGINE_API absl::StatusOr<torch::Tensor> ReadPointsCsv(
+    const std::filesystem::path& file, const torch::TensorOptions& options,
+    std::vector<int64_t>* lines);
+
+// The probe's output columns, in order.
+LUMPY_ENGINE_API const std::vector<std::string>& ProbeColumns();
+
+// Evaluates the metric at the points of `in` and writes `out` (atomically):
+// t,x,y,z, the 10 metric components, the Ricci scalar, the per-point EFE
+// residual of `efe` (if given; else the column is empty), H_x, H_y, H_z and
+// sigma^2, every number at full precision. Points outside the metric's domain
+// are an InvalidArgument error naming their lines; non-finite geometry at
+// points inside it is written and reported through `warning`.
+LUMPY_ENGINE_API absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe,
+                                         const std::filesystem::path& in,
+                                         const std::filesystem::path& out,
+                                         const torch::TensorOptions& options,
+                                         std::string* warning);
+
+// Loads model parameters saved by a run (`model.pt`, or a run folder that
+// holds one) into `model`.
+LUMPY_ENGINE_API absl::Status LoadModelCheckpoint(MetricModel& model,
+                                                  const std::filesystem::path& path,
+                                                  const std::string& model_name);
+
+}  // namespace lumpy
