@@ -20,8 +20,11 @@ Jet AnalyticMetric::jet(const torch::Tensor& x, int order) {
                      torch::GradMode::is_enabled());
 }
 
+std::vector<PhysicalParameter> MetricModel::physical_parameters() { return {}; }
+
 StepContext::~StepContext() = default;
 LossTerm::~LossTerm() = default;
+std::vector<PhysicalParameter> LossTerm::physical_parameters() { return {}; }
 
 ConstraintHandler::~ConstraintHandler() = default;
 void ConstraintHandler::update(const torch::Tensor&, int64_t) {}

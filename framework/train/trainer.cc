@@ -143,13 +143,36 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
       for (auto& p : l.handler->parameters()) others.push_back(p);
     }
   }
-  auto adam_options = torch::optim::AdamOptions(exp.optimizer.GetDouble("lr"))
-                          .betas({exp.optimizer.GetDouble("beta1"), exp.optimizer.GetDouble("beta2")})
-                          .eps(exp.optimizer.GetDouble("eps"));
+  // Physical scalars (Omega_m, ...): one group each, learning rate x factor,
+  // never clipped, projected into their bounds after every step.
+  struct Physical {
+    std::string column;
+    PhysicalParameter parameter;
+  };
+  std::vector<Physical> physical;
+  for (auto& p : model.physical_parameters()) physical.push_back({"model." + p.name, p});
+  for (auto& l : c.losses) {
+    for (auto& p : l.term->physical_parameters()) physical.push_back({l.spec->name + "." + p.name, p});
+  }
+  const double lr = exp.optimizer.GetDouble("lr");
+  auto adam_options = [&](double factor) {
+    return torch::optim::AdamOptions(lr * factor)
+        .betas({exp.optimizer.GetDouble("beta1"), exp.optimizer.GetDouble("beta2")})
+        .eps(exp.optimizer.GetDouble("eps"));
+  };
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(network);
+  if (!network.empty()) groups.emplace_back(network);
   if (!others.empty()) groups.emplace_back(others);
-  torch::optim::Adam optimizer(groups, adam_options);
+  for (auto& p : physical) {
+    groups.emplace_back(std::vector<torch::Tensor>{p.parameter.value},
+                        std::make_unique<torch::optim::AdamOptions>(adam_options(p.parameter.lr_factor)));
+  }
+  if (groups.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        exp.file.string(), ": nothing to train: the metric has no parameters and no loss term "
+                           "declares a trainable physical parameter"));
+  }
+  torch::optim::Adam optimizer(groups, adam_options(1.0));
   const double clip_norm = exp.optimizer.GetDouble("clip_norm");
 
   // metrics.csv: one row per logged step, flushed at once.
@@ -164,6 +187,7 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
   for (const auto& d : c.domains) {
     for (const auto& [k, v] : d.weighter->telemetry()) columns.push_back(d.spec->name + "." + k);
   }
+  for (const auto& p : physical) columns.push_back(p.column);
   columns.insert(columns.end(), {"lr", "wall_time_s"});
   std::ofstream metrics(options.run_dir / "metrics.csv", std::ios::trunc);
   if (!metrics) return absl::InternalError("cannot write metrics.csv in " + options.run_dir.string());
@@ -257,6 +281,8 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
     for (const auto& d : c.domains) {
       for (const auto& [k, v] : d.weighter->telemetry()) row.push_back(v);
     }
+    // Physical scalars as this step's loss used them.
+    for (const auto& p : physical) row.push_back(p.parameter.value.item<double>());
     const double loss_value = loss.item<double>();
     row[1] = loss_value;
     if (!std::isfinite(loss_value)) {
@@ -271,13 +297,17 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
 
     optimizer.zero_grad();
     loss.backward();
-    torch::nn::utils::clip_grad_norm_(network, clip_norm);
+    if (!network.empty()) torch::nn::utils::clip_grad_norm_(network, clip_norm);
     optimizer.step();
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : physical) p.parameter.value.clamp_(p.parameter.min, p.parameter.max);
+    }
     for (size_t i = 0; i < c.losses.size(); ++i) {
       if (c.losses[i].handler) c.losses[i].handler->update(violations[i].detach(), step);
     }
 
-    row.push_back(exp.optimizer.GetDouble("lr"));
+    row.push_back(lr);
     row.push_back(elapsed());
     last_row = row;
     if (step % every == 0 || step + 1 == steps) {

@@ -25,6 +25,8 @@ class LUMPY_API LossTerm {
  public:
   virtual ~LossTerm();
   virtual LossValue evaluate(StepContext& context) = 0;
+  // Trainable physical scalars the term owns (e.g. Omega_m of the dust).
+  virtual std::vector<PhysicalParameter> physical_parameters();
 };
 
 }  // namespace lumpy

@@ -1,0 +1,73 @@
+// Training behaviour with known answers.
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_split.h"
+#include "cli_runner.h"
+#include "temp_dir.h"
+
+namespace lumpy {
+namespace {
+
+using testing::ReadFile;
+using testing::RunLumpy;
+using TrainTest = testing::TempDirTest;
+
+const std::string kEds = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/eds_omega.toml";
+
+// Values of one metrics.csv column.
+std::vector<double> Column(const std::filesystem::path& csv, const std::string& name) {
+  std::vector<std::string> lines = absl::StrSplit(ReadFile(csv), '\n', absl::SkipEmpty());
+  std::vector<std::string> header = absl::StrSplit(lines[0], ',');
+  size_t col = std::find(header.begin(), header.end(), name) - header.begin();
+  EXPECT_LT(col, header.size()) << name;
+  std::vector<double> out;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::vector<std::string> f = absl::StrSplit(lines[i], ',');
+    out.push_back(std::stod(f[col]));
+  }
+  return out;
+}
+
+TEST_F(TrainTest, TrainableOmegaMFindsTheEinsteinDeSitterValue) {
+  // EdS expansion solves the dust equations exactly with Omega_m = 1 only.
+  auto r = RunLumpy("run '" + kEds + "' --out run", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto omega = Column(dir_ / "run" / "metrics.csv", "efe.omega_m");
+  EXPECT_EQ(omega.front(), 0.3);
+  // From 0.3 to within Adam's end-of-run wobble (about 1e-6 here) of 1.
+  EXPECT_NEAR(omega.back(), 1.0, 1e-5);
+  auto summary = nlohmann::json::parse(ReadFile(dir_ / "run" / "summary.json"));
+  EXPECT_NEAR(summary["final"]["efe.omega_m"].get<double>(), 1.0, 1e-5);
+  EXPECT_LT(summary["final"]["efe"].get<double>(), 1e-12);  // from 1.3e-4
+}
+
+TEST_F(TrainTest, OmegaMIsProjectedIntoItsBounds) {
+  auto r = RunLumpy("run '" + kEds + "' --set 'loss.efe.omega_m_bounds=[0.05, 0.6]' --out run", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto omega = Column(dir_ / "run" / "metrics.csv", "efe.omega_m");
+  for (double v : omega) {
+    EXPECT_GE(v, 0.05);
+    EXPECT_LE(v, 0.6);
+  }
+  EXPECT_EQ(omega.back(), 0.6);  // pressed against the bound, held there exactly
+}
+
+TEST_F(TrainTest, FixedOmegaMIsNeitherTrainedNorReported) {
+  auto r = RunLumpy("run '" + kEds + "' --set loss.efe.omega_m_trainable=false --steps 3 --out run", dir_);
+  // A parameter-free metric with nothing trainable is refused before running.
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("nothing to train"), std::string::npos) << r.err;
+}
+
+TEST_F(TrainTest, InitialOmegaMOutsideItsBoundsIsAConfigError) {
+  auto r = RunLumpy("check '" + kEds + "' --set loss.efe.omega_m=2.5", dir_);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "--set loss.efe.omega_m=2.5: loss.efe.omega_m: the initial value must lie "
+                   "within omega_m_bounds [0.05, 2], got 2.5\n");
+}
+
+}  // namespace
+}  // namespace lumpy
