@@ -74,12 +74,29 @@ const torch::Tensor& Geometry::christoffel_derivative() {
 }
 
 const torch::Tensor& Geometry::ricci() {
+  Require(2, "the Ricci tensor");
   if (!ricci_.defined()) {
-    const auto& d = christoffel_derivative();
+    // R_mn = d_r G^r_mn - d_n G^r_mr + G^r_mn G^s_rs - G^s_mr G^r_ns, with the two
+    // derivative terms contracted from g^-1, dg, d2g directly instead of
+    // through the full d_e G^a_bc (1024 numbers per point):
+    //   d_r G^r_mn = (d_r g^rd) G_dmn + 1/2 g^rd (d_r d_m g_dn + d_r d_n g_dm - d_r d_d g_mn)
+    //   d_n G^r_mr = 1/2 (d_n g^rs d_m g_rs + g^rs d_n d_m g_rs)
+    const auto& ginv = inverse_metric();
+    const auto& dg = jet_.dg;
+    const auto& d2g = jet_.d2g;
+    const auto& low = lowered_christoffel();
     const auto& c = christoffel();
-    // R_mv = d_r G^r_mv - d_v G^r_mr + G^r_mv G^s_rs - G^s_mr G^r_vs
-    ricci_ = torch::einsum("zrmvr->zmv", {d}) - torch::einsum("zrmrv->zmv", {d}) +
-             torch::einsum("zrmv,zsrs->zmv", {c, c}) - torch::einsum("zsmr,zrvs->zmv", {c, c});
+    auto dginv = -torch::einsum("zam,zmqe,zqd->zade", {ginv, dg, ginv});  // d_e g^ad
+    auto div_ginv = torch::einsum("zrdr->zd", {dginv});                   // d_r g^rd
+    auto s = torch::einsum("zli,zijkl->zjk", {ginv, d2g});  // S_jk = g^li d_k d_l g_ij
+    auto box = torch::einsum("zkl,zijkl->zij", {ginv, d2g});  // g^kl d_k d_l g_ij
+    auto d_gamma_r_mn = torch::einsum("zd,zdmn->zmn", {div_ginv, low}) +
+                        0.5 * (s + s.transpose(1, 2) - box);
+    auto d_gamma_r_mr = 0.5 * (torch::einsum("zrsn,zrsm->zmn", {dginv, dg}) +
+                               torch::einsum("zrs,zrsmn->zmn", {ginv, d2g}));
+    auto trace = torch::einsum("zsrs->zr", {c});  // G^s_rs
+    ricci_ = d_gamma_r_mn - d_gamma_r_mr + torch::einsum("zr,zrmn->zmn", {trace, c}) -
+             torch::einsum("zsmr,zrns->zmn", {c, c});
   }
   return ricci_;
 }
