@@ -55,11 +55,18 @@ TEST_F(TrainTest, OmegaMIsProjectedIntoItsBounds) {
   EXPECT_EQ(omega.back(), 0.6);  // pressed against the bound, held there exactly
 }
 
-TEST_F(TrainTest, FixedOmegaMIsNeitherTrainedNorReported) {
+TEST_F(TrainTest, NothingTrainableIsAConfigError) {
   auto r = RunLumpy("run '" + kEds + "' --set loss.efe.omega_m_trainable=false --steps 3 --out run", dir_);
-  // A parameter-free metric with nothing trainable is refused before running.
+  // A parameter-free metric with nothing trainable is refused before running,
+  // by check as by run, and leaves no run folder behind.
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("nothing to train"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err, kEds + ":17:1: model: nothing to train: the flrw metric has no parameters and "
+                   "no term declares a trainable physical parameter (e.g. "
+                   "loss.<efe>.omega_m_trainable = true)\n");
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "run"));
+  auto check = RunLumpy("check '" + kEds + "' --set loss.efe.omega_m_trainable=false", dir_);
+  EXPECT_EQ(check.exit_code, 2);
+  EXPECT_EQ(check.err, r.err);
 }
 
 TEST_F(TrainTest, InitialOmegaMOutsideItsBoundsIsAConfigError) {

@@ -70,6 +70,7 @@ int CommandRun(const std::string& experiment_arg, const std::vector<std::string>
   ApplyRuntime(*exp);
   auto components = Instantiate(*exp);
   if (!components.ok()) return Report(components.status());
+  if (int rc = Report(CheckTrainable(*exp, *components))) return rc;
   std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": " << exp->name << " ("
             << exp->runtime.GetInt("steps") << " steps, " << exp->runtime.GetString("dtype")
             << ", " << torch::get_num_threads() << " threads) -> " << run_dir.string()
@@ -90,7 +91,7 @@ int CommandCheck(const std::vector<std::string>& files, const std::vector<std::s
     if (exp.ok()) {
       ApplyRuntime(*exp);
       auto components = Instantiate(*exp);
-      st = components.status();
+      st = components.ok() ? CheckTrainable(*exp, *components) : components.status();
     }
     if (st.ok()) {
       std::cout << f << ": ok (" << exp->model.entry->name << " metric, "

@@ -104,7 +104,25 @@ torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions&
   return torch::cat(parts, 0);
 }
 
+absl::Status CheckTrainable(const Experiment& exp, Components& c) {
+  if (!c.model->parameters().empty() || !c.model->physical_parameters().empty()) {
+    return absl::OkStatus();
+  }
+  for (auto& l : c.losses) {
+    if (!l.term->physical_parameters().empty()) return absl::OkStatus();
+    if (l.handler && !l.handler->parameters().empty()) return absl::OkStatus();
+  }
+  for (auto& d : c.domains) {
+    if (!d.weighter->parameters().empty()) return absl::OkStatus();
+  }
+  return ConfigError(exp.model.location, "model",
+                     absl::StrCat("nothing to train: the ", exp.model.entry->name,
+                                  " metric has no parameters and no term declares a trainable "
+                                  "physical parameter (e.g. loss.<efe>.omega_m_trainable = true)"));
+}
+
 absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& options) {
+  if (auto st = CheckTrainable(exp, c); !st.ok()) return st;
   const auto tensor_options = RuntimeOptions(exp);
   const int64_t steps = exp.runtime.GetInt("steps");
   const int64_t every = exp.telemetry.GetInt("every");
@@ -166,11 +184,6 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
   for (auto& p : physical) {
     groups.emplace_back(std::vector<torch::Tensor>{p.parameter.value},
                         std::make_unique<torch::optim::AdamOptions>(adam_options(p.parameter.lr_factor)));
-  }
-  if (groups.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        exp.file.string(), ": nothing to train: the metric has no parameters and no loss term "
-                           "declares a trainable physical parameter"));
   }
   torch::optim::Adam optimizer(groups, adam_options(1.0));
   const double clip_norm = exp.optimizer.GetDouble("clip_norm");

@@ -24,6 +24,10 @@ LUMPY_ENGINE_API torch::TensorOptions RuntimeOptions(const Experiment& experimen
 // stratum uniform in its t range and the domain's box. [N,4].
 LUMPY_ENGINE_API torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options);
 
+// A configuration error if nothing in the experiment can be trained (a
+// parameter-free metric and no trainable physical parameter).
+LUMPY_ENGINE_API absl::Status CheckTrainable(const Experiment& experiment, Components& components);
+
 struct TrainOptions {
   std::filesystem::path run_dir;  // created; holds experiment.toml, metrics.csv, summary.json
   bool progress = true;           // overridden off by [telemetry] progress = false

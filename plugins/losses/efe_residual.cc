@@ -39,7 +39,7 @@ class EfeResidual : public lumpy::LossTerm {
     torch::Tensor residual = mixed_ ? geo.einstein_mixed() : geo.einstein();
     if (dust_) {
       auto h_today = ctx.observer(1).hubble_mean();  // [1], gradients flow through it
-      auto omega_m = omega_m_.to(g.dtype());
+      auto omega_m = omega_m_.to(g.device(), g.scalar_type());
       auto kappa_rho = 3.0 * omega_m * h_today.square() / torch::sqrt(det);
       auto t00 = kappa_rho * (-g.select(1, 0).select(1, 0));  // [B]
       // Only T_00 is non-zero; mixed: T^m_n = g^m0 T_00 delta^0_n (column n = 0).
