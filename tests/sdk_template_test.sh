@@ -3,6 +3,7 @@
 # tree against the installed package (as a plugin author would), runs the
 # template's own test, and trains an experiment that uses the new plugin.
 set -euo pipefail
+trap 'echo "sdk template test: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 build_dir=$1
 work=$2
 rm -rf "$work"
@@ -17,10 +18,13 @@ ctest --test-dir "$work/build" --output-on-failure
 # The installed CLI finds the built-in plugins next to itself and the new one
 # through LUMPY_PLUGIN_PATH.
 export LUMPY_PLUGIN_PATH=$work/build
-"$prefix/bin/lumpy" plugins | grep -q "tolerant_linear"
+# Into a file, not a pipe: grep -q would close the pipe at the first match and
+# the SIGPIPE of the still-writing lumpy fails the pipeline under pipefail.
+"$prefix/bin/lumpy" plugins > "$work/plugins.txt"
+grep -q "tolerant_linear" "$work/plugins.txt"
 "$prefix/bin/lumpy" check "$work/src/experiment.toml"
 "$prefix/bin/lumpy" run "$work/src/experiment.toml" --out "$work/run"
-head -1 "$work/run/metrics.csv" | grep -q "wec.active"
+[[ "$(head -1 "$work/run/metrics.csv")" == *wec.active* ]]
 grep -q '"status": "completed"' "$work/run/summary.json"
 # The installed quickstart is found without arguments.
 cd "$work" && LUMPY_PLUGIN_PATH= "$prefix/bin/lumpy" check "$prefix/share/lumpy/experiments/quickstart.toml"
