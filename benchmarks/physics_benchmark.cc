@@ -34,7 +34,7 @@ Registry& Plugins() {
 }
 
 template <class T>
-std::shared_ptr<T> Make(PluginKind, const std::string& name,
+std::shared_ptr<T> Make(const std::string& name,
                         std::map<std::string, ParamValue> overrides = {}) {
   auto made = Plugins().Make<T>(name, std::move(overrides));
   if (!made.ok()) throw std::runtime_error(std::string(made.status().message()));
@@ -59,7 +59,7 @@ const auto kF32 = torch::TensorOptions().dtype(torch::kFloat32);
 void JetBenchmark(benchmark::State& state, const std::string& jet_kind) {
   Setup();
   const int order = static_cast<int>(state.range(0));
-  auto model = Make<MetricModel>(PluginKind::kMetric, "siren", {{"jet", jet_kind}});
+  auto model = Make<MetricModel>("siren", {{"jet", jet_kind}});
   model->to(torch::kFloat32);
   auto x = SamplePoints(Bulk(state.range(1)), kF32);
   for (auto _ : state) {
@@ -78,7 +78,7 @@ BENCHMARK(BM_Jet_Autograd)->ArgsProduct({{0, 1, 2}, {100, 1000}})->Unit(benchmar
 
 void BM_Geometry(benchmark::State& state) {
   Setup();
-  auto model = Make<MetricModel>(PluginKind::kMetric, "siren", {{"output_init_std", 0.05}});
+  auto model = Make<MetricModel>("siren", {{"output_init_std", 0.05}});
   model->to(torch::kFloat32);
   auto x = SamplePoints(Bulk(state.range(0)), kF32);
   Jet jet;
@@ -99,10 +99,10 @@ BENCHMARK(BM_Geometry)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->Us
 void PhysicsStep(benchmark::State& state, const std::string& jet_kind) {
   Setup();
   const int64_t n = state.range(0);
-  auto model = Make<MetricModel>(PluginKind::kMetric, "siren", {{"jet", jet_kind}});
+  auto model = Make<MetricModel>("siren", {{"jet", jet_kind}});
   model->to(torch::kFloat32);
-  auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual");
-  auto wec = Make<LossTerm>(PluginKind::kLoss, "wec");
+  auto efe = Make<LossTerm>("efe_residual");
+  auto wec = Make<LossTerm>("wec");
   torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-4));
   const DomainSpec bulk = Bulk(n);
   const double lambda = 1.0, mu = 1.0;

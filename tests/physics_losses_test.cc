@@ -12,40 +12,29 @@ namespace {
 
 using namespace lumpy::testing;
 
-using TestContext = PointSetContext;
-
-class PhysicsPluginsTest : public ::testing::Test {
- protected:
-  template <class T>
-  std::shared_ptr<T> Make(PluginKind, const std::string& name,
-                          std::map<std::string, ParamValue> overrides = {}) {
-    return MakeBuiltIn<T>(name, std::move(overrides));
-  }
-};
-
 constexpr double kH0 = 70.0 / 299792.458 * 1000.0;  // 70 km/s/Mpc in 1/(1000 Mpc)
 
-TEST_F(PhysicsPluginsTest, EinsteinDeSitterIsAnExactDustSolutionWithOmegaOne) {
+TEST(PhysicsPlugins, EinsteinDeSitterIsAnExactDustSolutionWithOmegaOne) {
   // Both residual forms vanish to rounding (|r| <= 1e-10, so r^2 <= 1e-20).
-  auto eds = Make<MetricModel>(PluginKind::kMetric, "flrw", {{"scale_factor", std::string("eds")}});
+  auto eds = MakeBuiltIn<MetricModel>("flrw", {{"scale_factor", std::string("eds")}});
   auto x = RandomPoints(64, {-1, -1, -1, -1}, {1, 1, 1, 1});
   for (const char* form : {"mixed", "covariant"}) {
-    auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual",
+    auto efe = MakeBuiltIn<LossTerm>("efe_residual",
                               {{"omega_m", 1.0}, {"form", std::string(form)}});
-    TestContext ctx(*eds, x);
+    PointSetContext ctx(*eds, x);
     auto value = efe->evaluate(ctx);
     EXPECT_EQ(value.per_point.sizes(), (std::vector<int64_t>{64}));
     EXPECT_LT(MaxAbs(value.per_point), 1e-20) << form;
   }
 }
 
-TEST_F(PhysicsPluginsTest, UnderdenseDustLeavesTheClosedFormResidual) {
+TEST(PhysicsPlugins, UnderdenseDustLeavesTheClosedFormResidual) {
   // EdS expansion with Omega_m = 0.3: only r^0_0 = (-3H^2 + kappa rho) det(gamma)
   // survives, = -3 (1 - 0.3) H0^2 a^-3 a^6 = -2.1 H0^2 a^3; L = r00^2 / 16.
-  auto eds = Make<MetricModel>(PluginKind::kMetric, "flrw", {{"scale_factor", std::string("eds")}});
+  auto eds = MakeBuiltIn<MetricModel>("flrw", {{"scale_factor", std::string("eds")}});
   auto x = RandomPoints(64, {-1, -1, -1, -1}, {1, 1, 1, 1});
-  auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual", {{"omega_m", 0.3}});
-  TestContext ctx(*eds, x);
+  auto efe = MakeBuiltIn<LossTerm>("efe_residual", {{"omega_m", 0.3}});
+  PointSetContext ctx(*eds, x);
   // a(t) = ((t - t_b)/(1 - t_b))^(2/3), t_b = 1 - 2/(3 H0): written out independently.
   const double age = 2.0 / (3.0 * kH0);
   auto a = torch::pow((x.select(1, 0) - (1.0 - age)) / age, 2.0 / 3.0);
@@ -54,16 +43,16 @@ TEST_F(PhysicsPluginsTest, UnderdenseDustLeavesTheClosedFormResidual) {
   EXPECT_LT(MaxAbs(efe->evaluate(ctx).per_point / expected - 1.0), 1e-10);
 }
 
-TEST_F(PhysicsPluginsTest, VacuumResidualVanishesOnSchwarzschild) {
-  auto bh = Make<MetricModel>(PluginKind::kMetric, "schwarzschild", {{"mass", 1.0}});
+TEST(PhysicsPlugins, VacuumResidualVanishesOnSchwarzschild) {
+  auto bh = MakeBuiltIn<MetricModel>("schwarzschild", {{"mass", 1.0}});
   auto x = RandomPoints(64, {-1, 0.6, 0.6, 0.6}, {1, 1.7, 1.7, 1.7});
-  auto efe = Make<LossTerm>(PluginKind::kLoss, "efe_residual",
+  auto efe = MakeBuiltIn<LossTerm>("efe_residual",
                             {{"matter", std::string("vacuum")}, {"form", std::string("covariant")}});
-  TestContext ctx(*bh, x);
+  PointSetContext ctx(*bh, x);
   EXPECT_LT(MaxAbs(efe->evaluate(ctx).per_point), 1e-20);
 }
 
-TEST_F(PhysicsPluginsTest, WecViolationIsMinusTheNegativePartOfR) {
+TEST(PhysicsPlugins, WecViolationIsMinusTheNegativePartOfR) {
   // a = 1 + 0.3 cos t: R = 6 (a''/a + (a'/a)^2) changes sign over t in [-4, 1].
   FunctionMetric m([](const torch::Tensor& p) {
     return Flrw(p, [](const torch::Tensor& t) { return 1.0 + 0.3 * torch::cos(t); });
@@ -74,26 +63,26 @@ TEST_F(PhysicsPluginsTest, WecViolationIsMinusTheNegativePartOfR) {
   auto r = 6.0 * (add / a + (ad / a).square());
   ASSERT_GT((r < 0).sum().item<int64_t>(), 10);
   ASSERT_GT((r > 0).sum().item<int64_t>(), 10);
-  auto wec = Make<LossTerm>(PluginKind::kLoss, "wec");
-  TestContext ctx(m, x);
+  auto wec = MakeBuiltIn<LossTerm>("wec");
+  PointSetContext ctx(m, x);
   auto v = wec->evaluate(ctx);
   EXPECT_LT(MaxAbs(v.per_point - torch::relu(-r)), 1e-10);
   EXPECT_NEAR(v.value.item<double>(), torch::relu(-r).mean().item<double>(), 1e-10);
 }
 
-TEST_F(PhysicsPluginsTest, SoftQuadraticAndUniform) {
-  auto handler = Make<ConstraintHandler>(PluginKind::kConstraint, "soft_quadratic", {{"weight", 2.5}});
+TEST(PhysicsPlugins, SoftQuadraticAndUniform) {
+  auto handler = MakeBuiltIn<ConstraintHandler>("soft_quadratic", {{"weight", 2.5}});
   auto v = torch::tensor({0.0, 1.0, 2.0, 0.5}, torch::kFloat64);
   auto p = handler->penalty(v);
   EXPECT_LT(MaxAbs(p.per_point - 2.5 * v * v), 1e-15);
   EXPECT_DOUBLE_EQ(p.total.item<double>(), 2.5 * (0 + 1 + 4 + 0.25) / 4);
-  auto uniform = Make<CurriculumWeighter>(PluginKind::kCurriculum, "uniform");
+  auto uniform = MakeBuiltIn<CurriculumWeighter>("uniform");
   EXPECT_DOUBLE_EQ(uniform->reduce(torch::zeros({4, 4}), v).item<double>(), 3.5 / 4);
 }
 
-TEST_F(PhysicsPluginsTest, SirenStartsNearMinkowskiAndMapsOutputsAsDocumented) {
+TEST(PhysicsPlugins, SirenStartsNearMinkowskiAndMapsOutputsAsDocumented) {
   torch::manual_seed(0);
-  auto siren = Make<MetricModel>(PluginKind::kMetric, "siren");
+  auto siren = MakeBuiltIn<MetricModel>("siren");
   siren->to(torch::kFloat64);
   auto x = RandomPoints(32, {-4, -1, -1, -1}, {1, 1, 1, 1});
   torch::NoGradGuard no_grad;
