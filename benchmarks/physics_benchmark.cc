@@ -9,12 +9,15 @@
 //       dust, Omega_m = 0.3) + WEC augmented-Lagrangian penalty
 //       lambda mean(v) + 1/2 mean(v)^2 (lambda = 1, mu = 1); backward; Adam.
 //   BM_PhysicsStep_AutogradJet/<points>   the same step through the autograd jet
+//   BM_JetGemmFloor/<points>              only the matrix products of the step's jet:
+//       its time is the floor BM_PhysicsStep is measured against; items are FLOPs
 
 #include <benchmark/benchmark.h>
 
 #include <thread>
 
 #include "config/experiment.h"
+#include "core/threads.h"
 #include "loader/plugin_loader.h"
 #include "train/point_set_context.h"
 #include "train/trainer.h"
@@ -42,7 +45,7 @@ std::shared_ptr<T> Make(const std::string& name,
 }
 
 void Setup() {
-  torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  ConfigureThreads(0);
   torch::manual_seed(0);
 }
 
@@ -72,6 +75,48 @@ void JetBenchmark(benchmark::State& state, const std::string& jet_kind) {
   state.SetItemsProcessed(state.iterations() * state.range(1));
 }
 void BM_Jet(benchmark::State& state) { JetBenchmark(state, "taylor"); }
+
+// The matrix-product floor of BM_PhysicsStep: exactly the jet's GEMMs for the
+// SIREN 4x64 (15 channels; forward y = h W^T, backward gh = gy W and
+// gW += gy^T h), blocked over points and threads as the fused layers run
+// them, with nothing else. Items are FLOPs: items_per_second is the GEMM rate
+// for these shapes, and the time per iteration is the floor of the step.
+void BM_JetGemmFloor(benchmark::State& state) {
+  Setup();
+  const int64_t n = state.range(0), c = 15, block = 64;
+  const std::vector<std::pair<int64_t, int64_t>> layers = {{4, 64}, {64, 64}, {64, 64}, {64, 64}, {64, 10}};
+  std::vector<torch::Tensor> h, w, y, gh, gw;
+  int64_t flops = 0;
+  for (const auto& [in, out] : layers) {
+    h.push_back(torch::randn({n, c, in}));
+    w.push_back(torch::randn({out, in}));
+    y.push_back(torch::empty({n, c, out}));
+    gh.push_back(torch::empty({n, c, in}));
+    gw.push_back(torch::zeros({at::get_num_threads(), out, in}));
+    flops += 2 * n * c * in * out * (in == 4 ? 2 : 3);  // no gh for the input layer
+  }
+  for (auto _ : state) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const int64_t in = layers[l].first, out = layers[l].second;
+      at::parallel_for(0, n, block, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; b += block) {
+          const int64_t p = std::min(end, b + block) - b;
+          auto hb = h[l].narrow(0, b, p).view({p * c, in});
+          auto yb = y[l].narrow(0, b, p).view({p * c, out});
+          at::mm_out(yb, hb, w[l].t());
+          if (in != 4) {
+            auto ghb = gh[l].narrow(0, b, p).view({p * c, in});
+            at::mm_out(ghb, yb, w[l]);
+          }
+          gw[l][at::get_thread_num()].addmm_(yb.t(), hb);
+        }
+      });
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * flops);
+}
+BENCHMARK(BM_JetGemmFloor)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 void BM_Jet_Autograd(benchmark::State& state) { JetBenchmark(state, "autograd"); }
 BENCHMARK(BM_Jet)->ArgsProduct({{0, 1, 2}, {100, 1000}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Jet_Autograd)->ArgsProduct({{0, 1, 2}, {100, 1000}})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -28,4 +28,13 @@ std::shared_ptr<T> MakeBuiltIn(const std::string& name,
   return made.ok() ? *made : nullptr;
 }
 
+// Flat LCDM with h0 and omega_m both trainable (the gradient tests' subject).
+inline std::shared_ptr<MetricModel> TrainableLcdm(double h0, double omega_m) {
+  return MakeBuiltIn<MetricModel>("flrw", {{"scale_factor", std::string("lcdm")},
+                                           {"h0", h0},
+                                           {"omega_m", omega_m},
+                                           {"h0_trainable", true},
+                                           {"omega_m_trainable", true}});
+}
+
 }  // namespace lumpy::testing

@@ -146,5 +146,69 @@ TEST(AutogradJet, KeepsTheGraphToParametersWhenAsked) {
   EXPECT_NEAR(grad.item<double>(), 8 * 24 * 0.5, 1e-9);
 }
 
+// The fused Ricci kernel against the same formula as tensor operations:
+// values and the gradients of <W, R> with respect to g^-1, dg and d2g, at
+// random (symmetric, well-conditioned) jets. float64 to 1e-12 relative,
+// float32 to 1e-4.
+class FusedRicci : public ::testing::TestWithParam<torch::Dtype> {};
+
+TEST_P(FusedRicci, MatchesTensorOperationsAndTheirGradients) {
+  const torch::Dtype dtype = GetParam();
+  const double tol = dtype == torch::kFloat64 ? 1e-12 : 1e-4;
+  torch::manual_seed(11);
+  const int64_t n = 50;
+  auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  auto eta = torch::diag(torch::tensor({-1.0, 1.0, 1.0, 1.0}, opts));
+  auto p = 0.2 * torch::randn({n, 4, 4}, opts);
+  auto g = eta + p + p.transpose(1, 2);
+  auto dg = torch::randn({n, 4, 4, 4}, opts);
+  dg = dg + dg.transpose(1, 2);
+  auto d2g = torch::randn({n, 4, 4, 4, 4}, opts);
+  d2g = d2g + d2g.transpose(1, 2);
+  d2g = d2g + d2g.transpose(3, 4);
+  auto w = torch::randn({n, 4, 4}, opts).to(dtype);
+  auto inputs = [&] {
+    return std::vector<torch::Tensor>{torch::inverse(g).to(dtype).requires_grad_(true),
+                                      dg.to(dtype).requires_grad_(true),
+                                      d2g.to(dtype).requires_grad_(true)};
+  };
+  auto a = inputs(), b = inputs();
+  auto fused = RicciFused(a[0], a[1], a[2]);
+  auto ops = RicciTensorOps(b[0], b[1], b[2]);
+  const double scale = MaxAbs(ops);
+  EXPECT_GT(scale, 1.0);
+  EXPECT_LT(MaxAbs(fused - ops) / scale, tol);
+  EXPECT_LT(MaxAbs(fused - fused.transpose(1, 2)) / scale, tol);  // R_mn is symmetric
+  (fused * w).sum().backward();
+  (ops * w).sum().backward();
+  for (int i = 0; i < 3; ++i) {
+    const double gscale = MaxAbs(b[i].grad());
+    EXPECT_GT(gscale, 0.1) << "input " << i;
+    EXPECT_LT(MaxAbs(a[i].grad() - b[i].grad()) / gscale, tol) << "input " << i;
+  }
+}
+
+TEST_P(FusedRicci, RefusesSecondDerivativesWithAClearError) {
+  auto x = RandomPoints(4, {0, 0, 0, 0}, {1, 1, 1, 1}).to(GetParam());
+  auto h = torch::tensor(0.5, torch::TensorOptions().dtype(GetParam()).requires_grad(true));
+  auto f = [&](const torch::Tensor& p) {
+    return Flrw(p, [&](const torch::Tensor& t) { return torch::exp(h * t); });
+  };
+  Geometry geo(AutogradJet(f, x, 2, /*create_graph=*/true));
+  auto r = geo.ricci_scalar().sum();
+  try {
+    torch::autograd::grad({r}, {h}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not twice differentiable"), std::string::npos)
+        << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, FusedRicci, ::testing::Values(torch::kFloat64, torch::kFloat32),
+                         [](const auto& info) {
+                           return info.param == torch::kFloat64 ? "float64" : "float32";
+                         });
+
 }  // namespace
 }  // namespace lumpy

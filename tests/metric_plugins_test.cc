@@ -84,6 +84,59 @@ TEST(MetricPlugins, ReportWhereTheyAreDefined) {
   EXPECT_TRUE(desitter->in_domain(t).all().item<bool>());
 }
 
+// Trainable h0 and omega_m: the engine sees them as physical parameters, and
+// autograd derivatives of the curvature with respect to them equal central
+// finite differences (float64, 1e-7 relative).
+TEST(FlrwPlugin, H0AndOmegaMAreTrainableWithExactGradients) {
+  const auto make = TrainableLcdm;
+
+  auto m = make(70.0, 0.3);
+  auto params = m->physical_parameters();
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params[0].name, "h0");
+  EXPECT_EQ(params[0].min, 50.0);
+  EXPECT_EQ(params[0].max, 90.0);
+  EXPECT_EQ(params[1].name, "omega_m");
+  EXPECT_TRUE(params[0].value.requires_grad() && params[1].value.requires_grad());
+  EXPECT_TRUE(m->parameters().empty());  // not network weights
+
+  auto x = RandomPoints(16, {-2, -1, -1, -1}, {1, 1, 1, 1});
+  // A smooth functional of the curvature and the expansion.
+  auto functional = [&](const std::shared_ptr<MetricModel>& model) {
+    Geometry geo(model->jet(x, 2));
+    return geo.ricci_scalar().sum() + 1e3 * geo.hubble_mean().square().sum();
+  };
+  auto value = functional(m);
+  auto grads = torch::autograd::grad({value}, {params[0].value, params[1].value});
+  const double eps_h = 1e-4, eps_om = 1e-6;
+  torch::NoGradGuard no_grad;
+  const double fd_h = (functional(make(70.0 + eps_h, 0.3)) - functional(make(70.0 - eps_h, 0.3)))
+                          .item<double>() / (2 * eps_h);
+  const double fd_om = (functional(make(70.0, 0.3 + eps_om)) - functional(make(70.0, 0.3 - eps_om)))
+                           .item<double>() / (2 * eps_om);
+  EXPECT_NEAR(grads[0].item<double>() / fd_h, 1.0, 1e-7);
+  EXPECT_NEAR(grads[1].item<double>() / fd_om, 1.0, 1e-7);
+}
+
+TEST(FlrwPlugin, FittingOmegaMNeedsLcdmAndBoundsAreChecked) {
+  EXPECT_EQ(BuiltInPlugins()
+                .Make<MetricModel>("flrw", {{"scale_factor", std::string("eds")},
+                                            {"omega_m_trainable", true}})
+                .status()
+                .message(),
+            "omega_m_trainable: only scale_factor = \"lcdm\" depends on omega_m");
+  EXPECT_EQ(BuiltInPlugins()
+                .Make<MetricModel>("flrw", {{"h0", 95.0}, {"h0_trainable", true}})
+                .status()
+                .message(),
+            "h0: the initial value must lie within h0_bounds [50, 90], got 95");
+  EXPECT_EQ(BuiltInPlugins()
+                .Make<MetricModel>("flrw", {{"h0_bounds", std::vector<double>{80.0, 60.0}}})
+                .status()
+                .message(),
+            "h0_bounds: must be [min, max] with min < max");
+}
+
 TEST(RegistryMake, ChecksOverridesAgainstTheDeclaration) {
   EXPECT_EQ(BuiltInPlugins().Make<MetricModel>("flrw", {{"omega_m", 1.5}}).status().message(),
             "omega_m: must be in (0, 1), got 1.5");

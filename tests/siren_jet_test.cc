@@ -14,10 +14,12 @@ namespace {
 using lumpy::testing::MaxAbs;
 using lumpy::testing::RandomPoints;
 
-std::shared_ptr<MetricModel> MakeSiren(const std::string& jet, torch::Dtype dtype, uint64_t seed) {
+std::shared_ptr<MetricModel> MakeSiren(const std::string& jet, torch::Dtype dtype, uint64_t seed,
+                                       bool fused = true) {
   torch::manual_seed(seed);
   auto m = testing::MakeBuiltIn<MetricModel>(
       "siren", {{"jet", jet},
+                {"fused", fused},
                 {"omega0", 10.0},           // part 5's frequency: large derivatives
                 {"output_init_std", 0.3},   // far from Minkowski
                 {"clip", 1.5}});            // some points outside the clip box
@@ -25,12 +27,13 @@ std::shared_ptr<MetricModel> MakeSiren(const std::string& jet, torch::Dtype dtyp
   return m;
 }
 
-class SirenJetTest : public ::testing::TestWithParam<torch::Dtype> {};
+// (dtype, fused): the hand-written CPU loops and the tensor-operation path.
+class SirenJetTest : public ::testing::TestWithParam<std::tuple<torch::Dtype, bool>> {};
 
 TEST_P(SirenJetTest, TaylorJetEqualsAutogradJet) {
-  const torch::Dtype dtype = GetParam();
+  const auto [dtype, fused] = GetParam();
   const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
-  auto fast = MakeSiren("taylor", dtype, 3);
+  auto fast = MakeSiren("taylor", dtype, 3, fused);
   auto slow = MakeSiren("autograd", dtype, 3);
   auto x = RandomPoints(96, {-2, -2, -2, -2}, {2, 2, 2, 2}).to(dtype);
   ASSERT_GT((x.abs() > 1.5).any(1).sum().item<int64_t>(), 10);
@@ -49,9 +52,9 @@ TEST_P(SirenJetTest, TaylorJetEqualsAutogradJet) {
 }
 
 TEST_P(SirenJetTest, ParameterGradientsAgree) {
-  const torch::Dtype dtype = GetParam();
+  const auto [dtype, fused] = GetParam();
   const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
-  auto fast = MakeSiren("taylor", dtype, 5);
+  auto fast = MakeSiren("taylor", dtype, 5, fused);
   auto slow = MakeSiren("autograd", dtype, 5);
   auto x = RandomPoints(32, {-2, -2, -2, -2}, {2, 2, 2, 2}).to(dtype);
   auto loss = [](const Jet& j) { return j.d2g.square().mean() + j.dg.square().mean() + j.g.sum(); };
@@ -65,9 +68,30 @@ TEST_P(SirenJetTest, ParameterGradientsAgree) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtypes, SirenJetTest, ::testing::Values(torch::kFloat64, torch::kFloat32),
+// Gradients with respect to the points themselves (rays move the points).
+TEST_P(SirenJetTest, PointGradientsAgree) {
+  const auto [dtype, fused] = GetParam();
+  const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
+  auto fast = MakeSiren("taylor", dtype, 7, fused);
+  auto slow = MakeSiren("autograd", dtype, 7);
+  auto x0 = RandomPoints(24, {-2, -2, -2, -2}, {2, 2, 2, 2}).to(dtype);
+  auto loss = [](const Jet& j) { return j.d2g.square().mean() + j.dg.square().mean() + j.g.sum(); };
+  auto xf = x0.clone().requires_grad_(true), xs = x0.clone().requires_grad_(true);
+  loss(fast->jet(xf, 2)).backward();
+  loss(slow->jet(xs, 2)).backward();
+  const double scale = dtype == torch::kFloat64 ? 1.0 : std::max(1.0, MaxAbs(xs.grad()));
+  EXPECT_GT(MaxAbs(xs.grad()), 1e-3);
+  EXPECT_LT(MaxAbs(xf.grad() - xs.grad()) / scale, tol);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, SirenJetTest,
+                         ::testing::Combine(::testing::Values(torch::kFloat64, torch::kFloat32),
+                                            ::testing::Bool()),
                          [](const auto& info) {
-                           return info.param == torch::kFloat64 ? "float64" : "float32";
+                           return std::string(std::get<0>(info.param) == torch::kFloat64
+                                                  ? "float64"
+                                                  : "float32") +
+                                  (std::get<1>(info.param) ? "_fused" : "_tensor");
                          });
 
 }  // namespace

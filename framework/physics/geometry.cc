@@ -7,6 +7,15 @@ namespace lumpy {
 
 using torch::indexing::Slice;
 
+namespace {
+
+// Gamma_dbc = 1/2 (d_b g_dc + d_c g_db - d_d g_bc), with dg[i,j,k] = d_k g_ij.
+torch::Tensor LoweredChristoffel(const torch::Tensor& dg) {
+  return 0.5 * (dg.permute({0, 1, 3, 2}) + dg - dg.permute({0, 3, 1, 2}));
+}
+
+}  // namespace
+
 Geometry::Geometry(Jet jet) : jet_(std::move(jet)) {
   TORCH_CHECK(jet_.g.defined() && jet_.g.dim() == 3 && jet_.g.size(1) == 4 &&
                   jet_.g.size(2) == 4,
@@ -44,9 +53,7 @@ const torch::Tensor& Geometry::lapse() {
 const torch::Tensor& Geometry::lowered_christoffel() {
   Require(1, "the Christoffel symbols");
   if (!gamma_low_.defined()) {
-    // Gamma_dbc = 1/2 (d_b g_dc + d_c g_db - d_d g_bc), with dg[i,j,k] = d_k g_ij.
-    const auto& dg = jet_.dg;
-    gamma_low_ = 0.5 * (dg.permute({0, 1, 3, 2}) + dg - dg.permute({0, 3, 1, 2}));
+    gamma_low_ = LoweredChristoffel(jet_.dg);
   }
   return gamma_low_;
 }
@@ -76,29 +83,29 @@ const torch::Tensor& Geometry::christoffel_derivative() {
 const torch::Tensor& Geometry::ricci() {
   Require(2, "the Ricci tensor");
   if (!ricci_.defined()) {
-    // R_mn = d_r G^r_mn - d_n G^r_mr + G^r_mn G^s_rs - G^s_mr G^r_ns, with the two
-    // derivative terms contracted from g^-1, dg, d2g directly instead of
-    // through the full d_e G^a_bc (1024 numbers per point):
-    //   d_r G^r_mn = (d_r g^rd) G_dmn + 1/2 g^rd (d_r d_m g_dn + d_r d_n g_dm - d_r d_d g_mn)
-    //   d_n G^r_mr = 1/2 (d_n g^rs d_m g_rs + g^rs d_n d_m g_rs)
-    const auto& ginv = inverse_metric();
-    const auto& dg = jet_.dg;
-    const auto& d2g = jet_.d2g;
-    const auto& low = lowered_christoffel();
-    const auto& c = christoffel();
-    auto dginv = -torch::einsum("zam,zmqe,zqd->zade", {ginv, dg, ginv});  // d_e g^ad
-    auto div_ginv = torch::einsum("zrdr->zd", {dginv});                   // d_r g^rd
-    auto s = torch::einsum("zli,zijkl->zjk", {ginv, d2g});  // S_jk = g^li d_k d_l g_ij
-    auto box = torch::einsum("zkl,zijkl->zij", {ginv, d2g});  // g^kl d_k d_l g_ij
-    auto d_gamma_r_mn = torch::einsum("zd,zdmn->zmn", {div_ginv, low}) +
-                        0.5 * (s + s.transpose(1, 2) - box);
-    auto d_gamma_r_mr = 0.5 * (torch::einsum("zrsn,zrsm->zmn", {dginv, dg}) +
-                               torch::einsum("zrs,zrsmn->zmn", {ginv, d2g}));
-    auto trace = torch::einsum("zsrs->zr", {c});  // G^s_rs
-    ricci_ = d_gamma_r_mn - d_gamma_r_mr + torch::einsum("zr,zrmn->zmn", {trace, c}) -
-             torch::einsum("zsmr,zrns->zmn", {c, c});
+    ricci_ = RicciFusedApplies(jet_.g) ? RicciFused(inverse_metric(), jet_.dg, jet_.d2g)
+                                       : RicciTensorOps(inverse_metric(), jet_.dg, jet_.d2g);
   }
   return ricci_;
+}
+
+torch::Tensor RicciTensorOps(const torch::Tensor& ginv, const torch::Tensor& dg,
+                             const torch::Tensor& d2g) {
+  //   d_r G^r_mn = (d_r g^rd) G_dmn + 1/2 g^rd (d_r d_m g_dn + d_r d_n g_dm - d_r d_d g_mn)
+  //   d_n G^r_mr = 1/2 (d_n g^rs d_m g_rs + g^rs d_n d_m g_rs)
+  auto low = LoweredChristoffel(dg);
+  auto c = torch::einsum("zad,zdbc->zabc", {ginv, low});
+  auto dginv = -torch::einsum("zam,zmqe,zqd->zade", {ginv, dg, ginv});  // d_e g^ad
+  auto div_ginv = torch::einsum("zrdr->zd", {dginv});                   // d_r g^rd
+  auto s = torch::einsum("zli,zijkl->zjk", {ginv, d2g});  // S_jk = g^li d_k d_l g_ij
+  auto box = torch::einsum("zkl,zijkl->zij", {ginv, d2g});  // g^kl d_k d_l g_ij
+  auto d_gamma_r_mn =
+      torch::einsum("zd,zdmn->zmn", {div_ginv, low}) + 0.5 * (s + s.transpose(1, 2) - box);
+  auto d_gamma_r_mr = 0.5 * (torch::einsum("zrsn,zrsm->zmn", {dginv, dg}) +
+                             torch::einsum("zrs,zrsmn->zmn", {ginv, d2g}));
+  auto trace = torch::einsum("zsrs->zr", {c});  // G^s_rs
+  return d_gamma_r_mn - d_gamma_r_mr + torch::einsum("zr,zrmn->zmn", {trace, c}) -
+         torch::einsum("zsmr,zrns->zmn", {c, c});
 }
 
 const torch::Tensor& Geometry::ricci_scalar() {

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/threads.h"
 #include "lumpy/build_info.h"
 #include "train/point_set_context.h"
 #include "train/progress.h"
@@ -79,9 +80,7 @@ absl::Status WriteAtomically(const fs::path& path, const std::string& text) {
 }  // namespace
 
 void ApplyRuntime(const Experiment& exp) {
-  int64_t threads = exp.runtime.GetInt("threads");
-  if (threads == 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  torch::set_num_threads(static_cast<int>(threads));
+  ConfigureThreads(exp.runtime.GetInt("threads"));
   torch::set_default_dtype(
       caffe2::TypeMeta::fromScalarType(ParseDtype(exp.runtime.GetString("dtype"))));
   torch::manual_seed(static_cast<uint64_t>(exp.runtime.GetInt("seed")));

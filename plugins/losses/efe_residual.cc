@@ -19,17 +19,11 @@ class EfeResidual : public lumpy::LossTerm {
   explicit EfeResidual(const lumpy::Params& p)
       : mixed_(p.GetString("form") == "mixed"),
         dust_(p.GetString("matter") == "dust"),
-        trainable_(p.GetBool("omega_m_trainable")),
-        bounds_(p.GetDoubleList("omega_m_bounds")),
-        lr_factor_(p.GetDouble("omega_m_lr_factor")),
-        omega_m_(torch::tensor(p.GetDouble("omega_m"), torch::kFloat64)),
-        det_floor_(p.GetDouble("det_floor")) {
-    if (trainable_) omega_m_.requires_grad_(true);
-  }
+        omega_m_(p, "omega_m"),
+        det_floor_(p.GetDouble("det_floor")) {}
 
   std::vector<lumpy::PhysicalParameter> physical_parameters() override {
-    if (!trainable_) return {};
-    return {{"omega_m", omega_m_, bounds_[0], bounds_[1], lr_factor_}};
+    return omega_m_.parameters();
   }
 
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
@@ -39,7 +33,7 @@ class EfeResidual : public lumpy::LossTerm {
     torch::Tensor residual = mixed_ ? geo.einstein_mixed() : geo.einstein();
     if (dust_) {
       auto h_today = ctx.observer(1).hubble_mean();  // [1], gradients flow through it
-      auto omega_m = omega_m_.to(g.device(), g.scalar_type());
+      auto omega_m = omega_m_.value().to(g.device(), g.scalar_type());
       auto kappa_rho = 3.0 * omega_m * h_today.square() / torch::sqrt(det);
       auto t00 = kappa_rho * (-g.select(1, 0).select(1, 0));  // [B]
       // Only T_00 is non-zero; mixed: T^m_n = g^m0 T_00 delta^0_n (column n = 0).
@@ -56,10 +50,8 @@ class EfeResidual : public lumpy::LossTerm {
   }
 
  private:
-  bool mixed_, dust_, trainable_;
-  std::vector<double> bounds_;
-  double lr_factor_;
-  torch::Tensor omega_m_;  // float64 leaf; trainable or not
+  bool mixed_, dust_;
+  lumpy::PhysicalScalar omega_m_;
   double det_floor_;
 };
 
@@ -69,41 +61,29 @@ absl::Status Register(lumpy::Registry& registry) {
       "efe_residual",
       "Einstein field equations with comoving dust or vacuum: mean squared residual per point",
       lumpy::LossKind::kObjective,
-      {
-          ParamSpec::String("form", "mixed: (G^m_n - T^m_n) det(gamma); covariant: G_mn - T_mn")
-              .Default(std::string("mixed"))
-              .OneOf({"mixed", "covariant"}),
-          ParamSpec::String("matter", "dust comoving with the coordinates, or vacuum (T = 0)")
-              .Default(std::string("dust"))
-              .OneOf({"dust", "vacuum"}),
-          ParamSpec::Double("omega_m", "matter density parameter (initial value if trainable)")
-              .Default(0.3)
-              .AtLeast(0),
-          ParamSpec::Bool("omega_m_trainable", "fit Omega_m with the network").Default(false),
-          ParamSpec::DoubleList("omega_m_bounds", "[min, max]: Omega_m is projected back into "
-                                                  "this interval after every step")
-              .Default(std::vector<double>{0.05, 0.3})
-              .Length(2)
-              .AtLeast(0),
-          ParamSpec::Double("omega_m_lr_factor", "Omega_m's learning rate over the network's")
-              .Default(100.0)
-              .Greater(0),
-          ParamSpec::Double("det_floor", "floor of det(gamma) in the residual and the density")
-              .Default(1e-24)
-              .Greater(0),
-      },
+      lumpy::Concat({
+          {
+              ParamSpec::String("form",
+                                "mixed: (G^m_n - T^m_n) det(gamma); covariant: G_mn - T_mn")
+                  .Default(std::string("mixed"))
+                  .OneOf({"mixed", "covariant"}),
+              ParamSpec::String("matter", "dust comoving with the coordinates, or vacuum (T = 0)")
+                  .Default(std::string("dust"))
+                  .OneOf({"dust", "vacuum"}),
+          },
+          lumpy::PhysicalScalar::Specs(
+              ParamSpec::Double("omega_m", "matter density parameter (initial value if trainable)")
+                  .Default(0.3)
+                  .AtLeast(0),
+              {0.05, 0.3}, 100.0),
+          {
+              ParamSpec::Double("det_floor", "floor of det(gamma) in the residual and the density")
+                  .Default(1e-24)
+                  .Greater(0),
+          },
+      }),
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
-        const auto& b = p.GetDoubleList("omega_m_bounds");
-        if (!(b[0] < b[1])) {
-          return absl::InvalidArgumentError(
-              "omega_m_bounds: must be [min, max] with min < max");
-        }
-        const double om = p.GetDouble("omega_m");
-        if (p.GetBool("omega_m_trainable") && (om < b[0] || om > b[1])) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "omega_m: the initial value must lie within omega_m_bounds [", b[0], ", ", b[1],
-              "], got ", om));
-        }
+        if (auto st = lumpy::PhysicalScalar::Check(p, "omega_m"); !st.ok()) return st;
         return std::make_shared<EfeResidual>(p);
       });
 }

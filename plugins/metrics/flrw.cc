@@ -6,6 +6,8 @@
 //   lcdm:       a = (Om/OL)^(1/3) sinh^(2/3)(3/2 sqrt(OL) H0 tau), OL = 1 - Om,
 //               tau = t - 1 + tau0, tau0 = asinh(sqrt(OL/Om)) / (3/2 sqrt(OL) H0)
 // Before the big bang (eds, lcdm) the metric is undefined: in_domain says so.
+// h0 and omega_m may be fitted (h0_trainable, omega_m_trainable): the metric
+// is then computed from them as tensors, so gradients reach them.
 
 #include <cmath>
 
@@ -19,24 +21,40 @@ constexpr double kSpeedOfLightKmS = 299792.458;
 class Flrw : public lumpy::AnalyticMetric {
  public:
   explicit Flrw(const lumpy::Params& p)
-      : model_(p.GetString("scale_factor")),
-        h0_(p.GetDouble("h0") * 1000.0 / kSpeedOfLightKmS),
-        omega_m_(p.GetDouble("omega_m")) {
-    const double ol = 1.0 - omega_m_;
+      : model_(p.GetString("scale_factor")), h0_(p, "h0"), omega_m_(p, "omega_m") {}
+
+  std::vector<lumpy::PhysicalParameter> physical_parameters() override {
+    auto all = h0_.parameters();
+    for (auto& q : omega_m_.parameters()) all.push_back(q);
+    return all;
+  }
+
+  // The constants as tensors in t's dtype and device, so that gradients of
+  // anything computed from the metric reach h0 and omega_m.
+  struct Constants {
+    torch::Tensor h, big_bang, rate, tau0, ratio;
+  };
+  Constants constants(const torch::TensorOptions& options) const {
+    Constants c;
+    c.h = h0_.value().to(options) * (1000.0 / kSpeedOfLightKmS);
     if (model_ == "eds") {
-      big_bang_ = 1.0 - 2.0 / (3.0 * h0_);
+      c.big_bang = 1.0 - 2.0 / (3.0 * c.h);
     } else if (model_ == "lcdm") {
-      rate_ = 1.5 * std::sqrt(ol) * h0_;
-      tau0_ = std::asinh(std::sqrt(ol / omega_m_)) / rate_;
-      big_bang_ = 1.0 - tau0_;
+      auto om = omega_m_.value().to(options);
+      auto ol = 1.0 - om;
+      c.rate = 1.5 * torch::sqrt(ol) * c.h;
+      c.tau0 = torch::asinh(torch::sqrt(ol / om)) / c.rate;
+      c.big_bang = 1.0 - c.tau0;
+      c.ratio = torch::pow(om / ol, 1.0 / 3.0);
     }
+    return c;
   }
 
   torch::Tensor scale_factor(const torch::Tensor& t) const {
-    if (model_ == "eds") return torch::pow((t - big_bang_) / (1.0 - big_bang_), 2.0 / 3.0);
-    if (model_ == "de_sitter") return torch::exp(h0_ * (t - 1.0));
-    const double ratio = std::cbrt(omega_m_ / (1.0 - omega_m_));
-    return ratio * torch::pow(torch::sinh(rate_ * (t - 1.0 + tau0_)), 2.0 / 3.0);
+    const Constants c = constants(t.options());
+    if (model_ == "eds") return torch::pow((t - c.big_bang) / (1.0 - c.big_bang), 2.0 / 3.0);
+    if (model_ == "de_sitter") return torch::exp(c.h * (t - 1.0));
+    return c.ratio * torch::pow(torch::sinh(c.rate * (t - 1.0 + c.tau0)), 2.0 / 3.0);
   }
 
   torch::Tensor metric(const torch::Tensor& x) override {
@@ -46,13 +64,13 @@ class Flrw : public lumpy::AnalyticMetric {
 
   torch::Tensor in_domain(const torch::Tensor& x) override {
     if (model_ == "de_sitter") return lumpy::MetricModel::in_domain(x);
-    return x.select(1, 0) > big_bang_;
+    torch::NoGradGuard no_grad;
+    return x.select(1, 0) > constants(x.options()).big_bang;
   }
 
  private:
   std::string model_;
-  double h0_, omega_m_;
-  double big_bang_ = -INFINITY, rate_ = 0, tau0_ = 0;
+  lumpy::PhysicalScalar h0_, omega_m_;
 };
 
 absl::Status Register(lumpy::Registry& registry) {
@@ -61,18 +79,31 @@ absl::Status Register(lumpy::Registry& registry) {
       "flrw",
       "flat FLRW universe (Einstein-de Sitter, de Sitter or flat LCDM), a = 1 at the observer's "
       "t = 1",
-      {
+      lumpy::Concat({
+        {
           ParamSpec::String("scale_factor", "eds: dust only; de_sitter: a = exp(H0 (t-1)); lcdm: "
                                             "dust + Lambda, flat")
               .Default(std::string("lcdm"))
               .OneOf({"eds", "de_sitter", "lcdm"}),
-          ParamSpec::Double("h0", "Hubble constant today, km/s/Mpc").Default(70.0).Greater(0),
-          ParamSpec::Double("omega_m", "matter density today (lcdm; Omega_Lambda = 1 - Omega_m)")
-              .Default(0.3)
-              .Greater(0)
-              .Less(1),
-      },
+        },
+        lumpy::PhysicalScalar::Specs(
+            ParamSpec::Double("h0", "Hubble constant today, km/s/Mpc").Default(70.0).Greater(0),
+            {50.0, 90.0}, 1000.0),
+        lumpy::PhysicalScalar::Specs(
+            ParamSpec::Double("omega_m", "matter density today (lcdm; Omega_Lambda = 1 - Omega_m)")
+                .Default(0.3)
+                .Greater(0)
+                .Less(1),
+            {0.05, 0.95}, 100.0),
+      }),
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::MetricModel>> {
+        for (const char* name : {"h0", "omega_m"}) {
+          if (auto st = lumpy::PhysicalScalar::Check(p, name); !st.ok()) return st;
+        }
+        if (p.GetBool("omega_m_trainable") && p.GetString("scale_factor") != "lcdm") {
+          return absl::InvalidArgumentError(
+              "omega_m_trainable: only scale_factor = \"lcdm\" depends on omega_m");
+        }
         return std::make_shared<Flrw>(p);
       });
 }

@@ -15,13 +15,16 @@
 #include <cmath>
 
 #include "lumpy/lumpy.h"
+#include "taylor_sin.h"
 
 namespace {
 
 class SirenImpl : public lumpy::MetricModel {
  public:
   explicit SirenImpl(const lumpy::Params& p)
-      : clip_(p.GetDouble("clip")), taylor_(p.GetString("jet") == "taylor") {
+      : clip_(p.GetDouble("clip")),
+        taylor_(p.GetString("jet") == "taylor"),
+        fused_(p.GetBool("fused")) {
     const int64_t hidden = p.GetInt("hidden");
     const int64_t layers = p.GetInt("layers");
     int64_t fan_in = 4;
@@ -83,40 +86,25 @@ class SirenImpl : public lumpy::MetricModel {
     const auto pair_k = torch::tensor(std::vector<int64_t>(kPairK, kPairK + 10), long_opts);
     const auto pair_l = torch::tensor(std::vector<int64_t>(kPairL, kPairL + 10), long_opts);
 
-    // Input layer: h = clip(x); dh_j/dx_k = [inside] delta_jk; second derivatives 0.
-    auto inside = (x.abs() < clip_).to(x.dtype());  // [B,4]
-    auto h = torch::clamp(x, -clip_, clip_);
-    // First hidden layer, by hand: z_k = inside_k W[:, k]; z_kl = 0.
-    const auto& w0 = hidden_[0]->weight;  // [n,4]
-    auto z = torch::addmm(hidden_[0]->bias, h, w0.t());              // [B,n]
-    auto zk = inside.unsqueeze(2) * w0.t().unsqueeze(0);             // [B,4,n]
-    torch::Tensor zkl;                                               // [B,10,n] or undefined (0)
-    torch::Tensor a, ak, akl;
-    for (size_t i = 0;; ++i) {
-      // a = sin z, a_k = cos z z_k, a_kl = cos z z_kl - sin z z_k z_l.
-      auto s = torch::sin(z), c = torch::cos(z);
-      a = s;
-      ak = c.unsqueeze(1) * zk;
-      if (order >= 2) {
-        auto zz = zk.index_select(1, pair_k) * zk.index_select(1, pair_l);
-        akl = zkl.defined() ? c.unsqueeze(1) * zkl - s.unsqueeze(1) * zz : -s.unsqueeze(1) * zz;
-      }
-      const torch::nn::Linear& next = i + 1 < hidden_.size() ? hidden_[i + 1] : out_;
-      // All channels through the next weight matrix in one product.
-      auto channels = order >= 2 ? torch::cat({a.unsqueeze(1), ak, akl}, 1)
-                                 : torch::cat({a.unsqueeze(1), ak}, 1);       // [B,C,n]
-      auto y = torch::matmul(channels, next->weight.t());                     // [B,C,m]
-      z = y.select(1, 0) + next->bias;
-      zk = y.narrow(1, 1, 4);
-      if (order >= 2) zkl = y.narrow(1, 5, 10);
-      if (i + 1 >= hidden_.size()) break;
+    // The input's channels: h = clip(x), dh_j/dx_k = [inside] delta_jk
+    // (the clip's derivative is 0 outside the box), second derivatives 0.
+    auto inside = (x.abs() < clip_).to(x.dtype());                        // [B,4]
+    std::vector<torch::Tensor> input = {torch::clamp(x, -clip_, clip_).unsqueeze(1),
+                                        torch::diag_embed(inside)};        // [B,1,4], [B,4,4]
+    if (order >= 2) input.push_back(torch::zeros({batch, 10, 4}, x.options()));
+    auto h = torch::cat(input, 1);                                          // [B,C,4]
+    // Every layer: all channels through the weight matrix in one product,
+    // then the sin's chain rule on the channels in one fused node.
+    for (auto& layer : hidden_) {
+      h = lumpy::siren::TaylorSinLayer(h, layer->weight, layer->bias, fused_);
     }
+    auto y = lumpy::siren::TaylorLinearLayer(h, out_->weight, out_->bias, fused_);  // [B,C,10]
+    auto o = y.select(1, 0);                                                // [B,10]
+    auto ok = y.narrow(1, 1, 4);                                            // [B,4,10]
     // Output map. Diagonal: e = sign exp(o): e_k = e o_k, e_kl = e (o_kl + o_k o_l).
-    const auto& o = z;                                              // [B,10]
     auto sign = torch::tensor({-1.0, 1.0, 1.0, 1.0}, o.options());
     auto e = torch::exp(o.narrow(1, 0, 4)) * sign;                  // [B,4]
     auto value = torch::cat({e, o.narrow(1, 4, 6)}, 1);             // [B,10]
-    auto ok = zk;                                                   // [B,4,10]
     auto first = torch::cat({e.unsqueeze(1) * ok.narrow(2, 0, 4), ok.narrow(2, 4, 6)}, 2);
     const auto idx = index_.to(x.device());
     lumpy::Jet jet;
@@ -125,7 +113,7 @@ class SirenImpl : public lumpy::MetricModel {
     // [B,k,16] -> [B,4,4,k]
     jet.dg = first.index_select(2, idx).view({batch, 4, 4, 4}).permute({0, 2, 3, 1});
     if (order >= 2) {
-      auto okl = zkl;                                               // [B,10,10]
+      auto okl = y.narrow(1, 5, 10);                                // [B,10,10]
       auto od = ok.narrow(2, 0, 4);
       auto second_diag = e.unsqueeze(1) * (okl.narrow(2, 0, 4) +
                                            od.index_select(1, pair_k) * od.index_select(1, pair_l));
@@ -141,6 +129,7 @@ class SirenImpl : public lumpy::MetricModel {
 
   double clip_;
   bool taylor_;
+  bool fused_;
   std::vector<torch::nn::Linear> hidden_;
   torch::nn::Linear out_{nullptr};
   torch::Tensor index_;
@@ -167,6 +156,9 @@ absl::Status Register(lumpy::Registry& registry) {
                                    "reverse mode (the oracle)")
               .Default(std::string("taylor"))
               .OneOf({"taylor", "autograd"}),
+          ParamSpec::Bool("fused", "taylor jet on the CPU: one hand-written loop per layer "
+                                   "(false: tensor operations; same numbers, slower)")
+              .Default(true),
       },
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::MetricModel>> {
         return Siren(p).ptr();

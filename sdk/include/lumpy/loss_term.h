@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "lumpy/export.h"
+#include "lumpy/physical_parameter.h"
 #include "lumpy/step_context.h"
 
 namespace lumpy {

@@ -8,6 +8,7 @@
 #include "lumpy/loss_term.h"
 #include "lumpy/metric_model.h"
 #include "lumpy/params.h"
+#include "lumpy/physical_parameter.h"
 #include "lumpy/plugin.h"
 #include "lumpy/registry.h"
 #include "lumpy/step_context.h"

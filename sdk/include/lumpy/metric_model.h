@@ -5,19 +5,9 @@
 
 #include "lumpy/export.h"
 #include "lumpy/jet.h"
+#include "lumpy/physical_parameter.h"
 
 namespace lumpy {
-
-// A scalar of the physics (Omega_m, H0, ...) that a plugin lets training fit.
-// The engine gives each its own Adam group (learning rate x lr_factor, never
-// gradient-clipped), projects it back into [min, max] after every step, and
-// reports it in metrics.csv and summary.json as <entry>.<name>.
-struct LUMPY_API PhysicalParameter {
-  std::string name;
-  torch::Tensor value;  // 0-dim leaf tensor with requires_grad
-  double min = 0, max = 0;
-  double lr_factor = 1;
-};
 
 class LUMPY_API MetricModel : public torch::nn::Module {
  public:

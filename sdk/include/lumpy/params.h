@@ -83,6 +83,14 @@ class LUMPY_API ParamSpec {
 
 using ParamSpecs = std::vector<ParamSpec>;
 
+// One declaration from several lists, in order (e.g. a plugin's own keys
+// around PhysicalScalar::Specs).
+inline ParamSpecs Concat(std::initializer_list<ParamSpecs> lists) {
+  ParamSpecs all;
+  for (const auto& list : lists) all.insert(all.end(), list.begin(), list.end());
+  return all;
+}
+
 // Validated values of one table: every declared key is present.
 class LUMPY_API Params {
  public:
