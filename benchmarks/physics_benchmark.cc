@@ -9,6 +9,8 @@
 //       dust, Omega_m = 0.3) + WEC augmented-Lagrangian penalty
 //       lambda mean(v) + 1/2 mean(v)^2 (lambda = 1, mu = 1); backward; Adam.
 //   BM_PhysicsStep_AutogradJet/<points>   the same step through the autograd jet
+//   BM_SupernovaLoss                      supernova_chi2 (reference mode) over the 1701
+//       Pantheon+ supernovae, forward + backward + Adam; items are supernovae
 //   BM_JetGemmFloor/<points>              only the matrix products of the step's jet:
 //       its time is the floor BM_PhysicsStep is measured against; items are FLOPs
 
@@ -18,6 +20,7 @@
 
 #include "config/experiment.h"
 #include "core/threads.h"
+#include "lumpy/ray_tracer.h"
 #include "loader/plugin_loader.h"
 #include "train/point_set_context.h"
 #include "train/trainer.h"
@@ -166,6 +169,49 @@ void BM_PhysicsStep(benchmark::State& state) { PhysicsStep(state, "taylor"); }
 void BM_PhysicsStep_AutogradJet(benchmark::State& state) { PhysicsStep(state, "autograd"); }
 BENCHMARK(BM_PhysicsStep)->Arg(100)->Arg(1000)->Arg(4000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_PhysicsStep_AutogradJet)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The supernova loss over all 1701 Pantheon+ supernovae, forward and
+// backward, SIREN 4x64 float32 (LUMPY_DATA_PATH must hold the catalogue).
+// Counters: accepted and rejected integrator steps of the ray.
+void BM_SupernovaLoss(benchmark::State& state) {
+  Setup();
+  auto model = Make<MetricModel>("siren", {{"output_init_std", 0.05}});
+  model->to(torch::kFloat32);
+  auto sn = Make<LossTerm>("supernova_chi2");
+  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-4));
+  DomainSpec none = Bulk(1);
+  for (auto _ : state) {
+    PointSetContext ctx(*model, SamplePoints(none, kF32));
+    auto loss = sn->evaluate(ctx).value;
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+  }
+  state.SetItemsProcessed(state.iterations() * 1701);
+}
+BENCHMARK(BM_SupernovaLoss)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The reference ray alone (forward and backward), to z = 2.3; counters give
+// the integrator's accepted and rejected steps. Items are rays.
+void BM_RayTrace_Reference(benchmark::State& state) {
+  Setup();
+  auto model = Make<MetricModel>("siren", {{"output_init_std", 0.05}});
+  model->to(torch::kFloat32);
+  RayTracerOptions o;
+  o.rtol = 1e-6;
+  o.atol = 1e-8;
+  auto z = torch::linspace(0.01, 2.3, 1701, kF32);
+  RayStop stop;
+  for (auto _ : state) {
+    auto d = TraceReference(*model, z, kF32, o);
+    d.luminosity_distance.sum().backward();
+    stop = d.stop;
+  }
+  state.counters["accepted"] = static_cast<double>(stop.accepted);
+  state.counters["rejected"] = static_cast<double>(stop.rejected);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RayTrace_Reference)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace lumpy

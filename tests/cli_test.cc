@@ -187,7 +187,7 @@ TEST_F(CliTest, PluginsListsEveryBuiltInWithParameters) {
   auto r = RunLumpy("plugins", dir_);
   ASSERT_EQ(r.exit_code, 0);
   for (const char* s : {"siren", "flrw", "kasner", "minkowski", "schwarzschild", "efe_residual",
-                        "wec", "soft_quadratic", "uniform",
+                        "wec", "supernova_chi2", "soft_quadratic", "uniform",
                         "output_init_std", "units per hidden layer", "one of: mixed, covariant",
                         "[constraint: needs a handler]", "[runtime]"}) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s;

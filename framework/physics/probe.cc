@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "data/table.h"
 #include "lumpy/geometry.h"
 #include "train/point_set_context.h"
 
@@ -33,65 +34,23 @@ std::string Lines(const std::vector<int64_t>& lines, size_t most = 8) {
 absl::StatusOr<torch::Tensor> ReadPointsCsv(const fs::path& file,
                                             const torch::TensorOptions& options,
                                             std::vector<int64_t>* lines) {
-  std::ifstream in(file);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read the points file"));
-  const std::string name = file.string();
-  std::string text;
-  int64_t line_no = 0;
-  std::vector<std::string> header;
-  int column_of[4] = {-1, -1, -1, -1};
-  std::vector<double> values;
+  auto table = TextTable::Read(file, TextTable::Separator::kComma, "points file");
+  if (!table.ok()) return table.status();
   lines->clear();
-  while (std::getline(in, text)) {
-    ++line_no;
-    absl::string_view view = absl::StripAsciiWhitespace(text);
-    if (view.empty() || view[0] == '#') continue;
-    std::vector<std::string> fields;
-    for (absl::string_view f : absl::StrSplit(view, ',')) {
-      fields.emplace_back(absl::StripAsciiWhitespace(f));
-    }
-    if (header.empty()) {
-      header = fields;
-      const char* wanted[4] = {"t", "x", "y", "z"};
-      std::vector<std::string> missing;
-      for (int c = 0; c < 4; ++c) {
-        for (size_t i = 0; i < header.size(); ++i) {
-          if (header[i] == wanted[c]) column_of[c] = static_cast<int>(i);
-        }
-        if (column_of[c] < 0) missing.push_back(wanted[c]);
-      }
-      if (!missing.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            name, ":", line_no, ": the header needs columns t, x, y, z; missing: ",
-            absl::StrJoin(missing, ", "), " (header: ", std::string(view), ")"));
-      }
-      continue;
-    }
-    if (fields.size() != header.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(name, ":", line_no, ": expected ",
-                                                     header.size(), " fields, got ", fields.size()));
-    }
-    for (int c = 0; c < 4; ++c) {
-      const std::string& f = fields[column_of[c]];
-      const int col = column_of[c] + 1;
-      char* end = nullptr;
-      const double v = std::strtod(f.c_str(), &end);
-      if (f.empty() || end != f.c_str() + f.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(name, ":", line_no, ":", col, ": column ",
-                                                       header[column_of[c]], ": not a number: \"",
-                                                       f, "\""));
-      }
-      if (!std::isfinite(v)) {
-        return absl::InvalidArgumentError(absl::StrCat(name, ":", line_no, ":", col, ": column ",
-                                                       header[column_of[c]], ": not finite: ", f));
-      }
-      values.push_back(v);
-    }
-    lines->push_back(line_no);
+  if (table->header().empty() || table->rows() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file.string(), ": no points (expected a header t,x,y,z and one row per point)"));
   }
-  if (header.empty() || values.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": no points (expected a header t,x,y,z and one row per point)"));
+  auto columns = table->Columns({"t", "x", "y", "z"});
+  if (!columns.ok()) return columns.status();
+  std::vector<double> values;
+  for (size_t row = 0; row < table->rows(); ++row) {
+    for (int c : *columns) {
+      auto v = table->Number(row, c);
+      if (!v.ok()) return v.status();
+      values.push_back(*v);
+    }
+    lines->push_back(table->line(row));
   }
   return torch::tensor(values, torch::TensorOptions().dtype(torch::kFloat64))
       .view({-1, 4})

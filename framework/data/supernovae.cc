@@ -1,0 +1,199 @@
+#include "lumpy/supernovae.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "data/table.h"
+
+namespace lumpy {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<fs::path> ResolveDataFile(const std::string& name) {
+  if (name.empty()) return absl::InvalidArgumentError("no data file named");
+  std::vector<std::string> looked;
+  const fs::path given(name);
+  if (fs::exists(given)) return given;
+  looked.push_back(given.string());
+  if (given.is_relative()) {
+    std::vector<fs::path> folders;
+    if (const char* env = std::getenv("LUMPY_DATA_PATH")) {
+      for (absl::string_view dir : absl::StrSplit(env, ':', absl::SkipEmpty())) {
+        folders.emplace_back(std::string(dir));
+      }
+    }
+    folders.emplace_back("data");
+    for (const auto& dir : folders) {
+      const fs::path candidate = dir / given;
+      if (fs::exists(candidate)) return candidate;
+      looked.push_back(candidate.string());
+    }
+  }
+  return absl::NotFoundError(absl::StrCat(
+      name, ": no such data file; looked in: ", absl::StrJoin(looked, ", "),
+      ". Set LUMPY_DATA_PATH to the folder that holds it; the public Pantheon+ release is "
+      "fetched by scripts/download_pantheon.sh"));
+}
+
+namespace {
+
+// Reads the covariance file: N, then N*N numbers.
+absl::StatusOr<torch::Tensor> ReadCovariance(const fs::path& file, int64_t rows_in_catalogue) {
+  std::ifstream in(file);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read the covariance file"));
+  std::string token;
+  std::vector<double> values;
+  int64_t n = -1;
+  while (in >> token) {
+    char* end = nullptr;
+    const double v = std::strtod(token.c_str(), &end);
+    if (end != token.c_str() + token.size() || !std::isfinite(v)) {
+      return absl::InvalidArgumentError(absl::StrCat(file.string(), ": number ", values.size() + 1 + (n >= 0),
+                                                     " is not a finite number: \"", token, "\""));
+    }
+    if (n < 0) {
+      if (v != std::floor(v) || v < 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            file.string(), ": the first number must be the matrix size N, got ", token));
+      }
+      n = static_cast<int64_t>(v);
+      if (n != rows_in_catalogue) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            file.string(), ": a ", n, "x", n, " covariance does not fit the catalogue's ",
+            rows_in_catalogue, " rows (it covers every row of the file, before filters)"));
+      }
+      values.reserve(n * n);
+      continue;
+    }
+    values.push_back(v);
+  }
+  if (n < 0) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": empty covariance file"));
+  if (static_cast<int64_t>(values.size()) != n * n) {
+    return absl::InvalidArgumentError(absl::StrCat(file.string(), ": expected N*N = ", n * n,
+                                                   " numbers after N = ", n, ", found ",
+                                                   values.size()));
+  }
+  return torch::tensor(values, torch::kFloat64).view({n, n});
+}
+
+}  // namespace
+
+absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
+                                                  const SupernovaOptions& options) {
+  auto table = TextTable::Read(file, TextTable::Separator::kWhitespace, "supernova catalogue");
+  if (!table.ok()) return table.status();
+  if (table->rows() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no supernovae in the file"));
+  }
+  std::vector<std::string> wanted = {"CID", options.z_column, options.mu_column, options.sigma_column};
+  if (options.drop_calibrators) wanted.push_back("IS_CALIBRATOR");
+  auto cols = table->Columns(wanted);
+  if (!cols.ok()) return cols.status();
+  int ra_col = -1, dec_col = -1;
+  for (size_t i = 0; i < table->header().size(); ++i) {
+    if (table->header()[i] == "RA") ra_col = static_cast<int>(i);
+    if (table->header()[i] == "DEC") dec_col = static_cast<int>(i);
+  }
+  const bool sky = ra_col >= 0 && dec_col >= 0;
+
+  SupernovaCatalogue cat;
+  cat.file = file.string();
+  std::vector<double> z, mu, sigma, ra, dec;
+  std::vector<int64_t> kept;
+  for (size_t row = 0; row < table->rows(); ++row) {
+    double v[4];
+    for (int k = 1; k < 4; ++k) {
+      auto x = table->Number(row, (*cols)[k]);
+      if (!x.ok()) return x.status();
+      v[k] = *x;
+    }
+    if (v[3] <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(table->Where(row, (*cols)[3]),
+                                                     ": an error must be positive, got ",
+                                                     table->Field(row, (*cols)[3])));
+    }
+    double r = 0, d = 0;
+    if (sky) {
+      auto a = table->Number(row, ra_col);
+      if (!a.ok()) return a.status();
+      auto b = table->Number(row, dec_col);
+      if (!b.ok()) return b.status();
+      if (*b < -90 || *b > 90) {
+        return absl::InvalidArgumentError(absl::StrCat(table->Where(row, dec_col),
+                                                       ": a declination must lie in [-90, 90], got ",
+                                                       table->Field(row, dec_col)));
+      }
+      r = *a;
+      d = *b;
+    }
+    bool keep = v[1] > options.z_min && v[1] <= options.z_max;
+    if (options.drop_calibrators) {
+      auto c = table->Number(row, (*cols)[4]);
+      if (!c.ok()) return c.status();
+      if (*c != 0) keep = false;
+    }
+    if (!keep) continue;
+    kept.push_back(static_cast<int64_t>(row));
+    cat.names.push_back(table->Field(row, (*cols)[0]));
+    cat.lines.push_back(table->line(row));
+    z.push_back(v[1]);
+    mu.push_back(v[2]);
+    sigma.push_back(v[3]);
+    ra.push_back(r);
+    dec.push_back(d);
+  }
+  if (kept.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no supernova has ", options.z_min,
+                                                   " < ", options.z_column, " <= ", options.z_max,
+                                                   options.drop_calibrators ? " outside the calibrators" : ""));
+  }
+  const auto f64 = torch::kFloat64;
+  cat.z = torch::tensor(z, f64);
+  cat.mu = torch::tensor(mu, f64);
+  cat.sigma = torch::tensor(sigma, f64);
+  if (sky) {
+    cat.ra = torch::tensor(ra, f64);
+    cat.dec = torch::tensor(dec, f64);
+  }
+  if (!options.covariance.empty()) {
+    auto path = ResolveDataFile(options.covariance);
+    if (!path.ok()) return path.status();
+    auto full = ReadCovariance(*path, static_cast<int64_t>(table->rows()));
+    if (!full.ok()) return full.status();
+    auto idx = torch::tensor(kept, torch::kLong);
+    auto c = full->index_select(0, idx).index_select(1, idx);
+    const double asym = (c - c.t()).abs().max().item<double>();
+    if (asym > 1e-10 * c.abs().max().item<double>()) {
+      return absl::InvalidArgumentError(absl::StrCat(path->string(), ": the covariance is not symmetric (largest |C - C^T| = ",
+                                                     asym, ")"));
+    }
+    auto [l, info] = torch::linalg_cholesky_ex(c);
+    const int64_t bad = info.item<int64_t>();
+    if (bad > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path->string(), ": the covariance of the ", kept.size(),
+          " selected supernovae is not positive definite (its leading minor of order ", bad,
+          " is not positive; first failing supernova: ", cat.names[bad - 1], ", line ",
+          cat.lines[bad - 1], " of ", file.string(), ")"));
+    }
+    cat.covariance_cholesky = l;
+  }
+  return cat;
+}
+
+torch::Tensor SupernovaCatalogue::Chi2(const torch::Tensor& residual) const {
+  if (!covariance_cholesky.defined()) {
+    return (residual / sigma.to(residual.options())).square().sum(-1);
+  }
+  // r^T C^-1 r = |L^-1 r|^2 with C = L L^T.
+  auto l = covariance_cholesky.to(residual.options());
+  auto r = residual.unsqueeze(-1);
+  auto w = torch::linalg_solve_triangular(l, r, /*upper=*/false);
+  return w.square().sum({-2, -1});
+}
+
+}  // namespace lumpy

@@ -1,0 +1,105 @@
+// supernova_chi2: the Pantheon+ distance moduli against light rays traced in
+// the metric (PHYSICS.md, "Observables"), reference mode: one ray from the
+// observer, d_L = (1+z) x coordinate radius at each supernova's redshift,
+// mu = 5 log10(d_L / Mpc) + 25.
+//   reduction = "mean":  mean over the supernovae of ((mu - mu_obs)/sigma)^2
+//                        (the reference), or r^T C^-1 r / N with a covariance
+//   reduction = "total": the chi^2 itself
+// Supernovae beyond the ray's reach drop out of the chi^2 and add
+// unreached_weight x (largest target z - largest z reached): the reference's
+// compass towards reaching them.
+
+#include "absl/strings/str_cat.h"
+#include "lumpy/lumpy.h"
+#include "lumpy/ray_tracer.h"
+#include "lumpy/supernovae.h"
+
+namespace {
+
+class SupernovaChi2 : public lumpy::LossTerm {
+ public:
+  SupernovaChi2(const lumpy::Params& p, lumpy::SupernovaCatalogue catalogue)
+      : catalogue_(std::move(catalogue)),
+        total_(p.GetString("reduction") == "total"),
+        unreached_weight_(p.GetDouble("unreached_weight")) {
+    tracer_.rtol = p.GetDouble("rtol");
+    tracer_.atol = p.GetDouble("atol");
+  }
+
+  lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
+    const auto options = ctx.options();
+    auto traced = lumpy::TraceReference(ctx.metric(), catalogue_.z.to(options), options, tracer_);
+    const auto& reached = traced.reached;
+    auto d = torch::where(reached, traced.luminosity_distance,
+                          torch::ones_like(traced.luminosity_distance));
+    auto mu = 5.0 * torch::log10(d) + 25.0;
+    auto residual = torch::where(reached, mu - catalogue_.mu.to(options), torch::zeros_like(mu));
+    auto per_sn = (residual / catalogue_.sigma.to(options)).square();
+    auto chi2 = catalogue_.covariance_cholesky.defined() ? catalogue_.Chi2(residual)
+                                                         : per_sn.sum();
+    auto value = total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size());
+    if (!reached.all().item<bool>()) {
+      const double top = catalogue_.z.max().item<double>();
+      value = value + unreached_weight_ * (top - traced.z_max);
+    }
+    return {per_sn, value};
+  }
+
+ private:
+  lumpy::SupernovaCatalogue catalogue_;
+  bool total_;
+  double unreached_weight_;
+  lumpy::RayTracerOptions tracer_;
+};
+
+absl::Status Register(lumpy::Registry& registry) {
+  using lumpy::ParamSpec;
+  return registry.AddLoss(
+      "supernova_chi2",
+      "Pantheon+ distance moduli against a light ray traced in the metric (reference mode)",
+      lumpy::LossKind::kObjective,
+      {
+          ParamSpec::String("data", "the catalogue: a path, or a name looked up in "
+                                    "LUMPY_DATA_PATH and ./data")
+              .Default(std::string("Pantheon+SH0ES.dat")),
+          ParamSpec::String("z_column", "redshift column")
+              .Default(std::string("zCMB"))
+              .OneOf({"zCMB", "zHD", "zHEL"}),
+          ParamSpec::String("mu_column", "distance modulus column").Default(std::string("MU_SH0ES")),
+          ParamSpec::String("sigma_column", "distance modulus error column")
+              .Default(std::string("MU_SH0ES_ERR_DIAG")),
+          ParamSpec::Double("z_min", "keep z_min < z").Default(0.0).AtLeast(0),
+          ParamSpec::Double("z_max", "keep z <= z_max").Default(10.0).Greater(0),
+          ParamSpec::Bool("drop_calibrators", "drop rows with IS_CALIBRATOR = 1").Default(false),
+          ParamSpec::String("covariance", "optional full covariance file (N, then N*N numbers, "
+                                          "every row of the catalogue); empty: diagonal errors")
+              .Default(std::string("")),
+          ParamSpec::String("reduction", "mean: chi^2 / N (the reference); total: chi^2")
+              .Default(std::string("mean"))
+              .OneOf({"mean", "total"}),
+          ParamSpec::Double("unreached_weight", "penalty per unit of redshift the ray falls short")
+              .Default(10.0)
+              .AtLeast(0),
+          ParamSpec::Double("rtol", "ray integration: relative tolerance").Default(1e-6).Greater(0),
+          ParamSpec::Double("atol", "ray integration: absolute tolerance").Default(1e-8).Greater(0),
+      },
+      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
+        auto path = lumpy::ResolveDataFile(p.GetString("data"));
+        if (!path.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", path.status().message()));
+        lumpy::SupernovaOptions o;
+        o.z_column = p.GetString("z_column");
+        o.mu_column = p.GetString("mu_column");
+        o.sigma_column = p.GetString("sigma_column");
+        o.z_min = p.GetDouble("z_min");
+        o.z_max = p.GetDouble("z_max");
+        o.drop_calibrators = p.GetBool("drop_calibrators");
+        o.covariance = p.GetString("covariance");
+        auto cat = lumpy::LoadSupernovae(*path, o);
+        if (!cat.ok()) return cat.status();
+        return std::make_shared<SupernovaChi2>(p, *std::move(cat));
+      });
+}
+
+}  // namespace
+
+LUMPY_PLUGIN(Register)

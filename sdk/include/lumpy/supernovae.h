@@ -1,0 +1,51 @@
+#pragma once
+// Supernova catalogues in the Pantheon+ format (a whitespace table with a
+// header line; PHYSICS.md, "Observables"), an optional full covariance, and
+// where data files are looked for.
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lumpy/export.h"
+
+namespace lumpy {
+
+// A data file by name: an existing path as given, else the first match in the
+// folders of LUMPY_DATA_PATH (':'-separated), then ./data. The error lists
+// every place looked in and how to get the file.
+LUMPY_API absl::StatusOr<std::filesystem::path> ResolveDataFile(const std::string& name);
+
+struct SupernovaOptions {
+  std::string z_column = "zCMB";  // zCMB, zHD or zHEL
+  std::string mu_column = "MU_SH0ES";
+  std::string sigma_column = "MU_SH0ES_ERR_DIAG";
+  double z_min = 0.0;  // keeps z_min < z <= z_max
+  double z_max = std::numeric_limits<double>::infinity();
+  bool drop_calibrators = false;  // rows with IS_CALIBRATOR = 1
+  std::string covariance;         // optional: N, then N*N numbers (all rows of the file)
+};
+
+struct LUMPY_API SupernovaCatalogue {
+  std::string file;
+  std::vector<std::string> names;  // CID
+  std::vector<int64_t> lines;      // line in the file of each kept row
+  // float64 [N]. ra, dec in degrees; undefined if the file has no RA/DEC.
+  torch::Tensor z, mu, sigma, ra, dec;
+  // Lower Cholesky factor of the kept rows' covariance [N,N], or undefined.
+  torch::Tensor covariance_cholesky;
+
+  int64_t size() const { return z.defined() ? z.size(0) : 0; }
+  // chi^2 of each residual r = mu_model - mu [.., N]: sum (r/sigma)^2, or
+  // r^T C^-1 r with the covariance. Differentiable in r; r's dtype.
+  torch::Tensor Chi2(const torch::Tensor& residual) const;
+};
+
+LUMPY_API absl::StatusOr<SupernovaCatalogue> LoadSupernovae(
+    const std::filesystem::path& file, const SupernovaOptions& options);
+
+}  // namespace lumpy

@@ -1,0 +1,166 @@
+// Supernova catalogues: the real Pantheon+ file (from LUMPY_DATA_PATH, which
+// CI points at ../shared/data), filters, the chi^2 with diagonal errors and a
+// full covariance, and every kind of bad input with file, line and column.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "lumpy/supernovae.h"
+#include "temp_dir.h"
+
+namespace lumpy {
+namespace {
+
+namespace fs = std::filesystem;
+
+SupernovaCatalogue Pantheon(SupernovaOptions options = {}) {
+  auto path = ResolveDataFile("Pantheon+SH0ES.dat");
+  if (!path.ok()) throw std::runtime_error(std::string(path.status().message()));
+  auto cat = LoadSupernovae(*path, options);
+  if (!cat.ok()) throw std::runtime_error(std::string(cat.status().message()));
+  return *cat;
+}
+
+TEST(Pantheon, ReadsTheReferenceColumnsOfAllRows) {
+  auto cat = Pantheon();
+  ASSERT_EQ(cat.size(), 1701);  // PHYSICS.md: every row has z > 0
+  EXPECT_EQ(cat.names[0], "2011fe");
+  EXPECT_EQ(cat.lines[0], 2);
+  EXPECT_DOUBLE_EQ(cat.z[0].item<double>(), 0.00122);
+  EXPECT_DOUBLE_EQ(cat.mu[0].item<double>(), 28.9987);
+  EXPECT_DOUBLE_EQ(cat.sigma[0].item<double>(), 1.51645);
+  EXPECT_DOUBLE_EQ(cat.ra[0].item<double>(), 210.774);
+  EXPECT_DOUBLE_EQ(cat.dec[0].item<double>(), 54.2737);
+  EXPECT_GT(cat.z.min().item<double>(), 0.0);
+  EXPECT_LT(cat.z.max().item<double>(), 2.3);
+}
+
+TEST(Pantheon, FiltersAndRedshiftColumns) {
+  SupernovaOptions o;
+  o.drop_calibrators = true;
+  EXPECT_EQ(Pantheon(o).size(), 1701 - 77);
+  o = {};
+  o.z_min = 0.01;
+  auto cut = Pantheon(o);
+  EXPECT_EQ(cut.size(), 1588);
+  EXPECT_GT(cut.z.min().item<double>(), 0.01);
+  o = {};
+  o.z_column = "zHEL";
+  EXPECT_DOUBLE_EQ(Pantheon(o).z[0].item<double>(), 0.00082);
+}
+
+TEST(Pantheon, DiagonalChi2) {
+  auto cat = Pantheon();
+  auto r = torch::full({cat.size()}, 0.1, torch::kFloat64);
+  const double want = (0.1 / cat.sigma).square().sum().item<double>();
+  EXPECT_NEAR(cat.Chi2(r).item<double>() / want, 1.0, 1e-14);
+}
+
+class SupernovaFiles : public testing::TempDirTest {
+ protected:
+  fs::path Write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+    return dir_ / name;
+  }
+  std::string Error(const std::string& text, SupernovaOptions options = {}) {
+    auto cat = LoadSupernovae(Write("sn.dat", text), options);
+    EXPECT_FALSE(cat.ok());
+    std::string msg(cat.status().message());
+    const std::string prefix = (dir_ / "").string();
+    for (size_t p; (p = msg.find(prefix)) != std::string::npos;) msg.replace(p, prefix.size(), "");
+    return msg;
+  }
+  const std::string header_ = "CID zCMB MU_SH0ES MU_SH0ES_ERR_DIAG IS_CALIBRATOR RA DEC\n";
+  const std::string rows_ =
+      "a 0.1 38.0 0.2 0 10 20\n"
+      "b 0.2 39.6 0.1 1 30 -40\n"
+      "c 0.5 42.3 0.3 0 50 60\n";
+};
+
+TEST_F(SupernovaFiles, FullCovarianceChi2OfTheSelectedRows) {
+  Write("sn.dat", header_ + rows_);
+  Write("sn.cov", "3\n0.04\n0.01\n0.002\n0.01\n0.01\n0.003\n0.002\n0.003\n0.09\n");
+  SupernovaOptions o;
+  o.covariance = (dir_ / "sn.cov").string();
+  auto all = LoadSupernovae(dir_ / "sn.dat", o);
+  ASSERT_TRUE(all.ok()) << all.status();
+  auto c = torch::tensor({0.04, 0.01, 0.002, 0.01, 0.01, 0.003, 0.002, 0.003, 0.09},
+                         torch::kFloat64).view({3, 3});
+  auto r = torch::tensor({0.3, -0.2, 0.5}, torch::kFloat64);
+  const double want = torch::dot(r, torch::mv(torch::inverse(c), r)).item<double>();
+  EXPECT_NEAR(all->Chi2(r).item<double>() / want, 1.0, 1e-12);
+  // Dropping the calibrator keeps rows and columns 0 and 2.
+  o.drop_calibrators = true;
+  auto some = LoadSupernovae(dir_ / "sn.dat", o);
+  ASSERT_TRUE(some.ok()) << some.status();
+  ASSERT_EQ(some->size(), 2);
+  auto idx = torch::tensor({0, 2}, torch::kLong);
+  auto c2 = c.index_select(0, idx).index_select(1, idx);
+  auto r2 = r.index_select(0, idx);
+  EXPECT_NEAR(some->Chi2(r2).item<double>() /
+                  torch::dot(r2, torch::mv(torch::inverse(c2), r2)).item<double>(),
+              1.0, 1e-12);
+}
+
+TEST_F(SupernovaFiles, BadCatalogueNamesFileLineAndColumn) {
+  EXPECT_EQ(Error("CID zCMB MU_SH0ES\na 0.1 38\n"),
+            "sn.dat:1: the header needs columns CID, zCMB, MU_SH0ES, MU_SH0ES_ERR_DIAG; missing: "
+            "MU_SH0ES_ERR_DIAG (header: CID zCMB MU_SH0ES)");
+  EXPECT_EQ(Error(header_ + "a 0.1 38.0 0.2 0 10\n"), "sn.dat:2: expected 7 fields, got 6");
+  EXPECT_EQ(Error(header_ + rows_ + "d 0.3 40.1 -0.2 0 1 1\n"),
+            "sn.dat:5:4: column MU_SH0ES_ERR_DIAG: an error must be positive, got -0.2");
+  EXPECT_EQ(Error(header_ + "a 0.1 nan 0.2 0 10 20\n"),
+            "sn.dat:2:3: column MU_SH0ES: not finite: nan");
+  EXPECT_EQ(Error(header_ + "a 0.1x 38 0.2 0 10 20\n"),
+            "sn.dat:2:2: column zCMB: not a number: \"0.1x\"");
+  EXPECT_EQ(Error(header_ + "a 0.1 38 0.2 0 10 95\n"),
+            "sn.dat:2:7: column DEC: a declination must lie in [-90, 90], got 95");
+  EXPECT_EQ(Error(header_), "sn.dat: no supernovae in the file");
+  SupernovaOptions far;
+  far.z_min = 5;
+  EXPECT_EQ(Error(header_ + rows_, far), "sn.dat: no supernova has 5 < zCMB <= inf");
+}
+
+TEST_F(SupernovaFiles, BadCovarianceSaysWhatWasExpected) {
+  auto with = [&](const std::string& cov) {
+    Write("sn.cov", cov);
+    SupernovaOptions o;
+    o.covariance = (dir_ / "sn.cov").string();
+    return Error(header_ + rows_, o);
+  };
+  EXPECT_EQ(with("2\n1 0\n0 1\n"),
+            "sn.cov: a 2x2 covariance does not fit the catalogue's 3 rows (it covers every row "
+            "of the file, before filters)");
+  EXPECT_EQ(with("3\n1 0 0\n0 1 0\n0 0\n"), "sn.cov: expected N*N = 9 numbers after N = 3, found 8");
+  EXPECT_EQ(with("3\n1 0 0\n0 1 0\n0 0 x\n"), "sn.cov: number 10 is not a finite number: \"x\"");
+  EXPECT_EQ(with("3\n1 0.5 0\n0 1 0\n0 0 1\n"),
+            "sn.cov: the covariance is not symmetric (largest |C - C^T| = 0.5)");
+  EXPECT_EQ(with("3\n1 0 0\n0 -1 0\n0 0 1\n"),
+            "sn.cov: the covariance of the 3 selected supernovae is not positive definite (its "
+            "leading minor of order 2 is not positive; first failing supernova: b, line 3 of "
+            "sn.dat)");
+}
+
+TEST_F(SupernovaFiles, MissingDataFileSaysWhereItLookedAndHowToGetIt) {
+  const char* old = std::getenv("LUMPY_DATA_PATH");
+  const std::string saved = old ? old : "";
+  struct Restore {
+    std::string value;
+    bool had;
+    ~Restore() { had ? setenv("LUMPY_DATA_PATH", value.c_str(), 1) : unsetenv("LUMPY_DATA_PATH"); }
+  } restore{saved, old != nullptr};
+  setenv("LUMPY_DATA_PATH", (dir_ / "a").c_str(), 1);
+  auto r = ResolveDataFile("nothing.dat");
+  EXPECT_EQ(r.status().message(),
+            "nothing.dat: no such data file; looked in: nothing.dat, " + (dir_ / "a").string() +
+                "/nothing.dat, data/nothing.dat. Set LUMPY_DATA_PATH to the folder that holds it; "
+                "the public Pantheon+ release is fetched by scripts/download_pantheon.sh");
+  Write("here.dat", "x");
+  setenv("LUMPY_DATA_PATH", ("/nonexistent:" + dir_.string()).c_str(), 1);
+  EXPECT_EQ(ResolveDataFile("here.dat").value(), dir_ / "here.dat");
+}
+
+}  // namespace
+}  // namespace lumpy
