@@ -134,5 +134,37 @@ TEST_F(ProbeTest, CheckpointsAndDtype) {
   EXPECT_EQ(none.err, "nowhere: no such checkpoint (give a run folder or its model.pt)\n");
 }
 
+// `lumpy distances`: the reference ray of flat LCDM against the closed form
+// (Simpson's rule on 1/E(z), 1e-6 relative), d_A = d_L/(1+z)^2, mu; bad
+// redshifts and the not-yet-available sky directions are usage errors.
+TEST_F(ProbeTest, DistancesOfFlatLcdmMatchTheClosedForm) {
+  auto r = RunLumpy("distances '" + kFlrw + "' --z 0.05,1,2.3", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0], "z,d_L_mpc,d_A_mpc,mu");
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::vector<double> v;
+    for (absl::string_view f : absl::StrSplit(lines[i], ',')) v.push_back(std::strtod(std::string(f).c_str(), nullptr));
+    const double z = v[0];
+    double sum = 0;
+    const int n = 20000;
+    for (int j = 0; j <= n; ++j) {
+      const double zz = z * j / n;
+      sum += ((j == 0 || j == n) ? 1 : (j % 2 ? 4 : 2)) / std::sqrt(0.3 * std::pow(1 + zz, 3) + 0.7);
+    }
+    const double want = (1 + z) * 299792.458 / 70 * sum * z / n / 3;
+    EXPECT_NEAR(v[1] / want, 1.0, 1e-6) << lines[i];
+    EXPECT_NEAR(v[2] * (1 + z) * (1 + z) / v[1], 1.0, 1e-15);
+    EXPECT_NEAR(v[3], 5 * std::log10(v[1]) + 25, 1e-12);
+  }
+  auto bad = RunLumpy("distances '" + kFlrw + "' --z 0.5,-1", dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err, "--z: every redshift must be finite and > 0, got -1\n");
+  auto sky = RunLumpy("distances '" + kFlrw + "' --z 0.5 --direction 10,20", dir_);
+  EXPECT_EQ(sky.exit_code, 2);
+  EXPECT_NE(sky.err.find("physical ray-tracing mode"), std::string::npos) << sky.err;
+}
+
 }  // namespace
 }  // namespace lumpy

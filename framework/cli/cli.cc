@@ -3,15 +3,19 @@
 #include <CLI/CLI.hpp>
 
 #include <boost/dll/runtime_symbol_info.hpp>
+#include <cmath>
 #include <filesystem>
+#include <optional>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "config/experiment.h"
 #include "loader/plugin_loader.h"
 #include "physics/probe.h"
 #include "lumpy/build_info.h"
+#include "lumpy/ray_tracer.h"
 #include "train/trainer.h"
 
 namespace lumpy {
@@ -104,38 +108,103 @@ int CommandCheck(const std::vector<std::string>& files, const std::vector<std::s
   return worst;
 }
 
-int CommandProbe(const std::string& experiment, const std::vector<std::string>& sets,
-                 const std::string& checkpoint, const std::string& points, const std::string& out) {
-  Registry registry;
-  PluginLoader loader(registry);
+// What probe and distances share: the experiment's metric, on the runtime's
+// dtype and device, with a checkpoint's parameters if one is given.
+struct LoadedModel {
+  std::unique_ptr<Registry> registry = std::make_unique<Registry>();
+  std::optional<Experiment> experiment;
+  std::optional<Components> components;
+  torch::TensorOptions options;
+};
+
+int LoadModel(const std::string& experiment, const std::vector<std::string>& sets,
+              const std::string& checkpoint, LoadedModel* out) {
+  PluginLoader loader(*out->registry);
   if (int rc = Report(loader.LoadDefaults())) return rc;
-  auto exp = LoadExperiment(experiment, sets, loader, registry);
+  auto exp = LoadExperiment(experiment, sets, loader, *out->registry);
   if (!exp.ok()) return Report(exp.status());
   ApplyRuntime(*exp);
   auto components = Instantiate(*exp);
   if (!components.ok()) return Report(components.status());
+  out->options = RuntimeOptions(*exp);
   MetricModel& model = *components->model;
-  const auto options = RuntimeOptions(*exp);
-  model.to(options.device(), options.dtype().toScalarType());
+  model.to(out->options.device(), out->options.dtype().toScalarType());
   model.eval();
   if (!checkpoint.empty()) {
     if (int rc = Report(LoadModelCheckpoint(model, checkpoint, exp->model.entry->name))) return rc;
   }
+  out->experiment = *std::move(exp);
+  out->components = *std::move(components);
+  return kExitOk;
+}
+
+int CommandProbe(const std::string& experiment, const std::vector<std::string>& sets,
+                 const std::string& checkpoint, const std::string& points, const std::string& out) {
+  LoadedModel loaded;
+  if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
   // The efe_residual column is the experiment's own EFE term, if it has one.
   LossTerm* efe = nullptr;
-  for (auto& l : components->losses) {
+  for (auto& l : loaded.components->losses) {
     if (l.spec->term.entry->name == "efe_residual") {
       efe = l.term.get();
       break;
     }
   }
   std::string warning;
-  absl::Status st = ProbeToCsv(model, efe, points, out, options, &warning);
+  absl::Status st =
+      ProbeToCsv(*loaded.components->model, efe, points, out, loaded.options, &warning);
   if (!warning.empty()) std::cerr << "warning: " << warning << std::endl;
   if (st.ok() && efe == nullptr) {
     std::cerr << "note: the experiment has no efe_residual term; that column is empty" << std::endl;
   }
   return Report(st);
+}
+
+// Luminosity and angular-diameter distances and distance moduli along the
+// reference ray, as CSV on standard output (full precision).
+int CommandDistances(const std::string& experiment, const std::vector<std::string>& sets,
+                     const std::string& checkpoint, const std::vector<double>& z,
+                     const std::string& direction) {
+  if (!direction.empty()) {
+    std::cerr << "--direction: rays along sky directions need the physical ray-tracing mode, "
+                 "which this version does not have yet; without --direction the reference ray "
+                 "(+x from the observer) is traced"
+              << std::endl;
+    return kExitConfig;
+  }
+  for (double v : z) {
+    if (!(v > 0) || !std::isfinite(v)) {
+      std::cerr << "--z: every redshift must be finite and > 0, got " << v << std::endl;
+      return kExitConfig;
+    }
+  }
+  LoadedModel loaded;
+  if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
+  torch::NoGradGuard no_grad;
+  auto zt = torch::tensor(z, torch::kFloat64);
+  auto traced = TraceReference(*loaded.components->model, zt.to(loaded.options), loaded.options);
+  auto d_l = traced.luminosity_distance.to(torch::kFloat64).cpu();
+  auto reached = traced.reached.cpu();
+  std::cout << "z,d_L_mpc,d_A_mpc,mu\n";
+  std::vector<double> missed;
+  for (size_t i = 0; i < z.size(); ++i) {
+    if (!reached[i].item<bool>()) {
+      std::cout << absl::StrFormat("%.17g,,,\n", z[i]);
+      missed.push_back(z[i]);
+      continue;
+    }
+    const double dl = d_l[i].item<double>();
+    const double da = dl / ((1 + z[i]) * (1 + z[i]));
+    std::cout << absl::StrFormat("%.17g,%.17g,%.17g,%.17g\n", z[i], dl, da,
+                                 5 * std::log10(dl) + 25);
+  }
+  std::cout.flush();
+  if (!missed.empty()) {
+    std::cerr << "warning: the ray stopped (" << traced.stop.reason << ") at z = "
+              << traced.z_max.item<double>() << " before reaching z = "
+              << absl::StrJoin(missed, ", ") << "; those rows are empty" << std::endl;
+  }
+  return kExitOk;
 }
 
 void PrintParams(const ParamSpecs& specs, const std::string& indent) {
@@ -227,6 +296,19 @@ int LumpyMain(int argc, char** argv) {
   probe->add_option("--set", probe_sets, "override one key, e.g. --set runtime.dtype=float32")
       ->allow_extra_args(false);
 
+  std::string dist_experiment, dist_checkpoint, dist_direction;
+  std::vector<std::string> dist_sets;
+  std::vector<double> dist_z;
+  CLI::App* distances = app.add_subcommand(
+      "distances", "luminosity and angular-diameter distances and distance moduli along a ray "
+                   "(CSV z,d_L_mpc,d_A_mpc,mu on standard output)");
+  distances->add_option("experiment", dist_experiment, "experiment TOML file (its metric)")->required();
+  distances->add_option("--checkpoint", dist_checkpoint, "a run folder or its model.pt (trained parameters)");
+  distances->add_option("--z", dist_z, "redshifts, e.g. --z 0.1,0.5,1")->required()->delimiter(',');
+  distances->add_option("--direction", dist_direction, "RA,DEC in degrees (physical mode; not yet available)");
+  distances->add_option("--set", dist_sets, "override one key, e.g. --set model.h0=67")
+      ->allow_extra_args(false);
+
   CLI::App* plugins = app.add_subcommand(
       "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");
 
@@ -240,6 +322,9 @@ int LumpyMain(int argc, char** argv) {
     if (*check) return CommandCheck(check_files, check_sets);
     if (*plugins) return CommandPlugins();
     if (*probe) return CommandProbe(probe_experiment, probe_sets, probe_checkpoint, probe_points, probe_out);
+    if (*distances) {
+      return CommandDistances(dist_experiment, dist_sets, dist_checkpoint, dist_z, dist_direction);
+    }
     return CommandRun(run_experiment, run_sets, run_out, run_steps);
   } catch (const c10::Error& e) {
     std::cerr << "lumpy: internal error: " << e.what_without_backtrace() << std::endl;
