@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_split.h"
 #include "cli_runner.h"
+#include "lumpy/supernovae.h"
 #include "temp_dir.h"
 
 namespace lumpy {
@@ -164,6 +165,36 @@ TEST_F(ProbeTest, DistancesOfFlatLcdmMatchTheClosedForm) {
   auto sky = RunLumpy("distances '" + kFlrw + "' --z 0.5 --direction 10,20", dir_);
   EXPECT_EQ(sky.exit_code, 2);
   EXPECT_NE(sky.err.find("physical ray-tracing mode"), std::string::npos) << sky.err;
+}
+
+// `lumpy mock-sn`: a catalogue the supernova reader accepts; without noise
+// its distance moduli are the metric's exactly; the same seed repeats it.
+TEST_F(ProbeTest, MockSupernovaeFromTheMetric) {
+  auto r = RunLumpy("mock-sn '" + kFlrw + "' --out mock.dat --n 40 --seed 7 --no-noise", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto cat = LoadSupernovae(dir_ / "mock.dat", {});
+  ASSERT_TRUE(cat.ok()) << cat.status();
+  ASSERT_EQ(cat->size(), 40);
+  EXPECT_GE(cat->z.min().item<double>(), 0.01);
+  EXPECT_LE(cat->z.max().item<double>(), 2.3);
+  EXPECT_TRUE(cat->ra.defined());
+  for (int64_t i = 0; i < cat->size(); i += 13) {
+    const double z = cat->z[i].item<double>();
+    double sum = 0;
+    const int n = 20000;
+    for (int j = 0; j <= n; ++j) {
+      const double zz = z * j / n;
+      sum += ((j == 0 || j == n) ? 1 : (j % 2 ? 4 : 2)) / std::sqrt(0.3 * std::pow(1 + zz, 3) + 0.7);
+    }
+    const double dl = (1 + z) * 299792.458 / 70 * sum * z / n / 3;
+    EXPECT_NEAR(cat->mu[i].item<double>(), 5 * std::log10(dl) + 25, 1e-5);
+  }
+  auto again = RunLumpy("mock-sn '" + kFlrw + "' --out mock.dat --n 40", dir_);
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_EQ(again.err, "mock.dat: exists; mock-sn never overwrites a file\n");
+  ASSERT_EQ(RunLumpy("mock-sn '" + kFlrw + "' --out a.dat --n 30 --seed 3", dir_).exit_code, 0);
+  ASSERT_EQ(RunLumpy("mock-sn '" + kFlrw + "' --out b.dat --n 30 --seed 3", dir_).exit_code, 0);
+  EXPECT_EQ(ReadFile(dir_ / "a.dat"), ReadFile(dir_ / "b.dat"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <iostream>
 
@@ -207,6 +208,60 @@ int CommandDistances(const std::string& experiment, const std::vector<std::strin
   return kExitOk;
 }
 
+// A mock supernova catalogue in the Pantheon+ format: redshifts log-uniform
+// in [z_min, z_max] (sorted), isotropic sky positions, distance moduli from
+// the experiment's metric along the reference ray plus Gaussian noise of
+// standard deviation sigma (the file's error column), all from one seed.
+int CommandMockSn(const std::string& experiment, const std::vector<std::string>& sets,
+                  const std::string& checkpoint, const std::string& out, int64_t n, uint64_t seed,
+                  double sigma, bool noise, double z_min, double z_max) {
+  if (!(z_min > 0 && z_min < z_max && std::isfinite(z_max))) {
+    std::cerr << "--z-min/--z-max: need 0 < z-min < z-max, got " << z_min << ", " << z_max << std::endl;
+    return kExitConfig;
+  }
+  if (std::filesystem::exists(out)) {
+    std::cerr << out << ": exists; mock-sn never overwrites a file" << std::endl;
+    return kExitConfig;
+  }
+  LoadedModel loaded;
+  if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto u = torch::rand({n}, gen, f64);
+  auto z = std::get<0>(torch::sort(z_min * torch::pow(z_max / z_min, u)));
+  auto ra = 360.0 * torch::rand({n}, gen, f64);
+  auto dec = torch::rad2deg(torch::asin(2.0 * torch::rand({n}, gen, f64) - 1.0));
+  auto eps = noise ? sigma * torch::randn({n}, gen, f64) : torch::zeros({n}, f64);
+  auto traced = TraceReference(*loaded.components->model, z.to(loaded.options), loaded.options);
+  if (!traced.reached.all().item<bool>()) {
+    std::cerr << "the reference ray stopped (" << traced.stop.reason << ") at z = "
+              << traced.z_max.item<double>() << ", below --z-max " << z_max << std::endl;
+    return kExitRuntime;
+  }
+  auto mu = 5.0 * torch::log10(traced.luminosity_distance.to(torch::kFloat64).cpu()) + 25.0 + eps;
+  const std::string tmp = out + ".part";
+  {
+    std::ofstream f(tmp);
+    f << "CID zHD zCMB zHEL MU_SH0ES MU_SH0ES_ERR_DIAG IS_CALIBRATOR RA DEC\n";
+    for (int64_t i = 0; i < n; ++i) {
+      const double zi = z[i].item<double>();
+      f << absl::StrFormat("mock%05d %.17g %.17g %.17g %.17g %.17g 0 %.17g %.17g\n", i, zi, zi, zi,
+                           mu[i].item<double>(), sigma, ra[i].item<double>(),
+                           dec[i].item<double>());
+    }
+    f.flush();
+    if (!f) {
+      std::cerr << tmp << ": cannot write" << std::endl;
+      return kExitRuntime;
+    }
+  }
+  std::filesystem::rename(tmp, out);
+  std::cerr << "wrote " << n << " mock supernovae (seed " << seed << ", sigma " << sigma
+            << (noise ? "" : ", no noise") << ") to " << out << std::endl;
+  return kExitOk;
+}
+
 void PrintParams(const ParamSpecs& specs, const std::string& indent) {
   size_t name_w = 4, type_w = 4, def_w = 7, range_w = 5;
   for (const auto& s : specs) {
@@ -309,6 +364,26 @@ int LumpyMain(int argc, char** argv) {
   distances->add_option("--set", dist_sets, "override one key, e.g. --set model.h0=67")
       ->allow_extra_args(false);
 
+  std::string mock_experiment, mock_checkpoint, mock_out;
+  std::vector<std::string> mock_sets;
+  int64_t mock_n = 1000;
+  uint64_t mock_seed = 1;
+  double mock_sigma = 0.15, mock_zmin = 0.01, mock_zmax = 2.3;
+  bool mock_no_noise = false;
+  CLI::App* mock = app.add_subcommand(
+      "mock-sn", "a mock supernova catalogue (Pantheon+ format) from the experiment's metric");
+  mock->add_option("experiment", mock_experiment, "experiment TOML file (its metric)")->required();
+  mock->add_option("--checkpoint", mock_checkpoint, "a run folder or its model.pt (trained parameters)");
+  mock->add_option("--out", mock_out, "the catalogue to write (never overwritten)")->required();
+  mock->add_option("--n", mock_n, "number of supernovae")->check(CLI::PositiveNumber);
+  mock->add_option("--seed", mock_seed, "seed of redshifts, sky positions and noise");
+  mock->add_option("--sigma", mock_sigma, "distance-modulus error (mag)")->check(CLI::PositiveNumber);
+  mock->add_flag("--no-noise", mock_no_noise, "exact distance moduli (sigma still written)");
+  mock->add_option("--z-min", mock_zmin, "smallest redshift");
+  mock->add_option("--z-max", mock_zmax, "largest redshift");
+  mock->add_option("--set", mock_sets, "override one key, e.g. --set model.h0=67")
+      ->allow_extra_args(false);
+
   CLI::App* plugins = app.add_subcommand(
       "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");
 
@@ -322,6 +397,10 @@ int LumpyMain(int argc, char** argv) {
     if (*check) return CommandCheck(check_files, check_sets);
     if (*plugins) return CommandPlugins();
     if (*probe) return CommandProbe(probe_experiment, probe_sets, probe_checkpoint, probe_points, probe_out);
+    if (*mock) {
+      return CommandMockSn(mock_experiment, mock_sets, mock_checkpoint, mock_out, mock_n, mock_seed,
+                           mock_sigma, !mock_no_noise, mock_zmin, mock_zmax);
+    }
     if (*distances) {
       return CommandDistances(dist_experiment, dist_sets, dist_checkpoint, dist_z, dist_direction);
     }
