@@ -44,6 +44,22 @@ TEST_F(TrainTest, TrainableOmegaMFindsTheEinsteinDeSitterValue) {
   EXPECT_LT(summary["final"]["efe"].get<double>(), 1e-12);  // from 1.3e-4
 }
 
+// A dataset term (no per-point values) enters the loss directly: fitting h0
+// to a noise-free mock made with h0 = 70, from 66, moves it to 70.
+TEST_F(TrainTest, SupernovaTermFitsH0OfAMock) {
+  const std::string fit = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/sn_fit.toml";
+  const std::string lcdm70 = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/flrw_probe.toml";
+  auto mock = RunLumpy("mock-sn '" + lcdm70 + "' --out mock.dat --n 25 --no-noise --z-max 1.5", dir_);
+  ASSERT_EQ(mock.exit_code, 0) << mock.err;
+  auto r = RunLumpy("run '" + fit + "' --out run", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto h0 = Column(dir_ / "run" / "metrics.csv", "model.h0");
+  EXPECT_EQ(h0.front(), 66.0);
+  EXPECT_NEAR(h0.back(), 70.0, 0.3);
+  auto sn = Column(dir_ / "run" / "metrics.csv", "sn");
+  EXPECT_LT(sn.back(), 1e-2 * sn.front());
+}
+
 TEST_F(TrainTest, OmegaMIsProjectedIntoItsBounds) {
   auto r = RunLumpy("run '" + kEds + "' --set 'loss.efe.omega_m_bounds=[0.05, 0.6]' --out run", dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;

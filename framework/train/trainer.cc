@@ -238,6 +238,7 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
 
     std::vector<torch::Tensor> sums(c.domains.size());
     std::vector<torch::Tensor> violations(c.losses.size());
+    torch::Tensor direct;
     std::vector<double> row{static_cast<double>(step), 0.0};
     for (size_t i = 0; i < c.losses.size(); ++i) {
       const auto& l = c.losses[i];
@@ -253,8 +254,13 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
                                                 ") failed: ", e.what_without_backtrace()));
       }
       const int64_t n = ctx.points().size(0);
-      if (!value.per_point.defined() || value.per_point.dim() != 1 ||
-          value.per_point.size(0) != n) {
+      const bool dataset_term = !value.per_point.defined();
+      if (dataset_term && l.handler) {
+        return absl::InternalError(absl::StrCat(
+            "loss term \"", l.spec->name, "\" (", l.spec->term.entry->name,
+            ") returned no per-point violations, which its constraint handler needs"));
+      }
+      if (!dataset_term && (value.per_point.dim() != 1 || value.per_point.size(0) != n)) {
         return absl::InternalError(absl::StrCat(
             "loss term \"", l.spec->name, "\" (", l.spec->term.entry->name,
             ") returned per-point values of shape ",
@@ -272,6 +278,9 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
         row.push_back(penalty);
         for (const auto& [k, v] : l.handler->telemetry()) row.push_back(v);
         if (std::isfinite(term_value) && !std::isfinite(penalty)) term_value = penalty;
+      } else if (dataset_term) {
+        direct = direct.defined() ? direct + l.spec->weight * value.value
+                                  : l.spec->weight * value.value;
       } else {
         contribution = l.spec->weight * value.per_point;
       }
@@ -281,10 +290,12 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
                                "; stopping (metrics.csv holds every logged step before it)");
         break;
       }
-      sums[di] = sums[di].defined() ? sums[di] + contribution : contribution;
+      if (contribution.defined()) {
+        sums[di] = sums[di].defined() ? sums[di] + contribution : contribution;
+      }
     }
     if (!failure.empty()) break;
-    torch::Tensor loss;
+    torch::Tensor loss = direct;  // dataset terms, past the curricula
     for (size_t di = 0; di < c.domains.size(); ++di) {
       if (!sums[di].defined()) continue;
       auto reduced = c.domains[di].weighter->reduce(contexts[di]->points(), sums[di]);

@@ -34,15 +34,13 @@ class SupernovaChi2 : public lumpy::LossTerm {
                           torch::ones_like(traced.luminosity_distance));
     auto mu = 5.0 * torch::log10(d) + 25.0;
     auto residual = torch::where(reached, mu - catalogue_.mu.to(options), torch::zeros_like(mu));
-    auto per_sn = (residual / catalogue_.sigma.to(options)).square();
-    auto chi2 = catalogue_.covariance_cholesky.defined() ? catalogue_.Chi2(residual)
-                                                         : per_sn.sum();
+    auto chi2 = catalogue_.Chi2(residual);
     auto value = total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size());
     if (!reached.all().item<bool>()) {
       const double top = catalogue_.z.max().item<double>();
       value = value + unreached_weight_ * (top - traced.z_max);
     }
-    return {per_sn, value};
+    return {torch::Tensor(), value};  // a dataset term: no per-point values
   }
 
  private:

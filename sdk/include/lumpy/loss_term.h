@@ -14,9 +14,13 @@ enum class LossKind {
   kConstraint,  // a violation v >= 0, turned into a penalty by a ConstraintHandler
 };
 
+// per_point: [B], the objective value or violation at each of the domain's
+// points; the domain's curriculum reduces it. A term that is not a sum over
+// the domain's points (a dataset term: supernovae, BAO) leaves it undefined:
+// its value then enters the loss directly, times the entry's weight.
 struct LUMPY_API LossValue {
-  torch::Tensor per_point;  // [B]: objective value or violation per point
-  torch::Tensor value;      // scalar summary for telemetry (usually the mean)
+  torch::Tensor per_point;  // [B], or undefined for a dataset term
+  torch::Tensor value;      // scalar: the term (the mean for point terms)
 };
 
 // Whether a term is an objective or a constraint is declared when the plugin
