@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "absl/strings/str_split.h"
+#include "analytic_metrics.h"
 #include "cli_runner.h"
 #include "lumpy/supernovae.h"
 #include "temp_dir.h"
@@ -148,13 +149,7 @@ TEST_F(ProbeTest, DistancesOfFlatLcdmMatchTheClosedForm) {
     std::vector<double> v;
     for (absl::string_view f : absl::StrSplit(lines[i], ',')) v.push_back(std::strtod(std::string(f).c_str(), nullptr));
     const double z = v[0];
-    double sum = 0;
-    const int n = 20000;
-    for (int j = 0; j <= n; ++j) {
-      const double zz = z * j / n;
-      sum += ((j == 0 || j == n) ? 1 : (j % 2 ? 4 : 2)) / std::sqrt(0.3 * std::pow(1 + zz, 3) + 0.7);
-    }
-    const double want = (1 + z) * 299792.458 / 70 * sum * z / n / 3;
+    const double want = testing::FlatLcdmLuminosityDistance(z, 70, 0.3);
     EXPECT_NEAR(v[1] / want, 1.0, 1e-6) << lines[i];
     EXPECT_NEAR(v[2] * (1 + z) * (1 + z) / v[1], 1.0, 1e-15);
     EXPECT_NEAR(v[3], 5 * std::log10(v[1]) + 25, 1e-12);
@@ -180,13 +175,7 @@ TEST_F(ProbeTest, MockSupernovaeFromTheMetric) {
   EXPECT_TRUE(cat->ra.defined());
   for (int64_t i = 0; i < cat->size(); i += 13) {
     const double z = cat->z[i].item<double>();
-    double sum = 0;
-    const int n = 20000;
-    for (int j = 0; j <= n; ++j) {
-      const double zz = z * j / n;
-      sum += ((j == 0 || j == n) ? 1 : (j % 2 ? 4 : 2)) / std::sqrt(0.3 * std::pow(1 + zz, 3) + 0.7);
-    }
-    const double dl = (1 + z) * 299792.458 / 70 * sum * z / n / 3;
+    const double dl = testing::FlatLcdmLuminosityDistance(z, 70, 0.3);
     EXPECT_NEAR(cat->mu[i].item<double>(), 5 * std::log10(dl) + 25, 1e-5);
   }
   auto again = RunLumpy("mock-sn '" + kFlrw + "' --out mock.dat --n 40", dir_);

@@ -73,18 +73,15 @@ class SirenImpl : public lumpy::MetricModel {
   }
 
  private:
-  // Pairs (k, l), k <= l, of the 10 distinct second derivatives, and for each
-  // of the 16 ordered pairs its distinct index.
-  static constexpr int64_t kPairK[10] = {0, 0, 0, 0, 1, 1, 1, 2, 2, 3};
-  static constexpr int64_t kPairL[10] = {0, 1, 2, 3, 1, 2, 3, 2, 3, 3};
+  // For each of the 16 ordered pairs (k, l), its distinct second-derivative
+  // channel (lumpy::siren::kPairK/kPairL).
   static constexpr int64_t kPairOf[16] = {0, 1, 2, 3, 1, 4, 5, 6, 2, 5, 7, 8, 3, 6, 8, 9};
 
   // Channels [B, C, n]: 0 value, 1..4 d/dx_k, 5..14 d2/dx_k dx_l (pairs).
   lumpy::Jet TaylorJet(const torch::Tensor& x, int order) {
     const int64_t batch = x.size(0);
-    const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(x.device());
-    const auto pair_k = torch::tensor(std::vector<int64_t>(kPairK, kPairK + 10), long_opts);
-    const auto pair_l = torch::tensor(std::vector<int64_t>(kPairL, kPairL + 10), long_opts);
+    const auto pair_k = lumpy::siren::PairIndex(lumpy::siren::kPairK, x.device());
+    const auto pair_l = lumpy::siren::PairIndex(lumpy::siren::kPairL, x.device());
 
     // The input's channels: h = clip(x), dh_j/dx_k = [inside] delta_jk
     // (the clip's derivative is 0 outside the box), second derivatives 0.
@@ -118,7 +115,8 @@ class SirenImpl : public lumpy::MetricModel {
       auto second_diag = e.unsqueeze(1) * (okl.narrow(2, 0, 4) +
                                            od.index_select(1, pair_k) * od.index_select(1, pair_l));
       auto second = torch::cat({second_diag, okl.narrow(2, 4, 6)}, 2);  // [B,10 pairs,10]
-      const auto pair_of = torch::tensor(std::vector<int64_t>(kPairOf, kPairOf + 16), long_opts);
+      const auto pair_of = torch::tensor(std::vector<int64_t>(kPairOf, kPairOf + 16),
+                                         torch::TensorOptions().dtype(torch::kLong).device(x.device()));
       jet.d2g = second.index_select(1, pair_of)
                     .index_select(2, idx)
                     .view({batch, 4, 4, 4, 4})

@@ -10,8 +10,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-constexpr int64_t kPairK[10] = {0, 0, 0, 0, 1, 1, 1, 2, 2, 3};
-constexpr int64_t kPairL[10] = {0, 1, 2, 3, 1, 2, 3, 2, 3, 3};
 // Points per block: 64 points x 15 channels x 64 units of float32 is 240 KiB,
 // so a block's products and chain rule stay within L2.
 constexpr int64_t kBlock = 256;
@@ -183,11 +181,6 @@ bool Fusable(const torch::Tensor& h) {
          (h.scalar_type() == torch::kFloat32 || h.scalar_type() == torch::kFloat64);
 }
 
-torch::Tensor PairIndex(const int64_t (&pairs)[10], const torch::Device& device) {
-  return torch::tensor(std::vector<int64_t>(pairs, pairs + 10),
-                       torch::TensorOptions().dtype(torch::kLong).device(device));
-}
-
 void CheckShapes(const torch::Tensor& h, const torch::Tensor& weight, const torch::Tensor& bias) {
   TORCH_CHECK(h.dim() == 3 && (h.size(1) == 1 || h.size(1) == 5 || h.size(1) == 15),
               "siren: jet channels must be [B, 1|5|15, m], got ", h.sizes());
@@ -220,6 +213,11 @@ torch::Tensor TensorSin(const torch::Tensor& h, const torch::Tensor& weight,
 }
 
 }  // namespace
+
+torch::Tensor PairIndex(const int64_t (&pairs)[10], const torch::Device& device) {
+  return torch::tensor(std::vector<int64_t>(pairs, pairs + 10),
+                       torch::TensorOptions().dtype(torch::kLong).device(device));
+}
 
 torch::Tensor TaylorSinLayer(const torch::Tensor& h, const torch::Tensor& weight,
                              const torch::Tensor& bias, bool fused) {

@@ -23,6 +23,12 @@
 
 namespace lumpy::siren {
 
+// The pairs (k, l), k <= l, of the 10 distinct second derivatives, in
+// channel order, and the same as a long tensor on a device.
+inline constexpr int64_t kPairK[10] = {0, 0, 0, 0, 1, 1, 1, 2, 2, 3};
+inline constexpr int64_t kPairL[10] = {0, 1, 2, 3, 1, 2, 3, 2, 3, 3};
+torch::Tensor PairIndex(const int64_t (&pairs)[10], const torch::Device& device);
+
 torch::Tensor TaylorSinLayer(const torch::Tensor& h, const torch::Tensor& weight,
                              const torch::Tensor& bias, bool fused);
 
