@@ -172,12 +172,14 @@ BENCHMARK(BM_PhysicsStep_AutogradJet)->Arg(100)->Arg(1000)->Unit(benchmark::kMil
 
 // The supernova loss over all 1701 Pantheon+ supernovae, forward and
 // backward, SIREN 4x64 float32 (LUMPY_DATA_PATH must hold the catalogue).
-// Counters: accepted and rejected integrator steps of the ray.
+// Arg 0: reference mode (one ray); arg 1: physical mode with 48 direction
+// bins. Counters: the integrator's accepted and rejected steps.
 void BM_SupernovaLoss(benchmark::State& state) {
   Setup();
   auto model = Make<MetricModel>("siren", {{"output_init_std", 0.05}});
   model->to(torch::kFloat32);
-  auto sn = Make<LossTerm>("supernova_chi2");
+  const bool physical = state.range(0) == 1;
+  auto sn = Make<LossTerm>("supernova_chi2", {{"mode", std::string(physical ? "physical" : "reference")}});
   torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-4));
   DomainSpec none = Bulk(1);
   for (auto _ : state) {
@@ -187,31 +189,49 @@ void BM_SupernovaLoss(benchmark::State& state) {
     loss.backward();
     adam.step();
   }
+  for (const auto& [k, v] : sn->telemetry()) {
+    if (k == "ray_steps" || k == "ray_rejected" || k == "unreached") state.counters[k] = v;
+  }
+  state.SetLabel(physical ? "physical, 48 bins" : "reference");
   state.SetItemsProcessed(state.iterations() * 1701);
 }
-BENCHMARK(BM_SupernovaLoss)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SupernovaLoss)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The reference ray alone (forward and backward), to z = 2.3; counters give
-// the integrator's accepted and rejected steps. Items are rays.
-void BM_RayTrace_Reference(benchmark::State& state) {
+// Rays alone (forward and backward) towards z = 2.3 through a SIREN metric
+// (at its initialisation it stops at lambda = -10 short of that); arg 0:
+// mode (0 reference: one ray; 1 physical with the Jacobi map), arg 1: rays
+// (physical mode). Items are rays; counters: accepted and rejected steps.
+void BM_RayTrace(benchmark::State& state) {
   Setup();
   auto model = Make<MetricModel>("siren", {{"output_init_std", 0.05}});
   model->to(torch::kFloat32);
   RayTracerOptions o;
   o.rtol = 1e-6;
   o.atol = 1e-8;
-  auto z = torch::linspace(0.01, 2.3, 1701, kF32);
+  const bool physical = state.range(0) == 1;
+  const int64_t rays = physical ? state.range(1) : 1;
+  auto z = torch::full({rays}, 2.3, kF32);
+  auto directions = DirectionBins(rays);
+  auto ray_of = torch::arange(rays, torch::kLong);
   RayStop stop;
   for (auto _ : state) {
-    auto d = TraceReference(*model, z, kF32, o);
-    d.luminosity_distance.sum().backward();
+    auto d = physical ? TraceSky(*model, directions, ray_of, z, kF32, o) : TraceReference(*model, z, kF32, o);
+    // z_max keeps the graph also when the metric's rays reach no target.
+    (d.luminosity_distance.sum() + d.z_max.sum()).backward();
     stop = d.stop;
   }
   state.counters["accepted"] = static_cast<double>(stop.accepted);
   state.counters["rejected"] = static_cast<double>(stop.rejected);
-  state.SetItemsProcessed(state.iterations());
+  state.SetItemsProcessed(state.iterations() * rays);
 }
-BENCHMARK(BM_RayTrace_Reference)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RayTrace)
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Args({1, 48})
+    ->Args({1, 192})
+    ->ArgNames({"physical", "rays"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace lumpy

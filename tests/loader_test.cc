@@ -16,7 +16,7 @@ TEST(PluginLoader, LoadsEveryBuiltInPluginFromTheBuildFolder) {
   ASSERT_TRUE(loader.LoadPath(PluginLoader::DefaultPluginDirectory()).ok());
   EXPECT_EQ(registry.Names(PluginKind::kMetric),
             (std::vector<std::string>{"flrw", "kasner", "minkowski", "schwarzschild", "siren"}));
-  EXPECT_EQ(registry.Names(PluginKind::kLoss), (std::vector<std::string>{"efe_residual", "supernova_chi2", "wec"}));
+  EXPECT_EQ(registry.Names(PluginKind::kLoss), (std::vector<std::string>{"bao_chi2", "efe_residual", "supernova_chi2", "wec"}));
   EXPECT_EQ(registry.Names(PluginKind::kConstraint), (std::vector<std::string>{"soft_quadratic"}));
   EXPECT_EQ(registry.Names(PluginKind::kCurriculum), (std::vector<std::string>{"uniform"}));
   EXPECT_EQ(registry.Find(PluginKind::kLoss, "wec")->loss_kind, LossKind::kConstraint);

@@ -136,30 +136,37 @@ TEST_F(ProbeTest, CheckpointsAndDtype) {
   EXPECT_EQ(none.err, "nowhere: no such checkpoint (give a run folder or its model.pt)\n");
 }
 
-// `lumpy distances`: the reference ray of flat LCDM against the closed form
-// (Simpson's rule on 1/E(z), 1e-6 relative), d_A = d_L/(1+z)^2, mu; bad
-// redshifts and the not-yet-available sky directions are usage errors.
+// `lumpy distances`: the reference ray and a physical-mode ray along a sky
+// direction of flat LCDM against the closed forms (Simpson's rule on 1/E(z),
+// 1e-6 relative): d_L, d_A = d_L/(1+z)^2, D_H = c/H(z), mu; bad redshifts,
+// bad directions and a direction for the reference ray are usage errors.
 TEST_F(ProbeTest, DistancesOfFlatLcdmMatchTheClosedForm) {
-  auto r = RunLumpy("distances '" + kFlrw + "' --z 0.05,1,2.3", dir_);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
-  ASSERT_EQ(lines.size(), 4u);
-  EXPECT_EQ(lines[0], "z,d_L_mpc,d_A_mpc,mu");
-  for (size_t i = 1; i < lines.size(); ++i) {
-    std::vector<double> v;
-    for (absl::string_view f : absl::StrSplit(lines[i], ',')) v.push_back(std::strtod(std::string(f).c_str(), nullptr));
-    const double z = v[0];
-    const double want = testing::FlatLcdmLuminosityDistance(z, 70, 0.3);
-    EXPECT_NEAR(v[1] / want, 1.0, 1e-6) << lines[i];
-    EXPECT_NEAR(v[2] * (1 + z) * (1 + z) / v[1], 1.0, 1e-15);
-    EXPECT_NEAR(v[3], 5 * std::log10(v[1]) + 25, 1e-12);
+  for (const std::string args : {"", " --direction 150.1,2.2", " --mode physical"}) {
+    auto r = RunLumpy("distances '" + kFlrw + "' --z 0.05,1,2.3" + args, dir_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+    ASSERT_EQ(lines.size(), 4u);
+    EXPECT_EQ(lines[0], "z,d_L_mpc,d_A_mpc,d_H_mpc,mu");
+    for (size_t i = 1; i < lines.size(); ++i) {
+      std::vector<double> v;
+      for (absl::string_view f : absl::StrSplit(lines[i], ',')) v.push_back(std::strtod(std::string(f).c_str(), nullptr));
+      const double z = v[0];
+      const double want = testing::FlatLcdmLuminosityDistance(z, 70, 0.3);
+      EXPECT_NEAR(v[1] / want, 1.0, 1e-6) << args << ": " << lines[i];
+      EXPECT_NEAR(v[2] * (1 + z) * (1 + z) / v[1], 1.0, 1e-12);
+      EXPECT_NEAR(v[3] / (299792.458 / 70 / std::sqrt(0.3 * std::pow(1 + z, 3) + 0.7)), 1.0, 1e-6);
+      EXPECT_NEAR(v[4], 5 * std::log10(v[1]) + 25, 1e-12);
+    }
   }
   auto bad = RunLumpy("distances '" + kFlrw + "' --z 0.5,-1", dir_);
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_EQ(bad.err, "--z: every redshift must be finite and > 0, got -1\n");
-  auto sky = RunLumpy("distances '" + kFlrw + "' --z 0.5 --direction 10,20", dir_);
-  EXPECT_EQ(sky.exit_code, 2);
-  EXPECT_NE(sky.err.find("physical ray-tracing mode"), std::string::npos) << sky.err;
+  auto ref = RunLumpy("distances '" + kFlrw + "' --z 0.5 --direction 10,20 --mode reference", dir_);
+  EXPECT_EQ(ref.exit_code, 2);
+  EXPECT_NE(ref.err.find("sky directions need --mode physical"), std::string::npos) << ref.err;
+  auto dec = RunLumpy("distances '" + kFlrw + "' --z 0.5 --direction 10,95", dir_);
+  EXPECT_EQ(dec.exit_code, 2);
+  EXPECT_NE(dec.err.find("expected RA,DEC in degrees with |DEC| <= 90"), std::string::npos) << dec.err;
 }
 
 // `lumpy mock-sn`: a catalogue the supernova reader accepts; without noise

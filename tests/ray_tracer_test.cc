@@ -1,7 +1,10 @@
-// The reference-mode ray tracer against the closed-form luminosity distances
+// The ray tracer in both modes against the closed-form luminosity distances
 // of flat FLRW universes (PHYSICS.md, "Observables"), z from 0.01 to 2.3:
-// 1e-6 relative in float64, 1e-4 in float32; and its gradients with respect
-// to h0 and omega_m against central finite differences (1e-6 relative).
+// 1e-6 relative in float64, 1e-4 in float32, and D_H against c/H(z); the
+// Jacobi map's D_A against the area of a narrow bundle of neighbouring rays in
+// an anisotropic (Kasner) spacetime; gradients with respect to h0 and omega_m
+// against central finite differences (1e-6 relative); rays that meet a
+// singularity stop, counted, with nothing non-finite in the outputs.
 
 #include "lumpy/ray_tracer.h"
 #include "lumpy/supernovae.h"
@@ -36,29 +39,66 @@ struct Case {
   double h0, om;
 };
 
+// d_L (Mpc) and c/H (Mpc) of a case at every redshift of z.
+std::pair<torch::Tensor, torch::Tensor> ClosedForms(const Case& c, const torch::Tensor& z) {
+  const double dh = kC / c.h0;  // Hubble distance today, Mpc
+  const std::string model = c.model;
+  if (model == "eds") return {2 * dh * (1 + z - torch::sqrt(1 + z)), dh * torch::pow(1 + z, -1.5)};
+  if (model == "de_sitter") return {dh * z * (1 + z), dh * torch::ones_like(z)};
+  return {LcdmDistance(z, c.h0, c.om), dh / torch::sqrt(c.om * torch::pow(1 + z, 3) + 1 - c.om)};
+}
+
+std::shared_ptr<MetricModel> MakeFlrw(const Case& c) {
+  return MakeBuiltIn<MetricModel>(
+      "flrw", {{"scale_factor", std::string(c.model)}, {"h0", c.h0}, {"omega_m", c.om}});
+}
+
 class ReferenceRay : public ::testing::TestWithParam<std::tuple<Case, torch::Dtype>> {};
 
 TEST_P(ReferenceRay, MatchesTheClosedFormDistances) {
   const auto [c, dtype] = GetParam();
-  auto m = MakeBuiltIn<MetricModel>(
-      "flrw", {{"scale_factor", std::string(c.model)}, {"h0", c.h0}, {"omega_m", c.om}});
+  auto m = MakeFlrw(c);
   auto z = Redshifts();
-  torch::Tensor want;
-  const double dh = kC / c.h0;  // Hubble distance, Mpc
-  if (std::string(c.model) == "eds") {
-    want = 2 * dh * (1 + z - torch::sqrt(1 + z));
-  } else if (std::string(c.model) == "de_sitter") {
-    want = dh * z * (1 + z);
-  } else {
-    want = LcdmDistance(z, c.h0, c.om);
-  }
+  auto [want, want_dh] = ClosedForms(c, z);
   torch::NoGradGuard no_grad;
-  auto got = TraceReference(*m, z.to(dtype), torch::TensorOptions().dtype(dtype));
-  ASSERT_TRUE(got.reached.all().item<bool>()) << got.stop.reason;
+  RayTracerOptions o;
+  o.hubble_distance = true;
+  auto got = TraceReference(*m, z.to(dtype), torch::TensorOptions().dtype(dtype), o);
+  ASSERT_TRUE(got.reached.all().item<bool>()) << got.stop.Summary();
   const double tol = dtype == torch::kFloat64 ? 1e-6 : 1e-4;
   EXPECT_LT(MaxAbs(got.luminosity_distance.to(torch::kFloat64) / want - 1), tol)
-      << c.model << ": " << got.stop.accepted << " steps, stopped by " << got.stop.reason;
+      << c.model << ": " << got.stop.accepted << " steps, stopped by " << got.stop.Summary();
+  EXPECT_LT(MaxAbs(got.hubble_distance.to(torch::kFloat64) / want_dh - 1), tol);
   EXPECT_GT(got.z_max.item<double>(), 2.3);
+  EXPECT_EQ(got.stop.Summary(), "redshift: 1");
+}
+
+// Physical mode: three sky directions, every redshift read off each; FLRW is
+// isotropic, so each must give the closed forms.
+class PhysicalRays : public ReferenceRay {};
+
+TEST_P(PhysicalRays, MatchTheClosedFormDistances) {
+  const auto [c, dtype] = GetParam();
+  auto m = MakeFlrw(c);
+  auto z = Redshifts();
+  auto [want, want_dh] = ClosedForms(c, z);
+  auto directions = torch::tensor({{1.0, 0.0, 0.0}, {0.0, 0.6, 0.8}, {-0.5, -0.5, 0.70710678}});
+  const int64_t n = z.size(0);
+  auto ray_of = torch::arange(3, torch::kLong).repeat_interleave(n);
+  torch::NoGradGuard no_grad;
+  RayTracerOptions o;
+  o.hubble_distance = true;
+  const auto options = torch::TensorOptions().dtype(dtype);
+  auto got = TraceSky(*m, directions, ray_of, z.repeat({3}).to(dtype), options, o);
+  ASSERT_TRUE(got.reached.all().item<bool>()) << got.stop.Summary();
+  const double tol = dtype == torch::kFloat64 ? 1e-6 : 1e-4;
+  EXPECT_LT(MaxAbs(got.luminosity_distance.to(torch::kFloat64) / want.repeat({3}) - 1), tol)
+      << c.model << ": " << got.stop.accepted << " steps, " << got.stop.Summary();
+  EXPECT_LT(MaxAbs(got.angular_distance.to(torch::kFloat64) * (1 + z.repeat({3})).square() /
+                       want.repeat({3}) - 1),
+            tol);
+  EXPECT_LT(MaxAbs(got.hubble_distance.to(torch::kFloat64) / want_dh.repeat({3}) - 1), tol);
+  EXPECT_EQ(got.stop.Summary(), "redshift: 3");
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -70,6 +110,105 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(std::get<0>(info.param).model) +
              (std::get<1>(info.param) == torch::kFloat64 ? "_float64" : "_float32");
     });
+
+INSTANTIATE_TEST_SUITE_P(
+    Flrw, PhysicalRays,
+    ::testing::Combine(::testing::Values(Case{"eds", 70, 0.3}, Case{"de_sitter", 70, 0.3},
+                                         Case{"lcdm", 70, 0.3}),
+                       ::testing::Values(torch::kFloat64, torch::kFloat32)),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param).model) +
+             (std::get<1>(info.param) == torch::kFloat64 ? "_float64" : "_float32");
+    });
+
+// The Jacobi map against a narrow bundle: in vacuum Kasner (p = 2/3, 2/3,
+// -1/3, anisotropic), four neighbouring rays at angles +-eps along the two
+// screen directions, integrated in the same batch; their separations at the
+// same redshift, projected on the source's screen (orthogonal to u and k),
+// span the bundle's cross-section, whose area per unit solid angle is D_A^2.
+// 1e-4 relative. A sixth ray shows the anisotropy: another direction, another D_A.
+TEST(JacobiMap, AgreesWithTheAreaOfANarrowBundle) {
+  auto m = MakeBuiltIn<MetricModel>("kasner", {{"p1", 2.0 / 3}, {"p2", 2.0 / 3}, {"p3", -1.0 / 3}});
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto n = torch::tensor({0.3, -0.5, 0.8}, f64);
+  n = n / n.norm();
+  auto s1 = torch::linalg_cross(torch::tensor({0.0, 0.0, 1.0}, f64), n);
+  s1 = s1 / s1.norm();
+  auto s2 = torch::linalg_cross(n, s1);
+  const double eps = 1e-4, z = 0.5;
+  auto dirs = torch::stack({n, n + eps * s1, n - eps * s1, n + eps * s2, n - eps * s2,
+                            torch::tensor({1.0, 0.0, 0.0}, f64)});
+  RayTracerOptions tight;
+  tight.rtol = 1e-10;
+  tight.atol = 1e-12;
+  tight.z_stop = 0;  // each ray stops at its target + 0.2
+  torch::NoGradGuard no_grad;
+  auto got = TraceSky(*m, dirs, torch::arange(6, torch::kLong), torch::full({6}, z, f64), f64, tight);
+  ASSERT_TRUE(got.reached.all().item<bool>()) << got.stop.Summary();
+  auto x = got.source.narrow(1, 0, 4), k = got.source.narrow(1, 4, 4);
+  auto g = m->jet(x.narrow(0, 0, 1), 0).g[0];
+  auto dot = [&](const torch::Tensor& a, const torch::Tensor& b) { return torch::dot(a, torch::mv(g, b)); };
+  auto u = torch::tensor({1.0, 0.0, 0.0, 0.0}, f64) / torch::sqrt(-g[0][0]);
+  auto k0 = k[0];
+  auto e = -dot(u, k0);
+  auto d = k0 / e - u;
+  auto screen = [&](const torch::Tensor& v) { return v + dot(u, v) * u - dot(d, v) * d; };
+  auto a = screen((x[1] - x[2]) / (2 * eps)), b = screen((x[3] - x[4]) / (2 * eps));
+  const double det = (dot(a, a) * dot(b, b) - dot(a, b).square()).item<double>();
+  const double bundle = std::pow(det, 0.25) * 1000.0;
+  const double jacobi = got.angular_distance[0].item<double>();
+  EXPECT_NEAR(bundle / jacobi, 1.0, 1e-4) << "bundle " << bundle << " Mpc, Jacobi " << jacobi
+                                          << " Mpc, " << got.stop.accepted << " steps";
+  EXPECT_GT(std::abs(got.angular_distance[5].item<double>() / jacobi - 1), 1e-3)
+      << got.angular_distance[5].item<double>() << " vs " << jacobi << " Mpc";
+}
+
+// A metric that degenerates on the way: expanding (a = t, 1 + z = 1/t) with
+// a lapse that vanishes at t = 0.4, where z = 1.5. The ray stops there for a
+// counted reason, targets beyond it are flagged, and neither the distances
+// nor their gradients hold anything non-finite.
+TEST(RayStops, ADegenerateMetricStopsTheRayWithoutNaN) {
+  auto scale = torch::tensor(1.0, torch::kFloat64).requires_grad_(true);
+  testing::FunctionMetric m([&](const torch::Tensor& x) {
+    auto t = x.select(1, 0);
+    return torch::diag_embed(torch::stack({-(t - 0.4) / 0.6 * scale, t * t, t * t, t * t}, 1));
+  });
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto z = torch::tensor({0.05, 0.2, 5.0, 1e6}, f64);
+  for (bool physical : {false, true}) {
+    RayTracerOptions o;
+    o.rtol = 1e-6;
+    o.atol = 1e-8;
+    auto got = physical ? TraceSky(m, torch::tensor({{1.0, 0.0, 0.0}}, f64), torch::zeros({4}, torch::kLong),
+                                   z, f64, o)
+                        : TraceReference(m, z, f64, o);
+    const std::string why = got.stop.reasons[0];
+    EXPECT_TRUE(why == "non-finite" || why == "non-lorentzian" || why == "singular") << why;
+    EXPECT_TRUE(torch::isfinite(got.luminosity_distance).all().item<bool>());
+    EXPECT_TRUE(got.reached[0].item<bool>() && got.reached[1].item<bool>());
+    EXPECT_FALSE(got.reached[2].item<bool>() || got.reached[3].item<bool>());
+    EXPECT_LT(got.z_max.max().item<double>(), 1.5);
+    auto grad = torch::autograd::grad({got.luminosity_distance.sum() + got.z_max.sum()}, {scale},
+                                      {}, false, true)[0];
+    EXPECT_TRUE(torch::isfinite(grad).all().item<bool>()) << grad;
+  }
+}
+
+// Direction bins cover the sphere: every direction has a bin within 1.6x the
+// radius of a cap of the bins' mean area, and their centre of mass is the origin.
+TEST(DirectionBins, CoverTheSphere) {
+  auto bins = DirectionBins(48);
+  EXPECT_LT(MaxAbs(bins.norm(2, 1) - 1), 1e-12);
+  EXPECT_LT(MaxAbs(bins.mean(0)), 1e-2);
+  auto gen = at::detail::createCPUGenerator(3);
+  auto v = torch::randn({2000, 3}, gen, torch::kFloat64);
+  v = v / v.norm(2, 1, true);
+  auto nearest = bins.index_select(0, NearestBin(v, bins));
+  auto angle = torch::acos((v * nearest).sum(1).clamp(-1, 1));
+  EXPECT_LT(angle.max().item<double>(), 1.6 * std::acos(1 - 2.0 / 48));
+  auto sky = SkyDirections(torch::tensor({0.0, 90.0}), torch::tensor({0.0, 0.0}));
+  EXPECT_LT(MaxAbs(sky - torch::tensor({{1.0, 0.0, 0.0}, {0.0, 1.0, 0.0}}, torch::kFloat64)), 1e-15);
+}
 
 TEST(ReferenceRayGradient, DerivativesInH0AndOmegaMMatchFiniteDifferences) {
   const auto make = TrainableLcdm;
@@ -97,37 +236,28 @@ TEST(ReferenceRayGradient, DerivativesInH0AndOmegaMMatchFiniteDifferences) {
   EXPECT_NEAR(grads[1].item<double>() / fd_o, 1.0, 1e-6);
 }
 
-// supernova_chi2 over the real Pantheon+ catalogue on flat LCDM: its value is
-// the reference's mean of squared pulls computed independently from the
-// closed-form distances, and its gradient in h0 and omega_m matches central
-// finite differences to 1e-6 relative.
-TEST(SupernovaChi2, ValueAndGradientOnFlatLcdm) {
-  auto sn = MakeBuiltIn<LossTerm>("supernova_chi2", {{"rtol", 1e-12}, {"atol", 1e-14}});
-  ASSERT_TRUE(sn);
-  auto path = ResolveDataFile("Pantheon+SH0ES.dat");
-  ASSERT_TRUE(path.ok()) << path.status();
-  auto cat = LoadSupernovae(*path, {});
-  ASSERT_TRUE(cat.ok());
-  struct Ctx : StepContext {
-    MetricModel* m;
-    torch::Tensor pts = torch::zeros({1, 4}, torch::kFloat64);
-    const torch::Tensor& points() override { return pts; }
-    Geometry& geometry(int) override { throw std::logic_error("unused"); }
-    Geometry& observer(int) override { throw std::logic_error("unused"); }
-    MetricModel& metric() override { return *m; }
-    int64_t step() const override { return 0; }
-    torch::TensorOptions options() const override { return torch::kFloat64; }
-  };
+// A step context for dataset terms, on a given metric.
+struct DatasetContext : StepContext {
+  MetricModel* m = nullptr;
+  torch::Tensor pts = torch::zeros({1, 4}, torch::kFloat64);
+  const torch::Tensor& points() override { return pts; }
+  Geometry& geometry(int) override { throw std::logic_error("unused"); }
+  Geometry& observer(int) override { throw std::logic_error("unused"); }
+  MetricModel& metric() override { return *m; }
+  int64_t step() const override { return 0; }
+  torch::TensorOptions options() const override { return torch::kFloat64; }
+};
+
+// Its value and the gradient of that value in h0 and omega_m against central
+// finite differences (1e-6 relative).
+void ExpectGradientMatches(LossTerm& term) {
   auto value = [&](const std::shared_ptr<MetricModel>& m) {
-    Ctx ctx;
+    DatasetContext ctx;
     ctx.m = m.get();
-    return sn->evaluate(ctx).value;
+    return term.evaluate(ctx).value;
   };
   auto m = TrainableLcdm(70, 0.3);
   auto v = value(m);
-  auto want_mu = 5 * torch::log10(LcdmDistance(cat->z, 70, 0.3)) + 25;
-  const double want = ((want_mu - cat->mu) / cat->sigma).square().mean().item<double>();
-  EXPECT_NEAR(v.item<double>() / want, 1.0, 1e-6);
   auto p = m->physical_parameters();
   auto grads = torch::autograd::grad({v}, {p[0].value, p[1].value});
   torch::NoGradGuard no_grad;
@@ -141,6 +271,71 @@ TEST(SupernovaChi2, ValueAndGradientOnFlatLcdm) {
   EXPECT_NEAR(grads[0].item<double>() / fd_h, 1.0, 1e-6);
   EXPECT_NEAR(grads[1].item<double>() / fd_o, 1.0, 1e-6);
 }
+
+// supernova_chi2 over the real Pantheon+ catalogue on flat LCDM, in both
+// modes (physical: 6 direction bins): its value is the reference's mean of
+// squared pulls computed independently from the closed-form distances, and
+// its gradient in h0 and omega_m matches central finite differences.
+class SupernovaChi2 : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SupernovaChi2, ValueAndGradientOnFlatLcdm) {
+  // Physical mode with 6 direction bins: the same code as 48, a test 8x cheaper.
+  auto sn = MakeBuiltIn<LossTerm>(
+      "supernova_chi2", {{"rtol", 1e-12}, {"atol", 1e-14}, {"mode", GetParam()}, {"bins", int64_t{6}}});
+  ASSERT_TRUE(sn);
+  auto path = ResolveDataFile("Pantheon+SH0ES.dat");
+  ASSERT_TRUE(path.ok()) << path.status();
+  auto cat = LoadSupernovae(*path, {});
+  ASSERT_TRUE(cat.ok());
+  DatasetContext ctx;
+  auto m = TrainableLcdm(70, 0.3);
+  ctx.m = m.get();
+  const double v = sn->evaluate(ctx).value.item<double>();
+  auto want_mu = 5 * torch::log10(LcdmDistance(cat->z, 70, 0.3)) + 25;
+  const double want = ((want_mu - cat->mu) / cat->sigma).square().mean().item<double>();
+  EXPECT_NEAR(v / want, 1.0, 1e-6);
+  ExpectGradientMatches(*sn);
+  const auto telemetry = sn->telemetry();
+  std::map<std::string, double> t(telemetry.begin(), telemetry.end());
+  EXPECT_EQ(t["unreached"], 0);
+  EXPECT_GT(t["ray_steps"], 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SupernovaChi2, ::testing::Values("reference", "physical"));
+
+// bao_chi2 on flat LCDM: the DR12 chi^2 computed independently from the
+// closed forms D_M = d_L/(1+z), D_H = c/H(z) (1e-6 relative), in both modes;
+// and its gradient against finite differences.
+class BaoChi2 : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BaoChi2, ValueAndGradientOnFlatLcdm) {
+  auto bao = MakeBuiltIn<LossTerm>(
+      "bao_chi2", {{"rtol", 1e-12}, {"atol", 1e-14}, {"mode", GetParam()}, {"bins", int64_t{6}}});
+  ASSERT_TRUE(bao);
+  auto path = ResolveDataFile("bao_dr12.csv");
+  ASSERT_TRUE(path.ok()) << path.status();
+  auto table = LoadBao(*path);
+  ASSERT_TRUE(table.ok()) << table.status();
+  ASSERT_EQ(table->size(), 3);
+  double want = 0;
+  const double rd = 147.09;
+  for (int i = 0; i < 3; ++i) {
+    const double z = table->z[i].item<double>();
+    const double dm = testing::FlatLcdmLuminosityDistance(z, 70, 0.3) / (1 + z) / rd;
+    const double dh = kC / 70 / std::sqrt(0.3 * std::pow(1 + z, 3) + 0.7) / rd;
+    const double a = (dm - table->dm[i].item<double>()) / table->dm_err[i].item<double>();
+    const double b = (dh - table->dh[i].item<double>()) / table->dh_err[i].item<double>();
+    const double r = table->corr[i].item<double>();
+    want += (a * a + b * b - 2 * r * a * b) / (1 - r * r);
+  }
+  DatasetContext ctx;
+  auto m = TrainableLcdm(70, 0.3);
+  ctx.m = m.get();
+  EXPECT_NEAR(bao->evaluate(ctx).value.item<double>() / want, 1.0, 1e-6);
+  ExpectGradientMatches(*bao);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, BaoChi2, ::testing::Values("reference", "physical"));
 
 }  // namespace
 }  // namespace lumpy

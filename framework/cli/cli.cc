@@ -161,15 +161,24 @@ int CommandProbe(const std::string& experiment, const std::vector<std::string>& 
   return Report(st);
 }
 
-// Luminosity and angular-diameter distances and distance moduli along the
-// reference ray, as CSV on standard output (full precision).
+// Luminosity, angular-diameter and Hubble distances and distance moduli at
+// the given redshifts, as CSV on standard output (full precision): along the
+// reference ray, or (physical mode) along the sky direction RA,DEC.
 int CommandDistances(const std::string& experiment, const std::vector<std::string>& sets,
                      const std::string& checkpoint, const std::vector<double>& z,
-                     const std::string& direction) {
-  if (!direction.empty()) {
-    std::cerr << "--direction: rays along sky directions need the physical ray-tracing mode, "
-                 "which this version does not have yet; without --direction the reference ray "
-                 "(+x from the observer) is traced"
+                     const std::vector<double>& direction, std::string mode) {
+  if (mode.empty()) mode = direction.empty() ? "reference" : "physical";
+  if (mode == "reference" && !direction.empty()) {
+    std::cerr << "--direction: the reference ray always runs along +x from the observer; "
+                 "sky directions need --mode physical (the default with --direction)"
+              << std::endl;
+    return kExitConfig;
+  }
+  std::vector<double> radec = direction.empty() ? std::vector<double>{0.0, 0.0} : direction;
+  if (radec.size() != 2 || !std::isfinite(radec[0]) || !std::isfinite(radec[1]) ||
+      std::abs(radec[1]) > 90) {
+    std::cerr << "--direction: expected RA,DEC in degrees with |DEC| <= 90, e.g. --direction "
+                 "150.1,2.2"
               << std::endl;
     return kExitConfig;
   }
@@ -182,27 +191,41 @@ int CommandDistances(const std::string& experiment, const std::vector<std::strin
   LoadedModel loaded;
   if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
   torch::NoGradGuard no_grad;
-  auto zt = torch::tensor(z, torch::kFloat64);
-  auto traced = TraceReference(*loaded.components->model, zt.to(loaded.options), loaded.options);
+  auto zt = torch::tensor(z, torch::kFloat64).to(loaded.options);
+  RayTracerOptions tracer;
+  tracer.hubble_distance = true;
+  MetricModel& model = *loaded.components->model;
+  SkyDistances traced;
+  if (mode == "physical") {
+    auto dir = SkyDirections(torch::tensor({radec[0]}), torch::tensor({radec[1]}));
+    auto ray_of = torch::zeros({static_cast<int64_t>(z.size())}, torch::kLong);
+    traced = TraceSky(model, dir, ray_of, zt, loaded.options, tracer);
+  } else {
+    traced = TraceReference(model, zt, loaded.options, tracer);
+  }
+  std::cerr << (mode == "physical" ? "physical ray: " : "reference ray: ") << traced.stop.accepted
+            << " steps (" << traced.stop.rejected << " rejected), stopped by "
+            << traced.stop.Summary() << std::endl;
   auto d_l = traced.luminosity_distance.to(torch::kFloat64).cpu();
+  auto d_a = traced.angular_distance.to(torch::kFloat64).cpu();
+  auto d_h = traced.hubble_distance.to(torch::kFloat64).cpu();
   auto reached = traced.reached.cpu();
-  std::cout << "z,d_L_mpc,d_A_mpc,mu\n";
+  std::cout << "z,d_L_mpc,d_A_mpc,d_H_mpc,mu\n";
   std::vector<double> missed;
   for (size_t i = 0; i < z.size(); ++i) {
     if (!reached[i].item<bool>()) {
-      std::cout << absl::StrFormat("%.17g,,,\n", z[i]);
+      std::cout << absl::StrFormat("%.17g,,,,\n", z[i]);
       missed.push_back(z[i]);
       continue;
     }
     const double dl = d_l[i].item<double>();
-    const double da = dl / ((1 + z[i]) * (1 + z[i]));
-    std::cout << absl::StrFormat("%.17g,%.17g,%.17g,%.17g\n", z[i], dl, da,
-                                 5 * std::log10(dl) + 25);
+    std::cout << absl::StrFormat("%.17g,%.17g,%.17g,%.17g,%.17g\n", z[i], dl, d_a[i].item<double>(),
+                                 d_h[i].item<double>(), 5 * std::log10(dl) + 25);
   }
   std::cout.flush();
   if (!missed.empty()) {
-    std::cerr << "warning: the ray stopped (" << traced.stop.reason << ") at z = "
-              << traced.z_max.item<double>() << " before reaching z = "
+    std::cerr << "warning: the ray stopped (" << traced.stop.Summary() << ") at z = "
+              << traced.z_max.max().item<double>() << " before reaching z = "
               << absl::StrJoin(missed, ", ") << "; those rows are empty" << std::endl;
   }
   return kExitOk;
@@ -235,7 +258,7 @@ int CommandMockSn(const std::string& experiment, const std::vector<std::string>&
   auto eps = noise ? sigma * torch::randn({n}, gen, f64) : torch::zeros({n}, f64);
   auto traced = TraceReference(*loaded.components->model, z.to(loaded.options), loaded.options);
   if (!traced.reached.all().item<bool>()) {
-    std::cerr << "the reference ray stopped (" << traced.stop.reason << ") at z = "
+    std::cerr << "the reference ray stopped (" << traced.stop.Summary() << ") at z = "
               << traced.z_max.item<double>() << ", below --z-max " << z_max << std::endl;
     return kExitRuntime;
   }
@@ -243,6 +266,12 @@ int CommandMockSn(const std::string& experiment, const std::vector<std::string>&
   const std::string tmp = out + ".part";
   {
     std::ofstream f(tmp);
+    // Provenance first ('#' lines are comments to the reader).
+    f << "# lumpy mock-sn " << experiment << (checkpoint.empty() ? "" : " --checkpoint " + checkpoint)
+      << absl::StrFormat(" --n %d --seed %d --sigma %g%s --z-min %g --z-max %g", n, seed, sigma,
+                         noise ? "" : " --no-noise", z_min, z_max);
+    for (const auto& s : sets) f << " --set " << s;
+    f << "\n# mu from the reference ray of the experiment's metric\n";
     f << "CID zHD zCMB zHEL MU_SH0ES MU_SH0ES_ERR_DIAG IS_CALIBRATOR RA DEC\n";
     for (int64_t i = 0; i < n; ++i) {
       const double zi = z[i].item<double>();
@@ -351,7 +380,8 @@ int LumpyMain(int argc, char** argv) {
   probe->add_option("--set", probe_sets, "override one key, e.g. --set runtime.dtype=float32")
       ->allow_extra_args(false);
 
-  std::string dist_experiment, dist_checkpoint, dist_direction;
+  std::string dist_experiment, dist_checkpoint, dist_mode;
+  std::vector<double> dist_direction;
   std::vector<std::string> dist_sets;
   std::vector<double> dist_z;
   CLI::App* distances = app.add_subcommand(
@@ -360,7 +390,11 @@ int LumpyMain(int argc, char** argv) {
   distances->add_option("experiment", dist_experiment, "experiment TOML file (its metric)")->required();
   distances->add_option("--checkpoint", dist_checkpoint, "a run folder or its model.pt (trained parameters)");
   distances->add_option("--z", dist_z, "redshifts, e.g. --z 0.1,0.5,1")->required()->delimiter(',');
-  distances->add_option("--direction", dist_direction, "RA,DEC in degrees (physical mode; not yet available)");
+  distances->add_option("--direction", dist_direction, "RA,DEC in degrees: a ray along this sky direction (physical mode)")
+      ->delimiter(',');
+  distances->add_option("--mode", dist_mode, "reference (one ray along +x, the default) or physical "
+                                             "(comoving observer's frame, Jacobi-map D_A)")
+      ->check(CLI::IsMember({"reference", "physical"}));
   distances->add_option("--set", dist_sets, "override one key, e.g. --set model.h0=67")
       ->allow_extra_args(false);
 
@@ -402,7 +436,7 @@ int LumpyMain(int argc, char** argv) {
                            mock_sigma, !mock_no_noise, mock_zmin, mock_zmax);
     }
     if (*distances) {
-      return CommandDistances(dist_experiment, dist_sets, dist_checkpoint, dist_z, dist_direction);
+      return CommandDistances(dist_experiment, dist_sets, dist_checkpoint, dist_z, dist_direction, dist_mode);
     }
     return CommandRun(run_experiment, run_sets, run_out, run_steps);
   } catch (const c10::Error& e) {

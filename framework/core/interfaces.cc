@@ -25,6 +25,7 @@ std::vector<PhysicalParameter> MetricModel::physical_parameters() { return {}; }
 StepContext::~StepContext() = default;
 LossTerm::~LossTerm() = default;
 std::vector<PhysicalParameter> LossTerm::physical_parameters() { return {}; }
+std::vector<std::pair<std::string, double>> LossTerm::telemetry() const { return {}; }
 
 ConstraintHandler::~ConstraintHandler() = default;
 void ConstraintHandler::update(const torch::Tensor&, int64_t) {}

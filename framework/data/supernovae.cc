@@ -27,6 +27,8 @@ absl::StatusOr<fs::path> ResolveDataFile(const std::string& name) {
       }
     }
     folders.emplace_back("data");
+    // The project's own data (the BAO table, the quickstart's mock catalogue).
+    folders.emplace_back(fs::path(LUMPY_SOURCE_DIR) / "data");
     for (const auto& dir : folders) {
       const fs::path candidate = dir / given;
       if (fs::exists(candidate)) return candidate;
@@ -194,6 +196,50 @@ torch::Tensor SupernovaCatalogue::Chi2(const torch::Tensor& residual) const {
   auto r = residual.unsqueeze(-1);
   auto w = torch::linalg_solve_triangular(l, r, /*upper=*/false);
   return w.square().sum({-2, -1});
+}
+
+}  // namespace lumpy
+
+namespace lumpy {
+
+absl::StatusOr<BaoTable> LoadBao(const fs::path& file) {
+  auto table = TextTable::Read(file, TextTable::Separator::kComma, "BAO table");
+  if (!table.ok()) return table.status();
+  if (table->rows() == 0) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no rows"));
+  const std::vector<std::string> names = {"z", "dm_over_rd", "dm_err", "dh_over_rd", "dh_err", "corr"};
+  auto cols = table->Columns(names);
+  if (!cols.ok()) return cols.status();
+  std::vector<std::vector<double>> v(names.size());
+  for (size_t row = 0; row < table->rows(); ++row) {
+    for (size_t k = 0; k < names.size(); ++k) {
+      const int col = (*cols)[k];
+      auto x = table->Number(row, col);
+      if (!x.ok()) return x.status();
+      const bool positive = k < 5;  // all but the correlation
+      if (positive && !(*x > 0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(table->Where(row, col), ": must be positive, got ", table->Field(row, col)));
+      }
+      if (k == 5 && !(std::abs(*x) < 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            table->Where(row, col), ": a correlation must lie in (-1, 1), got ", table->Field(row, col)));
+      }
+      v[k].push_back(*x);
+    }
+  }
+  BaoTable out;
+  out.file = file.string();
+  torch::Tensor* fields[] = {&out.z, &out.dm, &out.dm_err, &out.dh, &out.dh_err, &out.corr};
+  for (size_t k = 0; k < names.size(); ++k) *fields[k] = torch::tensor(v[k], torch::kFloat64);
+  return out;
+}
+
+torch::Tensor BaoTable::Chi2(const torch::Tensor& dm_over_rd, const torch::Tensor& dh_over_rd) const {
+  const auto o = dm_over_rd.options();
+  auto a = (dm_over_rd - dm.to(o)) / dm_err.to(o);
+  auto b = (dh_over_rd - dh.to(o)) / dh_err.to(o);
+  auto r = corr.to(o);
+  return ((a.square() + b.square() - 2.0 * r * a * b) / (1.0 - r.square())).sum();
 }
 
 }  // namespace lumpy

@@ -2,15 +2,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "lumpy/geometry.h"
 
 namespace lumpy {
 namespace {
 
-// Dormand-Prince 5(4): stages c, the matrix a (its last row is the 5th-order
-// solution), and e = b5 - b4 for the error estimate.
+using torch::indexing::Slice;
+
+// Dormand-Prince 5(4): the matrix a (its last row is the 5th-order solution),
+// and e = b5 - b4 for the error estimate.
 constexpr double kA[7][6] = {
     {},
     {1.0 / 5},
@@ -24,21 +28,73 @@ constexpr double kE[7] = {35.0 / 384 - 5179.0 / 57600,      0,
                           -2187.0 / 6784 + 92097.0 / 339200, 11.0 / 84 - 187.0 / 2100,
                           -1.0 / 40};
 
-struct Rhs {
-  torch::Tensor dy;   // [R,8]
-  torch::Tensor g00;  // [R]
+// State layout per ray: x^mu (0..3), k^mu (4..7); with the Jacobi map also
+// xi_1 (8..11), dxi_1/dl (12..15), xi_2 (16..19), dxi_2/dl (20..23).
+constexpr int64_t kJacobi = 24;
+constexpr double kFloat32Rtol = 1e-6, kFloat32Atol = 1e-8;
+
+// The redshift convention of a mode: 1 + z = F(g, k) with F = 1 at the observer.
+struct Redshift {
+  bool physical = false;
+  torch::Tensor e_obs;  // reference mode: (u.k) at the observer, sqrt|g00| k^0 (0-dim)
+  // 1 + z at states with metric g [N,4,4] and momentum k [N,4].
+  torch::Tensor operator()(const torch::Tensor& g, const torch::Tensor& k) const {
+    auto n = torch::sqrt(g.select(1, 0).select(1, 0).abs());
+    if (!physical) return n * k.select(1, 0) / e_obs;
+    // u^mu = (1/N, 0,0,0): -u.k = -g_0v k^v / N.
+    return -(g.select(1, 0) * k).sum(1) / n;
+  }
 };
 
-// dx/dl = k, dk^a/dl = -Gamma^a_bc k^b k^c.
-Rhs Geodesic(MetricModel& metric, const torch::Tensor& y) {
+struct Rhs {
+  torch::Tensor dy;  // [R,D]
+  torch::Tensor g;   // [R,4,4] at the state
+};
+
+// The right-hand side from the jet by batched matrix products, without the
+// Christoffel symbols or their derivatives as [R,4,4,4(,4)] tensors (few
+// operations: the batch is small and eager dispatch is the cost). With
+// dg[i,j,k] = d_k g_ij, d2g[i,j,k,l] = d_k d_l g_ij and L_d = Gamma_dbc k^b k^c:
+//   L_d = (d_k g_dc) k^k k^c - 1/2 k^b k^c d_d g_bc,      dk/dl = -g^-1 L;
+//   2 Gamma_dbc k^b eta^c = C_dc eta^c,
+//     C_dc = (d_k g_dc) k^k + d_c g_db k^b - k^b d_d g_bc;
+//   d_e Gamma^a_bc k^b k^c = g^am (d_e g_mn acc^n + P_me - 1/2 Q_me),
+//     P_me = d_e d_b g_mc k^b k^c,  Q_me = d_m d_e g_bc k^b k^c;
+//   d2 xi/dl2 = -g^-1 [(dg acc + P - Q/2) xi + C eta].
+Rhs Derivative(MetricModel& metric, const torch::Tensor& y) {
+  const bool jacobi = y.size(1) == kJacobi;
+  const int64_t r = y.size(0);
   auto x = y.narrow(1, 0, 4), k = y.narrow(1, 4, 4);
-  Geometry geo(metric.jet(x, 1));
-  auto acc = -torch::einsum("rabc,rb,rc->ra", {geo.christoffel(), k, k});
-  return {torch::cat({k, acc}, 1), geo.metric().select(1, 0).select(1, 0)};
+  Jet jet = metric.jet(x, jacobi ? 2 : 1);
+  const auto& g = jet.g;
+  auto ginv = torch::inverse(g);
+  auto kcol = k.unsqueeze(2);                                       // [R,4,1]
+  auto kk = (k.unsqueeze(2) * k.unsqueeze(1)).reshape({r, 1, 16});  // k^b k^c
+  auto dgk = torch::bmm(jet.dg.reshape({r, 16, 4}), kcol).view({r, 4, 4});  // (d_k g_ij) k^k
+  auto kdg = torch::bmm(kk, jet.dg.reshape({r, 16, 4})).view({r, 4, 1});     // k^b k^c d_d g_bc
+  auto lower = torch::bmm(dgk, kcol) - 0.5 * kdg;                            // L_d [R,4,1]
+  auto acc = -torch::bmm(ginv, lower);                                       // [R,4,1]
+  if (!jacobi) return {torch::cat({k, acc.squeeze(2)}, 1), g};
+  // [R, A, (xi, eta), 4] -> xi, eta as [R,4,2] (columns A).
+  auto dev = y.narrow(1, 8, 16).view({r, 2, 2, 4});
+  auto xi = dev.select(2, 0).transpose(1, 2), eta = dev.select(2, 1).transpose(1, 2);
+  // d_c g_db k^b and d_e g_mn acc^n in one product: dg as [R, (d,c), b].
+  auto dg_t = jet.dg.permute({0, 1, 3, 2}).reshape({r, 16, 4});
+  auto both = torch::bmm(dg_t, torch::cat({kcol, acc}, 2));  // [R,16,2]
+  auto dgk_c = both.select(2, 0).view({r, 4, 4}), dg_acc = both.select(2, 1).view({r, 4, 4});
+  auto kdg_t = torch::bmm(k.unsqueeze(1), jet.dg.reshape({r, 4, 16})).view({r, 4, 4});  // k^b d_d g_bc as [c,d]
+  auto c = dgk + dgk_c - kdg_t.transpose(1, 2);
+  auto d2 = jet.d2g.reshape({r, 16, 4, 4});
+  auto h = torch::matmul(k.view({r, 1, 1, 4}), d2).view({r, 4, 4, 4});         // [m,c,e] = d_e(d_b g_mc k^b)
+  auto p = torch::bmm(h.permute({0, 1, 3, 2}).reshape({r, 16, 4}), kcol).view({r, 4, 4});
+  auto q = torch::bmm(kk, jet.d2g.reshape({r, 16, 16})).view({r, 4, 4});      // [m,e]
+  auto deta = -torch::bmm(ginv, torch::bmm(dg_acc + p - 0.5 * q, xi) + torch::bmm(c, eta));  // [R,4,2]
+  auto ddev = torch::stack({eta.transpose(1, 2), deta.transpose(1, 2)}, 2).reshape({r, 16});
+  return {torch::cat({k, acc.squeeze(2), ddev}, 1), g};
 }
 
 // Cubic Hermite interpolant between (y0, f0) and (y1, f1) over a step h, at
-// theta in [0,1] ([N] or [N,1]); y and f are [N,8], h is [N,1].
+// theta in [0,1] ([N]); y and f are [N,D], h is [N,1].
 torch::Tensor Hermite(const torch::Tensor& theta, const torch::Tensor& y0, const torch::Tensor& f0,
                       const torch::Tensor& y1, const torch::Tensor& f1, const torch::Tensor& h) {
   auto t = theta.view({-1, 1});
@@ -47,38 +103,59 @@ torch::Tensor Hermite(const torch::Tensor& theta, const torch::Tensor& y0, const
          (t3 - t2) * h * f1;
 }
 
-// 1 + z from the reference observer (u_mu = (-sqrt|g00|, 0,0,0)).
-torch::Tensor OnePlusZ(const torch::Tensor& g00, const torch::Tensor& k0, const torch::Tensor& obs) {
-  return torch::sqrt(g00.abs()) * k0 / obs;
+// det g < 0 with a positive-definite spatial metric: exactly one negative
+// eigenvalue. [R,4,4] -> [R] bool.
+torch::Tensor Lorentzian(const torch::Tensor& g) {
+  auto s = g.index({Slice(), Slice(1, 4), Slice(1, 4)});
+  auto minor2 = s.select(1, 0).select(1, 0) * s.select(1, 1).select(1, 1) -
+                s.select(1, 0).select(1, 1) * s.select(1, 1).select(1, 0);
+  return (torch::linalg_det(g) < 0) & (s.select(1, 0).select(1, 0) > 0) & (minor2 > 0) &
+         (torch::linalg_det(s) > 0);
 }
 
-}  // namespace
+// The integrated paths of all rays: S saved states (with graph).
+struct Paths {
+  torch::Tensor y, f;               // [S,R,D]
+  std::vector<double> lambda;       // [S]
+  std::vector<std::vector<double>> z;  // [S][R] detached redshifts
+  std::vector<int64_t> last;        // per ray: the last saved index valid for read-out
+  RayStop stop;
+};
 
-ReferenceDistances TraceReference(MetricModel& metric, const torch::Tensor& z_target,
-                                  const torch::TensorOptions& options,
-                                  const RayTracerOptions& o) {
-  TORCH_CHECK(z_target.dim() == 1 && z_target.size(0) > 0, "TraceReference: z must be [N], N > 0");
-  ReferenceDistances out;
-  const double z_top = z_target.max().item<double>();
-  const double z_stop = std::max(o.z_stop, z_top + 0.2);
+Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
+                const std::vector<double>& z_stop, RayTracerOptions o) {
+  const int64_t n_rays = y.size(0);
+  if (y.scalar_type() != torch::kFloat64) {
+    // Below these, float32 rounding dominates the error estimate and the
+    // step size collapses.
+    o.rtol = std::max(o.rtol, kFloat32Rtol);
+    o.atol = std::max(o.atol, kFloat32Atol);
+  }
+  Paths p;
+  p.stop.reasons.assign(n_rays, "");
+  p.last.assign(n_rays, 0);
+  std::vector<char> alive(n_rays, 1);
+  auto alive_mask = torch::ones({n_rays, 1}, torch::TensorOptions().dtype(torch::kBool));
 
-  // The observer and the initial direction k = (1, sqrt(|g00|/|g11|), 0, 0).
-  auto x0 = torch::tensor({1.0, 0.0, 0.0, 0.0}, options).view({1, 4});
-  auto g_obs = metric.jet(x0, 0).g;
-  auto g00_obs = g_obs.select(1, 0).select(1, 0);
-  auto kx = torch::sqrt(g00_obs.abs() / g_obs.select(1, 1).select(1, 1).abs());
-  auto one = torch::ones({1}, options), zero = torch::zeros({1}, options);
-  auto y = torch::cat({x0, torch::stack({one, kx, zero, zero}, 1)}, 1);  // [1,8]
-  auto uk_obs = torch::sqrt(g00_obs.abs()) * 1.0;  // |u.k| at the observer, k0 = 1
+  Rhs f = Derivative(metric, y);
+  std::vector<torch::Tensor> ys = {y}, fs = {f.dy};
+  p.lambda = {0.0};
+  p.z.push_back(std::vector<double>(n_rays, 0.0));
 
-  Rhs f = Geodesic(metric, y);
-  std::vector<torch::Tensor> ys = {y}, fs = {f.dy}, g00s = {f.g00};
-  std::vector<double> lambdas = {0.0}, zs = {0.0};
+  auto freeze = [&](const torch::Tensor& dy) {
+    return torch::where(alive_mask.to(dy.device()), dy, torch::zeros_like(dy));
+  };
+  auto kill = [&](int64_t r, const char* why, int64_t last_index) {
+    alive[r] = 0;
+    p.stop.reasons[r] = why;
+    p.last[r] = last_index;
+  };
+  auto any_alive = [&] { return std::find(alive.begin(), alive.end(), 1) != alive.end(); };
 
   double lam = 0.0, h = -std::abs(o.first_step);
+  const double min_step = 1e-9 * std::max(1.0, std::abs(o.lambda_end));
   int64_t accepted = 0, rejected = 0;
-  std::string reason = "steps";
-  while (accepted + rejected < o.max_steps) {
+  while (any_alive() && accepted + rejected < o.max_steps) {
     if (lam + h < o.lambda_end) h = o.lambda_end - lam;
     std::vector<torch::Tensor> k = {f.dy};
     Rhs last;
@@ -89,27 +166,50 @@ ReferenceDistances TraceReference(MetricModel& metric, const torch::Tensor& z_ta
         if (kA[s][j] != 0) incr = incr + kA[s][j] * k[j];
       }
       auto ys_stage = y + h * incr;
-      last = Geodesic(metric, ys_stage);
+      last = Derivative(metric, ys_stage);
+      last.dy = freeze(last.dy);
       k.push_back(last.dy);
       if (s == 6) y_new = ys_stage;
     }
-    double err;
+    // Per-ray error norms on detached values.
+    std::vector<double> err_ray;
     {
       torch::NoGradGuard no_grad;
       auto e = kE[0] * k[0];
       for (int j = 2; j < 7; ++j) e = e + kE[j] * k[j];
       e = h * e;
       auto scale = o.atol + o.rtol * torch::max(y.abs(), y_new.abs());
-      err = (e.abs() / scale).max().item<double>();
-      if (!std::isfinite(err) || !torch::isfinite(last.dy).all().item<bool>()) err = INFINITY;
+      auto er = (e.abs() / scale).amax(1);
+      er = torch::where(torch::isfinite(last.dy).all(1), er, torch::full_like(er, INFINITY));
+      er = er.to(torch::kCPU, torch::kFloat64).contiguous();
+      err_ray.assign(er.data_ptr<double>(), er.data_ptr<double>() + n_rays);
     }
-    if (!(err <= 1.0)) {
-      ++rejected;
-      h *= std::isfinite(err) ? std::max(0.2, 0.9 * std::pow(err, -0.2)) : 0.2;
-      if (std::abs(h) < 1e-12) {
-        reason = "non-finite";
-        break;
+    double err = 0.0;
+    bool non_finite = false;
+    for (int64_t r = 0; r < n_rays; ++r) {
+      if (!alive[r]) continue;
+      if (!std::isfinite(err_ray[r])) non_finite = true;
+      else err = std::max(err, err_ray[r]);
+    }
+    // The step size collapses only where a ray runs into a singularity: stop
+    // the rays that drive it (non-finite, or the largest errors) and go on.
+    auto stop_stalled = [&](double threshold) {
+      const int64_t here = static_cast<int64_t>(ys.size()) - 1;
+      for (int64_t r = 0; r < n_rays; ++r) {
+        if (!alive[r]) continue;
+        if (!std::isfinite(err_ray[r])) kill(r, "non-finite", here);
+        else if (err_ray[r] >= threshold) kill(r, "singular", here);
       }
+      alive_mask = torch::tensor(std::vector<int64_t>(alive.begin(), alive.end()))
+                       .to(torch::kBool)
+                       .view({n_rays, 1});
+      f.dy = freeze(f.dy);
+      h = -std::abs(o.first_step);
+    };
+    if (non_finite || !(err <= 1.0)) {
+      ++rejected;
+      h *= non_finite ? 0.2 : std::max(0.2, 0.9 * std::pow(err, -0.2));
+      if (std::abs(h) < min_step) stop_stalled(1.0);
       continue;
     }
     ++accepted;
@@ -118,109 +218,406 @@ ReferenceDistances TraceReference(MetricModel& metric, const torch::Tensor& z_ta
     f = last;
     ys.push_back(y);
     fs.push_back(f.dy);
-    g00s.push_back(f.g00);
-    lambdas.push_back(lam);
-    double z_now, t_now;
+    p.lambda.push_back(lam);
+    const int64_t here = static_cast<int64_t>(ys.size()) - 1;
+    std::vector<double> z_now(n_rays), t_now(n_rays);
+    std::vector<char> lorentzian(n_rays);
     {
       torch::NoGradGuard no_grad;
-      z_now = (OnePlusZ(f.g00, y.select(1, 4), uk_obs) - 1.0).item<double>();
-      t_now = y[0][0].item<double>();
+      auto zt = (redshift(f.g, y.narrow(1, 4, 4)) - 1.0).to(torch::kCPU, torch::kFloat64).contiguous();
+      auto tt = y.select(1, 0).to(torch::kCPU, torch::kFloat64).contiguous();
+      auto lt = Lorentzian(f.g).to(torch::kCPU).contiguous();
+      for (int64_t r = 0; r < n_rays; ++r) {
+        z_now[r] = zt.data_ptr<double>()[r];
+        t_now[r] = tt.data_ptr<double>()[r];
+        lorentzian[r] = lt.data_ptr<bool>()[r];
+      }
     }
-    zs.push_back(z_now);
-    if (z_now > z_stop) {
-      reason = "redshift";
-      break;
+    std::vector<double> z_row = p.z.back();
+    bool changed = false;
+    for (int64_t r = 0; r < n_rays; ++r) {
+      if (!alive[r]) continue;
+      if (!lorentzian[r]) {
+        kill(r, "non-lorentzian", here - 1);
+      } else if (!std::isfinite(z_now[r]) || !std::isfinite(t_now[r])) {
+        kill(r, "non-finite", here - 1);
+      } else {
+        z_row[r] = z_now[r];
+        if (z_now[r] > z_stop[r]) kill(r, "redshift", here);
+        else if (t_now[r] < o.t_min) kill(r, "time", here);
+        else if (lam <= o.lambda_end) kill(r, "affine", here);
+      }
+      changed |= !alive[r];
     }
-    if (t_now < o.t_min) {
-      reason = "time";
-      break;
-    }
-    if (lam <= o.lambda_end) {
-      reason = "affine";
-      break;
+    p.z.push_back(z_row);
+    if (changed) {
+      alive_mask = torch::tensor(std::vector<int64_t>(alive.begin(), alive.end()))
+                       .to(torch::kBool)
+                       .view({n_rays, 1});
+      // A ray stopped at a bad state keeps its last good one from here on.
+      std::vector<int64_t> bad;
+      for (int64_t r = 0; r < n_rays; ++r) bad.push_back(!alive[r] && p.last[r] < here);
+      if (std::find(bad.begin(), bad.end(), 1) != bad.end()) {
+        auto mask = torch::tensor(bad).to(torch::kBool).view({n_rays, 1}).to(y.device());
+        y = torch::where(mask, ys[here - 1], y);
+        ys.back() = y;
+        f = Derivative(metric, y);  // a finite state again
+      }
+      // Frozen rays advance no further (fs keeps the true derivative at their
+      // last state, for the read-out's interpolant).
+      f.dy = freeze(f.dy);
     }
     h *= std::min(5.0, std::max(0.2, 0.9 * std::pow(std::max(err, 1e-10), -0.2)));
+    if (std::abs(h) < min_step && any_alive()) stop_stalled(0.5 * err);
   }
-  out.stop = {reason, accepted, rejected};
+  const int64_t here = static_cast<int64_t>(ys.size()) - 1;
+  for (int64_t r = 0; r < n_rays; ++r) {
+    if (alive[r]) kill(r, "steps", here);
+  }
+  p.stop.accepted = accepted;
+  p.stop.rejected = rejected;
+  p.y = torch::stack(ys, 0);
+  p.f = torch::stack(fs, 0);
+  return p;
+}
 
-  // The path: S saved states with graph, and their detached copies.
-  auto path_y = torch::cat(ys, 0), path_f = torch::cat(fs, 0);  // [S,8]
-  auto path_g00 = torch::cat(g00s, 0);                          // [S]
-  const int64_t n_saved = path_y.size(0);
-  auto zt = z_target.to(torch::kFloat64);
-  // Running maximum of z: the first crossing of each target's redshift.
-  std::vector<double> zmax_run(zs.size());
-  int64_t argmax = 0;
-  for (size_t i = 0; i < zs.size(); ++i) {
-    zmax_run[i] = i == 0 ? zs[0] : std::max(zmax_run[i - 1], zs[i]);
-    if (zs[i] >= zs[argmax]) argmax = static_cast<int64_t>(i);
+// What a mode reads off a state: 1 + z, d_L and D_A (Mpc).
+struct Observables {
+  torch::Tensor one_plus_z, luminosity, angular;
+};
+
+Observables Observe(const torch::Tensor& s, const torch::Tensor& g, const Redshift& redshift) {
+  Observables out;
+  out.one_plus_z = redshift(g, s.narrow(1, 4, 4));
+  if (!redshift.physical) {
+    auto r = torch::sqrt(s.narrow(1, 1, 3).square().sum(1));
+    out.luminosity = out.one_plus_z * r * 1000.0;
+    out.angular = out.luminosity / out.one_plus_z.square();
+    return out;
   }
-  out.z_max = OnePlusZ(path_g00[argmax], path_y[argmax][4], uk_obs).squeeze() - 1.0;
-  auto zrun = torch::tensor(zmax_run, torch::kFloat64);
-  out.reached = (zt > 0) & (zt <= zmax_run.back());
-  const int64_t n = zt.size(0);
+  auto xi1 = s.narrow(1, 8, 4), xi2 = s.narrow(1, 16, 4);
+  auto gx1 = torch::bmm(g, xi1.unsqueeze(2)).squeeze(2), gx2 = torch::bmm(g, xi2.unsqueeze(2)).squeeze(2);
+  auto g11 = (xi1 * gx1).sum(1), g22 = (xi2 * gx2).sum(1), g12 = (xi1 * gx2).sum(1);
+  auto det = (g11 * g22 - g12 * g12).clamp_min(0);
+  out.angular = torch::sqrt(torch::sqrt(det)) * 1000.0;
+  out.luminosity = out.one_plus_z.square() * out.angular;
+  return out;
+}
+
+// D_H = -(1+z)^2 E_obs / (d(1+z)/dl), the distance c/H along the line of
+// sight (for FLRW d(1+z)/dl = -H (1+z)^2 E_obs), in Mpc.
+torch::Tensor HubbleDistance(MetricModel& metric, const torch::Tensor& s, const Redshift& redshift) {
+  auto x = s.narrow(1, 0, 4), k = s.narrow(1, 4, 4);
+  Geometry geo(metric.jet(x, 1));
+  const auto& g = geo.metric();
+  const auto& dg = geo.jet().dg;  // [N,i,j,rho] = d_rho g_ij
+  auto kdot = -torch::einsum("rabc,rb,rc->ra", {geo.christoffel(), k, k});
+  auto g00 = g.select(1, 0).select(1, 0);
+  auto n = torch::sqrt(g00.abs());
+  auto dg00 = (dg.select(1, 0).select(1, 0) * k).sum(1);  // d g00 / dl
+  auto dn = torch::sign(g00) * dg00 / (2.0 * n);
+  torch::Tensor f, df, e_obs;
+  if (!redshift.physical) {
+    f = n * k.select(1, 0) / redshift.e_obs;
+    df = (dn * k.select(1, 0) + n * kdot.select(1, 0)) / redshift.e_obs;
+    e_obs = redshift.e_obs;
+  } else {
+    auto a = (g.select(1, 0) * k).sum(1);
+    auto da = torch::einsum("rvp,rp,rv->r", {dg.select(1, 0), k, k}) + (g.select(1, 0) * kdot).sum(1);
+    f = -a / n;
+    df = -(da * n - a * dn) / n.square();
+    e_obs = torch::ones({}, s.options());
+  }
+  return -f.square() * e_obs / df * 1000.0;
+}
+
+SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshift,
+                     const torch::Tensor& ray_of, const torch::Tensor& z_target,
+                     const torch::TensorOptions& options, const RayTracerOptions& o) {
+  SkyDistances out;
+  out.stop = p.stop;
+  const int64_t n_rays = p.y.size(1), n_saved = p.y.size(0), dim = p.y.size(2);
+  const int64_t n = z_target.size(0);
+  auto zt = z_target.to(torch::kCPU, torch::kFloat64).contiguous();
+  auto rays = ray_of.to(torch::kCPU, torch::kLong).contiguous();
+  const double* zp = zt.data_ptr<double>();
+  const int64_t* rp = rays.data_ptr<int64_t>();
+
+  // Running maximum of each ray's z up to its last valid state: the first
+  // crossing of each target's redshift.
+  std::vector<std::vector<double>> run(n_rays);
+  std::vector<int64_t> argmax(n_rays, 0);
+  for (int64_t r = 0; r < n_rays; ++r) {
+    for (int64_t i = 0; i <= p.last[r]; ++i) {
+      const double zi = p.z[i][r];
+      run[r].push_back(i == 0 ? zi : std::max(run[r].back(), zi));
+      if (zi >= p.z[argmax[r]][r]) argmax[r] = i;
+    }
+  }
+  auto flat_y = p.y.reshape({n_saved * n_rays, dim}), flat_f = p.f.reshape({n_saved * n_rays, dim});
+  {
+    std::vector<int64_t> at(n_rays);
+    for (int64_t r = 0; r < n_rays; ++r) at[r] = argmax[r] * n_rays + r;
+    auto s = flat_y.index_select(0, torch::tensor(at, torch::kLong));
+    out.z_max = redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
+  }
+  std::vector<int64_t> reached_idx, lo_flat, hi_flat, lo_step;
+  std::vector<char> reached(n, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = rp[i];
+    TORCH_CHECK(r >= 0 && r < n_rays, "ray index ", r, " out of range [0, ", n_rays, ")");
+    const auto& zr = run[r];
+    if (!(zp[i] > 0) || zr.size() < 2 || zp[i] > zr.back()) continue;
+    reached[i] = 1;
+    reached_idx.push_back(i);
+    int64_t up = std::lower_bound(zr.begin(), zr.end(), zp[i]) - zr.begin();
+    up = std::clamp<int64_t>(up, 1, static_cast<int64_t>(zr.size()) - 1);
+    lo_step.push_back(up - 1);
+    lo_flat.push_back((up - 1) * n_rays + r);
+    hi_flat.push_back(up * n_rays + r);
+  }
+  out.reached = torch::from_blob(reached.data(), {n}, torch::kBool).clone();
   out.luminosity_distance = torch::zeros({n}, options);
-  auto idx_reached = out.reached.nonzero().view({-1});
-  if (idx_reached.numel() == 0 || n_saved < 2) return out;
+  out.angular_distance = torch::zeros({n}, options);
+  out.source = torch::zeros({n, 8}, options);
+  if (o.hubble_distance) out.hubble_distance = torch::zeros({n}, options);
+  if (reached_idx.empty()) return out;
 
-  auto targets = zt.index_select(0, idx_reached);
-  auto upper = torch::searchsorted(zrun, targets).clamp(1, n_saved - 1);  // first i with z_i >= z*
-  auto lower = upper - 1;
-  auto lam_t = torch::tensor(lambdas, torch::kFloat64);
-  auto step = (lam_t.index_select(0, upper) - lam_t.index_select(0, lower)).to(options).view({-1, 1});
-  auto obs_d = uk_obs.detach();
-  auto z_of = [&](const torch::Tensor& theta, const torch::Tensor& py, const torch::Tensor& pf,
-                  const torch::Tensor& obs) {
-    auto s = Hermite(theta, py.index_select(0, lower), pf.index_select(0, lower),
-                     py.index_select(0, upper), pf.index_select(0, upper), step);
-    auto g00 = metric.jet(s.narrow(1, 0, 4), 0).g.select(1, 0).select(1, 0);
-    return std::make_pair(OnePlusZ(g00, s.select(1, 4), obs) - 1.0, s);
+  const int64_t m = static_cast<int64_t>(reached_idx.size());
+  auto idx = torch::tensor(reached_idx, torch::kLong);
+  auto lo = torch::tensor(lo_flat, torch::kLong), hi = torch::tensor(hi_flat, torch::kLong);
+  std::vector<double> steps(m);
+  for (int64_t j = 0; j < m; ++j) steps[j] = p.lambda[lo_step[j] + 1] - p.lambda[lo_step[j]];
+  auto step = torch::tensor(steps, torch::kFloat64).to(options).view({-1, 1});
+  auto tgt = zt.index_select(0, idx).to(options);
+
+  auto y0 = flat_y.index_select(0, lo), f0 = flat_f.index_select(0, lo);
+  auto y1 = flat_y.index_select(0, hi), f1 = flat_f.index_select(0, hi);
+  auto y0d = y0.detach(), f0d = f0.detach(), y1d = y1.detach(), f1d = f1.detach();
+  auto state_at = [&](const torch::Tensor& theta, bool graph) {
+    return graph ? Hermite(theta, y0, f0, y1, f1, step) : Hermite(theta, y0d, f0d, y1d, f1d, step);
   };
-  // Bracketed secant (Illinois) for theta in [0,1] with z(theta) = z*, on
-  // detached values; then one differentiable Newton step, which gives the
-  // exact first-order gradient of theta (implicit function theorem).
-  auto py_d = path_y.detach(), pf_d = path_f.detach();
-  auto tgt = targets.to(options);
+  auto z_at = [&](const torch::Tensor& s) {
+    return redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
+  };
+
+  // Bracketed secant (Illinois-safe: bisection where it leaves the bracket)
+  // for theta in [0,1] with z(theta) = z*, on detached values.
   torch::Tensor theta;
   const double tol = options.dtype() == torch::kFloat64 ? 1e-14 : 1e-7;
   {
     torch::NoGradGuard no_grad;
-    auto za = torch::tensor(zs, torch::kFloat64).to(options);
-    auto lo = torch::zeros_like(tgt), hi = torch::ones_like(tgt);
-    auto flo = za.index_select(0, lower) - tgt, fhi = za.index_select(0, upper) - tgt;
-    theta = (flo / (flo - fhi)).clamp(0, 1).nan_to_num(0.5);
-    for (int it = 0; it < 40; ++it) {
-      auto fz = z_of(theta, py_d, pf_d, obs_d).first - tgt;
+    std::vector<double> za(m), zb(m);
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t r = rp[reached_idx[j]];
+      za[j] = p.z[lo_step[j]][r];
+      zb[j] = p.z[lo_step[j] + 1][r];
+    }
+    auto a = torch::zeros_like(tgt), b = torch::ones_like(tgt);
+    auto fa = torch::tensor(za, torch::kFloat64).to(options) - tgt;
+    auto fb = torch::tensor(zb, torch::kFloat64).to(options) - tgt;
+    theta = (fa / (fa - fb)).clamp(0, 1).nan_to_num(0.5);
+    for (int it = 0; it < 60; ++it) {
+      auto fz = z_at(state_at(theta, false)) - tgt;
       auto below = fz < 0;
-      lo = torch::where(below, theta, lo);
-      flo = torch::where(below, fz, flo);
-      hi = torch::where(below, hi, theta);
-      fhi = torch::where(below, fhi, fz);
-      auto next = lo - flo * (hi - lo) / (fhi - flo);
-      auto mid = 0.5 * (lo + hi);
-      // Fall back to bisection where the secant leaves the bracket.
-      next = torch::where((next > lo) & (next < hi), next, mid);
-      if ((next - theta).abs().max().item<double>() < tol) {
-        theta = next;
-        break;
-      }
+      a = torch::where(below, theta, a);
+      fa = torch::where(below, fz, fa);
+      b = torch::where(below, b, theta);
+      fb = torch::where(below, fb, fz);
+      auto next = a - fa * (b - a) / (fb - fa);
+      next = torch::where((next > a) & (next < b), next, 0.5 * (a + b));
+      const bool done = (next - theta).abs().max().item<double>() < tol;
       theta = next;
+      if (done) break;
     }
   }
+  // One differentiable Newton step: exact first-order gradient of theta.
   torch::Tensor slope;
   {
     torch::AutoGradMode enable(true);  // also when the caller only evaluates
     auto th = theta.detach().requires_grad_(true);
-    slope = torch::autograd::grad({z_of(th, py_d, pf_d, obs_d).first.sum()}, {th})[0].detach();
+    slope = torch::autograd::grad({z_at(state_at(th, false)).sum()}, {th})[0].detach();
   }
-  auto z_at = z_of(theta, path_y, path_f, uk_obs).first;
-  auto theta_g = theta - (z_at - tgt) / slope;
-  auto state = Hermite(theta_g, path_y.index_select(0, lower), path_f.index_select(0, lower),
-                       path_y.index_select(0, upper), path_f.index_select(0, upper), step);
-  auto r = torch::sqrt(state.narrow(1, 1, 3).square().sum(1));
-  auto d_l = (1.0 + tgt) * r * 1000.0;
-  out.luminosity_distance = out.luminosity_distance.index_put({idx_reached}, d_l);
+  auto theta_g = theta - (z_at(state_at(theta, true)) - tgt) / slope;
+  auto state = state_at(theta_g, true);
+  auto g = metric.jet(state.narrow(1, 0, 4), 0).g;
+  Observables at = Observe(state, g, redshift);
+  // At the root 1 + z = 1 + z* to first order; the target itself is used.
+  auto d_l = (1.0 + tgt).square() * at.angular;
+  if (!redshift.physical) d_l = (1.0 + tgt) * at.luminosity / at.one_plus_z;
+  auto d_a = d_l / (1.0 + tgt).square();
+
+  if (o.linear_interpolation) {
+    // The reference's read-out: d_L on saved states evenly spaced in lambda,
+    // linear in z between the two around each target.
+    const int64_t ns = std::max<int64_t>(2, o.saved_points);
+    std::vector<int64_t> g_lo, g_hi, g_ray;
+    std::vector<double> g_theta, g_step;
+    std::vector<int64_t> first(n_rays, 0), count(n_rays, 0);
+    for (int64_t r = 0; r < n_rays; ++r) {
+      first[r] = static_cast<int64_t>(g_lo.size());
+      const double lam_stop = p.lambda[p.last[r]];
+      for (int64_t q = 0; q <= ns; ++q) {
+        double lq = q < ns ? o.lambda_end * static_cast<double>(q) / static_cast<double>(ns - 1)
+                           : lam_stop;  // the stop is the last saved point
+        if (q < ns && lq < lam_stop) continue;
+        // Interval of the path containing lq (lambda decreases).
+        int64_t i = 0;
+        while (i + 1 < p.last[r] && p.lambda[i + 1] > lq) ++i;
+        if (p.last[r] == 0) break;
+        const double h = p.lambda[i + 1] - p.lambda[i];
+        g_lo.push_back(i * n_rays + r);
+        g_hi.push_back((i + 1) * n_rays + r);
+        g_step.push_back(h);
+        g_theta.push_back(std::clamp((lq - p.lambda[i]) / h, 0.0, 1.0));
+        g_ray.push_back(r);
+      }
+      count[r] = static_cast<int64_t>(g_lo.size()) - first[r];
+    }
+    auto gl = torch::tensor(g_lo, torch::kLong), gh = torch::tensor(g_hi, torch::kLong);
+    auto sv = Hermite(torch::tensor(g_theta, torch::kFloat64).to(options), flat_y.index_select(0, gl),
+                      flat_f.index_select(0, gl), flat_y.index_select(0, gh),
+                      flat_f.index_select(0, gh),
+                      torch::tensor(g_step, torch::kFloat64).to(options).view({-1, 1}));
+    Observables saved = Observe(sv, metric.jet(sv.narrow(1, 0, 4), 0).g, redshift);
+    auto zs = saved.one_plus_z - 1.0;
+    std::vector<double> zsv;
+    {
+      auto zc = zs.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+      zsv.assign(zc.data_ptr<double>(), zc.data_ptr<double>() + zc.numel());
+    }
+    std::vector<int64_t> a_idx(m), b_idx(m);
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t r = rp[reached_idx[j]];
+      const double target = zp[reached_idx[j]];
+      int64_t b = first[r] + 1;
+      double run_max = zsv[first[r]];
+      while (b < first[r] + count[r] - 1 && std::max(run_max, zsv[b]) < target) {
+        run_max = std::max(run_max, zsv[b]);
+        ++b;
+      }
+      a_idx[j] = b - 1;
+      b_idx[j] = b;
+    }
+    auto ai = torch::tensor(a_idx, torch::kLong), bi = torch::tensor(b_idx, torch::kLong);
+    auto za = zs.index_select(0, ai), zb = zs.index_select(0, bi);
+    auto w = ((tgt - za) / (zb - za)).clamp(0, 1).nan_to_num(0.0);
+    auto la = saved.luminosity.index_select(0, ai), lb = saved.luminosity.index_select(0, bi);
+    d_l = la + w * (lb - la);
+    d_a = d_l / (1.0 + tgt).square();
+  }
+  out.luminosity_distance = out.luminosity_distance.index_put({idx}, d_l);
+  out.angular_distance = out.angular_distance.index_put({idx}, d_a);
+  out.source = out.source.index_put({idx}, state.narrow(1, 0, 8));
+  if (o.hubble_distance) {
+    out.hubble_distance = out.hubble_distance.index_put({idx}, HubbleDistance(metric, state, redshift));
+  }
   return out;
+}
+
+// Per ray: stop once z > max(z_stop, its largest target + 0.2).
+std::vector<double> StopRedshifts(int64_t n_rays, const torch::Tensor& ray_of, const torch::Tensor& z,
+                                  double z_stop) {
+  std::vector<double> stop(n_rays, z_stop);
+  auto zt = z.to(torch::kCPU, torch::kFloat64).contiguous();
+  auto rt = ray_of.to(torch::kCPU, torch::kLong).contiguous();
+  for (int64_t i = 0; i < zt.numel(); ++i) {
+    const int64_t r = rt.data_ptr<int64_t>()[i];
+    if (r >= 0 && r < n_rays) stop[r] = std::max(stop[r], zt.data_ptr<double>()[i] + 0.2);
+  }
+  return stop;
+}
+
+}  // namespace
+
+int64_t RayStop::Count(const std::string& reason) const {
+  return std::count(reasons.begin(), reasons.end(), reason);
+}
+
+std::string RayStop::Summary() const {
+  std::map<std::string, int64_t> counts;
+  for (const auto& r : reasons) ++counts[r];
+  std::string s;
+  for (const auto& [k, v] : counts) absl::StrAppend(&s, s.empty() ? "" : ", ", k, ": ", v);
+  return s;
+}
+
+SkyDistances TraceReference(MetricModel& metric, const torch::Tensor& z_target,
+                            const torch::TensorOptions& options, const RayTracerOptions& o) {
+  TORCH_CHECK(z_target.dim() == 1 && z_target.size(0) > 0, "TraceReference: z must be [N], N > 0");
+  auto x0 = torch::tensor({1.0, 0.0, 0.0, 0.0}, options).view({1, 4});
+  auto g_obs = metric.jet(x0, 0).g;
+  auto g00 = g_obs.select(1, 0).select(1, 0);
+  auto kx = torch::sqrt(g00.abs() / g_obs.select(1, 1).select(1, 1).abs());
+  auto one = torch::ones({1}, options), zero = torch::zeros({1}, options);
+  auto y = torch::cat({x0, torch::stack({one, kx, zero, zero}, 1)}, 1);  // [1,8]
+  Redshift redshift;
+  redshift.e_obs = torch::sqrt(g00.abs()).squeeze();  // k^0 = 1 at the observer
+  auto ray_of = torch::zeros({z_target.size(0)}, torch::kLong);
+  Paths paths = Integrate(metric, y, redshift, StopRedshifts(1, ray_of, z_target, o.z_stop), o);
+  auto out = ReadOff(metric, paths, redshift, ray_of, z_target, options, o);
+  out.z_max = out.z_max.squeeze(0);
+  return out;
+}
+
+SkyDistances TraceSky(MetricModel& metric, const torch::Tensor& directions,
+                      const torch::Tensor& ray_of, const torch::Tensor& z_target,
+                      const torch::TensorOptions& options, const RayTracerOptions& o) {
+  TORCH_CHECK(directions.dim() == 2 && directions.size(1) == 3 && directions.size(0) > 0,
+              "TraceSky: directions must be [R,3], R > 0");
+  TORCH_CHECK(z_target.dim() == 1 && ray_of.dim() == 1 && z_target.size(0) == ray_of.size(0),
+              "TraceSky: z and ray_of must both be [N]");
+  const int64_t n_rays = directions.size(0);
+  auto x0 = torch::tensor({1.0, 0.0, 0.0, 0.0}, options).view({1, 4});
+  auto g = metric.jet(x0, 0).g.squeeze(0);  // [4,4]
+  // The comoving observer and its orthonormal frame (Gram-Schmidt of d_x,
+  // d_y, d_z projected orthogonal to u), all differentiable in the metric.
+  auto eye = torch::eye(4, options);
+  auto u = eye[0] / torch::sqrt(-g[0][0]);
+  auto dot = [&](const torch::Tensor& a, const torch::Tensor& b) { return torch::dot(a, torch::mv(g, b)); };
+  std::vector<torch::Tensor> e;
+  for (int i = 1; i <= 3; ++i) {
+    auto v = eye[i];
+    v = v + dot(u, v) * u;
+    for (const auto& ej : e) v = v - dot(ej, v) * ej;
+    e.push_back(v / torch::sqrt(dot(v, v)));
+  }
+  auto triad = torch::stack(e, 0);  // [3,4]: e_i^mu
+  auto n = directions.to(options);
+  n = n / n.norm(2, 1, true);
+  // Screen: two unit vectors orthogonal to n in the frame, then to coordinates.
+  auto helper = torch::where((n.select(1, 2).abs() < 0.9).view({-1, 1}),
+                             torch::tensor({0.0, 0.0, 1.0}, options).expand({n_rays, 3}),
+                             torch::tensor({1.0, 0.0, 0.0}, options).expand({n_rays, 3}));
+  auto s1 = torch::linalg_cross(helper, n);
+  s1 = s1 / s1.norm(2, 1, true);
+  auto s2 = torch::linalg_cross(n, s1);
+  auto k0 = u.unsqueeze(0) - torch::mm(n, triad);  // [R,4]
+  auto y = torch::cat({x0.expand({n_rays, 4}), k0, torch::zeros({n_rays, 4}, options),
+                       torch::mm(s1, triad), torch::zeros({n_rays, 4}, options), torch::mm(s2, triad)},
+                      1);  // [R,24]
+  Redshift redshift;
+  redshift.physical = true;
+  Paths paths = Integrate(metric, y, redshift, StopRedshifts(n_rays, ray_of, z_target, o.z_stop), o);
+  return ReadOff(metric, paths, redshift, ray_of, z_target, options, o);
+}
+
+torch::Tensor SkyDirections(const torch::Tensor& ra_deg, const torch::Tensor& dec_deg) {
+  auto a = ra_deg.to(torch::kFloat64) * (M_PI / 180.0), d = dec_deg.to(torch::kFloat64) * (M_PI / 180.0);
+  return torch::stack({torch::cos(d) * torch::cos(a), torch::cos(d) * torch::sin(a), torch::sin(d)}, 1);
+}
+
+torch::Tensor DirectionBins(int64_t n) {
+  TORCH_CHECK(n > 0, "DirectionBins: need at least one bin");
+  auto i = torch::arange(n, torch::kFloat64) + 0.5;
+  auto z = 1.0 - 2.0 * i / static_cast<double>(n);
+  auto phi = i * (M_PI * (3.0 - std::sqrt(5.0)));
+  auto r = torch::sqrt((1.0 - z * z).clamp_min(0));
+  return torch::stack({r * torch::cos(phi), r * torch::sin(phi), z}, 1);
+}
+
+torch::Tensor NearestBin(const torch::Tensor& directions, const torch::Tensor& bins) {
+  return torch::mm(directions.to(torch::kFloat64), bins.to(torch::kFloat64).t()).argmax(1);
 }
 
 }  // namespace lumpy

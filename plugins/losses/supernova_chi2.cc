@@ -1,18 +1,23 @@
 // supernova_chi2: the Pantheon+ distance moduli against light rays traced in
-// the metric (PHYSICS.md, "Observables"), reference mode: one ray from the
-// observer, d_L = (1+z) x coordinate radius at each supernova's redshift,
-// mu = 5 log10(d_L / Mpc) + 25.
+// the metric (PHYSICS.md, "Observables"), mu = 5 log10(d_L / Mpc) + 25.
+//   mode = "reference": one ray from the observer along +x, d_L = (1+z) x
+//                       coordinate radius (the reference implementation)
+//   mode = "physical":  rays along the supernovae's sky directions (one per
+//                       direction bin, or one each), d_L = (1+z)^2 D_A from
+//                       the Jacobi map
 //   reduction = "mean":  mean over the supernovae of ((mu - mu_obs)/sigma)^2
 //                        (the reference), or r^T C^-1 r / N with a covariance
 //   reduction = "total": the chi^2 itself
-// Supernovae beyond the ray's reach drop out of the chi^2 and add
-// unreached_weight x (largest target z - largest z reached): the reference's
-// compass towards reaching them.
+// Supernovae beyond their ray's reach drop out of the chi^2 and add
+// unreached_weight x (farthest missed target z - largest z reached) for each
+// ray that falls short (as the reference adds for its single ray: a compass
+// towards reaching them).
 
 #include "absl/strings/str_cat.h"
 #include "lumpy/lumpy.h"
 #include "lumpy/ray_tracer.h"
 #include "lumpy/supernovae.h"
+#include "sky_rays.h"
 
 namespace {
 
@@ -20,15 +25,31 @@ class SupernovaChi2 : public lumpy::LossTerm {
  public:
   SupernovaChi2(const lumpy::Params& p, lumpy::SupernovaCatalogue catalogue)
       : catalogue_(std::move(catalogue)),
+        physical_(p.GetString("mode") == "physical"),
         total_(p.GetString("reduction") == "total"),
-        unreached_weight_(p.GetDouble("unreached_weight")) {
-    tracer_.rtol = p.GetDouble("rtol");
-    tracer_.atol = p.GetDouble("atol");
+        unreached_weight_(p.GetDouble("unreached_weight")),
+        tracer_(lumpy_losses::TracerOptions(p)) {
+    if (physical_) {
+      auto sky = lumpy::SkyDirections(catalogue_.ra, catalogue_.dec);
+      const int64_t bins = p.GetInt("bins");
+      if (bins > 0) {
+        directions_ = lumpy::DirectionBins(bins);
+        ray_of_ = lumpy::NearestBin(sky, directions_);
+      } else {
+        directions_ = sky;
+        ray_of_ = torch::arange(catalogue_.size(), torch::kLong);
+      }
+    } else {
+      ray_of_ = torch::zeros({catalogue_.size()}, torch::kLong);
+    }
   }
 
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     const auto options = ctx.options();
-    auto traced = lumpy::TraceReference(ctx.metric(), catalogue_.z.to(options), options, tracer_);
+    auto z = catalogue_.z.to(options);
+    auto traced = physical_ ? lumpy::TraceSky(ctx.metric(), directions_, ray_of_, z, options, tracer_)
+                            : lumpy::TraceReference(ctx.metric(), z, options, tracer_);
+    telemetry_.Record(traced);
     const auto& reached = traced.reached;
     auto d = torch::where(reached, traced.luminosity_distance,
                           torch::ones_like(traced.luminosity_distance));
@@ -37,26 +58,37 @@ class SupernovaChi2 : public lumpy::LossTerm {
     auto chi2 = catalogue_.Chi2(residual);
     auto value = total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size());
     if (!reached.all().item<bool>()) {
-      const double top = catalogue_.z.max().item<double>();
-      value = value + unreached_weight_ * (top - traced.z_max);
+      auto missed = (~reached).nonzero().view({-1});
+      auto rays = ray_of_.index_select(0, missed);
+      auto z_max = traced.z_max.view({-1});
+      // Per ray that falls short: its farthest missed target minus its reach.
+      auto farthest = torch::zeros_like(z_max).scatter_reduce(0, rays, z.index_select(0, missed), "amax");
+      auto short_by = torch::where(farthest > 0, farthest - z_max, torch::zeros_like(z_max));
+      value = value + unreached_weight_ * short_by.sum();
     }
     return {torch::Tensor(), value};  // a dataset term: no per-point values
   }
 
+  std::vector<std::pair<std::string, double>> telemetry() const override {
+    return telemetry_.values();
+  }
+
  private:
   lumpy::SupernovaCatalogue catalogue_;
-  bool total_;
+  bool physical_, total_;
   double unreached_weight_;
   lumpy::RayTracerOptions tracer_;
+  torch::Tensor directions_, ray_of_;
+  lumpy_losses::RayTelemetry telemetry_;
 };
 
 absl::Status Register(lumpy::Registry& registry) {
   using lumpy::ParamSpec;
   return registry.AddLoss(
       "supernova_chi2",
-      "Pantheon+ distance moduli against a light ray traced in the metric (reference mode)",
+      "Pantheon+ distance moduli against light rays traced in the metric (reference or physical mode)",
       lumpy::LossKind::kObjective,
-      {
+      lumpy::Concat({lumpy_losses::RaySpecs(), {
           ParamSpec::String("data", "the catalogue: a path, or a name looked up in "
                                     "LUMPY_DATA_PATH and ./data")
               .Default(std::string("Pantheon+SH0ES.dat")),
@@ -78,9 +110,7 @@ absl::Status Register(lumpy::Registry& registry) {
           ParamSpec::Double("unreached_weight", "penalty per unit of redshift the ray falls short")
               .Default(10.0)
               .AtLeast(0),
-          ParamSpec::Double("rtol", "ray integration: relative tolerance").Default(1e-6).Greater(0),
-          ParamSpec::Double("atol", "ray integration: absolute tolerance").Default(1e-8).Greater(0),
-      },
+      }}),
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
         auto path = lumpy::ResolveDataFile(p.GetString("data"));
         if (!path.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", path.status().message()));
@@ -94,6 +124,11 @@ absl::Status Register(lumpy::Registry& registry) {
         o.covariance = p.GetString("covariance");
         auto cat = lumpy::LoadSupernovae(*path, o);
         if (!cat.ok()) return cat.status();
+        if (p.GetString("mode") == "physical" && !cat->ra.defined()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              cat->file, ": mode = \"physical\" traces rays along the supernovae's sky "
+              "directions, but the file has no RA and DEC columns"));
+        }
         return std::make_shared<SupernovaChi2>(p, *std::move(cat));
       });
 }

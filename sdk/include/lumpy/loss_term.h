@@ -32,6 +32,10 @@ class LUMPY_API LossTerm {
   virtual LossValue evaluate(StepContext& context) = 0;
   // Trainable physical scalars the term owns (e.g. Omega_m of the dust).
   virtual std::vector<PhysicalParameter> physical_parameters();
+  // Diagnostics of the last evaluate() for metrics.csv (e.g. how many rays
+  // stopped and why), as name/value pairs. The names must be the same from
+  // construction on: the trainer reads them once for the header.
+  virtual std::vector<std::pair<std::string, double>> telemetry() const;
 };
 
 }  // namespace lumpy

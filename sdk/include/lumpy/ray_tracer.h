@@ -1,24 +1,46 @@
 #pragma once
 // Null geodesics through a metric model, batched and differentiable.
 //
-// All rays of a call form one ODE state y = (x^mu, k^mu) [R,8] in the affine
-// parameter lambda:  dx/dl = k,  dk^a/dl = -Gamma^a_bc k^b k^c,  integrated by
-// the embedded Dormand-Prince 5(4) pair with one step size for the batch
-// (error control over every ray and component). The accepted steps keep the
-// autograd graph to the model's parameters; step sizes and stopping
-// decisions are made on detached values. Between accepted steps the path is
-// the cubic Hermite interpolant of (y, dy/dl), which is how quantities are
-// read off at a given redshift.
+// All rays of a call form one ODE state, integrated in the affine parameter
+// lambda from 0 down to lambda_end by the embedded Dormand-Prince 5(4) pair
+// with one step size for the batch (error control over every live ray and
+// component):
+//   dx/dl = k,  dk^a/dl = -Gamma^a_bc k^b k^c,
+// and in physical mode also the Jacobi map: two deviation vectors xi_A with
+// xi_A(0) = 0, dxi_A/dl(0) = s_A (the observer's screen), obeying the
+// geodesic deviation equation in coordinates (the linearised geodesic
+// equation; its curvature term is the Riemann tensor along the ray):
+//   d2 xi^a/dl2 = -d_e Gamma^a_bc k^b k^c xi^e - 2 Gamma^a_bc k^b dxi^c/dl.
+// The accepted steps keep the autograd graph to the model's parameters; step
+// sizes and stopping decisions are made on detached values. Between accepted
+// steps the path is the cubic Hermite interpolant of (y, dy/dl), which is how
+// quantities are read off at a redshift: a bracketed secant on detached values,
+// then one differentiable Newton step (the exact first-order gradient).
+//
+// Each ray stops on its own, for a reason counted in RayStop: its redshift
+// passed its stop, t < t_min, lambda reached lambda_end, its state became
+// non-finite, the metric along it stopped being Lorentzian (det g >= 0 or the
+// spatial metric not positive definite), the step size it needs collapsed
+// (below 1e-9 of the affine range: a singularity ahead), or the step budget
+// ran out. A
+// stopped ray is frozen at its last good state; nothing non-finite reaches
+// the outputs (targets a ray never reached are flagged, not NaN).
 //
 // Reference mode (PHYSICS.md, "Observables"): one ray from the observer at
-// (1,0,0,0) with k = (1, sqrt(|g00|/|g11|), 0, 0), lambda from 0 down to
-// lambda_end, stopped when the state is not finite, t < t_min, or
-// z > max(z_stop, z_target_max + 0.2); 1 + z = (u.k)_src / (u.k)_obs with
-// u_mu = (-sqrt|g00|, 0, 0, 0); d_L = (1+z) sqrt(x^2+y^2+z^2) x 1000 Mpc.
+// (1,0,0,0) with k = (1, sqrt(|g00|/|g11|), 0, 0); 1 + z = (u.k)_src/(u.k)_obs
+// with u_mu = (-sqrt|g00|, 0, 0, 0); d_L = (1+z) sqrt(x^2+y^2+z^2) x 1000 Mpc.
+//
+// Physical mode: rays along sky directions n (unit 3-vectors in the observer's
+// orthonormal frame: e_0 = u, e_i from Gram-Schmidt of d_x, d_y, d_z
+// orthogonal to u), k_obs = u - n^i e_i (so u.k = -1); observers and sources
+// comoving with the coordinates, u^mu = (1/sqrt(-g00), 0, 0, 0); D_A^2 =
+// sqrt(det G), G_AB = g(xi_A, xi_B) (the bundle's cross-section per unit solid
+// angle); d_L = (1+z)^2 D_A.
 
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "lumpy/export.h"
 #include "lumpy/metric_model.h"
@@ -26,32 +48,64 @@
 namespace lumpy {
 
 struct RayTracerOptions {
+  // Error control per component: |err| <= atol + rtol |y|. In float32 these
+  // are floored at rtol 1e-6, atol 1e-8 (rounding noise sits just below).
   double rtol = 1e-9;
   double atol = 1e-12;
   double lambda_end = -10.0;  // the affine parameter runs from 0 down to this
   double t_min = -5.0;        // stop once t < t_min
-  double z_stop = 2.5;        // stop once z > max(z_stop, largest target + 0.2)
+  double z_stop = 2.5;        // stop once z > max(z_stop, largest target of the ray + 0.2)
   double first_step = 1e-3;   // |initial step|
   int64_t max_steps = 20000;  // accepted + rejected
+  // The reference's read-out: save `saved_points` states evenly in lambda over
+  // [0, lambda_end] (and the stop), and interpolate d_L linearly in z between
+  // them. Off: the exact crossing on the dense output.
+  bool linear_interpolation = false;
+  int64_t saved_points = 50;
+  bool hubble_distance = false;  // also read off D_H = c / H_parallel at each target
 };
 
-// Where a path ended and why.
+// How the rays of a call ended.
 struct LUMPY_API RayStop {
-  std::string reason;  // "redshift", "time", "affine", "non-finite", "steps"
-  int64_t accepted = 0, rejected = 0;
+  // Per ray: "redshift", "time", "affine", "non-finite", "non-lorentzian",
+  // "singular", "steps".
+  std::vector<std::string> reasons;
+  int64_t accepted = 0, rejected = 0;  // integrator steps of the batch
+  int64_t Count(const std::string& reason) const;
+  std::string Summary() const;  // e.g. "redshift: 47, time: 1"
 };
 
-// Distances read off one reference ray at the targets' redshifts.
-struct LUMPY_API ReferenceDistances {
-  torch::Tensor luminosity_distance;  // [N] Mpc, model dtype; 0 where not reached
+// Distances read off the rays at the targets' redshifts. Lengths in Mpc, in the
+// model's dtype; 0 where a target was not reached.
+struct LUMPY_API SkyDistances {
+  torch::Tensor luminosity_distance;  // [N] d_L
+  torch::Tensor angular_distance;     // [N] D_A (reference mode: d_L / (1+z)^2)
+  torch::Tensor hubble_distance;      // [N] D_H = -(1+z)^2 E_obs / (dz/dl); only if asked
   torch::Tensor reached;              // [N] bool
-  torch::Tensor z_max;                // 0-dim: the largest redshift reached (differentiable)
+  torch::Tensor source;               // [N,8] x^mu, k^mu where each target was read off (0 if not)
+  torch::Tensor z_max;                // [R] the largest redshift each ray reached (differentiable)
   RayStop stop;
 };
 
-// Reference-mode luminosity distances at redshifts z [N] (any order, > 0).
-LUMPY_API ReferenceDistances TraceReference(MetricModel& metric, const torch::Tensor& z,
-                                            const torch::TensorOptions& options,
-                                            const RayTracerOptions& tracer = {});
+// Reference mode: luminosity distances at redshifts z [N] (any order, > 0).
+LUMPY_API SkyDistances TraceReference(MetricModel& metric, const torch::Tensor& z,
+                                      const torch::TensorOptions& options,
+                                      const RayTracerOptions& tracer = {});
+
+// Physical mode: rays along directions [R,3] (unit vectors in the observer's
+// frame); target i is read off ray ray_of[i] (int64 [N]) at redshift z[i].
+LUMPY_API SkyDistances TraceSky(MetricModel& metric, const torch::Tensor& directions,
+                                const torch::Tensor& ray_of, const torch::Tensor& z,
+                                const torch::TensorOptions& options,
+                                const RayTracerOptions& tracer = {});
+
+// x = (cos dec cos ra, cos dec sin ra, sin dec) from degrees, [N] -> [N,3] float64.
+LUMPY_API torch::Tensor SkyDirections(const torch::Tensor& ra_deg, const torch::Tensor& dec_deg);
+
+// n directions covering the sphere evenly (a Fibonacci lattice), [n,3] float64.
+LUMPY_API torch::Tensor DirectionBins(int64_t n);
+
+// The index of the nearest bin (largest dot product) for each direction: [N] int64.
+LUMPY_API torch::Tensor NearestBin(const torch::Tensor& directions, const torch::Tensor& bins);
 
 }  // namespace lumpy

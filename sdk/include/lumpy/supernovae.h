@@ -48,4 +48,21 @@ struct LUMPY_API SupernovaCatalogue {
 LUMPY_API absl::StatusOr<SupernovaCatalogue> LoadSupernovae(
     const std::filesystem::path& file, const SupernovaOptions& options);
 
+// BAO distances (a comma-separated table with the columns z, dm_over_rd,
+// dm_err, dh_over_rd, dh_err, corr; data/bao_dr12.csv is the SDSS DR12
+// consensus): D_M/r_d and D_H/r_d at each redshift with a 2x2 covariance.
+struct LUMPY_API BaoTable {
+  std::string file;
+  torch::Tensor z, dm, dm_err, dh, dh_err, corr;  // float64 [N]
+
+  int64_t size() const { return z.defined() ? z.size(0) : 0; }
+  // sum over redshifts of [dDM, dDH] C^-1 [dDM, dDH]^T for model values
+  // D_M/r_d and D_H/r_d [N]; differentiable, the models' dtype.
+  torch::Tensor Chi2(const torch::Tensor& dm_over_rd, const torch::Tensor& dh_over_rd) const;
+};
+
+// Errors name file, line and column: a missing column, a non-finite value, a
+// non-positive redshift or error, a correlation outside (-1, 1).
+LUMPY_API absl::StatusOr<BaoTable> LoadBao(const std::filesystem::path& file);
+
 }  // namespace lumpy

@@ -1,0 +1,70 @@
+#pragma once
+// What the dataset terms (supernova_chi2, bao_chi2) share: the ray-tracing
+// parameters, and the telemetry of the rays a step traced.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lumpy/lumpy.h"
+#include "lumpy/ray_tracer.h"
+
+namespace lumpy_losses {
+
+inline std::vector<lumpy::ParamSpec> RaySpecs() {
+  using lumpy::ParamSpec;
+  return {
+      ParamSpec::String("mode", "reference: one ray along +x, coordinate-radius distance (the "
+                                "reference implementation); physical: rays along sky directions "
+                                "from the comoving observer's frame, D_A from the Jacobi map")
+          .Default(std::string("reference"))
+          .OneOf({"reference", "physical"}),
+      ParamSpec::Int("bins", "physical mode: rays along this many directions covering the sphere "
+                             "(each target read off its nearest); 0: one ray per supernova")
+          .Default(int64_t{48})
+          .AtLeast(0),
+      ParamSpec::String("interpolation", "exact: each target at its crossing on the dense output; "
+                                         "linear: the reference's linear interpolation between "
+                                         "saved points evenly spaced in the affine parameter")
+          .Default(std::string("exact"))
+          .OneOf({"exact", "linear"}),
+      ParamSpec::Int("saved_points", "interpolation = linear: how many points are saved")
+          .Default(int64_t{50})
+          .AtLeast(2),
+      ParamSpec::Double("rtol", "ray integration: relative tolerance").Default(1e-6).Greater(0),
+      ParamSpec::Double("atol", "ray integration: absolute tolerance").Default(1e-8).Greater(0),
+  };
+}
+
+inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
+  lumpy::RayTracerOptions o;
+  o.rtol = p.GetDouble("rtol");
+  o.atol = p.GetDouble("atol");
+  o.linear_interpolation = p.GetString("interpolation") == "linear";
+  o.saved_points = p.GetInt("saved_points");
+  return o;
+}
+
+// The last step's rays, for metrics.csv.
+class RayTelemetry {
+ public:
+  void Record(const lumpy::SkyDistances& d) {
+    values_ = {{"ray_steps", static_cast<double>(d.stop.accepted)},
+               {"ray_rejected", static_cast<double>(d.stop.rejected)},
+               {"rays_non_finite", static_cast<double>(d.stop.Count("non-finite"))},
+               {"rays_non_lorentzian", static_cast<double>(d.stop.Count("non-lorentzian"))},
+               {"rays_singular", static_cast<double>(d.stop.Count("singular"))},
+               {"unreached", static_cast<double>((~d.reached).sum().item<int64_t>())}};
+  }
+  std::vector<std::pair<std::string, double>> values() const { return values_; }
+
+ private:
+  std::vector<std::pair<std::string, double>> values_ = {{"ray_steps", 0},
+                                                         {"ray_rejected", 0},
+                                                         {"rays_non_finite", 0},
+                                                         {"rays_non_lorentzian", 0},
+                                                         {"rays_singular", 0},
+                                                         {"unreached", 0}};
+};
+
+}  // namespace lumpy_losses
