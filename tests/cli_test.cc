@@ -145,6 +145,11 @@ TEST_F(CliTest, WithoutAnExperimentRunsTheQuickstart) {
   auto summary = nlohmann::json::parse(ReadFile(dir_ / "q" / "summary.json"));
   EXPECT_EQ(summary["experiment"], "quickstart");
   EXPECT_EQ(summary["steps"], 2);
+  // The supernova term on the shipped mock, with its rays' telemetry.
+  const std::string metrics = ReadFile(dir_ / "q" / "metrics.csv");
+  EXPECT_EQ(metrics.substr(0, metrics.find('\n')),
+            "step,loss,efe,sn,sn.ray_steps,sn.ray_rejected,sn.rays_non_finite,"
+            "sn.rays_non_lorentzian,sn.rays_singular,sn.unreached,wec,wec.penalty,lr,wall_time_s");
 }
 
 TEST_F(CliTest, PluginsPathsLoadsAnExtraLibrary) {
@@ -187,7 +192,7 @@ TEST_F(CliTest, PluginsListsEveryBuiltInWithParameters) {
   auto r = RunLumpy("plugins", dir_);
   ASSERT_EQ(r.exit_code, 0);
   for (const char* s : {"siren", "flrw", "kasner", "minkowski", "schwarzschild", "efe_residual",
-                        "wec", "supernova_chi2", "soft_quadratic", "uniform",
+                        "wec", "supernova_chi2", "bao_chi2", "soft_quadratic", "uniform",
                         "output_init_std", "units per hidden layer", "one of: mixed, covariant",
                         "[constraint: needs a handler]", "[runtime]"}) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s;

@@ -191,6 +191,7 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
   std::vector<std::string> columns = {"step", "loss"};
   for (const auto& l : c.losses) {
     columns.push_back(l.spec->name);
+    for (const auto& [k, v] : l.term->telemetry()) columns.push_back(l.spec->name + "." + k);
     if (l.handler) {
       columns.push_back(l.spec->name + ".penalty");
       for (const auto& [k, v] : l.handler->telemetry()) columns.push_back(l.spec->name + "." + k);
@@ -270,6 +271,7 @@ absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& opt
       torch::Tensor contribution;
       double term_value = value.value.item<double>();
       row.push_back(term_value);
+      for (const auto& [k, v] : l.term->telemetry()) row.push_back(v);
       if (l.handler) {
         violations[i] = value.per_point;
         Penalty p = l.handler->penalty(value.per_point);
