@@ -153,10 +153,12 @@ TEST_F(SupernovaFiles, BaoTable) {
   EXPECT_EQ(dr12->size(), 3);
   EXPECT_DOUBLE_EQ(dr12->dh[1].item<double>(), 22.33);
   EXPECT_DOUBLE_EQ(dr12->corr[2].item<double>(), 0.53);
+  // D_M/r_d, not PHYSICS.md's D_M in 100 Mpc (see the file's header).
+  EXPECT_NEAR(dr12->dm[0].item<double>(), 1512.0 / 147.78, 1e-3);
   // chi^2 of the data themselves is 0; one sigma in D_M alone is 1/(1-r^2).
   EXPECT_EQ(dr12->Chi2(dr12->dm, dr12->dh).item<double>(), 0.0);
   auto dm = dr12->dm.clone();
-  dm[0] += 0.22;
+  dm[0] += dr12->dm_err[0];
   EXPECT_NEAR(dr12->Chi2(dm, dr12->dh).item<double>(), 1 / (1 - 0.43 * 0.43), 1e-12);
   auto error = [&](const std::string& text) {
     auto t = LoadBao(Write("bao.csv", text));
