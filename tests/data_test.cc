@@ -64,13 +64,16 @@ class SupernovaFiles : public testing::TempDirTest {
     std::ofstream(dir_ / name) << text;
     return dir_ / name;
   }
-  std::string Error(const std::string& text, SupernovaOptions options = {}) {
-    auto cat = LoadSupernovae(Write("sn.dat", text), options);
-    EXPECT_FALSE(cat.ok());
-    std::string msg(cat.status().message());
+  // A failed load's message, with the temporary folder left out of paths.
+  std::string Message(const absl::Status& status) {
+    EXPECT_FALSE(status.ok());
+    std::string msg(status.message());
     const std::string prefix = (dir_ / "").string();
     for (size_t p; (p = msg.find(prefix)) != std::string::npos;) msg.replace(p, prefix.size(), "");
     return msg;
+  }
+  std::string Error(const std::string& text, SupernovaOptions options = {}) {
+    return Message(LoadSupernovae(Write("sn.dat", text), options).status());
   }
   const std::string header_ = "CID zCMB MU_SH0ES MU_SH0ES_ERR_DIAG IS_CALIBRATOR RA DEC\n";
   const std::string rows_ =
@@ -160,13 +163,7 @@ TEST_F(SupernovaFiles, BaoTable) {
   auto dm = dr12->dm.clone();
   dm[0] += dr12->dm_err[0];
   EXPECT_NEAR(dr12->Chi2(dm, dr12->dh).item<double>(), 1 / (1 - 0.43 * 0.43), 1e-12);
-  auto error = [&](const std::string& text) {
-    auto t = LoadBao(Write("bao.csv", text));
-    EXPECT_FALSE(t.ok());
-    std::string m(t.status().message());
-    const std::string prefix = (dir_ / "").string();
-    return m.rfind(prefix, 0) == 0 ? m.substr(prefix.size()) : m;
-  };
+  auto error = [&](const std::string& text) { return Message(LoadBao(Write("bao.csv", text)).status()); };
   const std::string header = "z,dm_over_rd,dm_err,dh_over_rd,dh_err,corr\n";
   EXPECT_EQ(error(header + "0.38,15.12,0.22,25.00,0.76,1.2\n"),
             "bao.csv:2:6: column corr: a correlation must lie in (-1, 1), got 1.2");

@@ -329,6 +329,34 @@ TEST_P(SupernovaChi2, ValueAndGradientOnFlatLcdm) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, SupernovaChi2, ::testing::Values("reference", "physical"));
 
+// In Minkowski space light is not redshifted: no supernova is reached, the
+// chi^2 has no terms, and the loss is the compass alone, unreached_weight x
+// the farthest redshift of each ray (reference: one ray; physical: each
+// bin's farthest supernova), counted in the telemetry.
+TEST_P(SupernovaChi2, UnreachedSupernovaeAreTheCompassAlone) {
+  auto sn = MakeBuiltIn<LossTerm>("supernova_chi2", {{"mode", GetParam()}, {"bins", int64_t{6}}});
+  ASSERT_TRUE(sn);
+  auto cat = LoadSupernovae(*ResolveDataFile("Pantheon+SH0ES.dat"), {});
+  ASSERT_TRUE(cat.ok());
+  auto m = MakeBuiltIn<MetricModel>("minkowski");
+  DatasetContext ctx;
+  ctx.m = m.get();
+  const double v = sn->evaluate(ctx).value.item<double>();
+  double want = cat->z.max().item<double>();
+  if (GetParam() == "physical") {
+    auto bin = NearestBin(SkyDirections(cat->ra, cat->dec), DirectionBins(6));
+    want = 0;
+    for (int64_t b = 0; b < 6; ++b) {
+      auto mask = bin == b;
+      if (mask.any().item<bool>()) want += cat->z.masked_select(mask).max().item<double>();
+    }
+  }
+  EXPECT_NEAR(v, 10 * want, 1e-9);
+  const auto telemetry = sn->telemetry();
+  std::map<std::string, double> t(telemetry.begin(), telemetry.end());
+  EXPECT_EQ(t["unreached"], 1701);
+}
+
 // bao_chi2 on flat LCDM: the DR12 chi^2 computed independently from the
 // closed forms D_M = d_L/(1+z), D_H = c/H(z) (1e-6 relative), in both modes;
 // and its gradient against finite differences.

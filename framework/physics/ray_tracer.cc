@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "lumpy/geometry.h"
+#include "lumpy/jet.h"
 
 namespace lumpy {
 namespace {
@@ -49,6 +49,7 @@ struct Redshift {
 struct Rhs {
   torch::Tensor dy;  // [R,D]
   torch::Tensor g;   // [R,4,4] at the state
+  torch::Tensor dg;  // [R,4,4,4] at the state
 };
 
 // The right-hand side from the jet by batched matrix products, without the
@@ -74,7 +75,7 @@ Rhs Derivative(MetricModel& metric, const torch::Tensor& y) {
   auto kdg = torch::bmm(kk, jet.dg.reshape({r, 16, 4})).view({r, 4, 1});     // k^b k^c d_d g_bc
   auto lower = torch::bmm(dgk, kcol) - 0.5 * kdg;                            // L_d [R,4,1]
   auto acc = -torch::bmm(ginv, lower);                                       // [R,4,1]
-  if (!jacobi) return {torch::cat({k, acc.squeeze(2)}, 1), g};
+  if (!jacobi) return {torch::cat({k, acc.squeeze(2)}, 1), g, jet.dg};
   // [R, A, (xi, eta), 4] -> xi, eta as [R,4,2] (columns A).
   auto dev = y.narrow(1, 8, 16).view({r, 2, 2, 4});
   auto xi = dev.select(2, 0).transpose(1, 2), eta = dev.select(2, 1).transpose(1, 2);
@@ -90,7 +91,7 @@ Rhs Derivative(MetricModel& metric, const torch::Tensor& y) {
   auto q = torch::bmm(kk, jet.d2g.reshape({r, 16, 16})).view({r, 4, 4});      // [m,e]
   auto deta = -torch::bmm(ginv, torch::bmm(dg_acc + p - 0.5 * q, xi) + torch::bmm(c, eta));  // [R,4,2]
   auto ddev = torch::stack({eta.transpose(1, 2), deta.transpose(1, 2)}, 2).reshape({r, 16});
-  return {torch::cat({k, acc.squeeze(2), ddev}, 1), g};
+  return {torch::cat({k, acc.squeeze(2), ddev}, 1), g, jet.dg};
 }
 
 // Cubic Hermite interpolant between (y0, f0) and (y1, f1) over a step h, at
@@ -151,6 +152,11 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
     p.last[r] = last_index;
   };
   auto any_alive = [&] { return std::find(alive.begin(), alive.end(), 1) != alive.end(); };
+  auto update_mask = [&] {
+    alive_mask = torch::tensor(std::vector<int64_t>(alive.begin(), alive.end()))
+                     .to(torch::kBool)
+                     .view({n_rays, 1});
+  };
 
   double lam = 0.0, h = -std::abs(o.first_step);
   const double min_step = 1e-9 * std::max(1.0, std::abs(o.lambda_end));
@@ -200,9 +206,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
         if (!std::isfinite(err_ray[r])) kill(r, "non-finite", here);
         else if (err_ray[r] >= threshold) kill(r, "singular", here);
       }
-      alive_mask = torch::tensor(std::vector<int64_t>(alive.begin(), alive.end()))
-                       .to(torch::kBool)
-                       .view({n_rays, 1});
+      update_mask();
       f.dy = freeze(f.dy);
       h = -std::abs(o.first_step);
     };
@@ -251,9 +255,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
     }
     p.z.push_back(z_row);
     if (changed) {
-      alive_mask = torch::tensor(std::vector<int64_t>(alive.begin(), alive.end()))
-                       .to(torch::kBool)
-                       .view({n_rays, 1});
+      update_mask();
       // A ray stopped at a bad state keeps its last good one from here on.
       std::vector<int64_t> bad;
       for (int64_t r = 0; r < n_rays; ++r) bad.push_back(!alive[r] && p.last[r] < here);
@@ -307,24 +309,23 @@ Observables Observe(const torch::Tensor& s, const torch::Tensor& g, const Redshi
 // D_H = -(1+z)^2 E_obs / (d(1+z)/dl), the distance c/H along the line of
 // sight (for FLRW d(1+z)/dl = -H (1+z)^2 E_obs), in Mpc.
 torch::Tensor HubbleDistance(MetricModel& metric, const torch::Tensor& s, const Redshift& redshift) {
-  auto x = s.narrow(1, 0, 4), k = s.narrow(1, 4, 4);
-  Geometry geo(metric.jet(x, 1));
-  const auto& g = geo.metric();
-  const auto& dg = geo.jet().dg;  // [N,i,j,rho] = d_rho g_ij
-  auto kdot = -torch::einsum("rabc,rb,rc->ra", {geo.christoffel(), k, k});
+  auto k = s.narrow(1, 4, 4);
+  Rhs at = Derivative(metric, s.narrow(1, 0, 8));  // the geodesic alone: dk/dl and the jet
+  const auto& g = at.g;
+  const auto& dg = at.dg;  // [N,i,j,rho] = d_rho g_ij
+  auto kdot = at.dy.narrow(1, 4, 4);
+  auto f = redshift(g, k);  // 1 + z
   auto g00 = g.select(1, 0).select(1, 0);
   auto n = torch::sqrt(g00.abs());
   auto dg00 = (dg.select(1, 0).select(1, 0) * k).sum(1);  // d g00 / dl
   auto dn = torch::sign(g00) * dg00 / (2.0 * n);
-  torch::Tensor f, df, e_obs;
-  if (!redshift.physical) {
-    f = n * k.select(1, 0) / redshift.e_obs;
+  torch::Tensor df, e_obs;
+  if (!redshift.physical) {  // f = N k^0 / E_obs
     df = (dn * k.select(1, 0) + n * kdot.select(1, 0)) / redshift.e_obs;
     e_obs = redshift.e_obs;
-  } else {
+  } else {  // f = -a / N, a = g_0v k^v
     auto a = (g.select(1, 0) * k).sum(1);
     auto da = torch::einsum("rvp,rp,rv->r", {dg.select(1, 0), k, k}) + (g.select(1, 0) * kdot).sum(1);
-    f = -a / n;
     df = -(da * n - a * dn) / n.square();
     e_obs = torch::ones({}, s.options());
   }

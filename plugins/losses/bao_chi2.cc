@@ -42,8 +42,7 @@ class BaoChi2 : public lumpy::LossTerm {
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     const auto options = ctx.options();
     auto z = z_.to(options);
-    auto traced = physical_ ? lumpy::TraceSky(ctx.metric(), directions_, ray_of_, z, options, tracer_)
-                            : lumpy::TraceReference(ctx.metric(), z, options, tracer_);
+    auto traced = lumpy_losses::Trace(ctx, physical_, directions_, ray_of_, z, tracer_);
     telemetry_.Record(traced);
     const int64_t n = table_.size(), per = z.size(0) / n;
     auto reached = traced.reached.view({n, per});
@@ -57,12 +56,8 @@ class BaoChi2 : public lumpy::LossTerm {
     auto chi2 = table_.Chi2(torch::where(ok, dm, table_.dm.to(options)),
                             torch::where(ok, dh, table_.dh.to(options)));
     auto value = total_ ? chi2 : chi2 / static_cast<double>(2 * n);
-    if (!traced.reached.all().item<bool>()) {
-      auto missed = (~traced.reached).nonzero().view({-1});
-      auto short_by = z.index_select(0, missed) -
-                      traced.z_max.view({-1}).index_select(0, ray_of_.index_select(0, missed));
-      value = value + unreached_weight_ * short_by.clamp_min(0).max();
-    }
+    auto short_by = lumpy_losses::Shortfall(traced, z, ray_of_);
+    if (short_by.defined()) value = value + unreached_weight_ * short_by;
     return {torch::Tensor(), value};
   }
 

@@ -45,6 +45,30 @@ inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
   return o;
 }
 
+// Rays of either mode: physical along `directions` (target i on ray
+// ray_of[i]), else the reference ray (ray_of all 0).
+inline lumpy::SkyDistances Trace(lumpy::StepContext& ctx, bool physical, const torch::Tensor& directions,
+                                 const torch::Tensor& ray_of, const torch::Tensor& z,
+                                 const lumpy::RayTracerOptions& tracer) {
+  const auto options = ctx.options();
+  return physical ? lumpy::TraceSky(ctx.metric(), directions, ray_of, z, options, tracer)
+                  : lumpy::TraceReference(ctx.metric(), z, options, tracer);
+}
+
+// The compass towards targets the rays fell short of (the reference's
+// penalty, per ray): for each ray that missed a target, its farthest missed
+// redshift minus the largest it reached, summed; 0-dim, differentiable
+// through z_max. Undefined if every target was reached.
+inline torch::Tensor Shortfall(const lumpy::SkyDistances& traced, const torch::Tensor& z,
+                               const torch::Tensor& ray_of) {
+  if (traced.reached.all().item<bool>()) return {};
+  auto missed = (~traced.reached).nonzero().view({-1});
+  auto rays = ray_of.index_select(0, missed);
+  auto z_max = traced.z_max.view({-1});
+  auto farthest = torch::zeros_like(z_max).scatter_reduce(0, rays, z.index_select(0, missed), "amax");
+  return torch::where(farthest > 0, farthest - z_max, torch::zeros_like(z_max)).sum();
+}
+
 // The last step's rays, for metrics.csv.
 class RayTelemetry {
  public:

@@ -47,8 +47,7 @@ class SupernovaChi2 : public lumpy::LossTerm {
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     const auto options = ctx.options();
     auto z = catalogue_.z.to(options);
-    auto traced = physical_ ? lumpy::TraceSky(ctx.metric(), directions_, ray_of_, z, options, tracer_)
-                            : lumpy::TraceReference(ctx.metric(), z, options, tracer_);
+    auto traced = lumpy_losses::Trace(ctx, physical_, directions_, ray_of_, z, tracer_);
     telemetry_.Record(traced);
     const auto& reached = traced.reached;
     auto d = torch::where(reached, traced.luminosity_distance,
@@ -57,15 +56,8 @@ class SupernovaChi2 : public lumpy::LossTerm {
     auto residual = torch::where(reached, mu - catalogue_.mu.to(options), torch::zeros_like(mu));
     auto chi2 = catalogue_.Chi2(residual);
     auto value = total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size());
-    if (!reached.all().item<bool>()) {
-      auto missed = (~reached).nonzero().view({-1});
-      auto rays = ray_of_.index_select(0, missed);
-      auto z_max = traced.z_max.view({-1});
-      // Per ray that falls short: its farthest missed target minus its reach.
-      auto farthest = torch::zeros_like(z_max).scatter_reduce(0, rays, z.index_select(0, missed), "amax");
-      auto short_by = torch::where(farthest > 0, farthest - z_max, torch::zeros_like(z_max));
-      value = value + unreached_weight_ * short_by.sum();
-    }
+    auto short_by = lumpy_losses::Shortfall(traced, z, ray_of_);
+    if (short_by.defined()) value = value + unreached_weight_ * short_by;
     return {torch::Tensor(), value};  // a dataset term: no per-point values
   }
 
