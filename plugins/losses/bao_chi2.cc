@@ -78,7 +78,7 @@ absl::Status Register(lumpy::Registry& registry) {
   using lumpy::ParamSpec;
   return registry.AddLoss(
       "bao_chi2", "BAO D_M/r_d and D_H/r_d against light rays traced in the metric",
-      lumpy::LossKind::kObjective,
+      lumpy::LossKind::kDataset,
       lumpy::Concat({lumpy_losses::RaySpecs(), {
           ParamSpec::String("data", "the BAO table: a path, or a name looked up in LUMPY_DATA_PATH, "
                                     "./data and the project's data folder")

@@ -79,7 +79,7 @@ absl::Status Register(lumpy::Registry& registry) {
   return registry.AddLoss(
       "supernova_chi2",
       "Pantheon+ distance moduli against light rays traced in the metric (reference or physical mode)",
-      lumpy::LossKind::kObjective,
+      lumpy::LossKind::kDataset,
       lumpy::Concat({lumpy_losses::RaySpecs(), {
           ParamSpec::String("data", "the catalogue: a path, or a name looked up in "
                                     "LUMPY_DATA_PATH and ./data")

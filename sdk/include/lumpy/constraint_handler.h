@@ -28,7 +28,12 @@ class LUMPY_API ConstraintHandler {
   virtual Penalty penalty(const torch::Tensor& violation) = 0;
 
   // Called after each optimizer step with that step's violation (detached).
+  // `step` counts from 0; the first update is step 0.
   virtual void update(const torch::Tensor& violation, int64_t step);
+
+  // True when the last update() raised the penalty weight (the optimizer's
+  // penalty-coupled decay halves the learning rate then).
+  virtual bool raised_penalty() const;
 
   // Named scalars for metrics.csv (e.g. lambda, mu).
   virtual std::vector<std::pair<std::string, double>> telemetry() const;
@@ -36,7 +41,10 @@ class LUMPY_API ConstraintHandler {
   // Learned parameters (optimised with the model), if any.
   virtual std::vector<torch::Tensor> parameters();
 
-  // Whole state, for checkpoints.
+  // Whole state, for checkpoints: every tensor that update() changes and
+  // every learned parameter. load_state() must copy into the existing
+  // tensors (the optimizer holds the parameters by reference) and reject a
+  // missing key or a wrong shape with a message naming it.
   virtual std::map<std::string, torch::Tensor> state() const;
   virtual absl::Status load_state(const std::map<std::string, torch::Tensor>& state);
 };

@@ -10,14 +10,16 @@
 namespace lumpy {
 
 enum class LossKind {
-  kObjective,   // minimised, scaled by the entry's `weight`
-  kConstraint,  // a violation v >= 0, turned into a penalty by a ConstraintHandler
+  kObjective,   // per point on a domain, minimised, scaled by the entry's `weight`
+  kConstraint,  // a violation v >= 0 per point, penalised by a ConstraintHandler
+  kDataset,     // one value per step from a dataset (supernovae, BAO): no domain,
+                // no per-point values; scaled by `weight`, past every curriculum
 };
 
 // per_point: [B], the objective value or violation at each of the domain's
-// points; the domain's curriculum reduces it. A term that is not a sum over
-// the domain's points (a dataset term: supernovae, BAO) leaves it undefined:
-// its value then enters the loss directly, times the entry's weight.
+// points; the domain's curriculum reduces it. A dataset term (LossKind::
+// kDataset: supernovae, BAO) is evaluated on an empty point set and leaves it
+// undefined: its value enters the loss directly, times the entry's weight.
 struct LUMPY_API LossValue {
   torch::Tensor per_point;  // [B], or undefined for a dataset term
   torch::Tensor value;      // scalar: the term (the mean for point terms)
