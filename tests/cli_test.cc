@@ -35,10 +35,10 @@ std::vector<std::string> MetricsWithoutTime(const fs::path& run) {
 TEST_F(CliTest, HelpAndVersion) {
   auto help = RunLumpy("--help", dir_);
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* word : {"run", "check", "plugins", "--version"}) {
+  for (const char* word : {"run", "resume", "check", "plugins", "--version"}) {
     EXPECT_NE(help.out.find(word), std::string::npos) << word;
   }
-  for (const char* sub : {"run", "check", "plugins"}) {
+  for (const char* sub : {"run", "resume", "check", "plugins"}) {
     auto r = RunLumpy(std::string(sub) + " --help", dir_);
     EXPECT_EQ(r.exit_code, 0) << sub;
   }
@@ -192,9 +192,12 @@ TEST_F(CliTest, PluginsListsEveryBuiltInWithParameters) {
   auto r = RunLumpy("plugins", dir_);
   ASSERT_EQ(r.exit_code, 0);
   for (const char* s : {"siren", "flrw", "kasner", "minkowski", "schwarzschild", "efe_residual",
-                        "wec", "supernova_chi2", "bao_chi2", "soft_quadratic", "uniform",
+                        "wec", "supernova_chi2", "bao_chi2", "cmb_expansion", "cmb_isotropy",
+                        "cmb_homogeneity", "soft_quadratic", "linear", "augmented_lagrangian",
+                        "homoscedastic", "uniform", "spatial_weight_net",
                         "output_init_std", "units per hidden layer", "one of: mixed, covariant",
-                        "[constraint: needs a handler]", "[runtime]"}) {
+                        "[constraint: needs a handler]", "[dataset: no domain]", "[objective]",
+                        "[runtime]", "[optimizer]", "[checkpoint]", "[stopping]", "[certify]"}) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s;
   }
 }

@@ -16,10 +16,18 @@ TEST(PluginLoader, LoadsEveryBuiltInPluginFromTheBuildFolder) {
   ASSERT_TRUE(loader.LoadPath(PluginLoader::DefaultPluginDirectory()).ok());
   EXPECT_EQ(registry.Names(PluginKind::kMetric),
             (std::vector<std::string>{"flrw", "kasner", "minkowski", "schwarzschild", "siren"}));
-  EXPECT_EQ(registry.Names(PluginKind::kLoss), (std::vector<std::string>{"bao_chi2", "efe_residual", "supernova_chi2", "wec"}));
-  EXPECT_EQ(registry.Names(PluginKind::kConstraint), (std::vector<std::string>{"soft_quadratic"}));
-  EXPECT_EQ(registry.Names(PluginKind::kCurriculum), (std::vector<std::string>{"uniform"}));
+  EXPECT_EQ(registry.Names(PluginKind::kLoss),
+            (std::vector<std::string>{"bao_chi2", "cmb_expansion", "cmb_homogeneity", "cmb_isotropy",
+                                      "efe_residual", "supernova_chi2", "wec"}));
+  EXPECT_EQ(registry.Names(PluginKind::kConstraint),
+            (std::vector<std::string>{"augmented_lagrangian", "homoscedastic", "linear", "soft_quadratic"}));
+  EXPECT_EQ(registry.Names(PluginKind::kCurriculum),
+            (std::vector<std::string>{"spatial_weight_net", "uniform"}));
   EXPECT_EQ(registry.Find(PluginKind::kLoss, "wec")->loss_kind, LossKind::kConstraint);
+  EXPECT_EQ(registry.Find(PluginKind::kLoss, "cmb_isotropy")->loss_kind, LossKind::kConstraint);
+  EXPECT_EQ(registry.Find(PluginKind::kLoss, "efe_residual")->loss_kind, LossKind::kObjective);
+  EXPECT_EQ(registry.Find(PluginKind::kLoss, "supernova_chi2")->loss_kind, LossKind::kDataset);
+  EXPECT_EQ(registry.Find(PluginKind::kLoss, "bao_chi2")->loss_kind, LossKind::kDataset);
   EXPECT_NE(registry.Find(PluginKind::kMetric, "siren")->library.find("lumpy_siren.so"),
             std::string::npos);
   // Loading the same folder again is a no-op, not a duplicate.

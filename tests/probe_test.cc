@@ -133,7 +133,8 @@ TEST_F(ProbeTest, CheckpointsAndDtype) {
   EXPECT_NE(wrong.err.find("run/model.pt: does not fit this experiment's model (siren): "),
             std::string::npos) << wrong.err;
   auto none = RunLumpy("probe '" + kTiny + "' --checkpoint nowhere --points in.csv --out w.csv", dir_);
-  EXPECT_EQ(none.err, "nowhere: no such checkpoint (give a run folder or its model.pt)\n");
+  EXPECT_EQ(none.err, "nowhere: no such checkpoint (give a run folder, its model.pt, or "
+                      "checkpoints/latest.pt or best.pt)\n");
 }
 
 // `lumpy distances`: the reference ray and a physical-mode ray along a sky

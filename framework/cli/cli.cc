@@ -85,6 +85,34 @@ int CommandRun(const std::string& experiment_arg, const std::vector<std::string>
   return Report(st);
 }
 
+// Continues RUN_DIR from checkpoints/latest.pt, with the run's own resolved
+// experiment; --steps sets a new total.
+int CommandResume(const std::string& run_arg, int64_t steps) {
+  const fs::path run_dir(run_arg);
+  const fs::path file = run_dir / "experiment.toml";
+  if (!fs::is_regular_file(file)) {
+    std::cerr << run_dir.string()
+              << ": not a run folder (no experiment.toml); give the folder `lumpy run` wrote"
+              << std::endl;
+    return kExitConfig;
+  }
+  Registry registry;
+  PluginLoader loader(registry);
+  if (int rc = Report(loader.LoadDefaults())) return rc;
+  std::vector<std::string> overrides;
+  if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
+  auto exp = LoadExperiment(file, overrides, loader, registry);
+  if (!exp.ok()) return Report(exp.status());
+  ApplyRuntime(*exp);
+  auto components = Instantiate(*exp);
+  if (!components.ok()) return Report(components.status());
+  std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": resuming " << exp->name << " in "
+            << run_dir.string() << " up to step " << exp->runtime.GetInt("steps") << std::endl;
+  absl::Status st = Train(*exp, *components, {run_dir, true, /*resume=*/true});
+  if (st.ok()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
+  return Report(st);
+}
+
 int CommandCheck(const std::vector<std::string>& files, const std::vector<std::string>& sets) {
   Registry registry;
   PluginLoader loader(registry);
@@ -322,7 +350,8 @@ int CommandPlugins() {
       std::cout << "\n  " << e->name;
       if (kind == PluginKind::kLoss) {
         std::cout << (e->loss_kind == LossKind::kConstraint ? "  [constraint: needs a handler]"
-                                                            : "  [objective]");
+                      : e->loss_kind == LossKind::kDataset ? "  [dataset: no domain]"
+                                                           : "  [objective]");
       }
       std::cout << "  (" << fs::path(e->library).filename().string() << ")\n    " << e->doc
                 << "\n";
@@ -336,7 +365,10 @@ int CommandPlugins() {
   std::cout << "\nExperiment sections owned by the core:\n";
   for (const auto& [name, specs] : {std::pair<const char*, const ParamSpecs*>{"runtime", &RuntimeParams()},
                                     {"telemetry", &TelemetryParams()},
-                                    {"optimizer", &OptimizerParams()}}) {
+                                    {"optimizer", &OptimizerParams()},
+                                    {"checkpoint", &CheckpointParams()},
+                                    {"stopping", &StoppingParams()},
+                                    {"certify", &CertifyParams()}}) {
     std::cout << "\n  [" << name << "]\n";
     PrintParams(*specs, "    ");
   }
@@ -364,6 +396,14 @@ int LumpyMain(int argc, char** argv) {
   run->add_option("--steps", run_steps, "number of optimizer steps (overrides runtime.steps)")
       ->check(CLI::PositiveNumber);
 
+  std::string resume_dir;
+  int64_t resume_steps = 0;
+  CLI::App* resume = app.add_subcommand(
+      "resume", "continue a run from its latest checkpoint (the same trajectory as an unbroken run)");
+  resume->add_option("run_dir", resume_dir, "the run folder")->required();
+  resume->add_option("--steps", resume_steps, "new total number of steps (default: the run's own)")
+      ->check(CLI::PositiveNumber);
+
   std::vector<std::string> check_files, check_sets;
   CLI::App* check = app.add_subcommand("check", "validate experiments without running them");
   check->add_option("experiments", check_files, "experiment TOML files")->required();
@@ -374,7 +414,7 @@ int LumpyMain(int argc, char** argv) {
   CLI::App* probe = app.add_subcommand(
       "probe", "metric, curvature, EFE residual, Hubble rates and shear at given points");
   probe->add_option("experiment", probe_experiment, "experiment TOML file (its metric)")->required();
-  probe->add_option("--checkpoint", probe_checkpoint, "a run folder or its model.pt (trained parameters)");
+  probe->add_option("--checkpoint", probe_checkpoint, "a run folder, its model.pt, or checkpoints/{latest,best}.pt (trained parameters)");
   probe->add_option("--points", probe_points, "CSV with a header naming t,x,y,z")->required();
   probe->add_option("--out", probe_out, "output CSV: " + absl::StrJoin(ProbeColumns(), ","))->required();
   probe->add_option("--set", probe_sets, "override one key, e.g. --set runtime.dtype=float32")
@@ -388,7 +428,7 @@ int LumpyMain(int argc, char** argv) {
       "distances", "luminosity and angular-diameter distances and distance moduli along a ray "
                    "(CSV z,d_L_mpc,d_A_mpc,mu on standard output)");
   distances->add_option("experiment", dist_experiment, "experiment TOML file (its metric)")->required();
-  distances->add_option("--checkpoint", dist_checkpoint, "a run folder or its model.pt (trained parameters)");
+  distances->add_option("--checkpoint", dist_checkpoint, "a run folder, its model.pt, or checkpoints/{latest,best}.pt (trained parameters)");
   distances->add_option("--z", dist_z, "redshifts, e.g. --z 0.1,0.5,1")->required()->delimiter(',');
   distances->add_option("--direction", dist_direction, "RA,DEC in degrees: a ray along this sky direction (physical mode)")
       ->delimiter(',');
@@ -407,7 +447,7 @@ int LumpyMain(int argc, char** argv) {
   CLI::App* mock = app.add_subcommand(
       "mock-sn", "a mock supernova catalogue (Pantheon+ format) from the experiment's metric");
   mock->add_option("experiment", mock_experiment, "experiment TOML file (its metric)")->required();
-  mock->add_option("--checkpoint", mock_checkpoint, "a run folder or its model.pt (trained parameters)");
+  mock->add_option("--checkpoint", mock_checkpoint, "a run folder, its model.pt, or checkpoints/{latest,best}.pt (trained parameters)");
   mock->add_option("--out", mock_out, "the catalogue to write (never overwritten)")->required();
   mock->add_option("--n", mock_n, "number of supernovae")->check(CLI::PositiveNumber);
   mock->add_option("--seed", mock_seed, "seed of redshifts, sky positions and noise");
@@ -429,6 +469,7 @@ int LumpyMain(int argc, char** argv) {
   }
   try {
     if (*check) return CommandCheck(check_files, check_sets);
+    if (*resume) return CommandResume(resume_dir, resume_steps);
     if (*plugins) return CommandPlugins();
     if (*probe) return CommandProbe(probe_experiment, probe_sets, probe_checkpoint, probe_points, probe_out);
     if (*mock) {

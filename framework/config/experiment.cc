@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -42,6 +43,64 @@ const ParamSpecs& OptimizerParams() {
       ParamSpec::Double("beta1", "Adam beta1").Default(0.9).AtLeast(0).Less(1),
       ParamSpec::Double("beta2", "Adam beta2").Default(0.999).AtLeast(0).Less(1),
       ParamSpec::Double("eps", "Adam epsilon").Default(1e-8).Greater(0),
+      ParamSpec::String("schedule",
+                        "learning-rate schedule: constant (lr), or warm_restarts (cycles that start "
+                        "at peak_lr and fall by a cosine to lr over decay_fraction of the cycle)")
+          .Default(std::string("constant"))
+          .OneOf({"constant", "warm_restarts"}),
+      ParamSpec::Double("peak_lr", "warm_restarts: the rate at the start of each cycle (>= lr)")
+          .Default(1e-3)
+          .Greater(0),
+      ParamSpec::Int("cycle_steps", "warm_restarts: length of the first cycle in steps")
+          .Default(int64_t{200})
+          .AtLeast(1),
+      ParamSpec::Double("cycle_growth",
+                        "warm_restarts: each cycle is this factor longer (1 = fixed cycles)")
+          .Default(1.0)
+          .AtLeast(1),
+      ParamSpec::Double("decay_fraction",
+                        "warm_restarts: fraction of each cycle spent falling from peak_lr to lr")
+          .Default(0.2)
+          .Greater(0)
+          .AtMost(1),
+      ParamSpec::Bool("penalty_decay",
+                      "halve the learning rate whenever a constraint handler raises its penalty mu")
+          .Default(false),
+  };
+  return specs;
+}
+
+const ParamSpecs& CheckpointParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::Int("every",
+                     "write checkpoints/latest.pt every N steps (and at the end); 0 = only at the end")
+          .Default(int64_t{500})
+          .AtLeast(0),
+  };
+  return specs;
+}
+
+const ParamSpecs& StoppingParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::Double("target_loss",
+                        "stop once the total loss is at or below this (the default, -1e300, never "
+                        "stops: a loss with learned weights can be negative)")
+          .Default(-1e300),
+      ParamSpec::Int("patience", "stop after N steps without a new best loss (0 = never)")
+          .Default(int64_t{0})
+          .AtLeast(0),
+  };
+  return specs;
+}
+
+const ParamSpecs& CertifyParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::Int("points",
+                     "held-out grid size per constrained domain (a cell-centred t,x,y,z grid that "
+                     "training never samples); 0 = no held-out checks")
+          .Default(int64_t{32768})
+          .AtLeast(0),
+      ParamSpec::Bool("on_best", "also certify at every new best checkpoint").Default(true),
   };
   return specs;
 }
@@ -85,6 +144,13 @@ const ParamSpecs& StratumParams() {
 const ParamSpecs& ObjectiveEntryParams() {
   static const ParamSpecs specs = {
       ParamSpec::String("domain", "the point domain the term is evaluated on"),
+      ParamSpec::Double("weight", "factor of the term in the loss").Default(1.0).AtLeast(0),
+  };
+  return specs;
+}
+
+const ParamSpecs& DatasetEntryParams() {
+  static const ParamSpecs specs = {
       ParamSpec::Double("weight", "factor of the term in the loss").Default(1.0).AtLeast(0),
   };
   return specs;
@@ -285,8 +351,9 @@ absl::Status CheckInterval(const ConfigNode& table, const std::string& key, cons
   return absl::OkStatus();
 }
 
-const std::vector<std::string> kSections = {"runtime", "telemetry", "optimizer", "plugins",
-                                            "model",   "domains",   "loss"};
+const std::vector<std::string> kSections = {"runtime", "telemetry", "optimizer", "checkpoint",
+                                            "stopping", "certify", "plugins", "model",
+                                            "domains", "loss"};
 
 }  // namespace
 
@@ -343,12 +410,24 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
   for (const Section& s : {Section{"runtime", RuntimeParams(), &exp.runtime},
                            Section{"telemetry", TelemetryParams(), &exp.telemetry},
                            Section{"optimizer", OptimizerParams(), &exp.optimizer},
+                           Section{"checkpoint", CheckpointParams(), &exp.checkpoint},
+                           Section{"stopping", StoppingParams(), &exp.stopping},
+                           Section{"certify", CertifyParams(), &exp.certify},
                            Section{"plugins", PluginsParams(), &plugins_params}}) {
     auto table = SubTable(root, s.key, "", false);
     if (!table.ok()) return table.status();
     auto params = ValidateTable(**table, s.specs, s.key, {});
     if (!params.ok()) return params.status();
     *s.out = *std::move(params);
+  }
+  if (exp.optimizer.GetString("schedule") == "warm_restarts" &&
+      exp.optimizer.GetDouble("peak_lr") < exp.optimizer.GetDouble("lr")) {
+    const ConfigNode* opt = root.Find("optimizer");
+    const ConfigNode* peak = opt->Find("peak_lr");
+    return ConfigError(peak->location(), "optimizer.peak_lr",
+                       absl::StrCat("must be >= optimizer.lr (", FormatParamValue(exp.optimizer.GetDouble("lr")),
+                                    ") for warm_restarts, got ",
+                                    FormatParamValue(exp.optimizer.GetDouble("peak_lr"))));
   }
   {
     ConfigNode* runtime = root.Find("runtime");
@@ -480,7 +559,16 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
               ? registry.Find(PluginKind::kLoss, plugin->as_string())
               : nullptr;
       const bool is_constraint = entry && entry->loss_kind == LossKind::kConstraint;
-      const ParamSpecs& entry_specs = is_constraint ? ConstraintEntryParams() : ObjectiveEntryParams();
+      const bool is_dataset = entry && entry->loss_kind == LossKind::kDataset;
+      const ParamSpecs& entry_specs = is_constraint ? ConstraintEntryParams()
+                                      : is_dataset  ? DatasetEntryParams()
+                                                    : ObjectiveEntryParams();
+      if (is_dataset && node.Find("domain")) {
+        return ConfigError(node.Find("domain")->key_location(), Join(path, "domain"),
+                           absl::StrCat("\"", entry->name,
+                                        "\" is a dataset term: it is evaluated once per step on "
+                                        "its data, not on a point domain; remove domain"));
+      }
       std::vector<std::string> entry_keys = Names(entry_specs);
       if (is_constraint) entry_keys.push_back("constraint");
       if (entry && !is_constraint && node.Find("constraint")) {
@@ -506,8 +594,8 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
       spec.name = name;
       spec.kind = entry->loss_kind;
       spec.term = *std::move(term);
-      spec.domain = core->GetString("domain");
-      if (std::find(domain_names.begin(), domain_names.end(), spec.domain) == domain_names.end()) {
+      if (!is_dataset) spec.domain = core->GetString("domain");
+      if (!is_dataset && std::find(domain_names.begin(), domain_names.end(), spec.domain) == domain_names.end()) {
         std::string msg = absl::StrCat("unknown domain \"", spec.domain, "\"");
         if (auto near = NearestName(spec.domain, domain_names)) {
           absl::StrAppend(&msg, "; did you mean \"", *near, "\"?");

@@ -43,8 +43,8 @@ struct DomainSpec {
 
 struct LossSpec {
   std::string name;
-  std::string domain;
-  double weight = 1.0;  // objectives only
+  std::string domain;  // empty for a dataset term (evaluated once per step on no points)
+  double weight = 1.0;  // objectives and dataset terms
   LossKind kind = LossKind::kObjective;
   PluginSpec term;
   PluginSpec constraint;  // constraints only
@@ -56,7 +56,10 @@ struct Experiment {
   std::string description;
   Params runtime;    // dtype, threads, seed, device, steps
   Params telemetry;  // every, progress
-  Params optimizer;  // lr, clip_norm, beta1, beta2, eps
+  Params optimizer;  // lr, clip_norm, beta1, beta2, eps, schedule, ...
+  Params checkpoint; // every
+  Params stopping;   // target_loss, patience
+  Params certify;    // points, on_best
   PluginSpec model;
   std::vector<DomainSpec> domains;
   std::vector<LossSpec> losses;
@@ -95,5 +98,8 @@ LUMPY_ENGINE_API absl::StatusOr<Components> Instantiate(const Experiment& experi
 LUMPY_ENGINE_API const ParamSpecs& RuntimeParams();
 LUMPY_ENGINE_API const ParamSpecs& TelemetryParams();
 LUMPY_ENGINE_API const ParamSpecs& OptimizerParams();
+LUMPY_ENGINE_API const ParamSpecs& CheckpointParams();
+LUMPY_ENGINE_API const ParamSpecs& StoppingParams();
+LUMPY_ENGINE_API const ParamSpecs& CertifyParams();
 
 }  // namespace lumpy

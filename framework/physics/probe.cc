@@ -182,13 +182,22 @@ absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
   fs::path file = fs::is_directory(path) ? path / "model.pt" : path;
   if (!fs::is_regular_file(file)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path.string(), ": no such checkpoint (give a run folder or its model.pt)"));
+        path.string(), ": no such checkpoint (give a run folder, its model.pt, or "
+        "checkpoints/latest.pt or best.pt)"));
   }
   absl::Status st;
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(file.string());
-    st = CopyFromArchive(model, archive, "");
+    // A training checkpoint (checkpoints/latest.pt, best.pt) holds the
+    // metric under "model"; model.pt holds it at the top.
+    c10::IValue format;
+    torch::serialize::InputArchive inner;
+    if (archive.try_read("format", format) && archive.try_read("model", inner)) {
+      st = CopyFromArchive(model, inner, "");
+    } else {
+      st = CopyFromArchive(model, archive, "");
+    }
   } catch (const c10::Error& e) {
     st = absl::InvalidArgumentError(e.what_without_backtrace());
   }

@@ -21,8 +21,9 @@ std::string Clock(double seconds) {
 }
 }  // namespace
 
-Progress::Progress(int64_t total, bool enabled)
-    : total_(total), enabled_(enabled), tty_(isatty(STDERR_FILENO) == 1) {
+Progress::Progress(int64_t total, bool enabled, int64_t first)
+    : total_(total), first_(first), enabled_(enabled), tty_(isatty(STDERR_FILENO) == 1) {
+  last_done_ = next_line_ = first;
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
@@ -36,7 +37,7 @@ void Progress::Update(int64_t done, double loss) {
     last_draw_ = now;
     Draw(done, loss, false);
   } else if (done >= next_line_ || done == total_) {
-    next_line_ = done + std::max<int64_t>(1, total_ / 10);
+    next_line_ = done + std::max<int64_t>(1, (total_ - first_) / 10);
     Draw(done, loss, true);
   }
 }
@@ -44,7 +45,7 @@ void Progress::Update(int64_t done, double loss) {
 void Progress::Draw(int64_t done, double loss, bool final_line) {
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double rate = done / std::max(elapsed, 1e-9);
+  const double rate = (done - first_) / std::max(elapsed, 1e-9);
   const double eta = rate > 0 ? (total_ - done) / rate : -1;
   const int width = 24;
   const int filled = total_ > 0 ? static_cast<int>(width * done / total_) : width;

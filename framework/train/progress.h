@@ -9,13 +9,16 @@ namespace lumpy {
 
 class Progress {
  public:
-  Progress(int64_t total, bool enabled);
+  // `first`: the step the run starts at (a resumed run); the rate and ETA
+  // count only the steps done here.
+  Progress(int64_t total, bool enabled, int64_t first = 0);
   void Update(int64_t done, double loss);
   void Finish();
 
  private:
   void Draw(int64_t done, double loss, bool final_line);
   int64_t total_;
+  int64_t first_;
   bool enabled_;
   bool tty_;
   bool finished_ = false;

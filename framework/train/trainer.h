@@ -31,11 +31,21 @@ LUMPY_ENGINE_API absl::Status CheckTrainable(const Experiment& experiment, Compo
 struct TrainOptions {
   std::filesystem::path run_dir;  // created; holds experiment.toml, metrics.csv, summary.json
   bool progress = true;           // overridden off by [telemetry] progress = false
+  // Continue the run in run_dir from checkpoints/latest.pt up to
+  // runtime.steps: the same trajectory as an uninterrupted run (same rows in
+  // metrics.csv, wall time aside). A missing, truncated or foreign
+  // checkpoint is an InvalidArgument error and changes nothing on disk.
+  bool resume = false;
 };
 
+// The run folder: experiment.toml (resolved), metrics.csv, summary.json,
+// model.pt (the final metric), checkpoints/latest.pt (every
+// checkpoint.every steps and at the end) and checkpoints/best.pt (the latest
+// checkpoint whose mean loss over its interval is the lowest so far).
+//
 // Trains the experiment. Run-time failures (a non-finite loss, I/O) are
 // returned as non-InvalidArgument errors; the run folder keeps everything
-// written up to the failure.
+// written up to the failure, and checkpoints/latest.pt the last good state.
 LUMPY_ENGINE_API absl::Status Train(const Experiment& experiment, Components& components,
                    const TrainOptions& options);
 

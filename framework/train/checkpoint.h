@@ -1,0 +1,34 @@
+#pragma once
+// What checkpoints need besides the trainer's own bookkeeping: an atomic,
+// durable archive write, the experiment's fingerprint (so a checkpoint is
+// never resumed into a different experiment), and the fault points the crash
+// tests use.
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+
+#include "absl/status/status.h"
+#include "config/experiment.h"
+#include "engine_export.h"
+
+namespace lumpy {
+
+// Writes the archive to PATH.tmp, flushes it to disk and renames it over
+// PATH: a reader sees the old file or the new one, never half of one.
+LUMPY_ENGINE_API absl::Status SaveArchiveAtomically(torch::serialize::OutputArchive& archive,
+                                                    const std::filesystem::path& path,
+                                                    int64_t step);
+
+// The resolved experiment as TOML, without runtime.steps (a resume may
+// extend a run) and telemetry.progress (display only).
+LUMPY_ENGINE_API std::string ExperimentFingerprint(const Experiment& experiment);
+
+// Fault injection for the crash tests; inert unless LUMPY_FAULT is set:
+//   kill-after-step:N      SIGKILL once step N is done (its metrics row written)
+//   kill-in-checkpoint:N   SIGKILL half-way through writing the checkpoint
+//                          taken after step N (before the rename)
+LUMPY_ENGINE_API void FaultPoint(const char* what, int64_t step);
+
+}  // namespace lumpy

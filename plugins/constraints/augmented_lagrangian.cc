@@ -1,0 +1,133 @@
+// augmented_lagrangian: per point  lambda * v + mu/2 * v^2  (mean over the
+// domain), with the multiplier update  lambda <- lambda + mu * mean(v)  every
+// `multiplier_every` steps and, when `adaptive`, the penalty schedule of
+// PHYSICS.md: an EMA of mean(v) (ema <- decay*ema + (1-decay)*mean(v), the
+// first value as is); every `check_every` steps, if ema > tau * (ema at the
+// previous check), mu <- min(gamma * mu, mu_max).
+//
+// penalty() always reads the current lambda and mu (they are plain doubles
+// copied into the graph at each call), so a changed multiplier changes the
+// very next gradient. `freeze_multiplier` reproduces the part-3 reference,
+// whose multiplier never reached the compiled loss (it stayed at lambda0).
+
+#include <cmath>
+
+#include "lumpy/lumpy.h"
+
+namespace {
+
+class AugmentedLagrangian : public lumpy::ConstraintHandler {
+ public:
+  explicit AugmentedLagrangian(const lumpy::Params& p)
+      : lambda_(p.GetDouble("lambda0")),
+        mu_(p.GetDouble("mu0")),
+        multiplier_every_(p.GetInt("multiplier_every")),
+        freeze_(p.GetBool("freeze_multiplier")),
+        adaptive_(p.GetBool("adaptive")),
+        tau_(p.GetDouble("tau")),
+        gamma_(p.GetDouble("gamma")),
+        mu_max_(p.GetDouble("mu_max")),
+        check_every_(p.GetInt("check_every")),
+        ema_decay_(p.GetDouble("ema_decay")) {}
+
+  lumpy::Penalty penalty(const torch::Tensor& v) override {
+    auto per_point = lambda_ * v + 0.5 * mu_ * v.square();
+    return {per_point, per_point.mean()};
+  }
+
+  void update(const torch::Tensor& v, int64_t step) override {
+    const double mean = v.numel() ? v.mean().item<double>() : 0.0;
+    last_violation_ = mean;
+    raised_ = false;
+    if (!freeze_ && (step + 1) % multiplier_every_ == 0) lambda_ += mu_ * mean;
+    if (!adaptive_) return;
+    ema_ = seen_ ? ema_decay_ * ema_ + (1 - ema_decay_) * mean : mean;
+    seen_ = true;
+    if ((step + 1) % check_every_ == 0) {
+      if (checked_ && ema_ > tau_ * ema_at_check_ && mu_ < mu_max_) {
+        mu_ = std::min(gamma_ * mu_, mu_max_);
+        raised_ = true;
+      }
+      ema_at_check_ = ema_;
+      checked_ = true;
+    }
+  }
+
+  bool raised_penalty() const override { return raised_; }
+
+  std::vector<std::pair<std::string, double>> telemetry() const override {
+    return {{"lambda", lambda_}, {"mu", mu_}, {"ema", ema_}, {"violation_mean", last_violation_}};
+  }
+
+  std::map<std::string, torch::Tensor> state() const override {
+    auto d = [](double x) { return torch::tensor(x, torch::kFloat64); };
+    return {{"lambda", d(lambda_)},          {"mu", d(mu_)},
+            {"ema", d(ema_)},                {"ema_at_check", d(ema_at_check_)},
+            {"last_violation", d(last_violation_)},
+            {"flags", d(seen_ + 2 * checked_ + 4 * raised_)}};
+  }
+
+  absl::Status load_state(const std::map<std::string, torch::Tensor>& s) override {
+    for (const char* k : {"lambda", "mu", "ema", "ema_at_check", "last_violation", "flags"}) {
+      auto it = s.find(k);
+      if (it == s.end() || it->second.numel() != 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("augmented_lagrangian state: missing or malformed \"", k, "\""));
+      }
+    }
+    lambda_ = s.at("lambda").item<double>();
+    mu_ = s.at("mu").item<double>();
+    ema_ = s.at("ema").item<double>();
+    ema_at_check_ = s.at("ema_at_check").item<double>();
+    last_violation_ = s.at("last_violation").item<double>();
+    const int flags = static_cast<int>(s.at("flags").item<double>());
+    seen_ = flags & 1;
+    checked_ = flags & 2;
+    raised_ = flags & 4;
+    return absl::OkStatus();
+  }
+
+ private:
+  double lambda_, mu_;
+  int64_t multiplier_every_;
+  bool freeze_, adaptive_;
+  double tau_, gamma_, mu_max_;
+  int64_t check_every_;
+  double ema_decay_;
+  double ema_ = 0, ema_at_check_ = 0, last_violation_ = 0;
+  bool seen_ = false, checked_ = false, raised_ = false;
+};
+
+absl::Status Register(lumpy::Registry& registry) {
+  using lumpy::ParamSpec;
+  return registry.AddConstraint(
+      "augmented_lagrangian",
+      "per point lambda*v + mu/2*v^2; lambda += mu*mean(v); optional adaptive mu schedule",
+      {ParamSpec::Double("mu0", "initial penalty weight mu").Default(1.0).Greater(0),
+       ParamSpec::Double("lambda0", "initial multiplier lambda").Default(0.0).AtLeast(0),
+       ParamSpec::Int("multiplier_every", "update lambda every N steps").Default(int64_t{1}).AtLeast(1),
+       ParamSpec::Bool("freeze_multiplier",
+                       "keep lambda at lambda0 (reproduces the part-3 reference bug)")
+           .Default(false),
+       ParamSpec::Bool("adaptive", "raise mu when the violation's EMA stalls").Default(false),
+       ParamSpec::Double("tau", "stall threshold: raise mu if ema > tau * previous ema")
+           .Default(0.9)
+           .Greater(0)
+           .AtMost(1),
+       ParamSpec::Double("gamma", "growth factor of mu").Default(10.0).Greater(1),
+       ParamSpec::Double("mu_max", "largest mu").Default(1e5).Greater(0),
+       ParamSpec::Int("check_every", "steps between stall checks").Default(int64_t{500}).AtLeast(1),
+       ParamSpec::Double("ema_decay", "EMA factor of the mean violation").Default(0.9).AtLeast(0).Less(1)},
+      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::ConstraintHandler>> {
+        if (p.GetDouble("mu_max") < p.GetDouble("mu0")) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("mu_max: must be >= mu0 (", p.GetDouble("mu0"), "), got ",
+                           p.GetDouble("mu_max")));
+        }
+        return std::make_shared<AugmentedLagrangian>(p);
+      });
+}
+
+}  // namespace
+
+LUMPY_PLUGIN(Register)

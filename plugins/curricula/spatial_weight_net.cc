@@ -1,0 +1,65 @@
+// spatial_weight_net (part 3): a small MLP W(t,x,y,z), 4 -> hidden -> hidden
+// -> 1 with tanh, trained with the metric (the network group, clipped with
+// it). The domain's per-point totals l_i (objectives and constraint
+// penalties) become mean_i( 1/2 e^(-2 W(x_i)) l_i + W(x_i) ): points where the
+// loss stays high are down-weighted at a logarithmic cost, so the weight maps
+// where the metric network struggles.
+
+#include "lumpy/lumpy.h"
+
+namespace {
+
+class SpatialWeightNetImpl : public lumpy::CurriculumWeighter {
+ public:
+  explicit SpatialWeightNetImpl(const lumpy::Params& p) {
+    const int64_t h = p.GetInt("hidden");
+    l0_ = register_module("l0", torch::nn::Linear(4, h));
+    l1_ = register_module("l1", torch::nn::Linear(h, h));
+    l2_ = register_module("l2", torch::nn::Linear(h, 1));
+    // Start at W = 0 everywhere (plain mean of l/2): the last layer is zero.
+    torch::NoGradGuard no_grad;
+    l2_->weight.zero_();
+    l2_->bias.zero_();
+  }
+
+  torch::Tensor weight_exponent(const torch::Tensor& points) {
+    auto h = torch::tanh(l0_(points.to(l0_->weight.dtype())));
+    h = torch::tanh(l1_(h));
+    return l2_(h).squeeze(-1);
+  }
+
+  torch::Tensor reduce(const torch::Tensor& points, const torch::Tensor& per_point) override {
+    auto w = weight_exponent(points).to(per_point.dtype());
+    auto weighted = 0.5 * torch::exp(-2.0 * w) * per_point + w;
+    {
+      torch::NoGradGuard no_grad;
+      mean_w_ = w.mean().item<double>();
+      mean_factor_ = torch::exp(-2.0 * w).mean().item<double>();
+    }
+    return weighted.mean();
+  }
+
+  // mean W and mean e^(-2W) over the last step's points.
+  std::vector<std::pair<std::string, double>> telemetry() const override {
+    return {{"mean_w", mean_w_}, {"mean_weight", mean_factor_}};
+  }
+
+ private:
+  torch::nn::Linear l0_{nullptr}, l1_{nullptr}, l2_{nullptr};
+  double mean_w_ = 0, mean_factor_ = 1;
+};
+TORCH_MODULE(SpatialWeightNet);
+
+absl::Status Register(lumpy::Registry& registry) {
+  return registry.AddCurriculum(
+      "spatial_weight_net",
+      "learned spatial weights: mean(1/2 e^(-2W(x)) l(x) + W(x)), W an MLP 4->h->h->1 (tanh)",
+      {lumpy::ParamSpec::Int("hidden", "width of W's two hidden layers").Default(int64_t{16}).AtLeast(1).AtMost(1024)},
+      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::CurriculumWeighter>> {
+        return SpatialWeightNet(p).ptr();
+      });
+}
+
+}  // namespace
+
+LUMPY_PLUGIN(Register)

@@ -1,0 +1,216 @@
+// The training engine end to end, through the command line: exact resume
+// after SIGKILL (also mid-checkpoint), refused resumes that change nothing,
+// stopping rules, the held-out certificate and the timing split.
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_split.h"
+#include "cli_runner.h"
+#include "temp_dir.h"
+
+namespace lumpy {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ReadFile;
+using testing::RunLumpy;
+using EngineTest = testing::TempDirTest;
+
+const std::string kEngine = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/engine.toml";
+
+// Runs lumpy with LUMPY_FAULT set (the engine's fault-injection hook).
+testing::CliResult RunWithFault(const std::string& fault, const std::string& args, const fs::path& cwd) {
+  setenv("LUMPY_FAULT", fault.c_str(), 1);
+  auto r = RunLumpy(args, cwd);
+  unsetenv("LUMPY_FAULT");
+  return r;
+}
+
+// metrics.csv rows by step, without the wall-time column (the only one that
+// may differ between two runs of the same trajectory).
+std::map<int64_t, std::string> Rows(const fs::path& csv) {
+  std::vector<std::string> lines = absl::StrSplit(ReadFile(csv), '\n', absl::SkipEmpty());
+  std::map<int64_t, std::string> out;
+  EXPECT_NE(lines.at(0).rfind(",wall_time_s"), std::string::npos);
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const std::string& l = lines[i];
+    out[std::stoll(l.substr(0, l.find(',')))] = l.substr(0, l.rfind(','));
+  }
+  return out;
+}
+
+nlohmann::json Summary(const fs::path& run) { return nlohmann::json::parse(ReadFile(run / "summary.json")); }
+
+TEST_F(EngineTest, KilledRunsResumeOnTheSameTrajectory) {
+  auto a = RunLumpy("run '" + kEngine + "' --out a", dir_);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto reference = Rows(dir_ / "a" / "metrics.csv");
+  ASSERT_EQ(reference.size(), 200u);
+  // The run exercised the state that must survive: mu raised, lr halved,
+  // lambda and log sigma moving.
+  auto summary = Summary(dir_ / "a");
+  EXPECT_GT(summary["final"]["wec.mu"].get<double>(), 1.0);
+  EXPECT_NE(summary["final"]["isotropy.log_sigma"].get<double>(), 0.0);
+
+  // SIGKILL after step 120: the latest checkpoint is the one after step 99.
+  auto b = RunWithFault("kill-after-step:120", "run '" + kEngine + "' --out b", dir_);
+  EXPECT_TRUE(b.exit_code == -1 || b.exit_code == 128 + SIGKILL) << "expected death by SIGKILL: " << b.exit_code << " " << b.err;
+  EXPECT_FALSE(fs::exists(dir_ / "b" / "summary.json"));
+  EXPECT_EQ(Rows(dir_ / "b" / "metrics.csv").size(), 121u);
+  auto resumed = RunLumpy("resume b", dir_);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(Rows(dir_ / "b" / "metrics.csv"), reference);
+  EXPECT_EQ(Summary(dir_ / "b")["resumed_at_step"].get<int64_t>(), 100);
+
+  // SIGKILL half-way through writing the checkpoint after step 149: the
+  // half-written file is the temporary one; latest.pt is still step 99's.
+  auto c = RunWithFault("kill-in-checkpoint:149", "run '" + kEngine + "' --out c", dir_);
+  EXPECT_TRUE(c.exit_code == -1 || c.exit_code == 128 + SIGKILL) << c.exit_code << " " << c.err;
+  EXPECT_TRUE(fs::exists(dir_ / "c" / "checkpoints" / "latest.pt.tmp"));
+  auto resumed_c = RunLumpy("resume c", dir_);
+  ASSERT_EQ(resumed_c.exit_code, 0) << resumed_c.err;
+  EXPECT_EQ(Rows(dir_ / "c" / "metrics.csv"), reference);
+  EXPECT_EQ(Summary(dir_ / "c")["resumed_at_step"].get<int64_t>(), 100);
+
+  // A finished run continues with a larger total, and the extension equals
+  // a run of that length from the start.
+  auto more = RunLumpy("resume a", dir_);
+  EXPECT_EQ(more.exit_code, 2);
+  EXPECT_NE(more.err.find("the checkpoint is at step 200 and runtime.steps is 200; give a larger "
+                          "total with --steps"),
+            std::string::npos)
+      << more.err;
+  ASSERT_EQ(RunLumpy("resume a --steps 230", dir_).exit_code, 0);
+  ASSERT_EQ(RunLumpy("run '" + kEngine + "' --steps 230 --out d", dir_).exit_code, 0);
+  EXPECT_EQ(Rows(dir_ / "a" / "metrics.csv"), Rows(dir_ / "d" / "metrics.csv"));
+}
+
+TEST_F(EngineTest, RefusedResumesSayWhyAndChangeNothing) {
+  auto killed = RunWithFault("kill-after-step:60", "run '" + kEngine + "' --out run", dir_);
+  ASSERT_TRUE(killed.exit_code == -1 || killed.exit_code == 128 + SIGKILL) << killed.exit_code << " " << killed.err;
+  const fs::path run = dir_ / "run";
+  const std::string metrics = ReadFile(run / "metrics.csv");
+  const fs::path latest = run / "checkpoints" / "latest.pt";
+  ASSERT_TRUE(fs::exists(latest));
+  auto expect_refused = [&](const std::string& what) {
+    auto r = RunLumpy("resume run", dir_);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+    EXPECT_EQ(ReadFile(run / "metrics.csv"), metrics);
+    EXPECT_FALSE(fs::exists(run / "summary.json"));
+  };
+
+  // From an incompatible experiment: the first differing line is named.
+  fs::copy_file(run / "experiment.toml", dir_ / "saved.toml");
+  {
+    std::string toml = ReadFile(run / "experiment.toml");
+    toml.replace(toml.find("hidden = 12"), 11, "hidden = 10");
+    std::ofstream(run / "experiment.toml") << toml;
+  }
+  expect_refused("from an incompatible experiment: the checkpoint's experiment has \"hidden = 12\" "
+                 "where this one has \"hidden = 10\"");
+  fs::copy_file(dir_ / "saved.toml", run / "experiment.toml", fs::copy_options::overwrite_existing);
+
+  // Truncated.
+  fs::copy_file(latest, dir_ / "saved.pt");
+  fs::resize_file(latest, fs::file_size(latest) / 3);
+  expect_refused("latest.pt: truncated or corrupt checkpoint");
+  // Missing.
+  fs::remove(latest);
+  expect_refused("latest.pt: no checkpoint to resume from");
+  // Not a run folder.
+  auto nowhere = RunLumpy("resume nowhere", dir_);
+  EXPECT_EQ(nowhere.exit_code, 2);
+  EXPECT_NE(nowhere.err.find("nowhere: not a run folder"), std::string::npos) << nowhere.err;
+  // Restored, it resumes.
+  fs::copy_file(dir_ / "saved.pt", latest);
+  EXPECT_EQ(RunLumpy("resume run", dir_).exit_code, 0);
+}
+
+TEST_F(EngineTest, StoppingRulesAndTheSummary) {
+  auto target = RunLumpy("run '" + kEngine + "' --set stopping.target_loss=1e9 --out t", dir_);
+  ASSERT_EQ(target.exit_code, 0) << target.err;
+  auto t = Summary(dir_ / "t");
+  EXPECT_EQ(t["status"], "stopped");
+  EXPECT_EQ(t["steps"].get<int64_t>(), 1);
+  EXPECT_NE(t["stop_reason"].get<std::string>().find("reached the target loss 1000000000 at step 0"),
+            std::string::npos);
+
+  auto patience = RunLumpy("run '" + kEngine + "' --set stopping.patience=3 --out p", dir_);
+  ASSERT_EQ(patience.exit_code, 0) << patience.err;
+  auto p = Summary(dir_ / "p");
+  EXPECT_EQ(p["status"], "stopped");
+  const int64_t steps = p["steps"].get<int64_t>();
+  EXPECT_LT(steps, 200);
+  EXPECT_EQ(steps - 1 - p["best"]["step"].get<int64_t>(), 3);
+  EXPECT_NE(p["stop_reason"].get<std::string>().find("no new best loss in 3 steps"), std::string::npos);
+
+  // The full run: held-out checks per constrained domain, the best
+  // checkpoint, the timing split, and checkpoints that probe can read.
+  auto full = RunLumpy("run '" + kEngine + "' --out f", dir_);
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  auto f = Summary(dir_ / "f");
+  EXPECT_EQ(f["status"], "completed");
+  EXPECT_EQ(f["held_out"]["bulk"]["points"].get<int64_t>(), 4 * 4 * 4 * 4);
+  EXPECT_TRUE(f["held_out"]["bulk"]["constraints"].contains("wec"));
+  EXPECT_GE(f["held_out"]["bulk"]["constraints"]["wec"]["max"].get<double>(), 0.0);
+  EXPECT_TRUE(f["held_out"]["cmb"]["constraints"].contains("isotropy"));
+  EXPECT_TRUE(f["held_out"]["bulk"]["ricci_min"].is_number());
+  EXPECT_TRUE(f["best_checkpoint"]["held_out"].contains("bulk"));
+  EXPECT_TRUE(fs::exists(dir_ / "f" / "checkpoints" / "best.pt"));
+  EXPECT_GT(f["timing"]["loss_s"].get<double>(), 0);
+  EXPECT_GT(f["timing"]["backward_s"].get<double>(), 0);
+  EXPECT_GE(f["timing"]["engine_s"].get<double>(), 0);
+  EXPECT_GT(f["timing"]["checkpoint_s"].get<double>(), 0);
+  EXPECT_EQ(f["held_out_step"].get<int64_t>(), 199);
+  {
+    std::ofstream(dir_ / "in.csv") << "t,x,y,z\n0.5,0.1,0.2,0.3\n";
+  }
+  auto probe = RunLumpy("probe '" + kEngine + "' --checkpoint f/checkpoints/best.pt --points in.csv --out o.csv", dir_);
+  EXPECT_EQ(probe.exit_code, 0) << probe.err;
+}
+
+// A non-finite loss stops the run, names the term and step, keeps the last
+// good checkpoint and writes no model.pt from the broken state.
+TEST_F(EngineTest, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  auto r = RunLumpy("run '" + kEngine + "' --set 'optimizer.schedule=\"constant\"' --set optimizer.lr=20 "
+                    "--set checkpoint.every=1 --out run", dir_);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  auto s = Summary(dir_ / "run");
+  EXPECT_EQ(s["status"], "failed");
+  const std::string error = s["error"];
+  EXPECT_NE(error.find("step 1: "), std::string::npos) << error;
+  EXPECT_NE(error.find("checkpoints/latest.pt keeps the last good state"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(dir_ / "run" / "model.pt"));
+  {
+    std::ofstream(dir_ / "in.csv") << "t,x,y,z\n0.5,0.1,0.2,0.3\n";
+  }
+  auto probe = RunLumpy("probe '" + kEngine + "' --checkpoint run/checkpoints/latest.pt --points in.csv --out o.csv", dir_);
+  EXPECT_EQ(probe.exit_code, 0) << probe.err;
+}
+
+TEST_F(EngineTest, HandlerAndScheduleParametersAreRangeChecked) {
+  struct Case {
+    std::string set, message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"loss.wec.constraint.tau=1.5", "loss.wec.constraint.tau: must be in (0, 1], got 1.5"},
+           {"loss.wec.constraint.mu_max=0.5", "loss.wec.constraint.mu_max: must be >= mu0 (1), got 0.5"},
+           {"loss.wec.constraint.check_every=0", "loss.wec.constraint.check_every: must be >= 1, got 0"},
+           {"loss.isotropy.constraint.base=\"cubic\"", "loss.isotropy.constraint.base: must be one of"},
+           {"domains.bulk.curriculum.hidden=0", "domains.bulk.curriculum.hidden: must be in [1, 1024], got 0"},
+           {"optimizer.peak_lr=1e-5", "optimizer.peak_lr: must be >= optimizer.lr (0.0002) for warm_restarts, got 1e-05"},
+           {"stopping.patience=-1", "stopping.patience: must be >= 0, got -1"},
+       }) {
+    auto r = RunLumpy("check '" + kEngine + "' --set '" + c.set + "'", dir_);
+    EXPECT_EQ(r.exit_code, 2) << c.set;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.set << ": " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace lumpy

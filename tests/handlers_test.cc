@@ -1,0 +1,308 @@
+// Constraint handlers, curricula, CMB priors, the learning-rate schedule and
+// the held-out grid, each against a closed form.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "built_in_plugins.h"
+#include "config/experiment.h"
+#include "lumpy/jet.h"
+#include "train/certify.h"
+#include "train/point_set_context.h"
+#include "train/schedule.h"
+
+namespace lumpy {
+namespace {
+
+using testing::MakeBuiltIn;
+
+// Minimises (x - 2)^2 subject to x <= 1 (violation v = max(0, x - 1)) by
+// gradient descent on x, with the handler's penalty; the handler is updated
+// after every step as the trainer does. Returns the final x.
+double SolveToy(ConstraintHandler& handler, int64_t steps, double lr) {
+  auto x = torch::tensor(0.0, torch::kFloat64).requires_grad_(true);
+  for (int64_t step = 0; step < steps; ++step) {
+    auto v = torch::relu(x - 1.0).reshape({1});
+    auto loss = (x - 2.0).square() + handler.penalty(v).total;
+    auto g = torch::autograd::grad({loss}, {x})[0];
+    {
+      torch::NoGradGuard no_grad;
+      x -= lr * g;
+    }
+    handler.update(torch::relu(x.detach() - 1.0).reshape({1}), step);
+  }
+  return x.item<double>();
+}
+
+// The fixed soft quadratic stops at its biased optimum: d/dx[(x-2)^2 +
+// w(x-1)^2] = 0 gives x = (2 + w)/(1 + w).
+TEST(ConstraintHandlers, SoftQuadraticStopsAtItsBiasedOptimum) {
+  for (double w : {1.0, 10.0}) {
+    auto h = MakeBuiltIn<ConstraintHandler>("soft_quadratic", {{"weight", w}});
+    EXPECT_NEAR(SolveToy(*h, 4000, 0.02), (2 + w) / (1 + w), 1e-9) << "w = " << w;
+  }
+}
+
+// The linear penalty is exact once w exceeds the multiplier (2 here):
+// below it the optimum is x = 2 - w/2.
+TEST(ConstraintHandlers, LinearPenaltyIsExactAboveTheMultiplier) {
+  auto weak = MakeBuiltIn<ConstraintHandler>("linear", {{"weight", 1.0}});
+  EXPECT_NEAR(SolveToy(*weak, 4000, 0.01), 1.5, 1e-9);
+  auto strong = MakeBuiltIn<ConstraintHandler>("linear", {{"weight", 3.0}});
+  // Gradient descent on a kink chatters within one step (lr * w) of x = 1.
+  EXPECT_NEAR(SolveToy(*strong, 10000, 1e-4), 1.0, 5e-4);
+}
+
+// The augmented Lagrangian reaches the constraint, and its multiplier the
+// KKT value lambda* = 2; the fixed quadratic with the same mu does not.
+TEST(ConstraintHandlers, AugmentedLagrangianReachesTheConstraint) {
+  auto al = MakeBuiltIn<ConstraintHandler>(
+      "augmented_lagrangian", {{"mu0", 10.0}, {"multiplier_every", int64_t{200}}});
+  const double x = SolveToy(*al, 200 * 20, 0.02);
+  EXPECT_NEAR(x, 1.0, 1e-6);
+  const auto telemetry = al->telemetry();
+  std::map<std::string, double> t(telemetry.begin(), telemetry.end());
+  EXPECT_NEAR(t["lambda"], 2.0, 1e-5);
+  EXPECT_EQ(t["mu"], 10.0);
+  // Same penalty weight, no multiplier: (2 + mu/2)/(1 + mu/2) = 7/6.
+  auto soft = MakeBuiltIn<ConstraintHandler>("soft_quadratic", {{"weight", 5.0}});
+  EXPECT_NEAR(SolveToy(*soft, 4000, 0.02), 7.0 / 6.0, 1e-9);
+}
+
+// The penalty always reads the current multiplier: after an update the very
+// next gradient is lambda + mu v with the new lambda (the reference once
+// froze lambda at 0 for a whole blog post). The documented switch
+// freeze_multiplier reproduces that bug on purpose.
+TEST(ConstraintHandlers, AChangedMultiplierChangesTheNextGradient) {
+  auto grad_at = [](ConstraintHandler& h, double v0) {
+    auto v = torch::full({4}, v0, torch::kFloat64).requires_grad_(true);
+    auto g = torch::autograd::grad({h.penalty(v).total}, {v})[0];
+    return g[0].item<double>() * 4;  // d(mean)/dv_i = (lambda + mu v)/4
+  };
+  auto al = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", {{"mu0", 3.0}});
+  EXPECT_DOUBLE_EQ(grad_at(*al, 0.5), 0.0 + 3.0 * 0.5);
+  al->update(torch::full({4}, 0.5, torch::kFloat64), 0);  // lambda = 0 + 3 * 0.5
+  EXPECT_DOUBLE_EQ(grad_at(*al, 0.5), 1.5 + 3.0 * 0.5);
+  al->update(torch::full({4}, 0.25, torch::kFloat64), 1);  // lambda = 1.5 + 0.75
+  EXPECT_DOUBLE_EQ(grad_at(*al, 0.5), 2.25 + 3.0 * 0.5);
+
+  auto frozen = MakeBuiltIn<ConstraintHandler>(
+      "augmented_lagrangian", {{"mu0", 3.0}, {"freeze_multiplier", true}});
+  frozen->update(torch::full({4}, 0.5, torch::kFloat64), 0);
+  EXPECT_DOUBLE_EQ(grad_at(*frozen, 0.5), 3.0 * 0.5);
+}
+
+// PHYSICS.md's adaptive schedule: every check_every steps, mu <- min(gamma
+// mu, mu_max) if the EMA of the mean violation has not fallen below tau
+// times its value at the previous check.
+TEST(ConstraintHandlers, AdaptivePenaltyRaisesMuOnlyWhenProgressStalls) {
+  auto al = MakeBuiltIn<ConstraintHandler>(
+      "augmented_lagrangian", {{"mu0", 1.0}, {"adaptive", true}, {"tau", 0.9}, {"gamma", 10.0},
+                               {"mu_max", 1e3}, {"check_every", int64_t{5}}, {"freeze_multiplier", true}});
+  auto mu = [&] {
+    for (const auto& [k, v] : al->telemetry()) if (k == "mu") return v;
+    return -1.0;
+  };
+  auto feed = [&](double v, int64_t step) { al->update(torch::full({3}, v, torch::kFloat64), step); };
+  int64_t step = 0;
+  for (; step < 5; ++step) feed(1.0, step);  // first check: only records the EMA
+  EXPECT_EQ(mu(), 1.0);
+  for (; step < 10; ++step) feed(1.0, step);  // stalled: ema 1 > 0.9 * 1
+  EXPECT_EQ(mu(), 10.0);
+  EXPECT_TRUE(al->raised_penalty());
+  for (; step < 15; ++step) feed(0.01, step);  // falling fast: ema 0.59 * 1 + ... < 0.9
+  EXPECT_EQ(mu(), 10.0);
+  EXPECT_FALSE(al->raised_penalty());
+  for (; step < 40; ++step) feed(5.0, step);  // rising: raised at 20, capped at 1e3
+  EXPECT_EQ(mu(), 1e3);
+  // The EMA itself: 0.9 ema + 0.1 v.
+  auto fresh = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", {{"adaptive", true}});
+  fresh->update(torch::full({2}, 2.0, torch::kFloat64), 0);
+  fresh->update(torch::full({2}, 1.0, torch::kFloat64), 1);
+  for (const auto& [k, v] : fresh->telemetry()) {
+    if (k == "ema") EXPECT_DOUBLE_EQ(v, 0.9 * 2.0 + 0.1 * 1.0);
+  }
+}
+
+TEST(ConstraintHandlers, AugmentedLagrangianStateRoundTrips) {
+  auto a = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", {{"adaptive", true}, {"check_every", int64_t{2}}});
+  for (int64_t s = 0; s < 7; ++s) a->update(torch::full({2}, 0.3 + s, torch::kFloat64), s);
+  auto b = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", {{"adaptive", true}, {"check_every", int64_t{2}}});
+  ASSERT_TRUE(b->load_state(a->state()).ok());
+  EXPECT_EQ(a->telemetry(), b->telemetry());
+  a->update(torch::full({2}, 9.0, torch::kFloat64), 7);
+  b->update(torch::full({2}, 9.0, torch::kFloat64), 7);
+  EXPECT_EQ(a->telemetry(), b->telemetry());
+  auto st = b->load_state({});
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("lambda"), std::string::npos) << st;
+}
+
+// Homoscedastic: 1/2 e^(-2s) mean(v^2) + s; d/ds = -e^(-2s) mean(v^2) + 1, so
+// s alone settles at e^(2s) = mean(v^2): sigma grows with the violation
+// instead of the violation shrinking.
+TEST(ConstraintHandlers, HomoscedasticValueGradientAndLazyOptimum) {
+  auto h = MakeBuiltIn<ConstraintHandler>("homoscedastic", {{"log_sigma0", 0.3}});
+  ASSERT_EQ(h->parameters().size(), 1u);
+  auto s = h->parameters()[0];
+  auto v = torch::tensor({0.5, 1.5, 2.0}, torch::kFloat64);
+  const double l = (0.25 + 2.25 + 4.0) / 3;
+  auto p = h->penalty(v).total;
+  EXPECT_NEAR(p.item<double>(), 0.5 * std::exp(-0.6) * l + 0.3, 1e-14);
+  auto g = torch::autograd::grad({p}, {s})[0];
+  EXPECT_NEAR(g.item<double>(), -std::exp(-0.6) * l + 1.0, 1e-14);
+  torch::optim::SGD opt({s}, torch::optim::SGDOptions(0.1));
+  for (int i = 0; i < 2000; ++i) {
+    opt.zero_grad();
+    h->penalty(v).total.backward();
+    opt.step();
+  }
+  EXPECT_NEAR(s.item<double>(), 0.5 * std::log(l), 1e-10);
+  auto copy = MakeBuiltIn<ConstraintHandler>("homoscedastic");
+  ASSERT_TRUE(copy->load_state(h->state()).ok());
+  EXPECT_EQ(copy->parameters()[0].item<double>(), s.item<double>());
+}
+
+// W = 0 at initialisation (plain mean of l/2); with W = c everywhere the
+// reduction is mean(1/2 e^(-2c) l + c), and its gradient reaches W's weights.
+TEST(Curricula, SpatialWeightNetReducesAsPartThree) {
+  auto w = MakeBuiltIn<CurriculumWeighter>("spatial_weight_net");
+  w->to(torch::kFloat64);
+  auto x = torch::rand({7, 4}, torch::kFloat64) * 2 - 1;
+  auto l = torch::rand({7}, torch::kFloat64);
+  EXPECT_NEAR(w->reduce(x, l).item<double>(), 0.5 * l.mean().item<double>(), 1e-15);
+  auto params = w->named_parameters();
+  {
+    torch::NoGradGuard no_grad;
+    params["l2.bias"].fill_(0.4);
+  }
+  auto r = w->reduce(x, l);
+  EXPECT_NEAR(r.item<double>(), 0.5 * std::exp(-0.8) * l.mean().item<double>() + 0.4, 1e-15);
+  r.backward();
+  EXPECT_GT(params["l2.weight"].grad().abs().sum().item<double>(), 0);
+  const auto telemetry = w->telemetry();
+  std::map<std::string, double> t(telemetry.begin(), telemetry.end());
+  EXPECT_NEAR(t["mean_w"], 0.4, 1e-15);
+  EXPECT_NEAR(t["mean_weight"], std::exp(-0.8), 1e-15);
+}
+
+// Kasner a_i = t^p_i: H_i = p_i / t and sigma^2 = 1/2 sum (H_i - theta/3)^2;
+// the metric depends on t only, so its spatial gradient vanishes.
+TEST(CmbPriors, KasnerClosedForms) {
+  auto kasner = MakeBuiltIn<MetricModel>("kasner");  // p = (-1/3, 2/3, 2/3)
+  auto pts = torch::tensor({{1.0, 0.1, -0.2, 0.3}, {0.5, 0.0, 0.4, 0.0}}, torch::kFloat64);
+  PointSetContext ctx(*kasner, pts);
+  const double t[2] = {1.0, 0.5};
+  auto expansion = MakeBuiltIn<LossTerm>("cmb_expansion")->evaluate(ctx).per_point;
+  auto isotropy = MakeBuiltIn<LossTerm>("cmb_isotropy", {{"tolerance", 0.01}})->evaluate(ctx).per_point;
+  auto homogeneity = MakeBuiltIn<LossTerm>("cmb_homogeneity")->evaluate(ctx).per_point;
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_NEAR(expansion[i].item<double>(), std::pow(1.0 / 3.0 / t[i], 2), 1e-12);
+    const double sigma2 = 1.0 / (3.0 * t[i] * t[i]);
+    EXPECT_NEAR(isotropy[i].item<double>(), std::pow(sigma2 - 0.01, 2), 1e-12);
+    EXPECT_NEAR(homogeneity[i].item<double>(), 0.0, 1e-20);
+  }
+  // An expanding, shear-free FLRW universe violates neither.
+  auto eds = MakeBuiltIn<MetricModel>("flrw", {{"scale_factor", std::string("eds")}});
+  PointSetContext flrw(*eds, pts);
+  EXPECT_EQ(MakeBuiltIn<LossTerm>("cmb_expansion")->evaluate(flrw).value.item<double>(), 0.0);
+  EXPECT_EQ(MakeBuiltIn<LossTerm>("cmb_isotropy")->evaluate(flrw).value.item<double>(), 0.0);
+}
+
+// Homogeneity in a lumpy metric, against the metric's gradient taken by
+// autograd instead of the SIREN's Taylor-mode jet.
+TEST(CmbPriors, HomogeneityMatchesAnAutogradGradient) {
+  auto siren = MakeBuiltIn<MetricModel>("siren", {{"hidden", int64_t{16}}, {"layers", int64_t{2}},
+                                                   {"output_init_std", 0.3}});
+  siren->to(torch::kFloat64);
+  auto pts = torch::rand({5, 4}, torch::kFloat64) * 2 - 1;
+  PointSetContext ctx(*siren, pts);
+  auto v = MakeBuiltIn<LossTerm>("cmb_homogeneity", {{"tolerance", 0.0}})->evaluate(ctx).per_point;
+  auto jet = AutogradJet([&](const torch::Tensor& p) { return siren->jet(p, 0).g; }, pts, 1, false);
+  auto expected = jet.dg.narrow(3, 1, 3).square().sum({1, 2, 3}).square();
+  EXPECT_GT(expected.min().item<double>(), 0);
+  EXPECT_TRUE(torch::allclose(v, expected, 1e-12, 0)) << v << expected;
+}
+
+Params Optimizer(std::map<std::string, ParamValue> values) {
+  Params p;
+  for (const auto& spec : OptimizerParams()) p.Set(spec.name(), *spec.default_value());
+  for (const auto& [k, v] : values) p.Set(k, v);
+  return p;
+}
+
+// Warm restarts: each cycle starts at peak_lr, falls by a cosine to lr over
+// its first decay_fraction, then stays flat; geometric cycles T0 m^i.
+TEST(Schedule, WarmRestartsFixedAndGeometric) {
+  LearningRateSchedule constant(Optimizer({{"lr", 3e-4}}));
+  EXPECT_EQ(constant.At(0), 3e-4);
+  EXPECT_EQ(constant.At(12345), 3e-4);
+  LearningRateSchedule fixed(Optimizer({{"schedule", std::string("warm_restarts")}, {"lr", 1e-5},
+                                        {"peak_lr", 1e-4}, {"cycle_steps", int64_t{200}}}));
+  EXPECT_DOUBLE_EQ(fixed.At(0), 1e-4);
+  EXPECT_DOUBLE_EQ(fixed.At(20), 1e-5 + 9e-5 * 0.5);  // half-way down the 40-step ramp
+  EXPECT_DOUBLE_EQ(fixed.At(40), 1e-5);
+  EXPECT_DOUBLE_EQ(fixed.At(199), 1e-5);
+  EXPECT_DOUBLE_EQ(fixed.At(200), 1e-4);
+  EXPECT_DOUBLE_EQ(fixed.At(420), 1e-5 + 9e-5 * 0.5);
+  LearningRateSchedule geometric(Optimizer({{"schedule", std::string("warm_restarts")}, {"lr", 1e-5},
+                                            {"peak_lr", 1e-4}, {"cycle_steps", int64_t{500}},
+                                            {"cycle_growth", 1.5}}));
+  // Cycles of 500, 750, 1125: restarts at 0, 500, 1250, 2375.
+  for (int64_t start : {0, 500, 1250, 2375}) EXPECT_DOUBLE_EQ(geometric.At(start), 1e-4) << start;
+  EXPECT_DOUBLE_EQ(geometric.At(1249), 1e-5);
+  EXPECT_DOUBLE_EQ(geometric.At(500 + 75), 1e-5 + 9e-5 * 0.5);  // ramp of 150 in cycle 2
+}
+
+DomainSpec Box(double t0, double t1) {
+  DomainSpec d;
+  d.name = "bulk";
+  d.strata = {{"a", 10, t0, 0.5 * (t0 + t1)}, {"b", 10, 0.5 * (t0 + t1), t1}};
+  d.x = d.y = d.z = {-1.0, 1.0};
+  return d;
+}
+
+TEST(HeldOut, GridIsCellCentredAndCoversTheDomain) {
+  auto g = HeldOutGrid(Box(-4, 1), 32768, torch::kFloat64);
+  // 13^3 spatial cells, 15 times: 32955 points.
+  ASSERT_EQ(g.size(0), 15 * 13 * 13 * 13);
+  EXPECT_NEAR(g.select(1, 0).min().item<double>(), -4 + 5.0 / 30, 1e-14);
+  EXPECT_NEAR(g.select(1, 0).max().item<double>(), 1 - 5.0 / 30, 1e-14);
+  EXPECT_NEAR(g.select(1, 1).min().item<double>(), -1 + 1.0 / 13, 1e-14);
+  EXPECT_NEAR(g.select(1, 3).max().item<double>(), 1 - 1.0 / 13, 1e-14);
+  EXPECT_EQ(std::get<0>(torch::unique_dim(g, 0)).size(0), g.size(0));
+}
+
+// Isotropic Bianchi I, a = t^(1/3): R = -2/(3 t^2) < 0 everywhere, so the
+// WEC violation is 2/(3 t^2); its held-out maximum sits at the earliest grid
+// time and its mean is the grid average of the closed form.
+TEST(HeldOut, CertifyMatchesTheClosedFormOfAKasnerLikeMetric) {
+  Components c;
+  c.model = MakeBuiltIn<MetricModel>("kasner", {{"p1", 1.0 / 3}, {"p2", 1.0 / 3}, {"p3", 1.0 / 3}});
+  DomainSpec domain = Box(0.5, 1.5);
+  LossSpec spec;
+  spec.name = "wec";
+  spec.domain = "bulk";
+  c.domains.push_back({&domain, MakeBuiltIn<CurriculumWeighter>("uniform")});
+  c.losses.push_back({&spec, MakeBuiltIn<LossTerm>("wec"), MakeBuiltIn<ConstraintHandler>("soft_quadratic")});
+  auto j = Certify(c, 4096, torch::kFloat64, 1000);
+  ASSERT_TRUE(j.contains("bulk")) << j.dump();
+  const int64_t ns = 8, nt = 8;  // 8^4 = 4096
+  EXPECT_EQ(j["bulk"]["points"].get<int64_t>(), nt * ns * ns * ns);
+  const double t_first = 0.5 + 0.5 / nt;
+  EXPECT_NEAR(j["bulk"]["ricci_min"].get<double>(), -2.0 / (3 * t_first * t_first), 1e-12);
+  EXPECT_NEAR(j["bulk"]["ricci_min_at"][0].get<double>(), t_first, 1e-14);
+  const auto& wec = j["bulk"]["constraints"]["wec"];
+  EXPECT_NEAR(wec["max"].get<double>(), 2.0 / (3 * t_first * t_first), 1e-12);
+  double mean = 0;
+  for (int i = 0; i < nt; ++i) {
+    const double t = 0.5 + (i + 0.5) / nt;
+    mean += 2.0 / (3 * t * t) / nt;
+  }
+  EXPECT_NEAR(wec["mean"].get<double>(), mean, 1e-12);
+  EXPECT_EQ(j["bulk"]["non_finite"].get<int64_t>(), 0);
+}
+
+}  // namespace
+}  // namespace lumpy
