@@ -13,6 +13,7 @@
 
 #include "analytic_metrics.h"
 #include "built_in_plugins.h"
+#include "physics/ray_read_out.h"
 
 namespace lumpy {
 namespace {
@@ -79,6 +80,22 @@ TEST_P(ReferenceRay, MatchesTheClosedFormDistances) {
 // about ten points fall below z = 2.5); with more points it converges to the
 // exact distances at the linear interpolant's rate, error ~ spacing^2
 // (500 -> 5000 points: 100x smaller, within a factor 2).
+// A ray that stops at a saved point repeats it, so the bracket around a
+// target at the end of the ray can have za == zb. The weight is then 0 and,
+// what broke blog part 3 at its second step, its gradient is finite (the
+// masked 0/0 used to give NaN in the backward pass).
+TEST(ReferenceRayLinearReadOut, WeightHasAFiniteGradientWhereRedshiftsRepeat) {
+  auto za = torch::tensor({0.1, 0.2, 0.3, 0.5}, torch::kFloat64).requires_grad_(true);
+  auto zb = torch::tensor({0.1, 0.4, 0.3, 0.6}, torch::kFloat64).requires_grad_(true);
+  auto target = torch::tensor({0.1, 0.3, 0.35, 0.7}, torch::kFloat64);
+  auto w = LinearWeight(target, za, zb);
+  EXPECT_TRUE(torch::allclose(w, torch::tensor({0.0, 0.5, 0.0, 1.0}, torch::kFloat64), 0, 1e-15)) << w;
+  auto grads = torch::autograd::grad({w.sum()}, {za, zb});
+  for (const auto& g : grads) EXPECT_TRUE(torch::isfinite(g).all().item<bool>()) << g;
+  // Where the target lies inside: d w / d za = (target - zb)/(zb - za)^2.
+  EXPECT_NEAR(grads[0][1].item<double>(), (0.3 - 0.4) / 0.04, 1e-12);
+}
+
 TEST(ReferenceRayLinearReadOut, ConvergesToTheExactCrossing) {
   auto m = MakeFlrw(Case{"lcdm", 70, 0.3});
   auto z = Redshifts();
@@ -260,6 +277,30 @@ TEST(ReferenceRayGradient, DerivativesInH0AndOmegaMMatchFiniteDifferences) {
   const double fd_o = (loss(make(70, 0.3 + eo)) - loss(make(70, 0.3 - eo))).item<double>() / (2 * eo);
   EXPECT_NEAR(grads[0].item<double>() / fd_h, 1.0, 1e-6);
   EXPECT_NEAR(grads[1].item<double>() / fd_o, 1.0, 1e-6);
+}
+
+// The reference's linear read-out interpolates from the observer itself
+// (r = 0) for targets below the second saved point; the distance proxy
+// sqrt(x^2+y^2+z^2) there must not turn the gradient into NaN (it did: blog
+// parts 1-5 stopped at their second step), in either mode.
+TEST(LinearReadOut, GradientIsFiniteForTargetsNextToTheObserver) {
+  auto z = torch::tensor({0.005, 0.01, 0.5}, torch::kFloat64);
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  RayTracerOptions linear;
+  linear.linear_interpolation = true;
+  for (bool physical : {false, true}) {
+    auto m = TrainableLcdm(70, 0.3);
+    auto p = m->physical_parameters();
+    auto d = physical ? TraceSky(*m, SkyDirections(torch::tensor({10.0}), torch::tensor({20.0})),
+                                 torch::zeros({3}, torch::kLong), z, f64, linear)
+                            .luminosity_distance
+                      : TraceReference(*m, z, f64, linear).luminosity_distance;
+    ASSERT_TRUE(torch::isfinite(d).all().item<bool>()) << d;
+    auto g = torch::autograd::grad({torch::log(d).sum()}, {p[0].value, p[1].value});
+    EXPECT_TRUE(std::isfinite(g[0].item<double>()) && std::isfinite(g[1].item<double>()))
+        << (physical ? "physical" : "reference") << ": " << g[0] << " " << g[1];
+    EXPECT_LT(g[0].item<double>(), 0);  // a larger H0 brings every supernova closer
+  }
 }
 
 // A step context for dataset terms, on a given metric.

@@ -1,5 +1,7 @@
 #include "lumpy/ray_tracer.h"
 
+#include "physics/ray_read_out.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -9,6 +11,14 @@
 #include "lumpy/jet.h"
 
 namespace lumpy {
+torch::Tensor LinearWeight(const torch::Tensor& target, const torch::Tensor& za,
+                           const torch::Tensor& zb) {
+  auto dz = zb - za;
+  auto distinct = dz.abs() > 0;
+  auto safe = torch::where(distinct, dz, torch::ones_like(dz));
+  return torch::where(distinct, ((target - za) / safe).clamp(0, 1), torch::zeros_like(dz));
+}
+
 namespace {
 
 using torch::indexing::Slice;
@@ -288,11 +298,19 @@ struct Observables {
   torch::Tensor one_plus_z, luminosity, angular;
 };
 
+// sqrt(x) for x >= 0 whose gradient at 0 is 0 rather than 0 * inf = NaN:
+// distances are read off at the observer itself (the first saved point).
+torch::Tensor SqrtOrZero(const torch::Tensor& x) {
+  auto positive = x > 0;
+  return torch::where(positive, torch::sqrt(torch::where(positive, x, torch::ones_like(x))),
+                      torch::zeros_like(x));
+}
+
 Observables Observe(const torch::Tensor& s, const torch::Tensor& g, const Redshift& redshift) {
   Observables out;
   out.one_plus_z = redshift(g, s.narrow(1, 4, 4));
   if (!redshift.physical) {
-    auto r = torch::sqrt(s.narrow(1, 1, 3).square().sum(1));
+    auto r = SqrtOrZero(s.narrow(1, 1, 3).square().sum(1));
     out.luminosity = out.one_plus_z * r * 1000.0;
     out.angular = out.luminosity / out.one_plus_z.square();
     return out;
@@ -301,7 +319,7 @@ Observables Observe(const torch::Tensor& s, const torch::Tensor& g, const Redshi
   auto gx1 = torch::bmm(g, xi1.unsqueeze(2)).squeeze(2), gx2 = torch::bmm(g, xi2.unsqueeze(2)).squeeze(2);
   auto g11 = (xi1 * gx1).sum(1), g22 = (xi2 * gx2).sum(1), g12 = (xi1 * gx2).sum(1);
   auto det = (g11 * g22 - g12 * g12).clamp_min(0);
-  out.angular = torch::sqrt(torch::sqrt(det)) * 1000.0;
+  out.angular = SqrtOrZero(SqrtOrZero(det)) * 1000.0;
   out.luminosity = out.one_plus_z.square() * out.angular;
   return out;
 }
@@ -502,7 +520,7 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
     }
     auto ai = torch::tensor(a_idx, torch::kLong), bi = torch::tensor(b_idx, torch::kLong);
     auto za = zs.index_select(0, ai), zb = zs.index_select(0, bi);
-    auto w = ((tgt - za) / (zb - za)).clamp(0, 1).nan_to_num(0.0);
+    auto w = LinearWeight(tgt, za, zb);
     auto la = saved.luminosity.index_select(0, ai), lb = saved.luminosity.index_select(0, bi);
     d_l = la + w * (lb - la);
     d_a = d_l / (1.0 + tgt).square();

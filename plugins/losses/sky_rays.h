@@ -2,6 +2,7 @@
 // What the dataset terms (supernova_chi2, bao_chi2) share: the ray-tracing
 // parameters, and the telemetry of the rays a step traced.
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,11 +63,19 @@ inline lumpy::SkyDistances Trace(lumpy::StepContext& ctx, bool physical, const t
 inline torch::Tensor Shortfall(const lumpy::SkyDistances& traced, const torch::Tensor& z,
                                const torch::Tensor& ray_of) {
   if (traced.reached.all().item<bool>()) return {};
-  auto missed = (~traced.reached).nonzero().view({-1});
-  auto rays = ray_of.index_select(0, missed);
   auto z_max = traced.z_max.view({-1});
-  auto farthest = torch::zeros_like(z_max).scatter_reduce(0, rays, z.index_select(0, missed), "amax");
-  return torch::where(farthest > 0, farthest - z_max, torch::zeros_like(z_max)).sum();
+  // The farthest missed target of each ray: data, not differentiated.
+  auto reached = traced.reached.to(torch::kCPU).contiguous();
+  auto rays = ray_of.to(torch::kCPU, torch::kLong).contiguous();
+  auto targets = z.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  std::vector<double> farthest(z_max.size(0), 0.0);
+  for (int64_t i = 0; i < targets.size(0); ++i) {
+    if (reached.data_ptr<bool>()[i]) continue;
+    double& f = farthest[rays.data_ptr<int64_t>()[i]];
+    f = std::max(f, targets.data_ptr<double>()[i]);
+  }
+  auto far = torch::tensor(farthest, torch::kFloat64).to(z_max.options());
+  return torch::where(far > 0, far - z_max, torch::zeros_like(z_max)).sum();
 }
 
 // The last step's rays, for metrics.csv.
