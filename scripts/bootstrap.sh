@@ -23,7 +23,8 @@ cd "$(dirname "$0")/.."
 packages=(cmake g++ make
           libtorch-dev libopenblas0-pthread libgoogle-perftools-dev
           libboost-dev libboost-filesystem-dev
-          libtomlplusplus-dev libabsl-dev libcli11-dev nlohmann-json3-dev)
+          libtomlplusplus-dev libabsl-dev libcli11-dev nlohmann-json3-dev
+          python3-matplotlib)
 if [ "$mode" = test ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev)
 fi

@@ -1,5 +1,7 @@
 #include "cli/cli.h"
 
+#include "cli/ablate.h"
+
 #include <CLI/CLI.hpp>
 
 #include <boost/dll/runtime_symbol_info.hpp>
@@ -458,6 +460,26 @@ int LumpyMain(int argc, char** argv) {
   mock->add_option("--set", mock_sets, "override one key, e.g. --set model.h0=67")
       ->allow_extra_args(false);
 
+  AblateOptions ablate_options;
+  CLI::App* ablate = app.add_subcommand(
+      "ablate", "run every combination of --vary values (and seeds) as separate processes; "
+                "compare them in ablation.csv, ablation.md and ablation.png");
+  ablate->add_option("experiment", ablate_options.experiment, "experiment TOML file")->required();
+  ablate->add_option("--vary", ablate_options.varies,
+                     "KEY=V1,V2,... (repeatable; every combination runs), e.g. --vary "
+                     "loss.wec.constraint.plugin=soft_quadratic,linear")
+      ->allow_extra_args(false)
+      ->required();
+  ablate->add_option("--set", ablate_options.sets, "override one key in every variant")
+      ->allow_extra_args(false);
+  ablate->add_option("--seeds", ablate_options.seeds, "seeds per variant: the experiment's seed, +1, ...")
+      ->check(CLI::PositiveNumber);
+  ablate->add_option("--jobs", ablate_options.jobs,
+                     "variants at a time (each gets cores/jobs threads unless runtime.threads is set)")
+      ->check(CLI::PositiveNumber);
+  ablate->add_option("--out", ablate_options.out, "folder for the runs and the table (new or empty)")
+      ->required();
+
   CLI::App* plugins = app.add_subcommand(
       "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");
 
@@ -470,6 +492,7 @@ int LumpyMain(int argc, char** argv) {
   try {
     if (*check) return CommandCheck(check_files, check_sets);
     if (*resume) return CommandResume(resume_dir, resume_steps);
+    if (*ablate) return RunAblation(ablate_options);
     if (*plugins) return CommandPlugins();
     if (*probe) return CommandProbe(probe_experiment, probe_sets, probe_checkpoint, probe_points, probe_out);
     if (*mock) {

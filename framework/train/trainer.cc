@@ -763,6 +763,29 @@ absl::Status Session::Run() {
     summary["final"] = final_values;
   }
   summary["best"] = {{"loss", loop_.best_loss}, {"step", loop_.best_step}};
+  {
+    nlohmann::json terms;
+    for (const auto& l : c_.losses) terms[l.spec->name] = l.spec->term.entry->name;
+    summary["terms"] = terms;
+  }
+  if (failure.empty()) {
+    // The learned universe at the observer today, (t,x,y,z) = (1,0,0,0).
+    torch::NoGradGuard no_grad;
+    try {
+    PointSetContext here(model, torch::tensor({1.0, 0.0, 0.0, 0.0}, tensor_options_).view({1, 4}));
+    Geometry& g = here.geometry(2);
+    auto h = g.hubble_rates().to(torch::kCPU, torch::kFloat64);
+    summary["observer"] = {{"H_x", h[0][0].item<double>()},
+                           {"H_y", h[0][1].item<double>()},
+                           {"H_z", h[0][2].item<double>()},
+                           {"H_mean", g.hubble_mean().item<double>()},
+                           {"shear_sq", g.shear_squared().item<double>()},
+                           {"ricci_scalar", g.ricci_scalar().item<double>()},
+                           {"note", "at (t,x,y,z) = (1,0,0,0); rates per unit t (1000 Mpc / c)"}};
+    } catch (const c10::Error& e) {
+      summary["observer"] = {{"error", e.what_without_backtrace()}};
+    }
+  }
   if (!best_checkpoint.is_null()) summary["best_checkpoint"] = best_checkpoint;
   if (failure.empty() && certify_points > 0) {
     if (best_checkpoint.is_object() && best_checkpoint.contains("held_out") &&

@@ -1,0 +1,74 @@
+// `lumpy ablate`: variants as separate processes, a table with every run
+// (failed ones with their error), and configuration errors before anything
+// runs.
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_split.h"
+#include "cli/ablate.h"
+#include "cli_runner.h"
+#include "temp_dir.h"
+
+namespace lumpy {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ReadFile;
+using testing::RunLumpy;
+using AblateTest = testing::TempDirTest;
+
+const std::string kTiny = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/tiny.toml";
+
+TEST(AblateValues, CommasInsideBracketsAndQuotesDoNotSplit) {
+  EXPECT_EQ(SplitValues("a,b"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(SplitValues("[0.05, 0.3],[0.1, 0.2]"), (std::vector<std::string>{"[0.05, 0.3]", "[0.1, 0.2]"}));
+  EXPECT_EQ(SplitValues("\"x,y\",z"), (std::vector<std::string>{"\"x,y\"", "z"}));
+}
+
+TEST_F(AblateTest, RunsEveryVariantAndTabulatesThemWithFailures) {
+  // Three handlers x two seeds, two at a time; a fourth variant whose metric
+  // overflows (output_init_std = 1e3: g00 = -exp(o0) is infinite) fails.
+  auto r = RunLumpy("ablate '" + kTiny +
+                        "' --vary loss.wec.constraint.plugin=soft_quadratic,linear,augmented_lagrangian"
+                        " --seeds 2 --jobs 2 --set certify.points=16 --out abl",
+                    dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = absl::StrSplit(ReadFile(dir_ / "abl" / "ablation.csv"), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u + 6u) << ReadFile(dir_ / "abl" / "ablation.csv");
+  EXPECT_EQ(lines[0].rfind("variant,seed,status,steps,wall_time_s,loss,efe,wec,", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[1].rfind("loss.wec.constraint.plugin=soft_quadratic,11,completed,6,", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[2].rfind("loss.wec.constraint.plugin=soft_quadratic,12,completed,6,", 0), 0u) << lines[2];
+  EXPECT_EQ(lines[6].rfind("loss.wec.constraint.plugin=augmented_lagrangian,12,completed,6,", 0), 0u) << lines[6];
+  EXPECT_TRUE(fs::exists(dir_ / "abl" / "v03-augmented_lagrangian-seed12" / "summary.json"));
+  const std::string md = ReadFile(dir_ / "abl" / "ablation.md");
+  EXPECT_NE(md.find("| loss.wec.constraint.plugin=linear | 11 | completed | 6 |"), std::string::npos) << md;
+  EXPECT_TRUE(fs::exists(dir_ / "abl" / "ablation.png"));
+
+  auto f = RunLumpy("ablate '" + kTiny + "' --vary model.output_init_std=0.05,1e3 --out bad", dir_);
+  EXPECT_EQ(f.exit_code, 1) << f.err;
+  std::vector<std::string> bad = absl::StrSplit(ReadFile(dir_ / "bad" / "ablation.csv"), '\n', absl::SkipEmpty());
+  ASSERT_EQ(bad.size(), 3u);
+  EXPECT_NE(bad[1].find(",completed,"), std::string::npos) << bad[1];
+  EXPECT_NE(bad[2].find(",failed,"), std::string::npos) << bad[2];
+  EXPECT_NE(bad[2].find("is nan"), std::string::npos) << bad[2];
+}
+
+TEST_F(AblateTest, BadVaryIsAConfigErrorBeforeAnythingRuns) {
+  auto unknown = RunLumpy("ablate '" + kTiny + "' --vary loss.wec.constraint.wieght=1,2 --out a", dir_);
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("--vary loss.wec.constraint.wieght=1: --set loss.wec.constraint.wieght=1: "
+                             "loss.wec.constraint.wieght: unknown key; did you mean \"weight\"?"),
+            std::string::npos)
+      << unknown.err;
+  EXPECT_FALSE(fs::exists(dir_ / "a"));
+  auto type = RunLumpy("ablate '" + kTiny + "' --vary runtime.steps=3,many --out b", dir_);
+  EXPECT_EQ(type.exit_code, 2);
+  EXPECT_NE(type.err.find("runtime.steps: expected int"), std::string::npos) << type.err;
+  EXPECT_FALSE(fs::exists(dir_ / "b"));
+  auto shape = RunLumpy("ablate '" + kTiny + "' --vary runtime.steps --out c", dir_);
+  EXPECT_EQ(shape.exit_code, 2);
+  EXPECT_NE(shape.err.find("expected KEY=V1,V2,..."), std::string::npos) << shape.err;
+}
+
+}  // namespace
+}  // namespace lumpy
