@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <functional>
 #include <iomanip>
 #include <sstream>
 #include <thread>
@@ -150,7 +149,6 @@ class Session {
     double window_sum = 0;  // loss summed since the last checkpoint
     int64_t window_count = 0;
     double best_window = INFINITY;  // lowest interval mean among checkpoints
-    int64_t best_window_step = -1;
   };
 
   void BuildOptimizer();
@@ -259,7 +257,6 @@ torch::serialize::OutputArchive Session::Checkpoint() const {
   a.write("loop_window_sum", f64(loop_.window_sum));
   a.write("loop_window_count", i64(loop_.window_count));
   a.write("loop_best_window", f64(loop_.best_window));
-  a.write("loop_best_window_step", i64(loop_.best_window_step));
   {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -351,7 +348,6 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
     loop.window_sum = read_d("loop_window_sum");
     loop.window_count = read_i("loop_window_count");
     loop.best_window = read_d("loop_best_window");
-    loop.best_window_step = read_i("loop_best_window_step");
     torch::Tensor rng;
     a.read("rng", rng);
     torch::serialize::InputArchive model, optimizer, weighters, handlers;
@@ -523,21 +519,13 @@ absl::Status Session::Run() {
 
   // A checkpoint of the state after `step`; a new best interval also
   // becomes best.pt and, if asked, is certified on the held-out grid.
-  auto checkpoint = [&](int64_t step) -> absl::Status {
-    const auto t_checkpoint = std::chrono::steady_clock::now();
-    struct Clock {
-      std::function<void()> done;
-      ~Clock() { done(); }
-    } clock{[&] { checkpoint_seconds += since(t_checkpoint); }};
+  auto write_checkpoint = [&](int64_t step) -> absl::Status {
     const double window_mean =
         loop_.window_count ? loop_.window_sum / static_cast<double>(loop_.window_count) : INFINITY;
     loop_.window_sum = 0;
     loop_.window_count = 0;
     const bool new_best = window_mean < loop_.best_window;
-    if (new_best) {
-      loop_.best_window = window_mean;
-      loop_.best_window_step = step;
-    }
+    if (new_best) loop_.best_window = window_mean;
     if (auto st = SaveCheckpoint(latest, step); !st.ok()) return st;
     if (new_best) {
       fs::copy_file(latest, checkpoints / "best.pt.tmp", fs::copy_options::overwrite_existing, ec);
@@ -550,11 +538,16 @@ absl::Status Session::Run() {
     }
     return absl::OkStatus();
   };
+  auto checkpoint = [&](int64_t step) {
+    const auto t = std::chrono::steady_clock::now();
+    absl::Status st = write_checkpoint(step);
+    checkpoint_seconds += since(t);
+    return st;
+  };
 
   StopSignals signals;
   std::string interrupted;
-  int64_t step = first_step;
-  for (; step < steps; ++step) {
+  for (int64_t step = first_step; step < steps; ++step) {
     if (signals.received()) {
       interrupted = absl::StrCat("interrupted by signal ", signals.received(), " after step ",
                                  step, " of ", steps, "; the run folder holds everything so far");

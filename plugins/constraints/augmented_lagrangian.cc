@@ -37,7 +37,6 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
 
   void update(const torch::Tensor& v, int64_t step) override {
     const double mean = v.numel() ? v.mean().item<double>() : 0.0;
-    last_violation_ = mean;
     raised_ = false;
     if (!freeze_ && (step + 1) % multiplier_every_ == 0) lambda_ += mu_ * mean;
     if (!adaptive_) return;
@@ -56,19 +55,18 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
   bool raised_penalty() const override { return raised_; }
 
   std::vector<std::pair<std::string, double>> telemetry() const override {
-    return {{"lambda", lambda_}, {"mu", mu_}, {"ema", ema_}, {"violation_mean", last_violation_}};
+    return {{"lambda", lambda_}, {"mu", mu_}, {"ema", ema_}};
   }
 
   std::map<std::string, torch::Tensor> state() const override {
     auto d = [](double x) { return torch::tensor(x, torch::kFloat64); };
-    return {{"lambda", d(lambda_)},          {"mu", d(mu_)},
-            {"ema", d(ema_)},                {"ema_at_check", d(ema_at_check_)},
-            {"last_violation", d(last_violation_)},
-            {"flags", d(seen_ + 2 * checked_ + 4 * raised_)}};
+    return {{"lambda", d(lambda_)}, {"mu", d(mu_)},           {"ema", d(ema_)},
+            {"ema_at_check", d(ema_at_check_)}, {"seen", d(seen_)}, {"checked", d(checked_)},
+            {"raised", d(raised_)}};
   }
 
   absl::Status load_state(const std::map<std::string, torch::Tensor>& s) override {
-    for (const char* k : {"lambda", "mu", "ema", "ema_at_check", "last_violation", "flags"}) {
+    for (const char* k : {"lambda", "mu", "ema", "ema_at_check", "seen", "checked", "raised"}) {
       auto it = s.find(k);
       if (it == s.end() || it->second.numel() != 1) {
         return absl::InvalidArgumentError(
@@ -79,11 +77,9 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
     mu_ = s.at("mu").item<double>();
     ema_ = s.at("ema").item<double>();
     ema_at_check_ = s.at("ema_at_check").item<double>();
-    last_violation_ = s.at("last_violation").item<double>();
-    const int flags = static_cast<int>(s.at("flags").item<double>());
-    seen_ = flags & 1;
-    checked_ = flags & 2;
-    raised_ = flags & 4;
+    seen_ = s.at("seen").item<double>() != 0;
+    checked_ = s.at("checked").item<double>() != 0;
+    raised_ = s.at("raised").item<double>() != 0;
     return absl::OkStatus();
   }
 
@@ -94,7 +90,7 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
   double tau_, gamma_, mu_max_;
   int64_t check_every_;
   double ema_decay_;
-  double ema_ = 0, ema_at_check_ = 0, last_violation_ = 0;
+  double ema_ = 0, ema_at_check_ = 0;
   bool seen_ = false, checked_ = false, raised_ = false;
 };
 
