@@ -52,6 +52,29 @@ TEST(PhysicsPlugins, VacuumResidualVanishesOnSchwarzschild) {
   EXPECT_LT(MaxAbs(efe->evaluate(ctx).per_point), 1e-20);
 }
 
+TEST(PhysicsPlugins, ACosmologicalConstantMakesDeSitterAVacuumSolution) {
+  // de Sitter a = exp(H0 (t - 1)) has G_mn = -3 H0^2 g_mn (MTW signs), so
+  // with Lambda = 3 H0^2 the vacuum residual G + Lambda g vanishes to
+  // rounding (|r| <= 1e-10, r^2 <= 1e-20) in either form.
+  auto ds = MakeBuiltIn<MetricModel>("flrw", {{"scale_factor", std::string("de_sitter")}});
+  auto x = RandomPoints(64, {-1, -1, -1, -1}, {1, 1, 1, 1});
+  const double lambda = 3.0 * kH0 * kH0;
+  for (const char* form : {"mixed", "covariant"}) {
+    auto efe = MakeBuiltIn<LossTerm>("efe_residual", {{"matter", std::string("vacuum")},
+                                                      {"form", std::string(form)},
+                                                      {"cosmological_constant", lambda}});
+    PointSetContext ctx(*ds, x);
+    EXPECT_LT(MaxAbs(efe->evaluate(ctx).per_point), 1e-20) << form;
+  }
+  // Without it, mixed form: r^m_n = -3 H0^2 delta^m_n det(gamma), det(gamma)
+  // = a^6, so four diagonal components of 16 give L = (3 H0^2 a^6)^2 / 4.
+  auto efe = MakeBuiltIn<LossTerm>("efe_residual", {{"matter", std::string("vacuum")}});
+  PointSetContext ctx(*ds, x);
+  auto a6 = torch::exp(6.0 * kH0 * (x.select(1, 0) - 1.0));
+  auto expected = (lambda * a6).square() / 4.0;
+  EXPECT_LT(MaxAbs(efe->evaluate(ctx).per_point / expected - 1.0), 1e-10);
+}
+
 TEST(PhysicsPlugins, WecViolationIsMinusTheNegativePartOfR) {
   // a = 1 + 0.3 cos t: R = 6 (a''/a + (a'/a)^2) changes sign over t in [-4, 1].
   FunctionMetric m([](const torch::Tensor& p) {

@@ -1,8 +1,10 @@
 // efe_residual: Einstein's field equations with pressureless dust (or vacuum)
 // at the domain's points (PHYSICS.md, "Matter and the field equations").
 //
-//   mixed:     r^m_n = (G^m_n - T^m_n) * det(gamma)   (parts 3 on)
-//   covariant: r_mn  =  G_mn  - T_mn                  (parts 1-2)
+//   mixed:     r^m_n = (G^m_n + Lambda delta^m_n - T^m_n) * det(gamma)   (parts 3 on)
+//   covariant: r_mn  =  G_mn  + Lambda g_mn       - T_mn                 (parts 1-2)
+// Lambda (cosmological_constant) is 0 unless set: the reference's part-1 code
+// still had Lambda = 0.7 in its residual, and setting it reproduces that run.
 // Dust comoving with the coordinates: kappa rho = kappa rho0 / sqrt(det gamma),
 // kappa rho0 = 3 Omega_m H_mean(observer)^2, T_00 = kappa rho (-g00).
 // Per point: the mean over the 16 components of r^2.
@@ -20,6 +22,7 @@ class EfeResidual : public lumpy::LossTerm {
       : mixed_(p.GetString("form") == "mixed"),
         dust_(p.GetString("matter") == "dust"),
         omega_m_(p, "omega_m"),
+        lambda_(p.GetDouble("cosmological_constant")),
         det_floor_(p.GetDouble("det_floor")) {}
 
   std::vector<lumpy::PhysicalParameter> physical_parameters() override {
@@ -31,6 +34,9 @@ class EfeResidual : public lumpy::LossTerm {
     const auto& g = geo.metric();
     auto det = torch::clamp_min(geo.det_spatial_metric(), det_floor_);
     torch::Tensor residual = mixed_ ? geo.einstein_mixed() : geo.einstein();
+    if (lambda_ != 0.0) {
+      residual = residual + lambda_ * (mixed_ ? torch::eye(4, g.options()).unsqueeze(0) : g);
+    }
     if (dust_) {
       auto h_today = ctx.observer(1).hubble_mean();  // [1], gradients flow through it
       auto omega_m = omega_m_.value().to(g.device(), g.scalar_type());
@@ -52,6 +58,7 @@ class EfeResidual : public lumpy::LossTerm {
  private:
   bool mixed_, dust_;
   lumpy::PhysicalScalar omega_m_;
+  double lambda_;
   double det_floor_;
 };
 
@@ -77,6 +84,10 @@ absl::Status Register(lumpy::Registry& registry) {
                   .AtLeast(0),
               {0.05, 0.3}, 100.0),
           {
+              ParamSpec::Double("cosmological_constant",
+                                "Lambda in G + Lambda g = T, in (1000 Mpc)^-2; 0 = none (the "
+                                "reference's part-1 code had 0.7)")
+                  .Default(0.0),
               ParamSpec::Double("det_floor", "floor of det(gamma) in the residual and the density")
                   .Default(1e-24)
                   .Greater(0),
