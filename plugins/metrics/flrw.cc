@@ -9,6 +9,8 @@
 // h0 and omega_m may be fitted (h0_trainable, omega_m_trainable): the metric
 // is then computed from them as tensors, so gradients reach them.
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "lumpy/lumpy.h"
@@ -55,6 +57,48 @@ class Flrw : public lumpy::AnalyticMetric {
     if (model_ == "eds") return torch::pow((t - c.big_bang) / (1.0 - c.big_bang), 2.0 / 3.0);
     if (model_ == "de_sitter") return torch::exp(c.h * (t - 1.0));
     return c.ratio * torch::pow(torch::sinh(c.rate * (t - 1.0 + c.tau0)), 2.0 / 3.0);
+  }
+
+  // a, da/dt and d2a/dt2 in closed form (a function of t alone).
+  std::array<torch::Tensor, 3> expansion(const torch::Tensor& t) const {
+    const Constants c = constants(t.options());
+    if (model_ == "eds") {
+      auto s = t - c.big_bang;
+      auto a = torch::pow(s / (1.0 - c.big_bang), 2.0 / 3.0);
+      return {a, (2.0 / 3.0) * a / s, (-2.0 / 9.0) * a / s.square()};
+    }
+    if (model_ == "de_sitter") {
+      auto a = torch::exp(c.h * (t - 1.0));
+      return {a, c.h * a, c.h.square() * a};
+    }
+    auto k_tau = c.rate * (t - 1.0 + c.tau0);
+    auto a = c.ratio * torch::pow(torch::sinh(k_tau), 2.0 / 3.0);
+    auto coth = 1.0 / torch::tanh(k_tau);
+    auto csch2 = 1.0 / torch::sinh(k_tau).square();
+    auto da = (2.0 / 3.0) * c.rate * a * coth;
+    auto d2a = (2.0 / 3.0) * c.rate * a * c.rate * ((2.0 / 3.0) * coth.square() - csch2);
+    return {a, da, d2a};
+  }
+
+  // The jet in closed form: only g_ii = a^2 (i = x, y, z) varies, with t:
+  // d_t g_ii = 2 a a', d_t d_t g_ii = 2 (a'^2 + a a''). A few operations per
+  // point instead of the generic nested-autograd jet (which the tests compare
+  // it with): ray tracing in physical mode evaluates it at every stage.
+  lumpy::Jet jet(const torch::Tensor& x, int order) override {
+    auto [a, da, d2a] = expansion(x.select(1, 0));
+    auto spatial = torch::tensor({0.0, 1.0, 1.0, 1.0}, x.options());
+    auto diag = [&](const torch::Tensor& v) { return torch::diag_embed(v.unsqueeze(1) * spatial); };
+    lumpy::Jet j;
+    j.order = std::min(order, 2);
+    j.g = diag(a.square()) - torch::diag_embed(torch::ones_like(a).unsqueeze(1) * (1.0 - spatial));
+    if (order < 1) return j;
+    const int64_t b = x.size(0);
+    j.dg = torch::zeros({b, 4, 4, 4}, x.options());
+    j.dg.select(3, 0).copy_(diag(2.0 * a * da));
+    if (order < 2) return j;
+    j.d2g = torch::zeros({b, 4, 4, 4, 4}, x.options());
+    j.d2g.select(4, 0).select(3, 0).copy_(diag(2.0 * (da.square() + a * d2a)));
+    return j;
   }
 
   torch::Tensor metric(const torch::Tensor& x) override {
