@@ -1,4 +1,5 @@
 #include "cli/ablate.h"
+#include "cli/figures.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -66,13 +67,6 @@ std::string Slug(const std::string& value) {
   for (char c : value) s.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_');
   while (!s.empty() && s.back() == '_') s.pop_back();
   return s.substr(0, 40);
-}
-
-fs::path FigureScript() {
-  fs::path exe(boost::dll::program_location().string());
-  fs::path installed = (exe.parent_path() / ".." / "share" / "lumpy" / "scripts" / "ablation_figure.py").lexically_normal();
-  if (fs::exists(installed)) return installed;
-  return fs::path(LUMPY_SOURCE_DIR) / "scripts" / "ablation_figure.py";
 }
 
 // Runs `lumpy run` for one variant, output to its log; returns the pid.
@@ -331,13 +325,10 @@ int RunAblation(const AblateOptions& o) {
     md << "\n![ablation](ablation.png)\n";
   }
   // The figure, if Python's matplotlib is there.
-  const fs::path script = FigureScript();
-  // Debian's interpreter, where python3-matplotlib installs, before any other on PATH.
-  const std::string python = fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-  const std::string command = absl::StrCat(python, " '", script.string(), "' '", (dir / "ablation.csv").string(),
-                                           "' '", (dir / "ablation.png").string(), "'");
-  if (!fs::exists(script) || std::system(command.c_str()) != 0) {
-    std::cerr << "warning: no figure (needs python3-matplotlib and " << script.string() << ")" << std::endl;
+  std::string why;
+  if (!RunFigureScript("ablation_figure.py", {(dir / "ablation.csv").string(), (dir / "ablation.png").string()},
+                       &why)) {
+    std::cerr << "warning: no figure: " << why << std::endl;
   }
   std::cerr << "table: " << (dir / "ablation.md").string() << ", " << (dir / "ablation.csv").string()
             << (failures ? absl::StrCat("; ", failures, " run(s) failed (see the error column)") : "") << std::endl;

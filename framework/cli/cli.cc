@@ -1,6 +1,8 @@
 #include "cli/cli.h"
 
 #include "cli/ablate.h"
+#include "cli/exit_status.h"
+#include "cli/report.h"
 
 #include <CLI/CLI.hpp>
 
@@ -27,15 +29,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitRuntime = 1;
-constexpr int kExitConfig = 2;
-
-int Report(const absl::Status& status) {
-  if (status.ok()) return kExitOk;
-  std::cerr << status.message() << std::endl;
-  return status.code() == absl::StatusCode::kInvalidArgument ? kExitConfig : kExitRuntime;
-}
 
 // The quickstart: installed beside the binary, or in the source tree of a build.
 fs::path QuickstartPath() {
@@ -61,12 +54,12 @@ int CommandRun(const std::string& experiment_arg, const std::vector<std::string>
                const std::string& out, int64_t steps) {
   Registry registry;
   PluginLoader loader(registry);
-  if (int rc = Report(loader.LoadDefaults())) return rc;
+  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
   fs::path file = experiment_arg.empty() ? QuickstartPath() : fs::path(experiment_arg);
   std::vector<std::string> overrides = sets;
   if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
   auto exp = LoadExperiment(file, overrides, loader, registry);
-  if (!exp.ok()) return Report(exp.status());
+  if (!exp.ok()) return ExitStatus(exp.status());
   fs::path run_dir = out.empty() ? DefaultRunDir(exp->name) : fs::path(out);
   if (fs::exists(run_dir / "metrics.csv")) {
     std::cerr << run_dir.string()
@@ -76,15 +69,15 @@ int CommandRun(const std::string& experiment_arg, const std::vector<std::string>
   }
   ApplyRuntime(*exp);
   auto components = Instantiate(*exp);
-  if (!components.ok()) return Report(components.status());
-  if (int rc = Report(CheckTrainable(*exp, *components))) return rc;
+  if (!components.ok()) return ExitStatus(components.status());
+  if (int rc = ExitStatus(CheckTrainable(*exp, *components))) return rc;
   std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": " << exp->name << " ("
             << exp->runtime.GetInt("steps") << " steps, " << exp->runtime.GetString("dtype")
             << ", " << torch::get_num_threads() << " threads) -> " << run_dir.string()
             << std::endl;
   absl::Status st = Train(*exp, *components, {run_dir, true});
   if (st.ok()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
-  return Report(st);
+  return ExitStatus(st);
 }
 
 // Continues RUN_DIR from checkpoints/latest.pt, with the run's own resolved
@@ -100,25 +93,25 @@ int CommandResume(const std::string& run_arg, int64_t steps) {
   }
   Registry registry;
   PluginLoader loader(registry);
-  if (int rc = Report(loader.LoadDefaults())) return rc;
+  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
   std::vector<std::string> overrides;
   if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
   auto exp = LoadExperiment(file, overrides, loader, registry);
-  if (!exp.ok()) return Report(exp.status());
+  if (!exp.ok()) return ExitStatus(exp.status());
   ApplyRuntime(*exp);
   auto components = Instantiate(*exp);
-  if (!components.ok()) return Report(components.status());
+  if (!components.ok()) return ExitStatus(components.status());
   std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": resuming " << exp->name << " in "
             << run_dir.string() << " up to step " << exp->runtime.GetInt("steps") << std::endl;
   absl::Status st = Train(*exp, *components, {run_dir, true, /*resume=*/true});
   if (st.ok()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
-  return Report(st);
+  return ExitStatus(st);
 }
 
 int CommandCheck(const std::vector<std::string>& files, const std::vector<std::string>& sets) {
   Registry registry;
   PluginLoader loader(registry);
-  if (int rc = Report(loader.LoadDefaults())) return rc;
+  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
   int worst = kExitOk;
   for (const auto& f : files) {
     auto exp = LoadExperiment(f, sets, loader, registry);
@@ -133,7 +126,7 @@ int CommandCheck(const std::vector<std::string>& files, const std::vector<std::s
                 << exp->domains.size() << " domain(s), " << exp->losses.size()
                 << " loss term(s), " << exp->runtime.GetInt("steps") << " steps)" << std::endl;
     } else {
-      worst = std::max(worst, Report(st));
+      worst = std::max(worst, ExitStatus(st));
     }
   }
   return worst;
@@ -151,18 +144,24 @@ struct LoadedModel {
 int LoadModel(const std::string& experiment, const std::vector<std::string>& sets,
               const std::string& checkpoint, LoadedModel* out) {
   PluginLoader loader(*out->registry);
-  if (int rc = Report(loader.LoadDefaults())) return rc;
+  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
   auto exp = LoadExperiment(experiment, sets, loader, *out->registry);
-  if (!exp.ok()) return Report(exp.status());
+  if (!exp.ok()) return ExitStatus(exp.status());
   ApplyRuntime(*exp);
   auto components = Instantiate(*exp);
-  if (!components.ok()) return Report(components.status());
+  if (!components.ok()) return ExitStatus(components.status());
   out->options = RuntimeOptions(*exp);
   MetricModel& model = *components->model;
   model.to(out->options.device(), out->options.dtype().toScalarType());
   model.eval();
   if (!checkpoint.empty()) {
-    if (int rc = Report(LoadModelCheckpoint(model, checkpoint, exp->model.entry->name))) return rc;
+    std::vector<std::pair<std::string, LossTerm*>> terms;
+    for (auto& l : components->losses) terms.push_back({l.spec->name, l.term.get()});
+    std::string note;
+    if (int rc = ExitStatus(LoadModelCheckpoint(model, checkpoint, exp->model.entry->name, terms, &note))) {
+      return rc;
+    }
+    if (!note.empty()) std::cerr << "note: " << note << std::endl;
   }
   out->experiment = *std::move(exp);
   out->components = *std::move(components);
@@ -188,7 +187,7 @@ int CommandProbe(const std::string& experiment, const std::vector<std::string>& 
   if (st.ok() && efe == nullptr) {
     std::cerr << "note: the experiment has no efe_residual term; that column is empty" << std::endl;
   }
-  return Report(st);
+  return ExitStatus(st);
 }
 
 // Luminosity, angular-diameter and Hubble distances and distance moduli at
@@ -340,7 +339,7 @@ void PrintParams(const ParamSpecs& specs, const std::string& indent) {
 int CommandPlugins() {
   Registry registry;
   PluginLoader loader(registry);
-  if (int rc = Report(loader.LoadDefaults())) return rc;
+  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
   std::cout << "Plugins (default folder " << PluginLoader::DefaultPluginDirectory().string()
             << "; add folders with LUMPY_PLUGIN_PATH or [plugins] paths)\n";
   for (PluginKind kind : {PluginKind::kMetric, PluginKind::kLoss, PluginKind::kConstraint,
@@ -480,6 +479,23 @@ int LumpyMain(int argc, char** argv) {
   ablate->add_option("--out", ablate_options.out, "folder for the runs and the table (new or empty)")
       ->required();
 
+  ReportOptions report_options;
+  CLI::App* report = app.add_subcommand(
+      "report", "tables and figures of a run in RUN_DIR/report/: training curves, Hubble rates and "
+                "shear along the observer's world line, curvature and shear today, the Hubble "
+                "diagram, curriculum weights (report.md shows them all)");
+  report->add_option("run_dir", report_options.run_dir, "the run folder")->required();
+  report->add_option("--checkpoint", report_options.checkpoint,
+                     "final (model.pt, the default), latest or best (checkpoints/)")
+      ->check(CLI::IsMember({"final", "latest", "best"}));
+  report->add_option("--grid", report_options.grid, "points per side of each plane (default 81)")
+      ->check(CLI::Range(2, 1000));
+  report->add_option("--worldline", report_options.worldline,
+                     "points along the observer's world line, t in [-4, 1] (default 251)")
+      ->check(CLI::Range(2, 100000));
+  bool report_no_figures = false;
+  report->add_flag("--no-figures", report_no_figures, "tables only (no Python)");
+
   CLI::App* plugins = app.add_subcommand(
       "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");
 
@@ -494,6 +510,10 @@ int LumpyMain(int argc, char** argv) {
     if (*resume) return CommandResume(resume_dir, resume_steps);
     if (*ablate) return RunAblation(ablate_options);
     if (*plugins) return CommandPlugins();
+    if (*report) {
+      report_options.figures = !report_no_figures;
+      return RunReport(report_options);
+    }
     if (*probe) return CommandProbe(probe_experiment, probe_sets, probe_checkpoint, probe_points, probe_out);
     if (*mock) {
       return CommandMockSn(mock_experiment, mock_sets, mock_checkpoint, mock_out, mock_n, mock_seed,

@@ -1,5 +1,6 @@
 #include "physics/probe.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -64,34 +65,16 @@ const std::vector<std::string>& ProbeColumns() {
   return columns;
 }
 
-absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
-                        const fs::path& out, const torch::TensorOptions& options,
-                        std::string* warning) {
-  std::vector<int64_t> lines;
-  auto points = ReadPointsCsv(in, options, &lines);
-  if (!points.ok()) return points.status();
-  {
-    torch::NoGradGuard no_grad;
-    auto inside = model.in_domain(*points).to(torch::kCPU);
-    std::vector<int64_t> outside;
-    for (int64_t i = 0; i < inside.size(0); ++i) {
-      if (!inside[i].item<bool>()) outside.push_back(lines[i]);
-    }
-    if (!outside.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          in.string(), ": ", outside.size(), " point(s) lie outside where the metric is defined "
-          "(before a big bang, inside a horizon, ...): line(s) ", Lines(outside)));
-    }
-  }
+absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const torch::Tensor& points,
+                           const fs::path& out, std::vector<int64_t>* non_finite) {
   fs::path tmp = out;
   tmp += ".tmp";
   std::ofstream csv(tmp, std::ios::trunc);
   if (!csv) return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
   csv << absl::StrJoin(ProbeColumns(), ",") << "\n";
-  std::vector<int64_t> non_finite;
-  const int64_t n = points->size(0);
+  const int64_t n = points.size(0);
   for (int64_t start = 0; start < n; start += kBatch) {
-    auto x = points->narrow(0, start, std::min(kBatch, n - start));
+    auto x = points.narrow(0, start, std::min(kBatch, n - start));
     // Derivatives are taken in the coordinates; no parameter graph is kept.
     torch::NoGradGuard no_grad;
     PointSetContext ctx(model, x);
@@ -119,7 +102,7 @@ absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
         csv << (j ? "," : "") << absl::StrFormat("%.17g", v);
       }
       csv << "\n";
-      if (!finite) non_finite.push_back(lines[start + i]);
+      if (!finite) non_finite->push_back(start + i);
     }
   }
   csv.close();
@@ -127,20 +110,43 @@ absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
   std::error_code ec;
   fs::rename(tmp, out, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot write ", out.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
+                        const fs::path& out, const torch::TensorOptions& options,
+                        std::string* warning) {
+  std::vector<int64_t> lines;
+  auto points = ReadPointsCsv(in, options, &lines);
+  if (!points.ok()) return points.status();
+  {
+    torch::NoGradGuard no_grad;
+    auto inside = model.in_domain(*points).to(torch::kCPU);
+    std::vector<int64_t> outside;
+    for (int64_t i = 0; i < inside.size(0); ++i) {
+      if (!inside[i].item<bool>()) outside.push_back(lines[i]);
+    }
+    if (!outside.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          in.string(), ": ", outside.size(), " point(s) lie outside where the metric is defined "
+          "(before a big bang, inside a horizon, ...): line(s) ", Lines(outside)));
+    }
+  }
+  std::vector<int64_t> non_finite;
+  if (auto st = WriteProbeCsv(model, efe, *points, out, &non_finite); !st.ok()) return st;
   if (!non_finite.empty()) {
+    for (auto& row : non_finite) row = lines[row];
     *warning = absl::StrCat(in.string(), ": the geometry is not finite at ", non_finite.size(),
                             " point(s) (a degenerate metric?): line(s) ", Lines(non_finite));
   }
   return absl::OkStatus();
 }
 
-namespace {
-
 // Module::load set_()s each saved tensor into the module as it is, so a
 // float64 checkpoint read into a float32 model, or a checkpoint of another
 // width, silently breaks it. This copies tensor by tensor instead, converting
 // dtype and device and refusing any shape that differs.
-absl::Status CopyFromArchive(torch::nn::Module& module, torch::serialize::InputArchive& archive,
+absl::Status LoadModuleState(torch::nn::Module& module, torch::serialize::InputArchive& archive,
                              const std::string& prefix) {
   torch::NoGradGuard no_grad;
   auto copy = [&](const std::string& name, torch::Tensor& target, bool is_buffer) -> absl::Status {
@@ -167,7 +173,7 @@ absl::Status CopyFromArchive(torch::nn::Module& module, torch::serialize::InputA
     if (!archive.try_read(child.key(), sub)) {
       return absl::InvalidArgumentError(absl::StrCat("it has no module ", prefix, child.key()));
     }
-    if (auto st = CopyFromArchive(*child.value(), sub, prefix + child.key() + ".");
+    if (auto st = LoadModuleState(*child.value(), sub, prefix + child.key() + ".");
         !st.ok()) {
       return st;
     }
@@ -175,10 +181,10 @@ absl::Status CopyFromArchive(torch::nn::Module& module, torch::serialize::InputA
   return absl::OkStatus();
 }
 
-}  // namespace
-
 absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
-                                 const std::string& model_name) {
+                                 const std::string& model_name,
+                                 const std::vector<std::pair<std::string, LossTerm*>>& terms,
+                                 std::string* note) {
   fs::path file = fs::is_directory(path) ? path / "model.pt" : path;
   if (!fs::is_regular_file(file)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -186,17 +192,17 @@ absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
         "checkpoints/latest.pt or best.pt)"));
   }
   absl::Status st;
+  torch::serialize::InputArchive archive;
   try {
-    torch::serialize::InputArchive archive;
     archive.load_from(file.string());
     // A training checkpoint (checkpoints/latest.pt, best.pt) holds the
     // metric under "model"; model.pt holds it at the top.
     c10::IValue format;
     torch::serialize::InputArchive inner;
     if (archive.try_read("format", format) && archive.try_read("model", inner)) {
-      st = CopyFromArchive(model, inner, "");
+      st = LoadModuleState(model, inner, "");
     } else {
-      st = CopyFromArchive(model, archive, "");
+      st = LoadModuleState(model, archive, "");
     }
   } catch (const c10::Error& e) {
     st = absl::InvalidArgumentError(e.what_without_backtrace());
@@ -204,6 +210,36 @@ absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
   if (!st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         file.string(), ": does not fit this experiment's model (", model_name, "): ", st.message()));
+  }
+  // The fitted physical scalars, by the column names metrics.csv gives them.
+  std::vector<std::pair<std::string, PhysicalParameter>> wanted;
+  for (auto& p : model.physical_parameters()) wanted.push_back({"model." + p.name, p});
+  for (const auto& [name, term] : terms) {
+    for (auto& p : term->physical_parameters()) wanted.push_back({name + "." + p.name, p});
+  }
+  if (wanted.empty()) return absl::OkStatus();
+  c10::IValue names;
+  torch::Tensor values;
+  if (!archive.try_read("physical_names", names) || !names.isString() ||
+      !archive.try_read("physical", values)) {
+    if (note) {
+      *note = absl::StrCat(file.string(), " holds no fitted physical scalars (written by an older "
+                           "lumpy): ", wanted.front().first, " and the others keep their "
+                           "experiment values");
+    }
+    return absl::OkStatus();
+  }
+  std::vector<std::string> saved = absl::StrSplit(names.toStringRef(), '\n', absl::SkipEmpty());
+  values = values.to(torch::kCPU, torch::kFloat64);
+  torch::NoGradGuard no_grad;
+  for (auto& [column, p] : wanted) {
+    auto it = std::find(saved.begin(), saved.end(), column);
+    if (it == saved.end() || it - saved.begin() >= values.numel()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file.string(), ": has no value of ", column, " (fitted by this experiment); it holds ",
+          saved.empty() ? std::string("none") : absl::StrJoin(saved, ", ")));
+    }
+    p.value.fill_(values[it - saved.begin()].item<double>());
   }
   return absl::OkStatus();
 }

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "core/threads.h"
 #include "lumpy/build_info.h"
 #include "train/certify.h"
@@ -157,6 +158,9 @@ class Session {
   double SetLearningRate(int64_t step);
   torch::serialize::OutputArchive Checkpoint() const;
   absl::Status SaveCheckpoint(const fs::path& file, int64_t step_done) const;
+  // The physical scalars' values ("physical") and column names
+  // ("physical_names", one per line), as ReadPhysicalScalars reads them.
+  void WritePhysical(torch::serialize::OutputArchive& a) const;
   absl::Status LoadCheckpoint(const fs::path& file);
   absl::Status PrepareMetricsForResume(const fs::path& file, const std::vector<std::string>& columns);
 
@@ -283,10 +287,19 @@ torch::serialize::OutputArchive Session::Checkpoint() const {
     handlers.write(l.spec->name, h);
   }
   a.write("handlers", handlers);
-  std::vector<double> values;
-  for (const auto& p : physical_) values.push_back(p.parameter.value.item<double>());
-  a.write("physical", torch::tensor(values, torch::kFloat64));
+  WritePhysical(a);
   return a;
+}
+
+void Session::WritePhysical(torch::serialize::OutputArchive& a) const {
+  std::vector<double> values;
+  std::vector<std::string> names;
+  for (const auto& p : physical_) {
+    values.push_back(p.parameter.value.item<double>());
+    names.push_back(p.column);
+  }
+  a.write("physical", torch::tensor(values, torch::kFloat64));
+  a.write("physical_names", c10::IValue(absl::StrJoin(names, "\n")));
 }
 
 absl::Status Session::SaveCheckpoint(const fs::path& file, int64_t step_done) const {
@@ -705,6 +718,7 @@ absl::Status Session::Run() {
     if (auto st = checkpoint(loop_.next_step - 1); !st.ok()) return st;
     torch::serialize::OutputArchive archive;
     model.save(archive);
+    WritePhysical(archive);  // fitted h0, Omega_m, ...: probe, distances and report read them
     if (auto st = SaveArchiveAtomically(archive, run_dir / "model.pt", loop_.next_step - 1); !st.ok()) {
       return st;
     }
@@ -760,6 +774,13 @@ absl::Status Session::Run() {
     nlohmann::json terms;
     for (const auto& l : c_.losses) terms[l.spec->name] = l.spec->term.entry->name;
     summary["terms"] = terms;
+  }
+  if (!physical_.empty()) {
+    // After the last update: the values model.pt holds (final.* are the
+    // values the last step's loss used).
+    nlohmann::json physical;
+    for (const auto& p : physical_) physical[p.column] = p.parameter.value.item<double>();
+    summary["physical"] = physical;
   }
   if (failure.empty()) {
     // The learned universe at the observer today, (t,x,y,z) = (1,0,0,0).

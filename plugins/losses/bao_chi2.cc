@@ -12,7 +12,7 @@
 #include "lumpy/lumpy.h"
 #include "lumpy/ray_tracer.h"
 #include "lumpy/supernovae.h"
-#include "sky_rays.h"
+#include "lumpy/sky_rays.h"
 
 namespace {
 
@@ -20,21 +20,21 @@ class BaoChi2 : public lumpy::LossTerm {
  public:
   BaoChi2(const lumpy::Params& p, lumpy::BaoTable table)
       : table_(std::move(table)),
-        physical_(p.GetString("mode") == "physical"),
         total_(p.GetString("reduction") == "total"),
         rd_(p.GetDouble("r_d")),
         unreached_weight_(p.GetDouble("unreached_weight")),
-        tracer_(lumpy_losses::TracerOptions(p)) {
+        tracer_(lumpy::rays::TracerOptions(p)) {
     tracer_.hubble_distance = true;
     const int64_t n = table_.size();
-    if (physical_) {
-      directions_ = lumpy::DirectionBins(std::max<int64_t>(1, p.GetInt("bins")));
-      const int64_t r = directions_.size(0);
+    rays_.physical = p.GetString("mode") == "physical";
+    if (rays_.physical) {
+      rays_.directions = lumpy::DirectionBins(std::max<int64_t>(1, p.GetInt("bins")));
+      const int64_t r = rays_.directions.size(0);
       // Every redshift on every ray: target i * R + ray.
-      ray_of_ = torch::arange(r, torch::kLong).repeat({n});
+      rays_.ray_of = torch::arange(r, torch::kLong).repeat({n});
       z_ = table_.z.repeat_interleave(r);
     } else {
-      ray_of_ = torch::zeros({n}, torch::kLong);
+      rays_.ray_of = torch::zeros({n}, torch::kLong);
       z_ = table_.z;
     }
   }
@@ -42,7 +42,7 @@ class BaoChi2 : public lumpy::LossTerm {
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     const auto options = ctx.options();
     auto z = z_.to(options);
-    auto traced = lumpy_losses::Trace(ctx, physical_, directions_, ray_of_, z, tracer_);
+    auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer_);
     telemetry_.Record(traced);
     const int64_t n = table_.size(), per = z.size(0) / n;
     auto reached = traced.reached.view({n, per});
@@ -56,7 +56,7 @@ class BaoChi2 : public lumpy::LossTerm {
     auto chi2 = table_.Chi2(torch::where(ok, dm, table_.dm.to(options)),
                             torch::where(ok, dh, table_.dh.to(options)));
     auto value = total_ ? chi2 : chi2 / static_cast<double>(2 * n);
-    auto short_by = lumpy_losses::Shortfall(traced, z, ray_of_);
+    auto short_by = lumpy::rays::Shortfall(traced, z, rays_.ray_of);
     if (short_by.defined()) value = value + unreached_weight_ * short_by;
     return {torch::Tensor(), value};
   }
@@ -67,11 +67,12 @@ class BaoChi2 : public lumpy::LossTerm {
 
  private:
   lumpy::BaoTable table_;
-  bool physical_, total_;
+  bool total_;
   double rd_, unreached_weight_;
   lumpy::RayTracerOptions tracer_;
-  torch::Tensor directions_, ray_of_, z_;
-  lumpy_losses::RayTelemetry telemetry_;
+  lumpy::rays::Plan rays_;
+  torch::Tensor z_;
+  lumpy::rays::RayTelemetry telemetry_;
 };
 
 absl::Status Register(lumpy::Registry& registry) {
@@ -79,7 +80,7 @@ absl::Status Register(lumpy::Registry& registry) {
   return registry.AddLoss(
       "bao_chi2", "BAO D_M/r_d and D_H/r_d against light rays traced in the metric",
       lumpy::LossKind::kDataset,
-      lumpy::Concat({lumpy_losses::RaySpecs(), {
+      lumpy::Concat({lumpy::rays::RaySpecs(), {
           ParamSpec::String("data", "the BAO table: a path, or a name looked up in LUMPY_DATA_PATH, "
                                     "./data and the project's data folder")
               .Default(std::string("bao_dr12.csv")),

@@ -16,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "lumpy/lumpy.h"
 #include "lumpy/ray_tracer.h"
+#include "lumpy/sky_rays.h"
 #include "lumpy/supernovae.h"
-#include "sky_rays.h"
 
 namespace {
 
@@ -25,29 +25,15 @@ class SupernovaChi2 : public lumpy::LossTerm {
  public:
   SupernovaChi2(const lumpy::Params& p, lumpy::SupernovaCatalogue catalogue)
       : catalogue_(std::move(catalogue)),
-        physical_(p.GetString("mode") == "physical"),
         total_(p.GetString("reduction") == "total"),
         unreached_weight_(p.GetDouble("unreached_weight")),
-        tracer_(lumpy_losses::TracerOptions(p)) {
-    if (physical_) {
-      auto sky = lumpy::SkyDirections(catalogue_.ra, catalogue_.dec);
-      const int64_t bins = p.GetInt("bins");
-      if (bins > 0) {
-        directions_ = lumpy::DirectionBins(bins);
-        ray_of_ = lumpy::NearestBin(sky, directions_);
-      } else {
-        directions_ = sky;
-        ray_of_ = torch::arange(catalogue_.size(), torch::kLong);
-      }
-    } else {
-      ray_of_ = torch::zeros({catalogue_.size()}, torch::kLong);
-    }
-  }
+        tracer_(lumpy::rays::TracerOptions(p)),
+        rays_(lumpy::rays::SupernovaRays(p, catalogue_)) {}
 
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     const auto options = ctx.options();
     auto z = catalogue_.z.to(options);
-    auto traced = lumpy_losses::Trace(ctx, physical_, directions_, ray_of_, z, tracer_);
+    auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer_);
     telemetry_.Record(traced);
     const auto& reached = traced.reached;
     auto d = torch::where(reached, traced.luminosity_distance,
@@ -56,7 +42,7 @@ class SupernovaChi2 : public lumpy::LossTerm {
     auto residual = torch::where(reached, mu - catalogue_.mu.to(options), torch::zeros_like(mu));
     auto chi2 = catalogue_.Chi2(residual);
     auto value = total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size());
-    auto short_by = lumpy_losses::Shortfall(traced, z, ray_of_);
+    auto short_by = lumpy::rays::Shortfall(traced, z, rays_.ray_of);
     if (short_by.defined()) value = value + unreached_weight_ * short_by;
     return {torch::Tensor(), value};  // a dataset term: no per-point values
   }
@@ -67,11 +53,11 @@ class SupernovaChi2 : public lumpy::LossTerm {
 
  private:
   lumpy::SupernovaCatalogue catalogue_;
-  bool physical_, total_;
+  bool total_;
   double unreached_weight_;
   lumpy::RayTracerOptions tracer_;
-  torch::Tensor directions_, ray_of_;
-  lumpy_losses::RayTelemetry telemetry_;
+  lumpy::rays::Plan rays_;
+  lumpy::rays::RayTelemetry telemetry_;
 };
 
 absl::Status Register(lumpy::Registry& registry) {
@@ -80,7 +66,7 @@ absl::Status Register(lumpy::Registry& registry) {
       "supernova_chi2",
       "Pantheon+ distance moduli against light rays traced in the metric (reference or physical mode)",
       lumpy::LossKind::kDataset,
-      lumpy::Concat({lumpy_losses::RaySpecs(), {
+      lumpy::Concat({lumpy::rays::RaySpecs(), {
           ParamSpec::String("data", "the catalogue: a path, or a name looked up in "
                                     "LUMPY_DATA_PATH and ./data")
               .Default(std::string("Pantheon+SH0ES.dat")),
@@ -106,15 +92,7 @@ absl::Status Register(lumpy::Registry& registry) {
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
         auto path = lumpy::ResolveDataFile(p.GetString("data"));
         if (!path.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", path.status().message()));
-        lumpy::SupernovaOptions o;
-        o.z_column = p.GetString("z_column");
-        o.mu_column = p.GetString("mu_column");
-        o.sigma_column = p.GetString("sigma_column");
-        o.z_min = p.GetDouble("z_min");
-        o.z_max = p.GetDouble("z_max");
-        o.drop_calibrators = p.GetBool("drop_calibrators");
-        o.covariance = p.GetString("covariance");
-        auto cat = lumpy::LoadSupernovae(*path, o);
+        auto cat = lumpy::LoadSupernovae(*path, lumpy::rays::SupernovaSelection(p));
         if (!cat.ok()) return cat.status();
         if (p.GetString("mode") == "physical" && !cat->ra.defined()) {
           return absl::InvalidArgumentError(absl::StrCat(

@@ -1,6 +1,8 @@
 #pragma once
-// What the dataset terms (supernova_chi2, bao_chi2) share: the ray-tracing
-// parameters, and the telemetry of the rays a step traced.
+// What the dataset terms (supernova_chi2, bao_chi2) and `lumpy report` share:
+// the ray-tracing parameters, how a supernova term's catalogue and rays are
+// chosen from its parameters, and the telemetry of the rays a step traced.
+// Header-only: inline functions over the SDK's ray tracer.
 
 #include <algorithm>
 #include <string>
@@ -9,8 +11,9 @@
 
 #include "lumpy/lumpy.h"
 #include "lumpy/ray_tracer.h"
+#include "lumpy/supernovae.h"
 
-namespace lumpy_losses {
+namespace lumpy::rays {
 
 inline std::vector<lumpy::ParamSpec> RaySpecs() {
   using lumpy::ParamSpec;
@@ -46,14 +49,53 @@ inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
   return o;
 }
 
-// Rays of either mode: physical along `directions` (target i on ray
+// Which rays a term traces: physical along `directions` (target i on ray
 // ray_of[i]), else the reference ray (ray_of all 0).
-inline lumpy::SkyDistances Trace(lumpy::StepContext& ctx, bool physical, const torch::Tensor& directions,
-                                 const torch::Tensor& ray_of, const torch::Tensor& z,
+struct Plan {
+  bool physical = false;
+  torch::Tensor directions, ray_of;
+};
+
+inline lumpy::SkyDistances Trace(lumpy::MetricModel& metric, const Plan& plan, const torch::Tensor& z,
+                                 const torch::TensorOptions& options,
                                  const lumpy::RayTracerOptions& tracer) {
-  const auto options = ctx.options();
-  return physical ? lumpy::TraceSky(ctx.metric(), directions, ray_of, z, options, tracer)
-                  : lumpy::TraceReference(ctx.metric(), z, options, tracer);
+  return plan.physical ? lumpy::TraceSky(metric, plan.directions, plan.ray_of, z, options, tracer)
+                       : lumpy::TraceReference(metric, z, options, tracer);
+}
+
+// supernova_chi2's catalogue selection, from its parameters.
+inline lumpy::SupernovaOptions SupernovaSelection(const lumpy::Params& p) {
+  lumpy::SupernovaOptions o;
+  o.z_column = p.GetString("z_column");
+  o.mu_column = p.GetString("mu_column");
+  o.sigma_column = p.GetString("sigma_column");
+  o.z_min = p.GetDouble("z_min");
+  o.z_max = p.GetDouble("z_max");
+  o.drop_calibrators = p.GetBool("drop_calibrators");
+  o.covariance = p.GetString("covariance");
+  return o;
+}
+
+// supernova_chi2's rays: physical mode, one per direction bin (each
+// supernova read off its nearest bin) or one per supernova (bins = 0); else
+// the reference ray. Needs the catalogue's RA/DEC in physical mode.
+inline Plan SupernovaRays(const lumpy::Params& p, const lumpy::SupernovaCatalogue& catalogue) {
+  Plan plan;
+  plan.physical = p.GetString("mode") == "physical";
+  if (!plan.physical) {
+    plan.ray_of = torch::zeros({catalogue.size()}, torch::kLong);
+    return plan;
+  }
+  auto sky = lumpy::SkyDirections(catalogue.ra, catalogue.dec);
+  const int64_t bins = p.GetInt("bins");
+  if (bins > 0) {
+    plan.directions = lumpy::DirectionBins(bins);
+    plan.ray_of = lumpy::NearestBin(sky, plan.directions);
+  } else {
+    plan.directions = sky;
+    plan.ray_of = torch::arange(catalogue.size(), torch::kLong);
+  }
+  return plan;
 }
 
 // The compass towards targets the rays fell short of (the reference's
@@ -100,4 +142,4 @@ class RayTelemetry {
                                                          {"unreached", 0}};
 };
 
-}  // namespace lumpy_losses
+}  // namespace lumpy::rays

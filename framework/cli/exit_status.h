@@ -1,0 +1,23 @@
+#pragma once
+// The CLI's exit statuses: 0 success, 2 usage or configuration error (nothing
+// was run), 1 failure at run time.
+
+#include <iostream>
+
+#include "absl/status/status.h"
+
+namespace lumpy {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitConfig = 2;
+
+// Prints a failed status's message and returns its exit status
+// (InvalidArgument: configuration error).
+inline int ExitStatus(const absl::Status& status) {
+  if (status.ok()) return kExitOk;
+  std::cerr << status.message() << std::endl;
+  return status.code() == absl::StatusCode::kInvalidArgument ? kExitConfig : kExitRuntime;
+}
+
+}  // namespace lumpy

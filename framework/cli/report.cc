@@ -1,0 +1,307 @@
+#include "cli/report.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cli/exit_status.h"
+#include "cli/figures.h"
+#include "config/experiment.h"
+#include "loader/plugin_loader.h"
+#include "lumpy/ray_tracer.h"
+#include "lumpy/sky_rays.h"
+#include "lumpy/supernovae.h"
+#include "physics/probe.h"
+#include "train/trainer.h"
+
+namespace lumpy {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Writes rows of numbers (and a header) atomically.
+absl::Status WriteCsv(const fs::path& out, const std::string& header,
+                      const std::vector<std::vector<std::string>>& rows) {
+  fs::path tmp = out;
+  tmp += ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << header << "\n";
+    for (const auto& r : rows) {
+      for (size_t i = 0; i < r.size(); ++i) f << (i ? "," : "") << r[i];
+      f << "\n";
+    }
+    if (!f) return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
+  }
+  std::error_code ec;
+  fs::rename(tmp, out, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot write ", out.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+std::string Num(double v) { return std::isfinite(v) ? absl::StrFormat("%.17g", v) : std::string(); }
+
+// The probe's columns at the points inside the metric's domain; says how many
+// were outside (before a big bang, inside a horizon) or not finite.
+absl::Status ProbeTable(MetricModel& model, LossTerm* efe, const torch::Tensor& points,
+                        const fs::path& out) {
+  torch::Tensor inside;
+  {
+    torch::NoGradGuard no_grad;
+    inside = model.in_domain(points).to(torch::kCPU);
+  }
+  auto kept = points.index({inside.to(points.device())});
+  std::vector<int64_t> non_finite;
+  if (auto st = WriteProbeCsv(model, efe, kept, out, &non_finite); !st.ok()) return st;
+  std::cerr << "  " << out.filename().string() << ": " << kept.size(0) << " points";
+  if (kept.size(0) < points.size(0)) {
+    std::cerr << " (" << points.size(0) - kept.size(0) << " outside the metric's domain left out)";
+  }
+  if (!non_finite.empty()) std::cerr << ", " << non_finite.size() << " with non-finite geometry";
+  std::cerr << std::endl;
+  return absl::OkStatus();
+}
+
+// The observer's world line (t, 0, 0, 0), t in [-4, 1].
+absl::Status WorldLine(MetricModel& model, LossTerm* efe, const ReportOptions& o,
+                       const torch::TensorOptions& options, const fs::path& dir) {
+  auto t = torch::linspace(-4.0, 1.0, o.worldline, options);
+  auto points = torch::zeros({o.worldline, 4}, options);
+  points.select(1, 0).copy_(t);
+  return ProbeTable(model, efe, points, dir / "worldline.csv");
+}
+
+// Today (t = 1) on the planes z = 0, x = 0 and y = 0 over the first domain's
+// box (the training domain [-1, 1]^3 of PHYSICS.md if there is no domain).
+absl::Status Planes(MetricModel& model, LossTerm* efe, const Experiment& exp, const ReportOptions& o,
+                    const torch::TensorOptions& options, const fs::path& dir) {
+  static const std::vector<double> kUnit = {-1.0, 1.0};
+  const DomainSpec* d = exp.domains.empty() ? nullptr : &exp.domains.front();
+  const std::vector<double>* box[3] = {d ? &d->x : &kUnit, d ? &d->y : &kUnit, d ? &d->z : &kUnit};
+  const struct { const char* name; int u, v; } planes[] = {{"xy", 1, 2}, {"yz", 2, 3}, {"xz", 1, 3}};
+  for (const auto& p : planes) {
+    auto u = torch::linspace((*box[p.u - 1])[0], (*box[p.u - 1])[1], o.grid, options);
+    auto v = torch::linspace((*box[p.v - 1])[0], (*box[p.v - 1])[1], o.grid, options);
+    auto mesh = torch::meshgrid({u, v}, "ij");
+    auto points = torch::zeros({o.grid * o.grid, 4}, options);
+    points.select(1, 0).fill_(1.0);
+    points.select(1, p.u).copy_(mesh[0].reshape({-1}));
+    points.select(1, p.v).copy_(mesh[1].reshape({-1}));
+    if (auto st = ProbeTable(model, efe, points, dir / absl::StrCat("plane_", p.name, ".csv")); !st.ok()) {
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Each learned curriculum's weight on the t-x plane (y = z = 0): the weight
+// w_i = B dL/dl_i its reduction gives point i's loss (a uniform mean gives
+// 1; spatial_weight_net gives e^(-2W)/2). Read from a training checkpoint.
+absl::Status Curricula(Components& c, const fs::path& checkpoint, const ReportOptions& o,
+                       const torch::TensorOptions& options, const fs::path& dir) {
+  std::vector<DomainComponent*> learned;
+  for (auto& d : c.domains) {
+    if (!d.weighter->parameters().empty()) learned.push_back(&d);
+  }
+  if (learned.empty()) return absl::OkStatus();
+  if (!fs::exists(checkpoint)) {
+    std::cerr << "  no " << checkpoint.string() << ": the curricula's weights are left out" << std::endl;
+    return absl::OkStatus();
+  }
+  torch::serialize::InputArchive a, weighters;
+  try {
+    a.load_from(checkpoint.string());
+    a.read("weighters", weighters);
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(checkpoint.string(), ": ", e.what_without_backtrace()));
+  }
+  for (DomainComponent* d : learned) {
+    d->weighter->to(options.device(), options.dtype().toScalarType());
+    torch::serialize::InputArchive w;
+    if (!weighters.try_read(d->spec->name, w)) {
+      return absl::InvalidArgumentError(absl::StrCat(checkpoint.string(), ": no curriculum of domain ",
+                                                     d->spec->name));
+    }
+    if (auto st = LoadModuleState(*d->weighter, w, d->spec->name + "."); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(checkpoint.string(), ": ", st.message()));
+    }
+    double t0 = 1e300, t1 = -1e300;
+    for (const auto& s : d->spec->strata) {
+      t0 = std::min(t0, s.t_min);
+      t1 = std::max(t1, s.t_max);
+    }
+    auto t = torch::linspace(t0, t1, o.grid, options);
+    auto x = torch::linspace(d->spec->x[0], d->spec->x[1], o.grid, options);
+    auto mesh = torch::meshgrid({t, x}, "ij");
+    const int64_t n = o.grid * o.grid;
+    auto points = torch::zeros({n, 4}, options);
+    points.select(1, 0).copy_(mesh[0].reshape({-1}));
+    points.select(1, 1).copy_(mesh[1].reshape({-1}));
+    auto loss = torch::ones({n}, options).requires_grad_(true);
+    auto reduced = d->weighter->reduce(points, loss);
+    auto weight = torch::autograd::grad({reduced}, {loss})[0] * static_cast<double>(n);
+    weight = weight.to(torch::kCPU, torch::kFloat64).contiguous();
+    auto p = points.to(torch::kCPU, torch::kFloat64).contiguous();
+    std::vector<std::vector<std::string>> rows;
+    for (int64_t i = 0; i < n; ++i) {
+      rows.push_back({Num(p[i][0].item<double>()), Num(p[i][1].item<double>()), Num(weight[i].item<double>())});
+    }
+    const fs::path out = dir / absl::StrCat("curriculum_", d->spec->name, ".csv");
+    if (auto st = WriteCsv(out, "t,x,weight", rows); !st.ok()) return st;
+    std::cerr << "  " << out.filename().string() << ": " << d->spec->curriculum.entry->name
+              << " on the t-x plane, weight " << weight.min().item<double>() << " to "
+              << weight.max().item<double>() << std::endl;
+  }
+  return absl::OkStatus();
+}
+
+// The Hubble diagram of a supernova_chi2 term: every supernova of its
+// selection with the model's distance modulus along the term's own rays, and
+// the model's curve (the reference ray; in physical mode along +-x, +-y, +-z).
+absl::Status Hubble(MetricModel& model, const LossSpec& l, const torch::TensorOptions& options,
+                    const fs::path& dir) {
+  const Params& p = l.term.params;
+  auto path = ResolveDataFile(p.GetString("data"));
+  if (!path.ok()) return path.status();
+  auto cat = LoadSupernovae(*path, rays::SupernovaSelection(p));
+  if (!cat.ok()) return cat.status();
+  const auto plan = rays::SupernovaRays(p, *cat);
+  const auto tracer = rays::TracerOptions(p);
+  torch::NoGradGuard no_grad;
+  auto traced = rays::Trace(model, plan, cat->z.to(options), options, tracer);
+  auto dl = traced.luminosity_distance.to(torch::kCPU, torch::kFloat64);
+  auto reached = traced.reached.to(torch::kCPU);
+  std::vector<std::vector<std::string>> rows;
+  int64_t missed = 0;
+  for (int64_t i = 0; i < cat->size(); ++i) {
+    const bool ok = reached[i].item<bool>();
+    missed += !ok;
+    const double mu = ok ? 5.0 * std::log10(dl[i].item<double>()) + 25.0 : NAN;
+    const double obs = cat->mu[i].item<double>();
+    rows.push_back({cat->names[i], Num(cat->z[i].item<double>()),
+                    cat->ra.defined() ? Num(cat->ra[i].item<double>()) : "",
+                    cat->dec.defined() ? Num(cat->dec[i].item<double>()) : "", Num(obs),
+                    Num(cat->sigma[i].item<double>()), Num(mu), Num(mu - obs)});
+  }
+  const fs::path out = dir / absl::StrCat("hubble_", l.name, ".csv");
+  if (auto st = WriteCsv(out, "cid,z,ra,dec,mu_obs,sigma,mu_model,residual", rows); !st.ok()) return st;
+  // The curve, 200 redshifts log-spaced over the selection.
+  const double z0 = cat->z.min().item<double>(), z1 = cat->z.max().item<double>();
+  auto zc = torch::logspace(std::log10(z0), std::log10(z1), 200, 10.0, torch::kFloat64);
+  std::vector<std::vector<std::string>> curve;
+  auto add = [&](const std::string& label, const SkyDistances& d) {
+    auto c = d.luminosity_distance.to(torch::kCPU, torch::kFloat64);
+    auto r = d.reached.to(torch::kCPU);
+    for (int64_t i = 0; i < zc.size(0); ++i) {
+      if (!r[i].item<bool>()) continue;
+      curve.push_back({label, Num(zc[i].item<double>()), Num(5.0 * std::log10(c[i].item<double>()) + 25.0)});
+    }
+  };
+  if (plan.physical) {
+    const struct { const char* label; double ra, dec; } dirs[] = {
+        {"+x", 0, 0}, {"-x", 180, 0}, {"+y", 90, 0}, {"-y", 270, 0}, {"+z", 0, 90}, {"-z", 0, -90}};
+    for (const auto& d : dirs) {
+      auto dir_t = SkyDirections(torch::tensor({d.ra}, torch::kFloat64), torch::tensor({d.dec}, torch::kFloat64));
+      auto ray_of = torch::zeros({zc.size(0)}, torch::kLong);
+      add(d.label, TraceSky(model, dir_t, ray_of, zc.to(options), options, tracer));
+    }
+  } else {
+    add("reference ray (+x)", TraceReference(model, zc.to(options), options, tracer));
+  }
+  const fs::path curve_out = dir / absl::StrCat("hubble_", l.name, "_curve.csv");
+  if (auto st = WriteCsv(curve_out, "ray,z,mu_model", curve); !st.ok()) return st;
+  std::cerr << "  " << out.filename().string() << ": " << cat->size() << " supernovae ("
+            << p.GetString("mode") << " mode" << (missed ? absl::StrCat(", ", missed, " beyond the rays' reach") : "")
+            << "), curve in " << curve_out.filename().string() << std::endl;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunReport(const ReportOptions& o) {
+  const fs::path run_dir(o.run_dir);
+  if (!fs::is_regular_file(run_dir / "experiment.toml") || !fs::is_regular_file(run_dir / "metrics.csv")) {
+    std::cerr << run_dir.string() << ": not a run folder (it needs the experiment.toml and metrics.csv "
+                 "that `lumpy run` writes)" << std::endl;
+    return kExitConfig;
+  }
+  if (o.grid < 2 || o.worldline < 2) {
+    std::cerr << "--grid and --worldline: at least 2 points" << std::endl;
+    return kExitConfig;
+  }
+  fs::path model_file;
+  if (o.checkpoint == "final") {
+    model_file = run_dir / "model.pt";
+    if (!fs::exists(model_file)) {
+      model_file = run_dir / "checkpoints" / "latest.pt";
+      std::cerr << "note: no model.pt (the run has not finished, or failed): using "
+                << model_file.string() << std::endl;
+    }
+  } else if (o.checkpoint == "latest" || o.checkpoint == "best") {
+    model_file = run_dir / "checkpoints" / (o.checkpoint + ".pt");
+  } else {
+    std::cerr << "--checkpoint: final, latest or best, got " << o.checkpoint << std::endl;
+    return kExitConfig;
+  }
+  const fs::path training_checkpoint =
+      o.checkpoint == "best" ? run_dir / "checkpoints" / "best.pt" : run_dir / "checkpoints" / "latest.pt";
+
+  Registry registry;
+  PluginLoader loader(registry);
+  if (auto st = loader.LoadDefaults(); !st.ok()) return ExitStatus(st);
+  auto exp = LoadExperiment(run_dir / "experiment.toml", {}, loader, registry);
+  if (!exp.ok()) return ExitStatus(exp.status());
+  ApplyRuntime(*exp);
+  auto c = Instantiate(*exp);
+  if (!c.ok()) return ExitStatus(c.status());
+  const auto options = RuntimeOptions(*exp);
+  MetricModel& model = *c->model;
+  model.to(options.device(), options.dtype().toScalarType());
+  model.eval();
+  std::vector<std::pair<std::string, LossTerm*>> terms;
+  LossTerm* efe = nullptr;
+  for (auto& l : c->losses) {
+    terms.push_back({l.spec->name, l.term.get()});
+    if (!efe && l.spec->term.entry->name == "efe_residual") efe = l.term.get();
+  }
+  std::string note;
+  if (auto st = LoadModelCheckpoint(model, model_file, exp->model.entry->name, terms, &note); !st.ok()) {
+    return ExitStatus(st);
+  }
+  if (!note.empty()) std::cerr << "note: " << note << std::endl;
+
+  const fs::path dir = run_dir / "report";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return ExitStatus(absl::InternalError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message())));
+  std::cerr << "lumpy report: " << exp->name << " from " << model_file.string() << " -> " << dir.string()
+            << std::endl;
+  try {
+    if (auto st = WorldLine(model, efe, o, options, dir); !st.ok()) return ExitStatus(st);
+    if (auto st = Planes(model, efe, *exp, o, options, dir); !st.ok()) return ExitStatus(st);
+    if (auto st = Curricula(*c, training_checkpoint, o, options, dir); !st.ok()) return ExitStatus(st);
+    for (const auto& l : exp->losses) {
+      if (l.term.entry->name != "supernova_chi2") continue;
+      if (auto st = Hubble(model, l, options, dir); !st.ok()) return ExitStatus(st);
+    }
+  } catch (const c10::Error& e) {
+    std::cerr << "lumpy report: " << e.what_without_backtrace() << std::endl;
+    return kExitRuntime;
+  }
+  if (o.figures) {
+    std::string why;
+    if (!RunFigureScript("report_figures.py", {run_dir.string()}, &why)) {
+      std::cerr << "warning: no figures: " << why << " (the CSV tables are in " << dir.string() << ")"
+                << std::endl;
+      return kExitRuntime;
+    }
+  }
+  std::cerr << "report: " << (dir / "report.md").string() << std::endl;
+  return kExitOk;
+}
+
+}  // namespace lumpy

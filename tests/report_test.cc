@@ -1,0 +1,170 @@
+// `lumpy report`: its tables against closed forms and the run's own numbers,
+// its figures, and its refusals.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli_runner.h"
+#include "temp_dir.h"
+
+namespace lumpy {
+namespace {
+
+namespace fs = std::filesystem;
+using Table = std::map<std::string, std::vector<double>>;
+
+Table ReadTable(const fs::path& file, std::vector<std::string>* text_column = nullptr,
+                const std::string& text_name = "") {
+  std::istringstream in(testing::ReadFile(file));
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> header;
+  for (std::stringstream h(line); std::getline(h, line, ',');) header.push_back(line);
+  Table t;
+  while (std::getline(in, line)) {
+    std::stringstream row(line);
+    std::string cell;
+    for (size_t i = 0; i < header.size(); ++i) {
+      if (!std::getline(row, cell, ',')) cell.clear();
+      if (header[i] == text_name && text_column) text_column->push_back(cell);
+      t[header[i]].push_back(cell.empty() ? NAN : std::strtod(cell.c_str(), nullptr));
+    }
+  }
+  return t;
+}
+
+constexpr double kC = 299792.458;  // km/s
+
+// Flat LCDM luminosity distance in Mpc by composite Simpson (2^14 intervals).
+double LcdmDistance(double z, double h0, double om) {
+  const int n = 1 << 14;
+  auto f = [&](double x) { return 1.0 / std::sqrt(om * std::pow(1 + x, 3) + 1 - om); };
+  double sum = f(0) + f(z), h = z / n;
+  for (int i = 1; i < n; ++i) sum += f(i * h) * (i % 2 ? 4 : 2);
+  return (1 + z) * kC / h0 * sum * h / 3;
+}
+
+class ReportTest : public testing::TempDirTest {};
+
+TEST_F(ReportTest, FittedLcdmTablesMatchTheClosedFormsWithTheFittedParameters) {
+  // A few steps of the LCDM baseline on the shipped mock catalogue move h0 and
+  // Omega_m off their initial values; the report must use the fitted ones
+  // (model.pt carries them). Along the world line H = H0 sqrt(Om a^-3 + 1 - Om)
+  // with a^2 = g_11 (1e-10 relative); the Hubble table's mu equals the
+  // closed-form d_L by quadrature (1e-5 mag, the rays' tolerance is 1e-8).
+  const fs::path src = fs::path(LUMPY_TEST_SOURCE_DIR) / "..";
+  auto run = testing::RunLumpy(
+      "run '" + (src / "experiments/baselines/lcdm.toml").string() + "' --steps 12 --out run " +
+          "--set loss.sn.data='" + (src / "data/mock_pantheon.dat").string() + "' " +
+          "--set optimizer.cycle_steps=12 --set telemetry.progress=false",
+      dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto summary = nlohmann::json::parse(testing::ReadFile(dir_ / "run" / "summary.json"));
+  // The values after the last update (what model.pt holds).
+  const double h0 = summary["physical"]["model.h0"].get<double>();
+  const double om = summary["physical"]["model.omega_m"].get<double>();
+  ASSERT_GT(std::abs(h0 - 70.0), 0.1) << "the fit did not move h0";
+  ASSERT_GT(std::abs(om - 0.3), 0.002) << "the fit did not move omega_m";
+
+  auto report = testing::RunLumpy("report run --no-figures --grid 9", dir_);
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_NE(report.err.find("outside the metric's domain left out"), std::string::npos) << report.err;
+
+  auto w = ReadTable(dir_ / "run/report/worldline.csv");
+  ASSERT_GT(w["t"].size(), 100u);
+  ASSERT_LT(w["t"].size(), 251u);  // before the big bang: left out
+  const double h = h0 * 1000.0 / kC;
+  for (size_t i = 0; i < w["t"].size(); ++i) {
+    const double a3 = std::pow(w["g_11"][i], 1.5);
+    const double want = h * std::sqrt(om / a3 + 1 - om);
+    for (const char* c : {"H_x", "H_y", "H_z"}) {
+      EXPECT_NEAR(w[c][i], want, 1e-10 * want) << c << " at t = " << w["t"][i];
+    }
+    EXPECT_NEAR(w["shear_sq"][i], 0.0, 1e-15);  // isotropic
+  }
+  auto plane = ReadTable(dir_ / "run/report/plane_xy.csv");
+  EXPECT_EQ(plane["t"].size(), 81u);
+  // R today = 3 H0^2 (4 OL + Om), everywhere on the plane.
+  for (double r : plane["ricci_scalar"]) EXPECT_NEAR(r, 3 * h * h * (4 * (1 - om) + om), 1e-10);
+
+  auto sn = ReadTable(dir_ / "run/report/hubble_sn.csv");
+  ASSERT_EQ(sn["z"].size(), 200u);
+  for (size_t i = 0; i < sn["z"].size(); ++i) {
+    const double mu = 5 * std::log10(LcdmDistance(sn["z"][i], h0, om)) + 25;
+    EXPECT_NEAR(sn["mu_model"][i], mu, 1e-5) << "z = " << sn["z"][i];
+    EXPECT_NEAR(sn["residual"][i], sn["mu_model"][i] - sn["mu_obs"][i], 1e-12);
+  }
+  std::vector<std::string> rays;
+  auto curve = ReadTable(dir_ / "run/report/hubble_sn_curve.csv", &rays, "ray");
+  EXPECT_EQ(curve["z"].size(), 6u * 200u);  // physical mode: +-x, +-y, +-z
+  for (size_t i = 0; i < curve["z"].size(); i += 97) {
+    EXPECT_NEAR(curve["mu_model"][i], 5 * std::log10(LcdmDistance(curve["z"][i], h0, om)) + 25, 1e-5)
+        << rays[i];
+  }
+}
+
+TEST_F(ReportTest, FiguresAndCurriculumWeightsOfATrainedNetwork) {
+  // The engine's test experiment (SIREN, a learned spatial curriculum, WEC
+  // under an augmented Lagrangian, trainable Omega_m) for a few steps; the
+  // report's world line at t = 1 is the observer summary.json reports
+  // (computed by the trainer, 1e-12), the curriculum's weight is e^(-2W)/2 > 0
+  // on the whole t-x grid, and every figure and report.md are written.
+  const fs::path exp = fs::path(LUMPY_TEST_SOURCE_DIR) / "data" / "engine.toml";
+  auto run = testing::RunLumpy("run '" + exp.string() + "' --steps 30 --out run --set telemetry.progress=false",
+                               dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto report = testing::RunLumpy("report run --grid 11 --worldline 51", dir_);
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  auto summary = nlohmann::json::parse(testing::ReadFile(dir_ / "run" / "summary.json"));
+  auto w = ReadTable(dir_ / "run/report/worldline.csv");
+  ASSERT_EQ(w["t"].size(), 51u);
+  EXPECT_EQ(w["t"].back(), 1.0);
+  for (const char* c : {"H_x", "H_y", "H_z", "shear_sq"}) {
+    const double want = summary["observer"][c].get<double>();
+    EXPECT_NEAR(w[c].back(), want, 1e-12 * std::max(1.0, std::abs(want))) << c;
+  }
+  auto cur = ReadTable(dir_ / "run/report/curriculum_bulk.csv");
+  ASSERT_EQ(cur["weight"].size(), 121u);
+  bool varies = false;
+  for (double v : cur["weight"]) {
+    EXPECT_TRUE(std::isfinite(v) && v > 0) << v;
+    varies |= std::abs(v - cur["weight"][0]) > 1e-12;
+  }
+  EXPECT_TRUE(varies) << "a trained curriculum's weights should vary over the plane";
+  EXPECT_FALSE(fs::exists(dir_ / "run/report/curriculum_cmb.csv"));  // uniform: nothing learned
+  for (const char* f : {"losses.png", "losses.csv", "physical.png", "physical.csv", "worldline.png",
+                        "planes_today.png", "planes_today_3d.png", "curriculum.png", "report.md"}) {
+    EXPECT_TRUE(fs::exists(dir_ / "run/report" / f) && fs::file_size(dir_ / "run/report" / f) > 0) << f;
+  }
+  const std::string md = testing::ReadFile(dir_ / "run/report/report.md");
+  EXPECT_NE(md.find("![planes_today.png](planes_today.png)"), std::string::npos);
+  EXPECT_NE(md.find("Held-out checks"), std::string::npos);
+}
+
+TEST_F(ReportTest, RefusalsSayWhatIsMissing) {
+  auto none = testing::RunLumpy("report nowhere", dir_);
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("nowhere: not a run folder (it needs the experiment.toml and metrics.csv"),
+            std::string::npos)
+      << none.err;
+  const fs::path exp = fs::path(LUMPY_TEST_SOURCE_DIR) / "data" / "engine.toml";
+  ASSERT_EQ(testing::RunLumpy("run '" + exp.string() + "' --steps 2 --out run --set telemetry.progress=false "
+                              "--set checkpoint.every=1000",
+                              dir_)
+                .exit_code,
+            0);
+  fs::remove(dir_ / "run/checkpoints/best.pt");
+  auto best = testing::RunLumpy("report run --checkpoint best --no-figures", dir_);
+  EXPECT_EQ(best.exit_code, 2);
+  EXPECT_NE(best.err.find("best.pt: no such checkpoint"), std::string::npos) << best.err;
+  auto grid = testing::RunLumpy("report run --grid 1", dir_);
+  EXPECT_EQ(grid.exit_code, 2);
+  EXPECT_NE(grid.err.find("--grid"), std::string::npos) << grid.err;
+}
+
+}  // namespace
+}  // namespace lumpy
