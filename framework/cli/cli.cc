@@ -9,9 +9,9 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <iostream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,6 +21,7 @@
 #include "physics/probe.h"
 #include "lumpy/build_info.h"
 #include "lumpy/ray_tracer.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 
 namespace lumpy {
@@ -292,9 +293,8 @@ int CommandMockSn(const std::string& experiment, const std::vector<std::string>&
     return kExitRuntime;
   }
   auto mu = 5.0 * torch::log10(traced.luminosity_distance.to(torch::kFloat64).cpu()) + 25.0 + eps;
-  const std::string tmp = out + ".part";
   {
-    std::ofstream f(tmp);
+    std::ostringstream f;
     // Provenance first ('#' lines are comments to the reader).
     f << "# lumpy mock-sn " << experiment << (checkpoint.empty() ? "" : " --checkpoint " + checkpoint)
       << absl::StrFormat(" --n %d --seed %d --sigma %g%s --z-min %g --z-max %g", n, seed, sigma,
@@ -308,13 +308,8 @@ int CommandMockSn(const std::string& experiment, const std::vector<std::string>&
                            mu[i].item<double>(), sigma, ra[i].item<double>(),
                            dec[i].item<double>());
     }
-    f.flush();
-    if (!f) {
-      std::cerr << tmp << ": cannot write" << std::endl;
-      return kExitRuntime;
-    }
+    if (int rc = ExitStatus(WriteAtomically(out, f.str()))) return rc;
   }
-  std::filesystem::rename(tmp, out);
   std::cerr << "wrote " << n << " mock supernovae (seed " << seed << ", sigma " << sigma
             << (noise ? "" : ", no noise") << ") to " << out << std::endl;
   return kExitOk;

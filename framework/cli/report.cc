@@ -2,11 +2,11 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "cli/exit_status.h"
 #include "cli/figures.h"
 #include "config/experiment.h"
@@ -15,6 +15,7 @@
 #include "lumpy/sky_rays.h"
 #include "lumpy/supernovae.h"
 #include "physics/probe.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 
 namespace lumpy {
@@ -23,24 +24,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Writes rows of numbers (and a header) atomically.
+// A header and rows, written atomically.
 absl::Status WriteCsv(const fs::path& out, const std::string& header,
                       const std::vector<std::vector<std::string>>& rows) {
-  fs::path tmp = out;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << header << "\n";
-    for (const auto& r : rows) {
-      for (size_t i = 0; i < r.size(); ++i) f << (i ? "," : "") << r[i];
-      f << "\n";
-    }
-    if (!f) return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
-  }
-  std::error_code ec;
-  fs::rename(tmp, out, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot write ", out.string(), ": ", ec.message()));
-  return absl::OkStatus();
+  std::string text = header + "\n";
+  for (const auto& r : rows) absl::StrAppend(&text, absl::StrJoin(r, ","), "\n");
+  return WriteAtomically(out, text);
 }
 
 std::string Num(double v) { return std::isfinite(v) ? absl::StrFormat("%.17g", v) : std::string(); }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -12,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "data/table.h"
 #include "lumpy/geometry.h"
+#include "train/checkpoint.h"
 #include "train/point_set_context.h"
 
 namespace lumpy {
@@ -67,10 +69,7 @@ const std::vector<std::string>& ProbeColumns() {
 
 absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const torch::Tensor& points,
                            const fs::path& out, std::vector<int64_t>* non_finite) {
-  fs::path tmp = out;
-  tmp += ".tmp";
-  std::ofstream csv(tmp, std::ios::trunc);
-  if (!csv) return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
+  std::ostringstream csv;
   csv << absl::StrJoin(ProbeColumns(), ",") << "\n";
   const int64_t n = points.size(0);
   for (int64_t start = 0; start < n; start += kBatch) {
@@ -105,12 +104,7 @@ absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const torch::Tenso
       if (!finite) non_finite->push_back(start + i);
     }
   }
-  csv.close();
-  if (!csv) return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
-  std::error_code ec;
-  fs::rename(tmp, out, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot write ", out.string(), ": ", ec.message()));
-  return absl::OkStatus();
+  return WriteAtomically(out, csv.str());
 }
 
 absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,

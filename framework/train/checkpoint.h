@@ -21,6 +21,10 @@ LUMPY_ENGINE_API absl::Status SaveArchiveAtomically(torch::serialize::OutputArch
                                                     const std::filesystem::path& path,
                                                     int64_t step);
 
+// Writes `text` to PATH.tmp and renames it over PATH, so a crash never
+// leaves a half-written file (summaries, tables, experiment copies).
+LUMPY_ENGINE_API absl::Status WriteAtomically(const std::filesystem::path& path,
+                                              const std::string& text);
 // The resolved experiment as TOML, without runtime.steps (a resume may
 // extend a run) and telemetry.progress (display only).
 LUMPY_ENGINE_API std::string ExperimentFingerprint(const Experiment& experiment);

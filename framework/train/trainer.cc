@@ -64,23 +64,6 @@ class StopSignals {
 
 std::string Num(double v) { return absl::StrFormat("%.17g", v); }
 
-// Writes `text` to `path` through a temporary file and a rename, so a crash
-// never leaves a half-written file.
-absl::Status WriteAtomically(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 void ApplyRuntime(const Experiment& exp) {

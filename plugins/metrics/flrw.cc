@@ -52,13 +52,6 @@ class Flrw : public lumpy::AnalyticMetric {
     return c;
   }
 
-  torch::Tensor scale_factor(const torch::Tensor& t) const {
-    const Constants c = constants(t.options());
-    if (model_ == "eds") return torch::pow((t - c.big_bang) / (1.0 - c.big_bang), 2.0 / 3.0);
-    if (model_ == "de_sitter") return torch::exp(c.h * (t - 1.0));
-    return c.ratio * torch::pow(torch::sinh(c.rate * (t - 1.0 + c.tau0)), 2.0 / 3.0);
-  }
-
   // a, da/dt and d2a/dt2 in closed form (a function of t alone).
   std::array<torch::Tensor, 3> expansion(const torch::Tensor& t) const {
     const Constants c = constants(t.options());
@@ -102,7 +95,7 @@ class Flrw : public lumpy::AnalyticMetric {
   }
 
   torch::Tensor metric(const torch::Tensor& x) override {
-    auto a2 = scale_factor(x.select(1, 0)).square();
+    auto a2 = expansion(x.select(1, 0))[0].square();
     return torch::diag_embed(torch::stack({-torch::ones_like(a2), a2, a2, a2}, 1));
   }
 
