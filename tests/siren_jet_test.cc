@@ -56,15 +56,27 @@ TEST_P(SirenJetTest, ParameterGradientsAgree) {
   const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
   auto fast = MakeSiren("taylor", dtype, 5, fused);
   auto slow = MakeSiren("autograd", dtype, 5);
-  auto x = RandomPoints(32, {-2, -2, -2, -2}, {2, 2, 2, 2}).to(dtype);
-  auto loss = [](const Jet& j) { return j.d2g.square().mean() + j.dg.square().mean() + j.g.sum(); };
-  loss(fast->jet(x, 2)).backward();
-  loss(slow->jet(x, 2)).backward();
-  auto pf = fast->parameters(), ps = slow->parameters();
-  ASSERT_EQ(pf.size(), ps.size());
-  for (size_t i = 0; i < pf.size(); ++i) {
-    const double scale = dtype == torch::kFloat64 ? 1.0 : std::max(1.0, MaxAbs(ps[i].grad()));
-    EXPECT_LT(MaxAbs(pf[i].grad() - ps[i].grad()) / scale, tol) << "parameter " << i;
+  auto loss = [](const Jet& j) {
+    return (j.order == 2 ? j.d2g.square().mean() : torch::zeros({}, j.g.options())) +
+           j.dg.square().mean() + j.g.sum();
+  };
+  // 600 points: more than one block of the fused loops (256 points each);
+  // 2 points: a ray's stage, where the fused products are plain loops.
+  for (int64_t n : {600, 2}) {
+    auto x = RandomPoints(n, {-2, -2, -2, -2}, {2, 2, 2, 2}, 5 + n).to(dtype);
+    for (int order : {1, 2}) {
+      for (auto& p : fast->parameters()) p.mutable_grad() = torch::Tensor();
+      for (auto& p : slow->parameters()) p.mutable_grad() = torch::Tensor();
+      loss(fast->jet(x, order)).backward();
+      loss(slow->jet(x, order)).backward();
+      auto pf = fast->parameters(), ps = slow->parameters();
+      ASSERT_EQ(pf.size(), ps.size());
+      for (size_t i = 0; i < pf.size(); ++i) {
+        const double scale = dtype == torch::kFloat64 ? 1.0 : std::max(1.0, MaxAbs(ps[i].grad()));
+        EXPECT_LT(MaxAbs(pf[i].grad() - ps[i].grad()) / scale, tol)
+            << n << " points, order " << order << ", parameter " << i;
+      }
+    }
   }
 }
 
@@ -74,14 +86,21 @@ TEST_P(SirenJetTest, PointGradientsAgree) {
   const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
   auto fast = MakeSiren("taylor", dtype, 7, fused);
   auto slow = MakeSiren("autograd", dtype, 7);
-  auto x0 = RandomPoints(24, {-2, -2, -2, -2}, {2, 2, 2, 2}).to(dtype);
-  auto loss = [](const Jet& j) { return j.d2g.square().mean() + j.dg.square().mean() + j.g.sum(); };
-  auto xf = x0.clone().requires_grad_(true), xs = x0.clone().requires_grad_(true);
-  loss(fast->jet(xf, 2)).backward();
-  loss(slow->jet(xs, 2)).backward();
-  const double scale = dtype == torch::kFloat64 ? 1.0 : std::max(1.0, MaxAbs(xs.grad()));
-  EXPECT_GT(MaxAbs(xs.grad()), 1e-3);
-  EXPECT_LT(MaxAbs(xf.grad() - xs.grad()) / scale, tol);
+  auto loss = [](const Jet& j) {
+    return (j.order == 2 ? j.d2g.square().mean() : torch::zeros({}, j.g.options())) +
+           j.dg.square().mean() + j.g.sum();
+  };
+  for (int64_t n : {24, 2}) {
+    auto x0 = RandomPoints(n, {-2, -2, -2, -2}, {2, 2, 2, 2}, 7 + n).to(dtype);
+    for (int order : {1, 2}) {
+      auto xf = x0.clone().requires_grad_(true), xs = x0.clone().requires_grad_(true);
+      loss(fast->jet(xf, order)).backward();
+      loss(slow->jet(xs, order)).backward();
+      const double scale = dtype == torch::kFloat64 ? 1.0 : std::max(1.0, MaxAbs(xs.grad()));
+      EXPECT_GT(MaxAbs(xs.grad()), 1e-3);
+      EXPECT_LT(MaxAbs(xf.grad() - xs.grad()) / scale, tol) << n << " points, order " << order;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, SirenJetTest,

@@ -1,6 +1,7 @@
 #include "lumpy/ray_tracer.h"
 
 #include "physics/ray_read_out.h"
+#include "physics/geodesic_rhs.h"
 
 #include <algorithm>
 #include <cmath>
@@ -62,46 +63,62 @@ struct Rhs {
   torch::Tensor dg;  // [R,4,4,4] at the state
 };
 
-// The right-hand side from the jet by batched matrix products, without the
-// Christoffel symbols or their derivatives as [R,4,4,4(,4)] tensors (few
-// operations: the batch is small and eager dispatch is the cost). With
-// dg[i,j,k] = d_k g_ij, d2g[i,j,k,l] = d_k d_l g_ij and L_d = Gamma_dbc k^b k^c:
-//   L_d = (d_k g_dc) k^k k^c - 1/2 k^b k^c d_d g_bc,      dk/dl = -g^-1 L;
-//   2 Gamma_dbc k^b eta^c = C_dc eta^c,
-//     C_dc = (d_k g_dc) k^k + d_c g_db k^b - k^b d_d g_bc;
-//   d_e Gamma^a_bc k^b k^c = g^am (d_e g_mn acc^n + P_me - 1/2 Q_me),
-//     P_me = d_e d_b g_mc k^b k^c,  Q_me = d_m d_e g_bc k^b k^c;
-//   d2 xi/dl2 = -g^-1 [(dg acc + P - Q/2) xi + C eta].
-Rhs Derivative(MetricModel& metric, const torch::Tensor& y) {
-  const bool jacobi = y.size(1) == kJacobi;
-  const int64_t r = y.size(0);
-  auto x = y.narrow(1, 0, 4), k = y.narrow(1, 4, 4);
-  Jet jet = metric.jet(x, jacobi ? 2 : 1);
-  const auto& g = jet.g;
-  auto ginv = torch::inverse(g);
-  auto kcol = k.unsqueeze(2);                                       // [R,4,1]
-  auto kk = (k.unsqueeze(2) * k.unsqueeze(1)).reshape({r, 1, 16});  // k^b k^c
-  auto dgk = torch::bmm(jet.dg.reshape({r, 16, 4}), kcol).view({r, 4, 4});  // (d_k g_ij) k^k
-  auto kdg = torch::bmm(kk, jet.dg.reshape({r, 16, 4})).view({r, 4, 1});     // k^b k^c d_d g_bc
-  auto lower = torch::bmm(dgk, kcol) - 0.5 * kdg;                            // L_d [R,4,1]
-  auto acc = -torch::bmm(ginv, lower);                                       // [R,4,1]
-  if (!jacobi) return {torch::cat({k, acc.squeeze(2)}, 1), g, jet.dg};
-  // [R, A, (xi, eta), 4] -> xi, eta as [R,4,2] (columns A).
-  auto dev = y.narrow(1, 8, 16).view({r, 2, 2, 4});
-  auto xi = dev.select(2, 0).transpose(1, 2), eta = dev.select(2, 1).transpose(1, 2);
-  // d_c g_db k^b and d_e g_mn acc^n in one product: dg as [R, (d,c), b].
-  auto dg_t = jet.dg.permute({0, 1, 3, 2}).reshape({r, 16, 4});
-  auto both = torch::bmm(dg_t, torch::cat({kcol, acc}, 2));  // [R,16,2]
-  auto dgk_c = both.select(2, 0).view({r, 4, 4}), dg_acc = both.select(2, 1).view({r, 4, 4});
-  auto kdg_t = torch::bmm(k.unsqueeze(1), jet.dg.reshape({r, 4, 16})).view({r, 4, 4});  // k^b d_d g_bc as [c,d]
-  auto c = dgk + dgk_c - kdg_t.transpose(1, 2);
-  auto d2 = jet.d2g.reshape({r, 16, 4, 4});
-  auto h = torch::matmul(k.view({r, 1, 1, 4}), d2).view({r, 4, 4, 4});         // [m,c,e] = d_e(d_b g_mc k^b)
-  auto p = torch::bmm(h.permute({0, 1, 3, 2}).reshape({r, 16, 4}), kcol).view({r, 4, 4});
-  auto q = torch::bmm(kk, jet.d2g.reshape({r, 16, 16})).view({r, 4, 4});      // [m,e]
-  auto deta = -torch::bmm(ginv, torch::bmm(dg_acc + p - 0.5 * q, xi) + torch::bmm(c, eta));  // [R,4,2]
-  auto ddev = torch::stack({eta.transpose(1, 2), deta.transpose(1, 2)}, 2).reshape({r, 16});
-  return {torch::cat({k, acc.squeeze(2), ddev}, 1), g, jet.dg};
+// dy/dl at the states y (geodesic_rhs.h has the formulas); rays not alive
+// ([R] bool, or undefined: all) get dy = 0.
+Rhs Derivative(MetricModel& metric, const torch::Tensor& y, bool fused,
+               const torch::Tensor& alive = {}) {
+  Jet jet = metric.jet(y.narrow(1, 0, 4), y.size(1) == kJacobi ? 2 : 1);
+  return {GeodesicRhs(y, jet, alive, fused), jet.g, jet.dg};
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// A Runge-Kutta stage's state y + h sum_j a_j k_j as one autograd node (the
+// tensor form is two operations per term, each paying LibTorch's dispatch on
+// a state of a few hundred numbers). The adjoint: dL/dy = g, dL/dk_j = h a_j g.
+struct StageState : public torch::autograd::Function<StageState> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, torch::TensorList k,
+                               std::vector<double> weights) {
+    auto out = y.detach().clone(at::MemoryFormat::Contiguous);
+    std::vector<torch::Tensor> kc;
+    for (const auto& kj : k) kc.push_back(kj.detach().contiguous());
+    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "stage_state", [&] {
+      scalar_t* o = out.data_ptr<scalar_t>();
+      const int64_t n = out.numel();
+      for (size_t j = 0; j < kc.size(); ++j) {
+        if (weights[j] == 0) continue;
+        const scalar_t w = static_cast<scalar_t>(weights[j]);
+        const scalar_t* kj = kc[j].data_ptr<scalar_t>();
+        for (int64_t i = 0; i < n; ++i) o[i] += w * kj[i];
+      }
+    });
+    ctx->saved_data["weights"] = weights;
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto weights = ctx->saved_data["weights"].toDoubleVector();
+    variable_list out = {grads[0]};
+    for (double w : weights) out.push_back(w == 0 ? torch::Tensor() : grads[0] * w);
+    out.push_back(torch::Tensor());
+    return out;
+  }
+};
+
+// y + h sum_j a_j k_j: the fused node on the CPU, tensor operations elsewhere.
+torch::Tensor StageSum(const torch::Tensor& y, double h, const std::vector<torch::Tensor>& k,
+                       const double* a, bool fused) {
+  std::vector<double> w(k.size());
+  for (size_t j = 0; j < k.size(); ++j) w[j] = h * a[j];
+  if (fused && y.device().is_cpu() &&
+      (y.scalar_type() == torch::kFloat32 || y.scalar_type() == torch::kFloat64)) {
+    return StageState::apply(y, torch::TensorList(k), w);
+  }
+  auto out = y;
+  for (size_t j = 0; j < k.size(); ++j) {
+    if (w[j] != 0) out = out + w[j] * k[j];
+  }
+  return out;
 }
 
 // Cubic Hermite interpolant between (y0, f0) and (y1, f1) over a step h, at
@@ -115,13 +132,27 @@ torch::Tensor Hermite(const torch::Tensor& theta, const torch::Tensor& y0, const
 }
 
 // det g < 0 with a positive-definite spatial metric: exactly one negative
-// eigenvalue. [R,4,4] -> [R] bool.
-torch::Tensor Lorentzian(const torch::Tensor& g) {
-  auto s = g.index({Slice(), Slice(1, 4), Slice(1, 4)});
-  auto minor2 = s.select(1, 0).select(1, 0) * s.select(1, 1).select(1, 1) -
-                s.select(1, 0).select(1, 1) * s.select(1, 1).select(1, 0);
-  return (torch::linalg_det(g) < 0) & (s.select(1, 0).select(1, 0) > 0) & (minor2 > 0) &
-         (torch::linalg_det(s) > 0);
+// eigenvalue. [R,4,4] -> per ray, on detached float64 copies (the leading
+// minors of the spatial block, and det g by cofactors).
+std::vector<char> Lorentzian(const torch::Tensor& g_in) {
+  auto g = g_in.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const int64_t n = g.size(0);
+  std::vector<char> out(n);
+  const double* p = g.data_ptr<double>();
+  for (int64_t r = 0; r < n; ++r) {
+    const double* m = p + 16 * r;
+    auto at = [&](int i, int j) { return m[4 * i + j]; };
+    auto det3 = [&](int a, int b, int c, int i, int j, int k) {  // rows a,b,c; columns i,j,k
+      return at(a, i) * (at(b, j) * at(c, k) - at(b, k) * at(c, j)) -
+             at(a, j) * (at(b, i) * at(c, k) - at(b, k) * at(c, i)) +
+             at(a, k) * (at(b, i) * at(c, j) - at(b, j) * at(c, i));
+    };
+    const double det4 = at(0, 0) * det3(1, 2, 3, 1, 2, 3) - at(0, 1) * det3(1, 2, 3, 0, 2, 3) +
+                        at(0, 2) * det3(1, 2, 3, 0, 1, 3) - at(0, 3) * det3(1, 2, 3, 0, 1, 2);
+    const double minor2 = at(1, 1) * at(2, 2) - at(1, 2) * at(2, 1);
+    out[r] = det4 < 0 && at(1, 1) > 0 && minor2 > 0 && det3(1, 2, 3, 1, 2, 3) > 0;
+  }
+  return out;
 }
 
 // The integrated paths of all rays: S saved states (with graph).
@@ -146,15 +177,15 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
   p.stop.reasons.assign(n_rays, "");
   p.last.assign(n_rays, 0);
   std::vector<char> alive(n_rays, 1);
-  auto alive_mask = torch::ones({n_rays, 1}, torch::TensorOptions().dtype(torch::kBool));
+  auto alive_mask = torch::ones({n_rays}, torch::TensorOptions().dtype(torch::kBool));
 
-  Rhs f = Derivative(metric, y);
+  Rhs f = Derivative(metric, y, o.fused);
   std::vector<torch::Tensor> ys = {y}, fs = {f.dy};
   p.lambda = {0.0};
   p.z.push_back(std::vector<double>(n_rays, 0.0));
 
   auto freeze = [&](const torch::Tensor& dy) {
-    return torch::where(alive_mask.to(dy.device()), dy, torch::zeros_like(dy));
+    return torch::where(alive_mask.to(dy.device()).view({n_rays, 1}), dy, torch::zeros_like(dy));
   };
   auto kill = [&](int64_t r, const char* why, int64_t last_index) {
     alive[r] = 0;
@@ -163,9 +194,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
   };
   auto any_alive = [&] { return std::find(alive.begin(), alive.end(), 1) != alive.end(); };
   auto update_mask = [&] {
-    alive_mask = torch::tensor(std::vector<int64_t>(alive.begin(), alive.end()))
-                     .to(torch::kBool)
-                     .view({n_rays, 1});
+    alive_mask = torch::tensor(std::vector<int64_t>(alive.begin(), alive.end())).to(torch::kBool);
   };
 
   double lam = 0.0, h = -std::abs(o.first_step);
@@ -177,13 +206,8 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
     Rhs last;
     torch::Tensor y_new;
     for (int s = 1; s < 7; ++s) {
-      auto incr = kA[s][0] * k[0];
-      for (int j = 1; j < s; ++j) {
-        if (kA[s][j] != 0) incr = incr + kA[s][j] * k[j];
-      }
-      auto ys_stage = y + h * incr;
-      last = Derivative(metric, ys_stage);
-      last.dy = freeze(last.dy);
+      auto ys_stage = StageSum(y, h, k, kA[s], o.fused);
+      last = Derivative(metric, ys_stage, o.fused, alive_mask);
       k.push_back(last.dy);
       if (s == 6) y_new = ys_stage;
     }
@@ -240,11 +264,10 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
       torch::NoGradGuard no_grad;
       auto zt = (redshift(f.g, y.narrow(1, 4, 4)) - 1.0).to(torch::kCPU, torch::kFloat64).contiguous();
       auto tt = y.select(1, 0).to(torch::kCPU, torch::kFloat64).contiguous();
-      auto lt = Lorentzian(f.g).to(torch::kCPU).contiguous();
+      lorentzian = Lorentzian(f.g);
       for (int64_t r = 0; r < n_rays; ++r) {
         z_now[r] = zt.data_ptr<double>()[r];
         t_now[r] = tt.data_ptr<double>()[r];
-        lorentzian[r] = lt.data_ptr<bool>()[r];
       }
     }
     std::vector<double> z_row = p.z.back();
@@ -273,7 +296,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
         auto mask = torch::tensor(bad).to(torch::kBool).view({n_rays, 1}).to(y.device());
         y = torch::where(mask, ys[here - 1], y);
         ys.back() = y;
-        f = Derivative(metric, y);  // a finite state again
+        f = Derivative(metric, y, o.fused);  // a finite state again
       }
       // Frozen rays advance no further (fs keeps the true derivative at their
       // last state, for the read-out's interpolant).
@@ -326,9 +349,10 @@ Observables Observe(const torch::Tensor& s, const torch::Tensor& g, const Redshi
 
 // D_H = -(1+z)^2 E_obs / (d(1+z)/dl), the distance c/H along the line of
 // sight (for FLRW d(1+z)/dl = -H (1+z)^2 E_obs), in Mpc.
-torch::Tensor HubbleDistance(MetricModel& metric, const torch::Tensor& s, const Redshift& redshift) {
+torch::Tensor HubbleDistance(MetricModel& metric, const torch::Tensor& s, const Redshift& redshift,
+                             bool fused) {
   auto k = s.narrow(1, 4, 4);
-  Rhs at = Derivative(metric, s.narrow(1, 0, 8));  // the geodesic alone: dk/dl and the jet
+  Rhs at = Derivative(metric, s.narrow(1, 0, 8), fused);  // the geodesic alone: dk/dl and the jet
   const auto& g = at.g;
   const auto& dg = at.dg;  // [N,i,j,rho] = d_rho g_ij
   auto kdot = at.dy.narrow(1, 4, 4);
@@ -420,8 +444,11 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
     return redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
   };
 
-  // Bracketed secant (Illinois-safe: bisection where it leaves the bracket)
-  // for theta in [0,1] with z(theta) = z*, on detached values.
+  // Bracketed secant with the Illinois rule, on detached values: false
+  // position, and where the same end of a bracket is kept twice in a row its
+  // function value is halved (plain false position keeps one end for ever on a
+  // convex z(theta) and converges only linearly: 30 to 50 iterations here);
+  // bisection where the secant leaves the bracket.
   torch::Tensor theta;
   const double tol = options.dtype() == torch::kFloat64 ? 1e-14 : 1e-7;
   {
@@ -435,16 +462,27 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
     auto a = torch::zeros_like(tgt), b = torch::ones_like(tgt);
     auto fa = torch::tensor(za, torch::kFloat64).to(options) - tgt;
     auto fb = torch::tensor(zb, torch::kFloat64).to(options) - tgt;
+    auto last_below = torch::zeros(tgt.sizes(), torch::TensorOptions().dtype(torch::kBool));
+    auto last_above = last_below.clone();
     theta = (fa / (fa - fb)).clamp(0, 1).nan_to_num(0.5);
+    const double eps = options.dtype() == torch::kFloat64 ? 2.3e-16 : 1.2e-7;
+    const auto ztol = 4 * eps * (1 + tgt);
     for (int it = 0; it < 60; ++it) {
       auto fz = z_at(state_at(theta, false)) - tgt;
-      auto below = fz < 0;
+      auto below = fz < 0, above = fz >= 0;
       a = torch::where(below, theta, a);
       fa = torch::where(below, fz, fa);
       b = torch::where(below, b, theta);
       fb = torch::where(below, fb, fz);
+      // Illinois: b kept twice (theta replaced a twice): halve fb; and vice versa.
+      fb = torch::where(below & last_below, 0.5 * fb, fb);
+      fa = torch::where(above & last_above, 0.5 * fa, fa);
+      last_below = below;
+      last_above = above;
       auto next = a - fa * (b - a) / (fb - fa);
       next = torch::where((next > a) & (next < b), next, 0.5 * (a + b));
+      // A target whose redshift is met to rounding (a few ulps of 1 + z) stays.
+      next = torch::where(fz.abs() <= ztol, theta, next);
       const bool done = (next - theta).abs().max().item<double>() < tol;
       theta = next;
       if (done) break;
@@ -529,7 +567,7 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
   out.angular_distance = out.angular_distance.index_put({idx}, d_a);
   out.source = out.source.index_put({idx}, state.narrow(1, 0, 8));
   if (o.hubble_distance) {
-    out.hubble_distance = out.hubble_distance.index_put({idx}, HubbleDistance(metric, state, redshift));
+    out.hubble_distance = out.hubble_distance.index_put({idx}, HubbleDistance(metric, state, redshift, o.fused));
   }
   return out;
 }

@@ -63,6 +63,9 @@ struct RayTracerOptions {
   bool linear_interpolation = false;
   int64_t saved_points = 50;
   bool hubble_distance = false;  // also read off D_H = c / H_parallel at each target
+  // The right-hand side as one fused node on the CPU (first-order gradients);
+  // false: tensor operations, differentiable to any order (create_graph).
+  bool fused = true;
 };
 
 // How the rays of a call ended.

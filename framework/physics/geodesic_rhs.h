@@ -1,0 +1,42 @@
+#pragma once
+// The ray tracer's right-hand side: dy/dl of the ray states y [R,D] (D = 8:
+// x^mu, k^mu; D = 24: also the Jacobi map's xi_1, dxi_1/dl, xi_2, dxi_2/dl)
+// from the metric's jet at x. With dg[i,j,k] = d_k g_ij, d2g[i,j,k,l] =
+// d_k d_l g_ij and L_d = Gamma_dbc k^b k^c:
+//   L_d = (d_k g_dc) k^k k^c - 1/2 k^b k^c d_d g_bc,      dk/dl = -g^-1 L;
+//   2 Gamma_dbc k^b eta^c = C_dc eta^c,
+//     C_dc = (d_k g_dc) k^k + d_c g_db k^b - k^b d_d g_bc;
+//   d_e Gamma^a_bc k^b k^c = g^am (d_e g_mn acc^n + P_me - 1/2 Q_me),
+//     P_me = d_e d_b g_mc k^b k^c,  Q_me = d_m d_e g_bc k^b k^c;
+//   d2 xi/dl2 = -g^-1 [(dg acc + P - Q/2) xi + C eta].
+// Rays whose `alive` entry is false get dy = 0 (they stay frozen) and pass no
+// gradient.
+//
+// Two implementations of the same formulas:
+//   GeodesicRhsOps: batched tensor operations under autograd (any device,
+//     any order of differentiation; the oracle).
+//   GeodesicRhsFused: one loop over rays (CPU, float32/float64; computed in
+//     float64) and one autograd node whose adjoint is written out by hand.
+//     The 4x4 inverse is the cofactor formula: a singular metric gives a
+//     non-finite dy (which the integrator stops), not an exception. A ray
+//     batch is a few dozen rays, so each operation LibTorch dispatches costs
+//     more than its arithmetic: this is 1 node where the tensor form is ~40.
+
+#include <torch/torch.h>
+
+#include "engine_export.h"
+#include "lumpy/jet.h"
+
+namespace lumpy {
+
+// alive: [R] bool (or undefined: all alive). Jet order >= 1 (>= 2 for D = 24).
+LUMPY_ENGINE_API torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet,
+                                              const torch::Tensor& alive);
+LUMPY_ENGINE_API torch::Tensor GeodesicRhsFused(const torch::Tensor& y, const Jet& jet,
+                                                const torch::Tensor& alive);
+// The fused node where asked and where it applies (CPU, float32/float64),
+// else the tensor form.
+LUMPY_ENGINE_API torch::Tensor GeodesicRhs(const torch::Tensor& y, const Jet& jet,
+                                           const torch::Tensor& alive, bool fused);
+
+}  // namespace lumpy
