@@ -79,6 +79,16 @@ class SirenImpl : public lumpy::MetricModel {
 
   // Channels [B, C, n]: 0 value, 1..4 d/dx_k, 5..14 d2/dx_k dx_l (pairs).
   lumpy::Jet TaylorJet(const torch::Tensor& x, int order) {
+    if (fused_ && lumpy::siren::FusedJetApplies(x)) {
+      std::vector<torch::Tensor> params;
+      for (auto& layer : hidden_) {
+        params.push_back(layer->weight);
+        params.push_back(layer->bias);
+      }
+      params.push_back(out_->weight);
+      params.push_back(out_->bias);
+      return lumpy::siren::FusedTaylorJet(x, params, clip_, order);
+    }
     const int64_t batch = x.size(0);
     const auto pair_k = lumpy::siren::PairIndex(lumpy::siren::kPairK, x.device());
     const auto pair_l = lumpy::siren::PairIndex(lumpy::siren::kPairL, x.device());
@@ -91,11 +101,11 @@ class SirenImpl : public lumpy::MetricModel {
     if (order >= 2) input.push_back(torch::zeros({batch, 10, 4}, x.options()));
     auto h = torch::cat(input, 1);                                          // [B,C,4]
     // Every layer: all channels through the weight matrix in one product,
-    // then the sin's chain rule on the channels in one fused node.
+    // then the sine's chain rule on the channels (tensor operations).
     for (auto& layer : hidden_) {
-      h = lumpy::siren::TaylorSinLayer(h, layer->weight, layer->bias, fused_);
+      h = lumpy::siren::TaylorSinLayer(h, layer->weight, layer->bias);
     }
-    auto y = lumpy::siren::TaylorLinearLayer(h, out_->weight, out_->bias, fused_);  // [B,C,10]
+    auto y = lumpy::siren::TaylorLinearLayer(h, out_->weight, out_->bias);  // [B,C,10]
     auto o = y.select(1, 0);                                                // [B,10]
     auto ok = y.narrow(1, 1, 4);                                            // [B,4,10]
     // Output map. Diagonal: e = sign exp(o): e_k = e o_k, e_kl = e (o_kl + o_k o_l).
@@ -154,7 +164,7 @@ absl::Status Register(lumpy::Registry& registry) {
                                    "reverse mode (the oracle)")
               .Default(std::string("taylor"))
               .OneOf({"taylor", "autograd"}),
-          ParamSpec::Bool("fused", "taylor jet on the CPU: one hand-written loop per layer "
+          ParamSpec::Bool("fused", "taylor jet on the CPU: the whole jet as one hand-written node "
                                    "(false: tensor operations; same numbers, slower)")
               .Default(true),
       },

@@ -93,48 +93,257 @@ void ForBlocks(int64_t points, const F& f) {
   });
 }
 
-struct FusedLayer : public torch::autograd::Function<FusedLayer> {
-  // sine = false: the linear map alone, a = y with the bias on the value.
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& h_in,
-                               const torch::Tensor& weight_in, const torch::Tensor& bias_in,
-                               bool sine) {
-    // Plain tensors from here on: the worker threads do not share this
-    // thread's grad mode.
-    auto h = h_in.detach().contiguous();
-    auto weight = weight_in.detach();
-    auto bias = bias_in.detach();
-    const int64_t points = h.size(0), channels = h.size(1), m = h.size(2), n = weight.size(0);
-    auto y = torch::empty({points, channels, n}, h.options());
-    auto s = sine ? torch::empty({points, n}, h.options()) : torch::Tensor();
-    auto c = sine ? torch::empty({points, n}, h.options()) : torch::Tensor();
-    auto a = sine ? torch::empty_like(y) : y;
-    const auto wt = weight.t();
-    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "taylor_sin_forward", [&] {
+// g_ij from the 10 mapped outputs [-e^o0, e^o1, e^o2, e^o3, o4..o9], and the
+// distinct pair (k <= l) of each ordered pair.
+constexpr int kIndex[16] = {0, 4, 5, 6, 4, 1, 7, 8, 5, 7, 2, 9, 6, 8, 9, 3};
+constexpr int kPairOf[16] = {0, 1, 2, 3, 1, 4, 5, 6, 2, 5, 7, 8, 3, 6, 8, 9};
+constexpr double kSign[4] = {-1.0, 1.0, 1.0, 1.0};
+
+// The output map on one point: y [C,10] (value, d_k, d_kl channels) -> g [16],
+// dg [64] = [i][j][k], d2g [256] = [i][j][k][l].
+template <typename T>
+void OutputMap(const T* y, int64_t channels, T* g, T* dg, T* d2g) {
+  T v[10], f[4][10], s[10][10];
+  for (int i = 0; i < 10; ++i) {
+    const bool diag = i < 4;
+    const T e = diag ? static_cast<T>(kSign[i]) * std::exp(y[i]) : T(1);
+    v[i] = diag ? e : y[i];
+    for (int k = 0; k < 4; ++k) f[k][i] = diag ? e * y[(1 + k) * 10 + i] : y[(1 + k) * 10 + i];
+    if (channels < 15) continue;
+    for (int p = 0; p < 10; ++p) {
+      const T ykl = y[(5 + p) * 10 + i];
+      s[p][i] = diag ? e * (ykl + y[(1 + kPairK[p]) * 10 + i] * y[(1 + kPairL[p]) * 10 + i]) : ykl;
+    }
+  }
+  for (int ij = 0; ij < 16; ++ij) {
+    const int i = kIndex[ij];
+    g[ij] = v[i];
+    for (int k = 0; k < 4; ++k) dg[ij * 4 + k] = f[k][i];
+    if (channels < 15) continue;
+    for (int kl = 0; kl < 16; ++kl) d2g[ij * 16 + kl] = s[kPairOf[kl]][i];
+  }
+}
+
+// Its adjoint: dL/dg, dL/d(dg), dL/d(d2g) -> dL/dy [C,10].
+template <typename T>
+void OutputMapBackward(const T* y, int64_t channels, const T* gb, const T* dgb, const T* d2gb,
+                       T* yb) {
+  T vb[10] = {0}, fb[4][10] = {{0}}, sb[10][10] = {{0}};
+  for (int ij = 0; ij < 16; ++ij) {
+    const int i = kIndex[ij];
+    vb[i] += gb[ij];
+    for (int k = 0; k < 4; ++k) fb[k][i] += dgb[ij * 4 + k];
+    if (channels < 15) continue;
+    for (int kl = 0; kl < 16; ++kl) sb[kPairOf[kl]][i] += d2gb[ij * 16 + kl];
+  }
+  for (int i = 0; i < 10; ++i) {
+    if (i >= 4) {
+      yb[i] = vb[i];
+      for (int k = 0; k < 4; ++k) yb[(1 + k) * 10 + i] = fb[k][i];
+      if (channels < 15) continue;
+      for (int p = 0; p < 10; ++p) yb[(5 + p) * 10 + i] = sb[p][i];
+      continue;
+    }
+    const T e = static_cast<T>(kSign[i]) * std::exp(y[i]);
+    T eb = vb[i];
+    for (int k = 0; k < 4; ++k) {
+      const T yk = y[(1 + k) * 10 + i];
+      eb += fb[k][i] * yk;
+      yb[(1 + k) * 10 + i] = fb[k][i] * e;
+    }
+    if (channels >= 15) {
+      for (int p = 0; p < 10; ++p) {
+        const int k = kPairK[p], l = kPairL[p];
+        const T yk = y[(1 + k) * 10 + i], yl = y[(1 + l) * 10 + i];
+        eb += sb[p][i] * (y[(5 + p) * 10 + i] + yk * yl);
+        yb[(5 + p) * 10 + i] = sb[p][i] * e;
+        yb[(1 + k) * 10 + i] += sb[p][i] * e * yl;
+        yb[(1 + l) * 10 + i] += sb[p][i] * e * yk;
+      }
+    }
+    yb[i] = eb * e;  // de/do = e
+  }
+}
+
+// The three products of a layer on rows of channels (R = points x channels):
+// y [R,n] = h [R,m] W^T, gw [n,m] += gy^T h, gh [R,m] = gy W. A ray tracer's
+// stage has a handful of rows, where a BLAS call through LibTorch costs more
+// than the arithmetic: up to kSmallRows rows they are plain loops (contiguous,
+// vectorised), above that single-threaded BLAS on views of the same memory.
+constexpr int64_t kSmallRows = 32;
+
+template <typename T>
+torch::Tensor View(T* p, int64_t rows, int64_t cols) {
+  return torch::from_blob(p, {rows, cols}, torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
+}
+
+template <typename T>
+void Product(const T* h, const T* w, T* y, int64_t rows, int64_t m, int64_t n) {
+  if (rows > kSmallRows) {
+    auto out = View(y, rows, n);
+    at::mm_out(out, View(const_cast<T*>(h), rows, m), View(const_cast<T*>(w), n, m).t());
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      const T* hr = h + r * m;
+      const T* wj = w + j * m;
+      T acc = 0;
+      for (int64_t i = 0; i < m; ++i) acc += hr[i] * wj[i];
+      y[r * n + j] = acc;
+    }
+}
+
+template <typename T>
+void WeightGrad(const T* gy, const T* h, T* gw, int64_t rows, int64_t m, int64_t n) {
+  if (rows > kSmallRows) {
+    auto out = View(gw, n, m);
+    out.addmm_(View(const_cast<T*>(gy), rows, n).t(), View(const_cast<T*>(h), rows, m));
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      const T g = gy[r * n + j];
+      if (g == 0) continue;
+      const T* hr = h + r * m;
+      T* gwj = gw + j * m;
+      for (int64_t i = 0; i < m; ++i) gwj[i] += g * hr[i];
+    }
+}
+
+template <typename T>
+void InputGrad(const T* gy, const T* w, T* gh, int64_t rows, int64_t m, int64_t n) {
+  if (rows > kSmallRows) {
+    auto out = View(gh, rows, m);
+    at::mm_out(out, View(const_cast<T*>(gy), rows, n), View(const_cast<T*>(w), n, m));
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    T* ghr = gh + r * m;
+    for (int64_t i = 0; i < m; ++i) ghr[i] = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const T g = gy[r * n + j];
+      if (g == 0) continue;
+      const T* wj = w + j * m;
+      for (int64_t i = 0; i < m; ++i) ghr[i] += g * wj[i];
+    }
+  }
+}
+
+// sin and cos of z = y_value + b on each point of a block (s, c [P,n]).
+template <typename T>
+void SinCos(const T* y, const T* b, T* s, T* c, int64_t points, int64_t channels, int64_t n) {
+  if (points * n > 4 * kSmallRows * 64) {  // many: LibTorch's vectorised sin/cos
+    auto z = View(const_cast<T*>(y), points, channels * n).narrow(1, 0, n) +
+             View(const_cast<T*>(b), 1, n);
+    auto so = View(s, points, n), co = View(c, points, n);
+    at::sin_out(so, z);
+    at::cos_out(co, z);
+    return;
+  }
+  for (int64_t p = 0; p < points; ++p)
+    for (int64_t j = 0; j < n; ++j) {
+      const T z = y[p * channels * n + j] + b[j];
+      s[p * n + j] = std::sin(z);
+      c[p * n + j] = std::cos(z);
+    }
+}
+
+// The whole jet as one autograd node: the input's channels, every sine layer,
+// the output layer and the output map, each block of points through all of
+// them while it is in cache. Inputs: x [B,4], then weight and bias of each
+// layer (the output layer last). Outputs: g, dg and (order 2) d2g.
+struct FusedJet : public torch::autograd::Function<FusedJet> {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x_in,
+                               torch::TensorList params_in, double clip, int64_t order) {
+    auto x = x_in.detach().contiguous();
+    std::vector<torch::Tensor> w, b;
+    for (size_t i = 0; i < params_in.size(); i += 2) {
+      w.push_back(params_in[i].detach().contiguous());
+      b.push_back(params_in[i + 1].detach().contiguous());
+    }
+    const int64_t layers = static_cast<int64_t>(w.size()) - 1;  // hidden layers
+    const int64_t points = x.size(0), channels = order >= 2 ? 15 : 5;
+    // Saved per layer: its input h [B,C,m], product y [B,C,n]; per hidden
+    // layer sin z and cos z [B,n].
+    std::vector<torch::Tensor> h(layers + 1), y(layers + 1), s(layers), c(layers);
+    for (int64_t l = 0; l <= layers; ++l) {
+      h[l] = torch::empty({points, channels, w[l].size(1)}, x.options());
+      y[l] = torch::empty({points, channels, w[l].size(0)}, x.options());
+      if (l < layers) {
+        s[l] = torch::empty({points, w[l].size(0)}, x.options());
+        c[l] = torch::empty({points, w[l].size(0)}, x.options());
+      }
+    }
+    auto g = torch::empty({points, 4, 4}, x.options());
+    auto dg = torch::empty({points, 4, 4, 4}, x.options());
+    auto d2g = order >= 2 ? torch::empty({points, 4, 4, 4, 4}, x.options())
+                          : torch::empty({0}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "siren_fused_jet_forward", [&] {
+      using T = scalar_t;
+      std::vector<const T*> wp, bp;
+      std::vector<T*> hp, yp, sp, cp;
+      for (int64_t l = 0; l <= layers; ++l) {
+        wp.push_back(w[l].data_ptr<T>());
+        bp.push_back(b[l].data_ptr<T>());
+        hp.push_back(h[l].data_ptr<T>());
+        yp.push_back(y[l].data_ptr<T>());
+        sp.push_back(l < layers ? s[l].data_ptr<T>() : nullptr);
+        cp.push_back(l < layers ? c[l].data_ptr<T>() : nullptr);
+      }
+      const T* xp = x.data_ptr<T>();
+      T* gp = g.data_ptr<T>();
+      T* dgp = dg.data_ptr<T>();
+      T* d2gp = order >= 2 ? d2g.data_ptr<T>() : nullptr;
       ForBlocks(points, [&](int64_t b0, int64_t b1) {
         const int64_t p = b1 - b0;
-        auto yb = y.narrow(0, b0, p);
-        auto y2 = yb.view({p * channels, n});
-        at::mm_out(y2, h.narrow(0, b0, p).view({p * channels, m}), wt);
-        if (!sine) {
-          yb.select(1, 0).add_(bias);
-          return;
+        {  // h = clip(x), dh_j/dx_k = [inside] delta_jk, second derivatives 0.
+          T* h0 = hp[0] + b0 * channels * 4;
+          std::fill(h0, h0 + p * channels * 4, T(0));
+          for (int64_t i = 0; i < p; ++i)
+            for (int j = 0; j < 4; ++j) {
+              const T v = xp[(b0 + i) * 4 + j];
+              h0[i * channels * 4 + j] = std::min<T>(std::max<T>(v, -clip), clip);
+              h0[i * channels * 4 + (1 + j) * 4 + j] = std::abs(v) < clip ? 1 : 0;
+            }
         }
-        auto z = yb.select(1, 0) + bias;
-        auto sb = s.narrow(0, b0, p), cb = c.narrow(0, b0, p);
-        at::sin_out(sb, z);
-        at::cos_out(cb, z);
-        ChainForward<scalar_t>(yb.data_ptr<scalar_t>(), sb.data_ptr<scalar_t>(),
-                               cb.data_ptr<scalar_t>(), a.narrow(0, b0, p).data_ptr<scalar_t>(),
-                               p, channels, n);
+        for (int64_t l = 0; l <= layers; ++l) {
+          const int64_t m = w[l].size(1), n = w[l].size(0);
+          T* yb = yp[l] + b0 * channels * n;
+          Product<T>(hp[l] + b0 * channels * m, wp[l], yb, p * channels, m, n);
+          if (l == layers) {
+            for (int64_t i = 0; i < p; ++i)
+              for (int64_t j = 0; j < n; ++j) yb[i * channels * n + j] += bp[l][j];
+            break;
+          }
+          T* sb = sp[l] + b0 * n;
+          T* cb = cp[l] + b0 * n;
+          SinCos<T>(yb, bp[l], sb, cb, p, channels, n);
+          ChainForward<T>(yb, sb, cb, hp[l + 1] + b0 * channels * n, p, channels, n);
+        }
+        const T* yo = yp[layers];
+        for (int64_t i = b0; i < b1; ++i) {
+          OutputMap<T>(yo + i * channels * 10, channels, gp + i * 16, dgp + i * 64,
+                       order >= 2 ? d2gp + i * 256 : nullptr);
+        }
       });
     });
-    if (sine) {
-      ctx->save_for_backward({h, weight, y, s, c});
-    } else {
-      ctx->save_for_backward({h, weight});
+    std::vector<torch::Tensor> saved = {x};
+    for (int64_t l = 0; l <= layers; ++l) {
+      saved.push_back(w[l]);
+      saved.push_back(h[l]);
+      saved.push_back(y[l]);
+      if (l < layers) {
+        saved.push_back(s[l]);
+        saved.push_back(c[l]);
+      }
     }
-    ctx->saved_data["sine"] = sine;
-    return a;
+    ctx->save_for_backward(saved);
+    ctx->saved_data["clip"] = clip;
+    ctx->saved_data["layers"] = layers;
+    ctx->saved_data["order"] = order;
+    if (order < 2) ctx->mark_non_differentiable({d2g});
+    return {g, dg, d2g};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -143,43 +352,90 @@ struct FusedLayer : public torch::autograd::Function<FusedLayer> {
                 "siren: the fused Taylor jet is not twice differentiable (create_graph = true "
                 "was asked); set fused = false or jet = \"autograd\"");
     auto saved = ctx->get_saved_variables();
-    const auto& h = saved[0];
-    const auto& weight = saved[1];
-    const bool sine = ctx->saved_data["sine"].toBool();
-    auto ga = grads[0].contiguous();
-    const bool need_h = ctx->needs_input_grad(0);
-    const int64_t points = h.size(0), channels = h.size(1), m = h.size(2), n = weight.size(0);
-    auto gy = sine ? torch::empty_like(ga) : ga;
-    torch::Tensor gh = need_h ? torch::empty_like(h) : torch::Tensor();
-    // Per-thread sums of the weight gradient, added up at the end.
-    auto gw_parts = torch::zeros({at::get_num_threads(), n, m}, h.options());
-    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "taylor_sin_backward", [&] {
+    const double clip = ctx->saved_data["clip"].toDouble();
+    const int64_t layers = ctx->saved_data["layers"].toInt();
+    const int64_t order = ctx->saved_data["order"].toInt();
+    const auto& x = saved[0];
+    std::vector<torch::Tensor> w, h, y, s, c;
+    for (int64_t l = 0, k = 1; l <= layers; ++l) {
+      w.push_back(saved[k++]);
+      h.push_back(saved[k++]);
+      y.push_back(saved[k++]);
+      if (l < layers) {
+        s.push_back(saved[k++]);
+        c.push_back(saved[k++]);
+      }
+    }
+    const int64_t points = x.size(0), channels = order >= 2 ? 15 : 5;
+    auto defined_or_zeros = [&](const torch::Tensor& t, at::IntArrayRef shape) {
+      return t.defined() ? t.contiguous() : torch::zeros(shape, x.options());
+    };
+    auto gb = defined_or_zeros(grads[0], {points, 4, 4});
+    auto dgb = defined_or_zeros(grads[1], {points, 4, 4, 4});
+    auto d2gb = order >= 2 ? defined_or_zeros(grads[2], {points, 4, 4, 4, 4}) : torch::Tensor();
+    const bool need_x = ctx->needs_input_grad(0);
+    auto xb = need_x ? torch::zeros_like(x) : torch::Tensor();
+    // Weight and bias gradients: one partial sum per thread where several
+    // blocks run (added up at the end), else written in place.
+    const int64_t parts = points > kBlock ? at::get_num_threads() : 1;
+    std::vector<torch::Tensor> gw(layers + 1), gbias(layers + 1);
+    int64_t widest = 10;
+    for (int64_t l = 0; l <= layers; ++l) {
+      gw[l] = torch::zeros({parts, w[l].size(0), w[l].size(1)}, x.options());
+      gbias[l] = torch::zeros({parts, w[l].size(0)}, x.options());
+      widest = std::max({widest, w[l].size(0), w[l].size(1)});
+    }
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "siren_fused_jet_backward", [&] {
+      using T = scalar_t;
       ForBlocks(points, [&](int64_t b0, int64_t b1) {
-        const int64_t p = b1 - b0;
-        auto gyb = gy.narrow(0, b0, p);
-        if (sine) {
-          ChainBackward<scalar_t>(saved[2].narrow(0, b0, p).data_ptr<scalar_t>(),
-                                  saved[3].narrow(0, b0, p).data_ptr<scalar_t>(),
-                                  saved[4].narrow(0, b0, p).data_ptr<scalar_t>(),
-                                  ga.narrow(0, b0, p).data_ptr<scalar_t>(),
-                                  gyb.data_ptr<scalar_t>(), p, channels, n);
+        const int64_t p = b1 - b0, part = parts == 1 ? 0 : at::get_thread_num();
+        // Two work buffers of a block's widest channels, used in turn.
+        std::vector<T> buf_a(p * channels * widest), buf_b(p * channels * widest);
+        T* ga = buf_a.data();  // dL/d(this layer's output)
+        T* gy = buf_b.data();  // dL/d(this layer's product)
+        const T* yo = y[layers].data_ptr<T>();
+        for (int64_t i = 0; i < p; ++i) {
+          const int64_t pt = b0 + i;
+          OutputMapBackward<T>(yo + pt * channels * 10, channels, gb.data_ptr<T>() + pt * 16,
+                               dgb.data_ptr<T>() + pt * 64,
+                               order >= 2 ? d2gb.data_ptr<T>() + pt * 256 : nullptr,
+                               ga + i * channels * 10);
         }
-        auto gy2 = gyb.view({p * channels, n});
-        if (need_h) {
-          auto gh2 = gh.narrow(0, b0, p).view({p * channels, m});
-          at::mm_out(gh2, gy2, weight);
+        for (int64_t l = layers; l >= 0; --l) {
+          const int64_t m = w[l].size(1), n = w[l].size(0), rows = p * channels;
+          if (l < layers) {
+            ChainBackward<T>(y[l].data_ptr<T>() + b0 * channels * n, s[l].data_ptr<T>() + b0 * n,
+                             c[l].data_ptr<T>() + b0 * n, ga, gy, p, channels, n);
+          } else {
+            std::swap(ga, gy);  // the output layer has no sine
+          }
+          WeightGrad<T>(gy, h[l].data_ptr<T>() + b0 * channels * m, gw[l].data_ptr<T>() + part * n * m,
+                        rows, m, n);
+          T* gbl = gbias[l].data_ptr<T>() + part * n;
+          for (int64_t i = 0; i < p; ++i)
+            for (int64_t j = 0; j < n; ++j) gbl[j] += gy[i * channels * n + j];
+          if (l == 0 && !need_x) break;
+          InputGrad<T>(gy, w[l].data_ptr<T>(), ga, rows, m, n);  // ga: dL/d(layer input)
         }
-        gw_parts[at::get_thread_num()].addmm_(gy2.t(), h.narrow(0, b0, p).view({p * channels, m}));
+        if (need_x) {  // only the value channel depends on x (through the clip)
+          const T* xp = x.data_ptr<T>() + b0 * 4;
+          T* xbp = xb.data_ptr<T>() + b0 * 4;
+          for (int64_t i = 0; i < p; ++i)
+            for (int j = 0; j < 4; ++j)
+              xbp[i * 4 + j] = std::abs(xp[i * 4 + j]) <= clip ? ga[i * channels * 4 + j] : T(0);
+        }
       });
     });
-    return {gh, gw_parts.sum(0), gy.select(1, 0).sum(0), torch::Tensor()};
+    variable_list out = {xb};
+    for (int64_t l = 0; l <= layers; ++l) {
+      out.push_back(parts == 1 ? gw[l].squeeze(0) : gw[l].sum(0));
+      out.push_back(parts == 1 ? gbias[l].squeeze(0) : gbias[l].sum(0));
+    }
+    out.push_back(torch::Tensor());
+    out.push_back(torch::Tensor());
+    return out;
   }
 };
-
-bool Fusable(const torch::Tensor& h) {
-  return h.device().is_cpu() &&
-         (h.scalar_type() == torch::kFloat32 || h.scalar_type() == torch::kFloat64);
-}
 
 void CheckShapes(const torch::Tensor& h, const torch::Tensor& weight, const torch::Tensor& bias) {
   TORCH_CHECK(h.dim() == 3 && (h.size(1) == 1 || h.size(1) == 5 || h.size(1) == 15),
@@ -220,17 +476,35 @@ torch::Tensor PairIndex(const int64_t (&pairs)[10], const torch::Device& device)
 }
 
 torch::Tensor TaylorSinLayer(const torch::Tensor& h, const torch::Tensor& weight,
-                             const torch::Tensor& bias, bool fused) {
+                             const torch::Tensor& bias) {
   CheckShapes(h, weight, bias);
-  if (fused && Fusable(h)) return FusedLayer::apply(h, weight, bias, true);
   return TensorSin(h, weight, bias);
 }
 
 torch::Tensor TaylorLinearLayer(const torch::Tensor& h, const torch::Tensor& weight,
-                                const torch::Tensor& bias, bool fused) {
+                                const torch::Tensor& bias) {
   CheckShapes(h, weight, bias);
-  if (fused && Fusable(h)) return FusedLayer::apply(h, weight, bias, false);
   return TensorLinear(h, weight, bias);
+}
+
+bool FusedJetApplies(const torch::Tensor& x) {
+  return x.device().is_cpu() &&
+         (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64);
+}
+
+Jet FusedTaylorJet(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip,
+                   int order) {
+  TORCH_CHECK(order == 1 || order == 2, "siren: the fused jet is of order 1 or 2, got ", order);
+  TORCH_CHECK(x.dim() == 2 && x.size(1) == 4, "siren: points must be [B,4], got ", x.sizes());
+  TORCH_CHECK(params.size() >= 4 && params.size() % 2 == 0 && params.back().size(0) == 10,
+              "siren: the fused jet needs weight, bias pairs ending in the 10-output layer");
+  auto out = FusedJet::apply(x, torch::TensorList(params), clip, static_cast<int64_t>(order));
+  Jet jet;
+  jet.order = order;
+  jet.g = out[0];
+  jet.dg = out[1];
+  if (order >= 2) jet.d2g = out[2];
+  return jet;
 }
 
 }  // namespace lumpy::siren

@@ -9,17 +9,24 @@
 // enters the value, z = y_0 + b), then the chain rule of the sine:
 //   a = sin z,  a_k = cos z z_k,  a_kl = cos z z_kl - sin z z_k z_l.
 //
-// fused (CPU, float32/float64): the layer is one autograd node with a
-// hand-written backward. Its forward and backward each run as one parallel
-// loop over blocks of points; a block's matrix products (single-threaded
-// BLAS calls) and its elementwise chain rule run back to back while the
-// block is in cache, and the threads never wait on each other or on a BLAS
-// thread pool. The node is first-order: gradients of its gradients are not
-// supported (the autograd jet or fused = false gives those).
-// Otherwise: the same formulas as ordinary tensor operations under autograd
-// (any device, any order of differentiation).
+// Two implementations:
+//   TaylorSinLayer / TaylorLinearLayer: the formulas as tensor operations
+//     under autograd (any device, any order of differentiation).
+//   FusedTaylorJet (CPU, float32/float64): the whole jet, from the points'
+//     channels through every layer and the output map to g, dg, d2g, as one
+//     autograd node with a hand-written backward. Forward and backward each
+//     run as one parallel loop over blocks of points; a block goes through
+//     all layers (single-threaded BLAS products and the chain rule) while it
+//     is in cache, and the threads never wait on each other or on a BLAS
+//     thread pool. One node instead of ~30 matters where batches are small
+//     (a ray tracer's stages: 1 to 48 points). First-order only: gradients of
+//     its gradients are not supported (the tensor path gives those).
 
 #include <torch/torch.h>
+
+#include <vector>
+
+#include "lumpy/jet.h"
 
 namespace lumpy::siren {
 
@@ -30,10 +37,19 @@ inline constexpr int64_t kPairL[10] = {0, 1, 2, 3, 1, 2, 3, 2, 3, 3};
 torch::Tensor PairIndex(const int64_t (&pairs)[10], const torch::Device& device);
 
 torch::Tensor TaylorSinLayer(const torch::Tensor& h, const torch::Tensor& weight,
-                             const torch::Tensor& bias, bool fused);
+                             const torch::Tensor& bias);
 
 // The output layer: the linear map alone, y = h W^T with b added to the value.
 torch::Tensor TaylorLinearLayer(const torch::Tensor& h, const torch::Tensor& weight,
-                                const torch::Tensor& bias, bool fused);
+                                const torch::Tensor& bias);
+
+// Whether the fused jet runs on these points (CPU, float32/float64).
+bool FusedJetApplies(const torch::Tensor& x);
+
+// The jet of order 1 or 2 at points x [B,4] of the SIREN whose layers are
+// params = {W_0, b_0, ..., W_out, b_out} (W_out [10, hidden]), inputs
+// clipped to [-clip, clip]; g_ij from the outputs as in siren.cc.
+Jet FusedTaylorJet(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip,
+                   int order);
 
 }  // namespace lumpy::siren
