@@ -252,11 +252,11 @@ struct FusedRhs : public torch::autograd::Function<FusedRhs> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y_in,
                                const torch::Tensor& g_in, const torch::Tensor& dg_in,
                                const torch::Tensor& d2g_in, const torch::Tensor& alive_in) {
-    auto y = y_in.detach().contiguous();
-    auto g = g_in.detach().contiguous();
-    auto dg = dg_in.detach().contiguous();
+    auto y = y_in.contiguous();
+    auto g = g_in.contiguous();
+    auto dg = dg_in.contiguous();
     const bool jacobi = y.size(1) == kJacobi;
-    auto d2g = jacobi ? d2g_in.detach().contiguous() : torch::Tensor();
+    auto d2g = jacobi ? d2g_in.contiguous() : torch::Tensor();
     auto alive = alive_in.to(torch::kCPU, torch::kBool).contiguous();
     const int64_t rays = y.size(0), dim = y.size(1);
     auto out = torch::zeros_like(y);

@@ -80,9 +80,9 @@ using torch::autograd::variable_list;
 struct StageState : public torch::autograd::Function<StageState> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, torch::TensorList k,
                                std::vector<double> weights) {
-    auto out = y.detach().clone(at::MemoryFormat::Contiguous);
+    auto out = y.clone(at::MemoryFormat::Contiguous);
     std::vector<torch::Tensor> kc;
-    for (const auto& kj : k) kc.push_back(kj.detach().contiguous());
+    for (const auto& kj : k) kc.push_back(kj.contiguous());
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "stage_state", [&] {
       scalar_t* o = out.data_ptr<scalar_t>();
       const int64_t n = out.numel();

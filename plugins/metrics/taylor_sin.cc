@@ -10,8 +10,8 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Points per block: 64 points x 15 channels x 64 units of float32 is 240 KiB,
-// so a block's products and chain rule stay within L2.
+// Points per block at most: one layer's channels of a block (256 x 15 x 64
+// float32, 960 KiB) stay in cache between its product and its chain rule.
 constexpr int64_t kBlock = 256;
 
 // The chain rule on one block: s, c = sin z, cos z [P,n]; y, a [P,C,n].
@@ -84,12 +84,20 @@ void ChainBackward(const T* __restrict y, const T* __restrict s, const T* __rest
   }
 }
 
-// Calls f(begin, end) for blocks of at most kBlock points, the blocks shared
+// Points per block for a batch: at most kBlock, and small batches (a ray
+// tracer's 48 rays) split over the threads, down to kMinBlock points.
+constexpr int64_t kMinBlock = 8;
+int64_t BlockSize(int64_t points) {
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  return std::clamp<int64_t>((points + threads - 1) / threads, kMinBlock, kBlock);
+}
+
+// Calls f(begin, end) for blocks of at most `block` points, the blocks shared
 // out over LibTorch's intra-op threads.
 template <typename F>
-void ForBlocks(int64_t points, const F& f) {
-  at::parallel_for(0, points, kBlock, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; b += kBlock) f(b, std::min(end, b + kBlock));
+void ForBlocks(int64_t points, int64_t block, const F& f) {
+  at::parallel_for(0, points, block, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; b += block) f(b, std::min(end, b + block));
   });
 }
 
@@ -256,11 +264,11 @@ void SinCos(const T* y, const T* b, T* s, T* c, int64_t points, int64_t channels
 struct FusedJet : public torch::autograd::Function<FusedJet> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x_in,
                                torch::TensorList params_in, double clip, int64_t order) {
-    auto x = x_in.detach().contiguous();
+    auto x = x_in.contiguous();
     std::vector<torch::Tensor> w, b;
     for (size_t i = 0; i < params_in.size(); i += 2) {
-      w.push_back(params_in[i].detach().contiguous());
-      b.push_back(params_in[i + 1].detach().contiguous());
+      w.push_back(params_in[i].contiguous());
+      b.push_back(params_in[i + 1].contiguous());
     }
     const int64_t layers = static_cast<int64_t>(w.size()) - 1;  // hidden layers
     const int64_t points = x.size(0), channels = order >= 2 ? 15 : 5;
@@ -295,7 +303,7 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
       T* gp = g.data_ptr<T>();
       T* dgp = dg.data_ptr<T>();
       T* d2gp = order >= 2 ? d2g.data_ptr<T>() : nullptr;
-      ForBlocks(points, [&](int64_t b0, int64_t b1) {
+      ForBlocks(points, BlockSize(points), [&](int64_t b0, int64_t b1) {
         const int64_t p = b1 - b0;
         {  // h = clip(x), dh_j/dx_k = [inside] delta_jk, second derivatives 0.
           T* h0 = hp[0] + b0 * channels * 4;
@@ -377,17 +385,19 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
     auto xb = need_x ? torch::zeros_like(x) : torch::Tensor();
     // Weight and bias gradients: one partial sum per thread where several
     // blocks run (added up at the end), else written in place.
-    const int64_t parts = points > kBlock ? at::get_num_threads() : 1;
+    const int64_t block = BlockSize(points);
+    const int64_t parts = points > block ? at::get_num_threads() : 1;
     std::vector<torch::Tensor> gw(layers + 1), gbias(layers + 1);
     int64_t widest = 10;
     for (int64_t l = 0; l <= layers; ++l) {
-      gw[l] = torch::zeros({parts, w[l].size(0), w[l].size(1)}, x.options());
-      gbias[l] = torch::zeros({parts, w[l].size(0)}, x.options());
+      const int64_t n = w[l].size(0), m = w[l].size(1);
+      gw[l] = parts == 1 ? torch::zeros({n, m}, x.options()) : torch::zeros({parts, n, m}, x.options());
+      gbias[l] = parts == 1 ? torch::zeros({n}, x.options()) : torch::zeros({parts, n}, x.options());
       widest = std::max({widest, w[l].size(0), w[l].size(1)});
     }
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "siren_fused_jet_backward", [&] {
       using T = scalar_t;
-      ForBlocks(points, [&](int64_t b0, int64_t b1) {
+      ForBlocks(points, block, [&](int64_t b0, int64_t b1) {
         const int64_t p = b1 - b0, part = parts == 1 ? 0 : at::get_thread_num();
         // Two work buffers of a block's widest channels, used in turn.
         std::vector<T> buf_a(p * channels * widest), buf_b(p * channels * widest);
@@ -428,8 +438,8 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
     });
     variable_list out = {xb};
     for (int64_t l = 0; l <= layers; ++l) {
-      out.push_back(parts == 1 ? gw[l].squeeze(0) : gw[l].sum(0));
-      out.push_back(parts == 1 ? gbias[l].squeeze(0) : gbias[l].sum(0));
+      out.push_back(parts == 1 ? gw[l] : gw[l].sum(0));
+      out.push_back(parts == 1 ? gbias[l] : gbias[l].sum(0));
     }
     out.push_back(torch::Tensor());
     out.push_back(torch::Tensor());
