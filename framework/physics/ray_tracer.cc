@@ -497,11 +497,12 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
   }
   auto theta_g = theta - (z_at(state_at(theta, true)) - tgt) / slope;
   auto state = state_at(theta_g, true);
-  auto g = metric.jet(state.narrow(1, 0, 4), 0).g;
-  Observables at = Observe(state, g, redshift);
-  // At the root 1 + z = 1 + z* to first order; the target itself is used.
-  auto d_l = (1.0 + tgt).square() * at.angular;
-  if (!redshift.physical) d_l = (1.0 + tgt) * at.luminosity / at.one_plus_z;
+  // At the root 1 + z = 1 + z* to first order; the target itself is used. In
+  // reference mode d_L = (1+z) r (Observe's (1+z) cancels: no metric needed).
+  auto d_l = redshift.physical
+                 ? (1.0 + tgt).square() *
+                       Observe(state, metric.jet(state.narrow(1, 0, 4), 0).g, redshift).angular
+                 : (1.0 + tgt) * SqrtOrZero(state.narrow(1, 1, 3).square().sum(1)) * 1000.0;
   auto d_a = d_l / (1.0 + tgt).square();
 
   if (o.linear_interpolation) {
