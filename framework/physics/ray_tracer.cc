@@ -105,6 +105,58 @@ struct StageState : public torch::autograd::Function<StageState> {
   }
 };
 
+// Each ray's error estimate of a step, max over components of
+// |h sum_j e_j k_j| / (atol + rtol max(|y|, |y_new|)); infinite where a stage
+// derivative is not finite. Plain loops on the CPU, tensor operations elsewhere.
+std::vector<double> ErrorNorms(const torch::Tensor& y, const torch::Tensor& y_new,
+                               const std::vector<torch::Tensor>& k, double h,
+                               const RayTracerOptions& o) {
+  torch::NoGradGuard no_grad;
+  const int64_t rays = y.size(0), dim = y.size(1);
+  std::vector<double> out(rays, 0.0);
+  if (!y.device().is_cpu()) {
+    auto e = kE[0] * k[0];
+    for (int j = 2; j < 7; ++j) e = e + kE[j] * k[j];
+    auto scale = o.atol + o.rtol * torch::max(y.abs(), y_new.abs());
+    auto er = (h * e).abs().div(scale).amax(1);
+    auto finite = torch::ones_like(er, torch::kBool);
+    for (const auto& kj : k) finite = finite & torch::isfinite(kj).all(1);
+    er = torch::where(finite, er, torch::full_like(er, INFINITY)).to(torch::kCPU, torch::kFloat64);
+    std::copy(er.data_ptr<double>(), er.data_ptr<double>() + rays, out.begin());
+    return out;
+  }
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "ray_error_norms", [&] {
+    auto yc = y.contiguous(), nc = y_new.contiguous();
+    std::vector<torch::Tensor> kc;
+    for (const auto& kj : k) kc.push_back(kj.contiguous());
+    const scalar_t* y0 = yc.data_ptr<scalar_t>();
+    const scalar_t* y1 = nc.data_ptr<scalar_t>();
+    for (int64_t r = 0; r < rays; ++r) {
+      double worst = 0.0;
+      for (int64_t i = 0; i < dim; ++i) {
+        const int64_t at = r * dim + i;
+        double e = 0.0;
+        bool finite = true;
+        for (int j = 0; j < 7; ++j) {
+          const double kv = static_cast<double>(kc[j].data_ptr<scalar_t>()[at]);
+          finite &= std::isfinite(kv);
+          e += kE[j] * kv;
+        }
+        if (!finite) {
+          worst = INFINITY;
+          break;
+        }
+        const double scale =
+            o.atol + o.rtol * std::max(std::abs(static_cast<double>(y0[at])),
+                                       std::abs(static_cast<double>(y1[at])));
+        worst = std::max(worst, std::abs(h * e) / scale);
+      }
+      out[r] = worst;
+    }
+  });
+  return out;
+}
+
 // y + h sum_j a_j k_j: the fused node on the CPU, tensor operations elsewhere.
 torch::Tensor StageSum(const torch::Tensor& y, double h, const std::vector<torch::Tensor>& k,
                        const double* a, bool fused) {
@@ -212,18 +264,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
       if (s == 6) y_new = ys_stage;
     }
     // Per-ray error norms on detached values.
-    std::vector<double> err_ray;
-    {
-      torch::NoGradGuard no_grad;
-      auto e = kE[0] * k[0];
-      for (int j = 2; j < 7; ++j) e = e + kE[j] * k[j];
-      e = h * e;
-      auto scale = o.atol + o.rtol * torch::max(y.abs(), y_new.abs());
-      auto er = (e.abs() / scale).amax(1);
-      er = torch::where(torch::isfinite(last.dy).all(1), er, torch::full_like(er, INFINITY));
-      er = er.to(torch::kCPU, torch::kFloat64).contiguous();
-      err_ray.assign(er.data_ptr<double>(), er.data_ptr<double>() + n_rays);
-    }
+    const std::vector<double> err_ray = ErrorNorms(y, y_new, k, h, o);
     double err = 0.0;
     bool non_finite = false;
     for (int64_t r = 0; r < n_rays; ++r) {
