@@ -27,6 +27,12 @@ std::shared_ptr<MetricModel> MakeSiren(const std::string& jet, torch::Dtype dtyp
   return m;
 }
 
+// A loss on every component of a jet (second derivatives only at order 2).
+torch::Tensor JetLoss(const Jet& j) {
+  return (j.order == 2 ? j.d2g.square().mean() : torch::zeros({}, j.g.options())) +
+         j.dg.square().mean() + j.g.sum();
+}
+
 // (dtype, fused): the hand-written CPU loops and the tensor-operation path.
 class SirenJetTest : public ::testing::TestWithParam<std::tuple<torch::Dtype, bool>> {};
 
@@ -56,10 +62,6 @@ TEST_P(SirenJetTest, ParameterGradientsAgree) {
   const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
   auto fast = MakeSiren("taylor", dtype, 5, fused);
   auto slow = MakeSiren("autograd", dtype, 5);
-  auto loss = [](const Jet& j) {
-    return (j.order == 2 ? j.d2g.square().mean() : torch::zeros({}, j.g.options())) +
-           j.dg.square().mean() + j.g.sum();
-  };
   // 600 points: more than one block of the fused loops (256 points each);
   // 2 points: a ray's stage, where the fused products are plain loops.
   for (int64_t n : {600, 2}) {
@@ -67,8 +69,8 @@ TEST_P(SirenJetTest, ParameterGradientsAgree) {
     for (int order : {1, 2}) {
       for (auto& p : fast->parameters()) p.mutable_grad() = torch::Tensor();
       for (auto& p : slow->parameters()) p.mutable_grad() = torch::Tensor();
-      loss(fast->jet(x, order)).backward();
-      loss(slow->jet(x, order)).backward();
+      JetLoss(fast->jet(x, order)).backward();
+      JetLoss(slow->jet(x, order)).backward();
       auto pf = fast->parameters(), ps = slow->parameters();
       ASSERT_EQ(pf.size(), ps.size());
       for (size_t i = 0; i < pf.size(); ++i) {
@@ -86,16 +88,12 @@ TEST_P(SirenJetTest, PointGradientsAgree) {
   const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
   auto fast = MakeSiren("taylor", dtype, 7, fused);
   auto slow = MakeSiren("autograd", dtype, 7);
-  auto loss = [](const Jet& j) {
-    return (j.order == 2 ? j.d2g.square().mean() : torch::zeros({}, j.g.options())) +
-           j.dg.square().mean() + j.g.sum();
-  };
   for (int64_t n : {24, 2}) {
     auto x0 = RandomPoints(n, {-2, -2, -2, -2}, {2, 2, 2, 2}, 7 + n).to(dtype);
     for (int order : {1, 2}) {
       auto xf = x0.clone().requires_grad_(true), xs = x0.clone().requires_grad_(true);
-      loss(fast->jet(xf, order)).backward();
-      loss(slow->jet(xs, order)).backward();
+      JetLoss(fast->jet(xf, order)).backward();
+      JetLoss(slow->jet(xs, order)).backward();
       const double scale = dtype == torch::kFloat64 ? 1.0 : std::max(1.0, MaxAbs(xs.grad()));
       EXPECT_GT(MaxAbs(xs.grad()), 1e-3);
       EXPECT_LT(MaxAbs(xf.grad() - xs.grad()) / scale, tol) << n << " points, order " << order;

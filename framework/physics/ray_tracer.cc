@@ -107,14 +107,14 @@ struct StageState : public torch::autograd::Function<StageState> {
 
 // Each ray's error estimate of a step, max over components of
 // |h sum_j e_j k_j| / (atol + rtol max(|y|, |y_new|)); infinite where a stage
-// derivative is not finite. Plain loops on the CPU, tensor operations elsewhere.
+// derivative is not finite. Plain loops on the CPU (fused), else tensor operations.
 std::vector<double> ErrorNorms(const torch::Tensor& y, const torch::Tensor& y_new,
                                const std::vector<torch::Tensor>& k, double h,
                                const RayTracerOptions& o) {
   torch::NoGradGuard no_grad;
   const int64_t rays = y.size(0), dim = y.size(1);
   std::vector<double> out(rays, 0.0);
-  if (!y.device().is_cpu()) {
+  if (!o.fused || !y.device().is_cpu()) {
     auto e = kE[0] * k[0];
     for (int j = 2; j < 7; ++j) e = e + kE[j] * k[j];
     auto scale = o.atol + o.rtol * torch::max(y.abs(), y_new.abs());
