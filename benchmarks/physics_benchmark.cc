@@ -9,8 +9,12 @@
 //       dust, Omega_m = 0.3) + WEC augmented-Lagrangian penalty
 //       lambda mean(v) + 1/2 mean(v)^2 (lambda = 1, mu = 1); backward; Adam.
 //   BM_PhysicsStep_AutogradJet/<points>   the same step through the autograd jet
-//   BM_SupernovaLoss                      supernova_chi2 (reference mode) over the 1701
-//       Pantheon+ supernovae, forward + backward + Adam; items are supernovae
+//   BM_SupernovaLoss/<mode>               supernova_chi2 over the 1701 Pantheon+ supernovae,
+//       forward + backward + Adam; 0: reference mode (one ray), 1: physical mode with
+//       48 direction bins; items are supernovae
+//   BM_RayTrace/<mode>/<rays>             the rays alone towards z = 2.3, forward + backward
+// Ratios between benchmarks on a noisy machine: add
+// --benchmark_enable_random_interleaving=true --benchmark_repetitions=5.
 //   BM_JetGemmFloor/<points>              only the matrix products of the step's jet:
 //       its time is the floor BM_PhysicsStep is measured against; items are FLOPs
 
