@@ -485,31 +485,40 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
     return redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
   };
 
-  // Bracketed secant with the Illinois rule, on detached values: false
-  // position, and where the same end of a bracket is kept twice in a row its
-  // function value is halved (plain false position keeps one end for ever on a
-  // convex z(theta) and converges only linearly: 30 to 50 iterations here);
-  // bisection where the secant leaves the bracket.
-  torch::Tensor theta;
+  // Bracketed secant with the Illinois rule: false position, and where the
+  // same end of a bracket is kept twice in a row its function value is halved
+  // (plain false position keeps one end for ever on a convex z(theta) and
+  // converges only linearly: 30 to 50 iterations here); bisection where the
+  // secant leaves the bracket. Each iteration evaluates z(theta) on the
+  // differentiable path with theta a leaf, so the last one also gives the
+  // slope dz/dtheta and the differentiable Newton step below without another
+  // metric evaluation. Bracket updates are on detached values.
+  torch::Tensor theta, z_theta;  // the last evaluated theta (a leaf) and z there (with graph)
   const double tol = options.dtype() == torch::kFloat64 ? 1e-14 : 1e-7;
   {
-    torch::NoGradGuard no_grad;
     std::vector<double> za(m), zb(m);
     for (int64_t j = 0; j < m; ++j) {
       const int64_t r = rp[reached_idx[j]];
       za[j] = p.z[lo_step[j]][r];
       zb[j] = p.z[lo_step[j] + 1][r];
     }
+    torch::NoGradGuard no_grad;
     auto a = torch::zeros_like(tgt), b = torch::ones_like(tgt);
     auto fa = torch::tensor(za, torch::kFloat64).to(options) - tgt;
     auto fb = torch::tensor(zb, torch::kFloat64).to(options) - tgt;
     auto last_below = torch::zeros(tgt.sizes(), torch::TensorOptions().dtype(torch::kBool));
     auto last_above = last_below.clone();
-    theta = (fa / (fa - fb)).clamp(0, 1).nan_to_num(0.5);
-    const double eps = options.dtype() == torch::kFloat64 ? 2.3e-16 : 1.2e-7;
-    const auto ztol = 4 * eps * (1 + tgt);
+    auto next = (fa / (fa - fb)).clamp(0, 1).nan_to_num(0.5);
+    // A target is close enough once |z - z*| <= ztol: the Newton step below
+    // then leaves an error of order ztol^2 (1e-20 / 1e-10 relative).
+    const auto ztol = (options.dtype() == torch::kFloat64 ? 1e-10 : 1e-5) * (1 + tgt);
     for (int it = 0; it < 60; ++it) {
-      auto fz = z_at(state_at(theta, false)) - tgt;
+      theta = next.detach().requires_grad_(true);
+      {
+        torch::AutoGradMode enable(true);  // also when the caller only evaluates
+        z_theta = z_at(state_at(theta, true));
+      }
+      auto fz = z_theta.detach() - tgt;
       auto below = fz < 0, above = fz >= 0;
       a = torch::where(below, theta, a);
       fa = torch::where(below, fz, fa);
@@ -520,23 +529,20 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
       fa = torch::where(above & last_above, 0.5 * fa, fa);
       last_below = below;
       last_above = above;
-      auto next = a - fa * (b - a) / (fb - fa);
+      next = a - fa * (b - a) / (fb - fa);
       next = torch::where((next > a) & (next < b), next, 0.5 * (a + b));
-      // A target whose redshift is met to rounding (a few ulps of 1 + z) stays.
-      next = torch::where(fz.abs() <= ztol, theta, next);
-      const bool done = (next - theta).abs().max().item<double>() < tol;
-      theta = next;
-      if (done) break;
+      next = torch::where(fz.abs() <= ztol, theta.detach(), next);
+      if ((next - theta).abs().max().item<double>() < tol) break;
     }
   }
-  // One differentiable Newton step: exact first-order gradient of theta.
+  // One differentiable Newton step from the last evaluated theta: the exact
+  // first-order gradient of the crossing.
   torch::Tensor slope;
   {
-    torch::AutoGradMode enable(true);  // also when the caller only evaluates
-    auto th = theta.detach().requires_grad_(true);
-    slope = torch::autograd::grad({z_at(state_at(th, false)).sum()}, {th})[0].detach();
+    torch::AutoGradMode enable(true);
+    slope = torch::autograd::grad({z_theta.sum()}, {theta}, {}, /*retain_graph=*/true)[0].detach();
   }
-  auto theta_g = theta - (z_at(state_at(theta, true)) - tgt) / slope;
+  auto theta_g = theta.detach() - (z_theta - tgt) / slope;
   auto state = state_at(theta_g, true);
   // At the root 1 + z = 1 + z* to first order; the target itself is used. In
   // reference mode d_L = (1+z) r (Observe's (1+z) cancels: no metric needed).
