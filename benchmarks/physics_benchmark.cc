@@ -2,6 +2,7 @@
 // Run: build/release/bin/lumpy_benchmarks [--benchmark_filter=BM_PhysicsStep]
 //
 //   BM_Jet/<order>/<points>               SIREN 4x64 Taylor-mode jet + parameter backward, float32
+//                                         (1 and 48 points: a ray tracer stage in each mode)
 //   BM_Jet_Autograd/<order>/<points>      the same through the SDK's nested-autograd jet
 //   BM_Geometry/<points>                  curvature and 3+1 quantities from a jet (forward)
 //   BM_PhysicsStep/<points>               one optimizer step of the physics loss:
@@ -125,7 +126,7 @@ void BM_JetGemmFloor(benchmark::State& state) {
 BENCHMARK(BM_JetGemmFloor)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Jet_Autograd(benchmark::State& state) { JetBenchmark(state, "autograd"); }
-BENCHMARK(BM_Jet)->ArgsProduct({{0, 1, 2}, {100, 1000}})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Jet)->ArgsProduct({{0, 1, 2}, {1, 48, 100, 1000}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Jet_Autograd)->ArgsProduct({{0, 1, 2}, {100, 1000}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Geometry(benchmark::State& state) {

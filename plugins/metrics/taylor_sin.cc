@@ -192,12 +192,20 @@ void Product(const T* h, const T* w, T* y, int64_t rows, int64_t m, int64_t n) {
     at::mm_out(out, View(const_cast<T*>(h), rows, m), View(const_cast<T*>(w), n, m).t());
     return;
   }
+  // Dot products with 8 partial sums, so that the compiler vectorises them
+  // (a single running sum is a serial chain it may not reorder).
+  constexpr int kLanes = 8;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < n; ++j) {
       const T* hr = h + r * m;
       const T* wj = w + j * m;
+      T part[kLanes] = {0};
+      int64_t i = 0;
+      for (; i + kLanes <= m; i += kLanes)
+        for (int q = 0; q < kLanes; ++q) part[q] += hr[i + q] * wj[i + q];
       T acc = 0;
-      for (int64_t i = 0; i < m; ++i) acc += hr[i] * wj[i];
+      for (int q = 0; q < kLanes; ++q) acc += part[q];
+      for (; i < m; ++i) acc += hr[i] * wj[i];
       y[r * n + j] = acc;
     }
 }
