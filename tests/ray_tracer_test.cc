@@ -297,6 +297,38 @@ TEST(RayTracerPaths, FusedAndTensorPathsAgreeThroughASiren) {
   }
 }
 
+// The fused path is differentiable once, and says how to get more when a
+// second order is asked; the tensor path (fused = false) gives gradients of
+// gradients.
+TEST(RayTracerPaths, SecondOrderNeedsTheTensorPath) {
+  torch::manual_seed(5);
+  auto siren = MakeBuiltIn<MetricModel>("siren", {{"output_init_std", 0.05}, {"fused", false}});
+  siren->to(torch::kFloat64);
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto w = siren->parameters()[0];
+  auto z_max = [&](bool fused) {
+    RayTracerOptions o;
+    o.rtol = 1e-6;
+    o.atol = 1e-8;
+    o.fused = fused;
+    return TraceReference(*siren, torch::full({1}, 10.0, f64), f64, o).z_max.sum();
+  };
+  auto g = torch::autograd::grad({z_max(false)}, {w}, {}, /*retain_graph=*/true,
+                                 /*create_graph=*/true)[0];
+  auto h = torch::autograd::grad({g.square().sum()}, {w}, {}, /*retain_graph=*/false,
+                                 /*create_graph=*/false, /*allow_unused=*/true)[0];
+  ASSERT_TRUE(h.defined());
+  EXPECT_TRUE(torch::isfinite(h).all().item<bool>());
+  EXPECT_GT(MaxAbs(h), 0.0);
+  try {
+    torch::autograd::grad({z_max(true)}, {w}, {}, true, /*create_graph=*/true);
+    FAIL() << "the fused path accepted create_graph";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("RayTracerOptions::fused = false"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(RayStops, ADegenerateMetricStopsTheRayWithoutNaN) {
   auto scale = torch::tensor(1.0, torch::kFloat64).requires_grad_(true);
   testing::FunctionMetric m([&](const torch::Tensor& x) {
