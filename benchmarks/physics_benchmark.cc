@@ -14,10 +14,10 @@
 //       forward + backward + Adam; 0: reference mode (one ray), 1: physical mode with
 //       48 direction bins; items are supernovae
 //   BM_RayTrace/<mode>/<rays>             the rays alone towards z = 2.3, forward + backward
-// Ratios between benchmarks on a noisy machine: add
-// --benchmark_enable_random_interleaving=true --benchmark_repetitions=5.
 //   BM_JetGemmFloor/<points>              only the matrix products of the step's jet:
 //       its time is the floor BM_PhysicsStep is measured against; items are FLOPs
+// Ratios between benchmarks on a noisy machine: add
+// --benchmark_enable_random_interleaving=true --benchmark_repetitions=5.
 
 #include <benchmark/benchmark.h>
 

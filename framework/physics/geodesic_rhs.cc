@@ -320,12 +320,17 @@ struct FusedRhs : public torch::autograd::Function<FusedRhs> {
   }
 };
 
-torch::Tensor Frozen(const torch::Tensor& dy, const torch::Tensor& alive) {
+}  // namespace
+
+bool RayFusedApplies(const torch::Tensor& y, bool fused) {
+  return fused && y.device().is_cpu() &&
+         (y.scalar_type() == torch::kFloat32 || y.scalar_type() == torch::kFloat64);
+}
+
+torch::Tensor FreezeRays(const torch::Tensor& dy, const torch::Tensor& alive) {
   if (!alive.defined()) return dy;
   return torch::where(alive.to(dy.device()).view({-1, 1}), dy, torch::zeros_like(dy));
 }
-
-}  // namespace
 
 torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet, const torch::Tensor& alive) {
   const bool jacobi = y.size(1) == kJacobi;
@@ -340,7 +345,7 @@ torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet, const torch
   auto kdg = torch::bmm(kk, dg3).view({r, 4, 1});                  // k^b k^c d_d g_bc
   auto lower = torch::bmm(dgk, kcol) - 0.5 * kdg;                  // L_d [R,4,1]
   auto acc = -torch::bmm(ginv, lower);                             // [R,4,1]
-  if (!jacobi) return Frozen(torch::cat({k, acc.squeeze(2)}, 1), alive);
+  if (!jacobi) return FreezeRays(torch::cat({k, acc.squeeze(2)}, 1), alive);
   // [R, A, (xi, eta), 4] -> xi, eta as [R,4,2] (columns A).
   auto dev = y.narrow(1, 8, 16).view({r, 2, 2, 4});
   auto xi = dev.select(2, 0).transpose(1, 2), eta = dev.select(2, 1).transpose(1, 2);
@@ -356,7 +361,7 @@ torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet, const torch
   auto q = torch::bmm(kk, jet.d2g.reshape({r, 16, 16})).view({r, 4, 4});  // [m,e]
   auto deta = -torch::bmm(ginv, torch::bmm(dg_acc + p - 0.5 * q, xi) + torch::bmm(c, eta));
   auto ddev = torch::stack({eta.transpose(1, 2), deta.transpose(1, 2)}, 2).reshape({r, 16});
-  return Frozen(torch::cat({k, acc.squeeze(2), ddev}, 1), alive);
+  return FreezeRays(torch::cat({k, acc.squeeze(2), ddev}, 1), alive);
 }
 
 torch::Tensor GeodesicRhsFused(const torch::Tensor& y, const Jet& jet, const torch::Tensor& alive) {
@@ -372,9 +377,7 @@ torch::Tensor GeodesicRhsFused(const torch::Tensor& y, const Jet& jet, const tor
 
 torch::Tensor GeodesicRhs(const torch::Tensor& y, const Jet& jet, const torch::Tensor& alive,
                           bool fused) {
-  const bool fusable = fused && y.device().is_cpu() &&
-                       (y.scalar_type() == torch::kFloat32 || y.scalar_type() == torch::kFloat64);
-  return fusable ? GeodesicRhsFused(y, jet, alive) : GeodesicRhsOps(y, jet, alive);
+  return RayFusedApplies(y, fused) ? GeodesicRhsFused(y, jet, alive) : GeodesicRhsOps(y, jet, alive);
 }
 
 }  // namespace lumpy

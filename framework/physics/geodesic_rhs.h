@@ -34,8 +34,15 @@ LUMPY_ENGINE_API torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet&
                                               const torch::Tensor& alive);
 LUMPY_ENGINE_API torch::Tensor GeodesicRhsFused(const torch::Tensor& y, const Jet& jet,
                                                 const torch::Tensor& alive);
-// The fused node where asked and where it applies (CPU, float32/float64),
-// else the tensor form.
+// Whether the ray tracer's fused CPU paths run on states like y: asked for,
+// on the CPU, float32/float64.
+LUMPY_ENGINE_API bool RayFusedApplies(const torch::Tensor& y, bool fused);
+
+// dy with the rows of rays that are not alive ([R] bool) set to 0.
+LUMPY_ENGINE_API torch::Tensor FreezeRays(const torch::Tensor& dy, const torch::Tensor& alive);
+
+// The fused node where asked and where it applies (RayFusedApplies), else
+// the tensor form.
 LUMPY_ENGINE_API torch::Tensor GeodesicRhs(const torch::Tensor& y, const Jet& jet,
                                            const torch::Tensor& alive, bool fused);
 

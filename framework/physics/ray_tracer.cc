@@ -114,7 +114,7 @@ std::vector<double> ErrorNorms(const torch::Tensor& y, const torch::Tensor& y_ne
   torch::NoGradGuard no_grad;
   const int64_t rays = y.size(0), dim = y.size(1);
   std::vector<double> out(rays, 0.0);
-  if (!o.fused || !y.device().is_cpu()) {
+  if (!RayFusedApplies(y, o.fused)) {
     auto e = kE[0] * k[0];
     for (int j = 2; j < 7; ++j) e = e + kE[j] * k[j];
     auto scale = o.atol + o.rtol * torch::max(y.abs(), y_new.abs());
@@ -131,6 +131,8 @@ std::vector<double> ErrorNorms(const torch::Tensor& y, const torch::Tensor& y_ne
     for (const auto& kj : k) kc.push_back(kj.contiguous());
     const scalar_t* y0 = yc.data_ptr<scalar_t>();
     const scalar_t* y1 = nc.data_ptr<scalar_t>();
+    std::vector<const scalar_t*> kp;
+    for (const auto& kj : kc) kp.push_back(kj.data_ptr<scalar_t>());
     for (int64_t r = 0; r < rays; ++r) {
       double worst = 0.0;
       for (int64_t i = 0; i < dim; ++i) {
@@ -138,7 +140,7 @@ std::vector<double> ErrorNorms(const torch::Tensor& y, const torch::Tensor& y_ne
         double e = 0.0;
         bool finite = true;
         for (int j = 0; j < 7; ++j) {
-          const double kv = static_cast<double>(kc[j].data_ptr<scalar_t>()[at]);
+          const double kv = static_cast<double>(kp[j][at]);
           finite &= std::isfinite(kv);
           e += kE[j] * kv;
         }
@@ -162,10 +164,7 @@ torch::Tensor StageSum(const torch::Tensor& y, double h, const std::vector<torch
                        const double* a, bool fused) {
   std::vector<double> w(k.size());
   for (size_t j = 0; j < k.size(); ++j) w[j] = h * a[j];
-  if (fused && y.device().is_cpu() &&
-      (y.scalar_type() == torch::kFloat32 || y.scalar_type() == torch::kFloat64)) {
-    return StageState::apply(y, torch::TensorList(k), w);
-  }
+  if (RayFusedApplies(y, fused)) return StageState::apply(y, torch::TensorList(k), w);
   auto out = y;
   for (size_t j = 0; j < k.size(); ++j) {
     if (w[j] != 0) out = out + w[j] * k[j];
@@ -236,9 +235,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
   p.lambda = {0.0};
   p.z.push_back(std::vector<double>(n_rays, 0.0));
 
-  auto freeze = [&](const torch::Tensor& dy) {
-    return torch::where(alive_mask.to(dy.device()).view({n_rays, 1}), dy, torch::zeros_like(dy));
-  };
+  auto freeze = [&](const torch::Tensor& dy) { return FreezeRays(dy, alive_mask); };
   auto kill = [&](int64_t r, const char* why, int64_t last_index) {
     alive[r] = 0;
     p.stop.reasons[r] = why;

@@ -19,6 +19,13 @@
 
 namespace {
 
+// The signs of the diagonal outputs' exponentials, as a tensor.
+torch::Tensor DiagonalSign(const torch::TensorOptions& options) {
+  return torch::tensor(std::vector<double>(std::begin(lumpy::siren::kDiagonalSign),
+                                           std::end(lumpy::siren::kDiagonalSign)),
+                       options);
+}
+
 class SirenImpl : public lumpy::MetricModel {
  public:
   explicit SirenImpl(const lumpy::Params& p)
@@ -48,7 +55,9 @@ class SirenImpl : public lumpy::MetricModel {
     out_->bias.normal_(0.0, std);
     // g_ij from the 10 mapped outputs [-e^o0, e^o1, e^o2, e^o3, o4..o9]. Not a
     // buffer: Module::to(dtype) would turn the indices into floats.
-    index_ = torch::tensor({0, 4, 5, 6, 4, 1, 7, 8, 5, 7, 2, 9, 6, 8, 9, 3}, torch::kLong);
+    index_ = torch::tensor(std::vector<int64_t>(std::begin(lumpy::siren::kMetricIndex),
+                                                std::end(lumpy::siren::kMetricIndex)),
+                           torch::kLong);
   }
 
   torch::Tensor metric(const torch::Tensor& x) {
@@ -56,7 +65,7 @@ class SirenImpl : public lumpy::MetricModel {
     for (auto& layer : hidden_) h = torch::sin(layer(h));
     auto o = out_(h);
     auto diag = torch::exp(o.narrow(1, 0, 4)) *
-                torch::tensor({-1.0, 1.0, 1.0, 1.0}, o.options()).view({1, 4});
+                DiagonalSign(o.options()).view({1, 4});
     auto values = torch::cat({diag, o.narrow(1, 4, 6)}, 1);
     return values.index_select(1, index_.to(values.device())).view({-1, 4, 4});
   }
@@ -73,10 +82,6 @@ class SirenImpl : public lumpy::MetricModel {
   }
 
  private:
-  // For each of the 16 ordered pairs (k, l), its distinct second-derivative
-  // channel (lumpy::siren::kPairK/kPairL).
-  static constexpr int64_t kPairOf[16] = {0, 1, 2, 3, 1, 4, 5, 6, 2, 5, 7, 8, 3, 6, 8, 9};
-
   // Channels [B, C, n]: 0 value, 1..4 d/dx_k, 5..14 d2/dx_k dx_l (pairs).
   lumpy::Jet TaylorJet(const torch::Tensor& x, int order) {
     if (fused_ && lumpy::siren::FusedJetApplies(x)) {
@@ -109,7 +114,7 @@ class SirenImpl : public lumpy::MetricModel {
     auto o = y.select(1, 0);                                                // [B,10]
     auto ok = y.narrow(1, 1, 4);                                            // [B,4,10]
     // Output map. Diagonal: e = sign exp(o): e_k = e o_k, e_kl = e (o_kl + o_k o_l).
-    auto sign = torch::tensor({-1.0, 1.0, 1.0, 1.0}, o.options());
+    auto sign = DiagonalSign(o.options());
     auto e = torch::exp(o.narrow(1, 0, 4)) * sign;                  // [B,4]
     auto value = torch::cat({e, o.narrow(1, 4, 6)}, 1);             // [B,10]
     auto first = torch::cat({e.unsqueeze(1) * ok.narrow(2, 0, 4), ok.narrow(2, 4, 6)}, 2);
@@ -125,7 +130,8 @@ class SirenImpl : public lumpy::MetricModel {
       auto second_diag = e.unsqueeze(1) * (okl.narrow(2, 0, 4) +
                                            od.index_select(1, pair_k) * od.index_select(1, pair_l));
       auto second = torch::cat({second_diag, okl.narrow(2, 4, 6)}, 2);  // [B,10 pairs,10]
-      const auto pair_of = torch::tensor(std::vector<int64_t>(kPairOf, kPairOf + 16),
+      const auto pair_of = torch::tensor(std::vector<int64_t>(std::begin(lumpy::siren::kPairOf),
+                                                              std::end(lumpy::siren::kPairOf)),
                                          torch::TensorOptions().dtype(torch::kLong).device(x.device()));
       jet.d2g = second.index_select(1, pair_of)
                     .index_select(2, idx)

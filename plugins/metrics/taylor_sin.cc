@@ -101,12 +101,6 @@ void ForBlocks(int64_t points, int64_t block, const F& f) {
   });
 }
 
-// g_ij from the 10 mapped outputs [-e^o0, e^o1, e^o2, e^o3, o4..o9], and the
-// distinct pair (k <= l) of each ordered pair.
-constexpr int kIndex[16] = {0, 4, 5, 6, 4, 1, 7, 8, 5, 7, 2, 9, 6, 8, 9, 3};
-constexpr int kPairOf[16] = {0, 1, 2, 3, 1, 4, 5, 6, 2, 5, 7, 8, 3, 6, 8, 9};
-constexpr double kSign[4] = {-1.0, 1.0, 1.0, 1.0};
-
 // The output map on one point: y [C,10] (value, d_k, d_kl channels) -> g [16],
 // dg [64] = [i][j][k], d2g [256] = [i][j][k][l].
 template <typename T>
@@ -114,7 +108,7 @@ void OutputMap(const T* y, int64_t channels, T* g, T* dg, T* d2g) {
   T v[10], f[4][10], s[10][10];
   for (int i = 0; i < 10; ++i) {
     const bool diag = i < 4;
-    const T e = diag ? static_cast<T>(kSign[i]) * std::exp(y[i]) : T(1);
+    const T e = diag ? static_cast<T>(kDiagonalSign[i]) * std::exp(y[i]) : T(1);
     v[i] = diag ? e : y[i];
     for (int k = 0; k < 4; ++k) f[k][i] = diag ? e * y[(1 + k) * 10 + i] : y[(1 + k) * 10 + i];
     if (channels < 15) continue;
@@ -124,7 +118,7 @@ void OutputMap(const T* y, int64_t channels, T* g, T* dg, T* d2g) {
     }
   }
   for (int ij = 0; ij < 16; ++ij) {
-    const int i = kIndex[ij];
+    const int i = kMetricIndex[ij];
     g[ij] = v[i];
     for (int k = 0; k < 4; ++k) dg[ij * 4 + k] = f[k][i];
     if (channels < 15) continue;
@@ -138,7 +132,7 @@ void OutputMapBackward(const T* y, int64_t channels, const T* gb, const T* dgb, 
                        T* yb) {
   T vb[10] = {0}, fb[4][10] = {{0}}, sb[10][10] = {{0}};
   for (int ij = 0; ij < 16; ++ij) {
-    const int i = kIndex[ij];
+    const int i = kMetricIndex[ij];
     vb[i] += gb[ij];
     for (int k = 0; k < 4; ++k) fb[k][i] += dgb[ij * 4 + k];
     if (channels < 15) continue;
@@ -152,7 +146,7 @@ void OutputMapBackward(const T* y, int64_t channels, const T* gb, const T* dgb, 
       for (int p = 0; p < 10; ++p) yb[(5 + p) * 10 + i] = sb[p][i];
       continue;
     }
-    const T e = static_cast<T>(kSign[i]) * std::exp(y[i]);
+    const T e = static_cast<T>(kDiagonalSign[i]) * std::exp(y[i]);
     T eb = vb[i];
     for (int k = 0; k < 4; ++k) {
       const T yk = y[(1 + k) * 10 + i];

@@ -36,6 +36,14 @@ inline constexpr int64_t kPairK[10] = {0, 0, 0, 0, 1, 1, 1, 2, 2, 3};
 inline constexpr int64_t kPairL[10] = {0, 1, 2, 3, 1, 2, 3, 2, 3, 3};
 torch::Tensor PairIndex(const int64_t (&pairs)[10], const torch::Device& device);
 
+// The output map: g_ij is output kMetricIndex[4i+j] of the 10 mapped outputs
+// [-e^o0, e^o1, e^o2, e^o3, o4..o9] (kDiagonalSign: the signs of the
+// exponentials), and kPairOf[4k+l] is the distinct second-derivative channel
+// of the ordered pair (k, l).
+inline constexpr int64_t kMetricIndex[16] = {0, 4, 5, 6, 4, 1, 7, 8, 5, 7, 2, 9, 6, 8, 9, 3};
+inline constexpr int64_t kPairOf[16] = {0, 1, 2, 3, 1, 4, 5, 6, 2, 5, 7, 8, 3, 6, 8, 9};
+inline constexpr double kDiagonalSign[4] = {-1.0, 1.0, 1.0, 1.0};
+
 torch::Tensor TaylorSinLayer(const torch::Tensor& h, const torch::Tensor& weight,
                              const torch::Tensor& bias);
 
