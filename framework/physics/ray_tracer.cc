@@ -2,6 +2,7 @@
 
 #include "physics/ray_read_out.h"
 #include "physics/geodesic_rhs.h"
+#include "physics/ray_error.h"
 
 #include <algorithm>
 #include <cmath>
@@ -34,7 +35,7 @@ constexpr double kA[7][6] = {
     {19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729},
     {9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656},
     {35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84}};
-constexpr double kE[7] = {35.0 / 384 - 5179.0 / 57600,      0,
+const std::vector<double> kE = {35.0 / 384 - 5179.0 / 57600,      0,
                           500.0 / 1113 - 7571.0 / 16695,   125.0 / 192 - 393.0 / 640,
                           -2187.0 / 6784 + 92097.0 / 339200, 11.0 / 84 - 187.0 / 2100,
                           -1.0 / 40};
@@ -104,60 +105,6 @@ struct StageState : public torch::autograd::Function<StageState> {
     return out;
   }
 };
-
-// Each ray's error estimate of a step, max over components of
-// |h sum_j e_j k_j| / (atol + rtol max(|y|, |y_new|)); infinite where a stage
-// derivative is not finite. Plain loops on the CPU (fused), else tensor operations.
-std::vector<double> ErrorNorms(const torch::Tensor& y, const torch::Tensor& y_new,
-                               const std::vector<torch::Tensor>& k, double h,
-                               const RayTracerOptions& o) {
-  torch::NoGradGuard no_grad;
-  const int64_t rays = y.size(0), dim = y.size(1);
-  std::vector<double> out(rays, 0.0);
-  if (!RayFusedApplies(y, o.fused)) {
-    auto e = kE[0] * k[0];
-    for (int j = 2; j < 7; ++j) e = e + kE[j] * k[j];
-    auto scale = o.atol + o.rtol * torch::max(y.abs(), y_new.abs());
-    auto er = (h * e).abs().div(scale).amax(1);
-    auto finite = torch::ones_like(er, torch::kBool);
-    for (const auto& kj : k) finite = finite & torch::isfinite(kj).all(1);
-    er = torch::where(finite, er, torch::full_like(er, INFINITY)).to(torch::kCPU, torch::kFloat64);
-    std::copy(er.data_ptr<double>(), er.data_ptr<double>() + rays, out.begin());
-    return out;
-  }
-  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "ray_error_norms", [&] {
-    auto yc = y.contiguous(), nc = y_new.contiguous();
-    std::vector<torch::Tensor> kc;
-    for (const auto& kj : k) kc.push_back(kj.contiguous());
-    const scalar_t* y0 = yc.data_ptr<scalar_t>();
-    const scalar_t* y1 = nc.data_ptr<scalar_t>();
-    std::vector<const scalar_t*> kp;
-    for (const auto& kj : kc) kp.push_back(kj.data_ptr<scalar_t>());
-    for (int64_t r = 0; r < rays; ++r) {
-      double worst = 0.0;
-      for (int64_t i = 0; i < dim; ++i) {
-        const int64_t at = r * dim + i;
-        double e = 0.0;
-        bool finite = true;
-        for (int j = 0; j < 7; ++j) {
-          const double kv = static_cast<double>(kp[j][at]);
-          finite &= std::isfinite(kv);
-          e += kE[j] * kv;
-        }
-        if (!finite) {
-          worst = INFINITY;
-          break;
-        }
-        const double scale =
-            o.atol + o.rtol * std::max(std::abs(static_cast<double>(y0[at])),
-                                       std::abs(static_cast<double>(y1[at])));
-        worst = std::max(worst, std::abs(h * e) / scale);
-      }
-      out[r] = worst;
-    }
-  });
-  return out;
-}
 
 // y + h sum_j a_j k_j: the fused node on the CPU, tensor operations elsewhere.
 torch::Tensor StageSum(const torch::Tensor& y, double h, const std::vector<torch::Tensor>& k,
@@ -261,7 +208,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
       if (s == 6) y_new = ys_stage;
     }
     // Per-ray error norms on detached values.
-    const std::vector<double> err_ray = ErrorNorms(y, y_new, k, h, o);
+    const std::vector<double> err_ray = ErrorNorms(y, y_new, k, kE, h, o.rtol, o.atol, o.fused);
     double err = 0.0;
     bool non_finite = false;
     for (int64_t r = 0; r < n_rays; ++r) {

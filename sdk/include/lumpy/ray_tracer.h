@@ -48,8 +48,10 @@
 namespace lumpy {
 
 struct RayTracerOptions {
-  // Error control per component: |err| <= atol + rtol |y|. In float32 these
-  // are floored at rtol 1e-6, atol 1e-8 (rounding noise sits just below).
+  // Error control per vector: |err| <= atol + rtol |v| for each component of
+  // the vectors v = t, spatial x, k^0, spatial k, and each Jacobi vector and
+  // its derivative (|v|: largest component). In float32 these are floored at
+  // rtol 1e-6, atol 1e-8 (rounding noise sits just below).
   double rtol = 1e-9;
   double atol = 1e-12;
   double lambda_end = -10.0;  // the affine parameter runs from 0 down to this
