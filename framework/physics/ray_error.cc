@@ -76,4 +76,16 @@ std::vector<double> ErrorNorms(const torch::Tensor& y, const torch::Tensor& y_ne
   return out;
 }
 
+double InitialStep(const torch::Tensor& y, const torch::Tensor& f, double rtol, double span) {
+  torch::NoGradGuard no_grad;
+  auto k = y.narrow(1, 4, 4).detach().abs().amax(1).to(torch::kCPU, torch::kFloat64).contiguous();
+  auto a = f.narrow(1, 4, 4).detach().abs().amax(1).to(torch::kCPU, torch::kFloat64).contiguous();
+  double time = span;
+  for (int64_t r = 0; r < k.size(0); ++r) {
+    const double kr = k.data_ptr<double>()[r], ar = a.data_ptr<double>()[r];
+    if (ar > 0 && std::isfinite(ar) && std::isfinite(kr)) time = std::min(time, kr / ar);
+  }
+  return time * std::pow(rtol, 0.2);
+}
+
 }  // namespace lumpy

@@ -34,4 +34,13 @@ LUMPY_ENGINE_API std::vector<double> ErrorNorms(const torch::Tensor& y, const to
                                                 const std::vector<double>& e, double h,
                                                 double rtol, double atol, bool fused);
 
+// The automatic first step: T rtol^(1/5) with T = min over rays of
+// |k| / |dk/dl| (largest components; f = dy/dl at y), the affine time over
+// which a ray's momentum changes by itself, at most `span`: the step of a
+// 5th-order method whose error relative to the state is about rtol. It
+// needs no metric evaluation beyond f (the integrator's first stage). T is
+// taken over rays still moving (frozen rays have f = 0).
+LUMPY_ENGINE_API double InitialStep(const torch::Tensor& y, const torch::Tensor& f, double rtol,
+                                    double span);
+
 }  // namespace lumpy

@@ -193,8 +193,15 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
     alive_mask = torch::tensor(std::vector<int64_t>(alive.begin(), alive.end())).to(torch::kBool);
   };
 
-  double lam = 0.0, h = -std::abs(o.first_step);
   const double min_step = 1e-9 * std::max(1.0, std::abs(o.lambda_end));
+  double lam = 0.0;
+  // A first step, at the start and after stopping stalled rays: as asked,
+  // else the automatic one (ray_error.h) for the rays still moving.
+  auto start_step = [&] {
+    if (o.first_step > 0) return -o.first_step;
+    return -std::max(min_step, InitialStep(y, f.dy, o.rtol, std::abs(o.lambda_end - lam)));
+  };
+  double h = start_step();
   int64_t accepted = 0, rejected = 0;
   while (any_alive() && accepted + rejected < o.max_steps) {
     if (lam + h < o.lambda_end) h = o.lambda_end - lam;
@@ -227,7 +234,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
       }
       update_mask();
       f.dy = freeze(f.dy);
-      h = -std::abs(o.first_step);
+      h = start_step();
     };
     if (non_finite || !(err <= 1.0)) {
       ++rejected;

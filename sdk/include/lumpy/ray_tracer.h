@@ -57,7 +57,9 @@ struct RayTracerOptions {
   double lambda_end = -10.0;  // the affine parameter runs from 0 down to this
   double t_min = -5.0;        // stop once t < t_min
   double z_stop = 2.5;        // stop once z > max(z_stop, largest target of the ray + 0.2)
-  double first_step = 1e-3;   // |initial step|
+  // |initial step|; 0: automatic, T rtol^(1/5) with T the affine time over
+  // which the rays' momenta change (|k| / |dk/dl| at the observer).
+  double first_step = 0.0;
   int64_t max_steps = 20000;  // accepted + rejected
   // The reference's read-out: save `saved_points` states evenly in lambda over
   // [0, lambda_end] (and the stop), and interpolate d_L linearly in z between
