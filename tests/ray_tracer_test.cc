@@ -190,6 +190,43 @@ TEST(RayInitialStep, IsTheMomentumTimeScaleTimesRtolToTheFifth) {
   EXPECT_LT(MaxAbs(a.luminosity_distance / b.luminosity_distance - 1), 1e-8);
 }
 
+// A metric that records how many points each jet of order >= 1 (a ray
+// stage) is asked for.
+class CountingMetric : public MetricModel {
+ public:
+  explicit CountingMetric(std::shared_ptr<MetricModel> inner) : inner_(std::move(inner)) {}
+  Jet jet(const torch::Tensor& x, int order) override {
+    if (order >= 1) points.push_back(x.size(0));
+    return inner_->jet(x, order);
+  }
+  std::vector<int64_t> points;
+
+ private:
+  std::shared_ptr<MetricModel> inner_;
+};
+
+// Rays that have stopped leave the batch: with targets at z = 0.1, 0.5 and 1
+// and each ray stopping past its own target (z_stop = 0), the jets see 3,
+// then 2, then 1 point; the distances still match flat LCDM's closed form
+// (1e-6 relative).
+TEST(RayBatch, StoppedRaysLeaveTheJetsBatch) {
+  CountingMetric m(MakeFlrw({"lcdm", 70, 0.3}));
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto directions = torch::tensor({{1.0, 0.0, 0.0}, {0.0, 0.6, 0.8}, {-0.5, -0.5, 0.70710678}});
+  auto z = torch::tensor({0.1, 0.5, 1.0}, f64);
+  RayTracerOptions o;
+  o.z_stop = 0;
+  torch::NoGradGuard no_grad;
+  auto got = TraceSky(m, directions, torch::arange(3, torch::kLong), z, f64, o);
+  ASSERT_TRUE(got.reached.all().item<bool>()) << got.stop.Summary();
+  EXPECT_LT(MaxAbs(got.luminosity_distance / LcdmDistance(z, 70, 0.3) - 1), 1e-6);
+  ASSERT_FALSE(m.points.empty());
+  EXPECT_EQ(m.points.front(), 3);
+  EXPECT_EQ(m.points.back(), 1);
+  EXPECT_TRUE(std::is_sorted(m.points.rbegin(), m.points.rend()));
+  EXPECT_NE(std::find(m.points.begin(), m.points.end(), 2), m.points.end());
+}
+
 TEST(ReferenceRayLinearReadOut, WeightHasAFiniteGradientWhereRedshiftsRepeat) {
   auto za = torch::tensor({0.1, 0.2, 0.3, 0.5}, torch::kFloat64).requires_grad_(true);
   auto zb = torch::tensor({0.1, 0.4, 0.3, 0.6}, torch::kFloat64).requires_grad_(true);

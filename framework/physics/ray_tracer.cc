@@ -65,11 +65,27 @@ struct Rhs {
 };
 
 // dy/dl at the states y (geodesic_rhs.h has the formulas); rays not alive
-// ([R] bool, or undefined: all) get dy = 0.
+// ([R] bool, or undefined: all) get dy = 0, and g = dg = 0. The metric is
+// evaluated at the live rays only: once rays stop (their targets passed, or
+// a singularity met) the batch the jet sees shrinks with them.
 Rhs Derivative(MetricModel& metric, const torch::Tensor& y, bool fused,
                const torch::Tensor& alive = {}) {
-  Jet jet = metric.jet(y.narrow(1, 0, 4), y.size(1) == kJacobi ? 2 : 1);
-  return {GeodesicRhs(y, jet, alive, fused), jet.g, jet.dg};
+  const int64_t order = y.size(1) == kJacobi ? 2 : 1;
+  const int64_t live = alive.defined() ? alive.sum().item<int64_t>() : y.size(0);
+  if (live == y.size(0)) {
+    Jet jet = metric.jet(y.narrow(1, 0, 4), order);
+    return {GeodesicRhs(y, jet, {}, fused), jet.g, jet.dg};
+  }
+  auto idx = alive.nonzero().squeeze(1).to(y.device());
+  auto yl = y.index_select(0, idx);
+  Jet jet = metric.jet(yl.narrow(1, 0, 4), order);
+  auto dy = GeodesicRhs(yl, jet, {}, fused);
+  auto widen = [&](const torch::Tensor& t) {
+    auto sizes = t.sizes().vec();
+    sizes[0] = y.size(0);
+    return torch::zeros(sizes, t.options()).index_copy(0, idx, t);
+  };
+  return {widen(dy), widen(jet.g), widen(jet.dg)};
 }
 
 using torch::autograd::AutogradContext;
@@ -264,6 +280,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
     }
     std::vector<double> z_row = p.z.back();
     bool changed = false;
+    std::vector<int64_t> bad(n_rays, 0);  // stopped here at a bad state
     for (int64_t r = 0; r < n_rays; ++r) {
       if (!alive[r]) continue;
       if (!lorentzian[r]) {
@@ -277,18 +294,17 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
         else if (lam <= o.lambda_end) kill(r, "affine", here);
       }
       changed |= !alive[r];
+      bad[r] = !alive[r] && p.last[r] < here;
     }
     p.z.push_back(z_row);
     if (changed) {
       update_mask();
       // A ray stopped at a bad state keeps its last good one from here on.
-      std::vector<int64_t> bad;
-      for (int64_t r = 0; r < n_rays; ++r) bad.push_back(!alive[r] && p.last[r] < here);
       if (std::find(bad.begin(), bad.end(), 1) != bad.end()) {
         auto mask = torch::tensor(bad).to(torch::kBool).view({n_rays, 1}).to(y.device());
         y = torch::where(mask, ys[here - 1], y);
         ys.back() = y;
-        f = Derivative(metric, y, o.fused);  // a finite state again
+        f = Derivative(metric, y, o.fused, alive_mask);  // finite again (the live rays)
       }
       // Frozen rays advance no further (fs keeps the true derivative at their
       // last state, for the read-out's interpolant).
