@@ -42,6 +42,10 @@ inline std::vector<lumpy::ParamSpec> RaySpecs() {
 
 inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
   lumpy::RayTracerOptions o;
+  // Physical rays stop once past their own farthest target (+0.2): most
+  // direction bins hold only nearby supernovae, and a stopped ray leaves the
+  // batch. The reference's z > 2.5 rule belongs to its single ray.
+  if (p.GetString("mode") == "physical") o.z_stop = 0.0;
   o.rtol = p.GetDouble("rtol");
   o.atol = p.GetDouble("atol");
   o.linear_interpolation = p.GetString("interpolation") == "linear";
