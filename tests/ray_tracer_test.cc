@@ -594,6 +594,30 @@ TEST_P(SupernovaChi2, ValueAndGradientOnFlatLcdm) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, SupernovaChi2, ::testing::Values("reference", "physical"));
 
+// In physical mode each of the 48 bins' rays stops past its own farthest
+// supernova (+0.2), not at the reference ray's z = 2.5: most bins hold only
+// nearby supernovae, so the batch the jets see shrinks as the rays go out,
+// down to the one bin holding the farthest supernova (z = 2.26). Stopping
+// every ray at 2.5, as before, the isotropic metric's rays all stopped in
+// the same step and the last jets saw all 48.
+TEST(SupernovaChi2Rays, PhysicalRaysStopPastTheirOwnTargets) {
+  auto sn = MakeBuiltIn<LossTerm>("supernova_chi2", {{"mode", std::string("physical")}});
+  ASSERT_TRUE(sn);
+  auto lcdm = TrainableLcdm(70, 0.3);
+  CountingMetric counting(lcdm);
+  DatasetContext ctx;
+  ctx.m = &counting;
+  torch::NoGradGuard no_grad;
+  sn->evaluate(ctx);
+  ASSERT_FALSE(counting.points.empty());
+  EXPECT_EQ(counting.points.front(), 48);
+  EXPECT_EQ(counting.points.back(), 1);
+  const auto full = std::count(counting.points.begin(), counting.points.end(), 48);
+  EXPECT_LT(2 * full, static_cast<int64_t>(counting.points.size()))
+      << full << " of " << counting.points.size() << " jets on all 48 rays";
+}
+
+
 // In Minkowski space light is not redshifted: no supernova is reached, the
 // chi^2 has no terms, and the loss is the compass alone, unreached_weight x
 // the farthest redshift of each ray (reference: one ray; physical: each
