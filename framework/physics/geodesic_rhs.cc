@@ -251,13 +251,12 @@ struct RayRhs {
 struct FusedRhs : public torch::autograd::Function<FusedRhs> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y_in,
                                const torch::Tensor& g_in, const torch::Tensor& dg_in,
-                               const torch::Tensor& d2g_in, const torch::Tensor& alive_in) {
+                               const torch::Tensor& d2g_in) {
     auto y = y_in.contiguous();
     auto g = g_in.contiguous();
     auto dg = dg_in.contiguous();
     const bool jacobi = y.size(1) == kJacobi;
     auto d2g = jacobi ? d2g_in.contiguous() : torch::Tensor();
-    auto alive = alive_in.to(torch::kCPU, torch::kBool).contiguous();
     const int64_t rays = y.size(0), dim = y.size(1);
     auto out = torch::zeros_like(y);
     AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "geodesic_rhs_forward", [&] {
@@ -265,18 +264,16 @@ struct FusedRhs : public torch::autograd::Function<FusedRhs> {
       const scalar_t* gp = g.data_ptr<scalar_t>();
       const scalar_t* dgp = dg.data_ptr<scalar_t>();
       const scalar_t* d2gp = jacobi ? d2g.data_ptr<scalar_t>() : nullptr;
-      const bool* ap = alive.data_ptr<bool>();
       scalar_t* op = out.data_ptr<scalar_t>();
       at::parallel_for(0, rays, kGrain, [&](int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; ++r) {
-          if (!ap[r]) continue;
           RayRhs rhs(yp + r * dim, gp + r * 16, dgp + r * 64, jacobi ? d2gp + r * 256 : nullptr,
                      jacobi);
           rhs.Write(op + r * dim, dim);
         }
       });
     });
-    ctx->save_for_backward({y, g, dg, jacobi ? d2g : torch::Tensor(), alive});
+    ctx->save_for_backward({y, g, dg, jacobi ? d2g : torch::Tensor()});
     return out;
   }
 
@@ -289,7 +286,6 @@ struct FusedRhs : public torch::autograd::Function<FusedRhs> {
     const auto& g = saved[1];
     const auto& dg = saved[2];
     const auto& d2g = saved[3];
-    const auto& alive = saved[4];
     const bool jacobi = y.size(1) == kJacobi;
     const int64_t rays = y.size(0), dim = y.size(1);
     auto ob = grads[0].contiguous();
@@ -300,7 +296,6 @@ struct FusedRhs : public torch::autograd::Function<FusedRhs> {
       const scalar_t* gp = g.data_ptr<scalar_t>();
       const scalar_t* dgp = dg.data_ptr<scalar_t>();
       const scalar_t* d2gp = jacobi ? d2g.data_ptr<scalar_t>() : nullptr;
-      const bool* ap = alive.data_ptr<bool>();
       const scalar_t* obp = ob.data_ptr<scalar_t>();
       scalar_t* ybp = yb.data_ptr<scalar_t>();
       scalar_t* gbp = gb.data_ptr<scalar_t>();
@@ -308,7 +303,6 @@ struct FusedRhs : public torch::autograd::Function<FusedRhs> {
       scalar_t* d2gbp = jacobi ? d2gb.data_ptr<scalar_t>() : nullptr;
       at::parallel_for(0, rays, kGrain, [&](int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; ++r) {
-          if (!ap[r]) continue;
           RayRhs rhs(yp + r * dim, gp + r * 16, dgp + r * 64, jacobi ? d2gp + r * 256 : nullptr,
                      jacobi);
           rhs.Adjoint(obp + r * dim, ybp + r * dim, gbp + r * 16, dgbp + r * 64,
@@ -316,7 +310,7 @@ struct FusedRhs : public torch::autograd::Function<FusedRhs> {
         }
       });
     });
-    return {yb, gb, dgb, d2gb, torch::Tensor()};
+    return {yb, gb, dgb, d2gb};
   }
 };
 
@@ -332,7 +326,7 @@ torch::Tensor FreezeRays(const torch::Tensor& dy, const torch::Tensor& alive) {
   return torch::where(alive.to(dy.device()).view({-1, 1}), dy, torch::zeros_like(dy));
 }
 
-torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet, const torch::Tensor& alive) {
+torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet) {
   const bool jacobi = y.size(1) == kJacobi;
   const int64_t r = y.size(0);
   auto k = y.narrow(1, 4, 4);
@@ -345,7 +339,7 @@ torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet, const torch
   auto kdg = torch::bmm(kk, dg3).view({r, 4, 1});                  // k^b k^c d_d g_bc
   auto lower = torch::bmm(dgk, kcol) - 0.5 * kdg;                  // L_d [R,4,1]
   auto acc = -torch::bmm(ginv, lower);                             // [R,4,1]
-  if (!jacobi) return FreezeRays(torch::cat({k, acc.squeeze(2)}, 1), alive);
+  if (!jacobi) return torch::cat({k, acc.squeeze(2)}, 1);
   // [R, A, (xi, eta), 4] -> xi, eta as [R,4,2] (columns A).
   auto dev = y.narrow(1, 8, 16).view({r, 2, 2, 4});
   auto xi = dev.select(2, 0).transpose(1, 2), eta = dev.select(2, 1).transpose(1, 2);
@@ -361,23 +355,21 @@ torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet, const torch
   auto q = torch::bmm(kk, jet.d2g.reshape({r, 16, 16})).view({r, 4, 4});  // [m,e]
   auto deta = -torch::bmm(ginv, torch::bmm(dg_acc + p - 0.5 * q, xi) + torch::bmm(c, eta));
   auto ddev = torch::stack({eta.transpose(1, 2), deta.transpose(1, 2)}, 2).reshape({r, 16});
-  return FreezeRays(torch::cat({k, acc.squeeze(2), ddev}, 1), alive);
+  return torch::cat({k, acc.squeeze(2), ddev}, 1);
 }
 
-torch::Tensor GeodesicRhsFused(const torch::Tensor& y, const Jet& jet, const torch::Tensor& alive) {
+torch::Tensor GeodesicRhsFused(const torch::Tensor& y, const Jet& jet) {
   TORCH_CHECK(y.dim() == 2 && (y.size(1) == 8 || y.size(1) == kJacobi),
               "ray tracer: states must be [R, 8|24], got ", y.sizes());
   TORCH_CHECK(y.size(1) == 8 || jet.d2g.defined(), "ray tracer: the Jacobi map needs a jet of order 2");
   // Every input defined (autograd asks each for its device): an empty
-  // stand-in for d2g on geodesics alone, all rays alive by default.
+  // stand-in for d2g on geodesics alone.
   return FusedRhs::apply(y, jet.g, jet.dg,
-                         y.size(1) == kJacobi ? jet.d2g : torch::empty({0}, y.options()),
-                         alive.defined() ? alive : torch::ones({y.size(0)}, torch::kBool));
+                         y.size(1) == kJacobi ? jet.d2g : torch::empty({0}, y.options()));
 }
 
-torch::Tensor GeodesicRhs(const torch::Tensor& y, const Jet& jet, const torch::Tensor& alive,
-                          bool fused) {
-  return RayFusedApplies(y, fused) ? GeodesicRhsFused(y, jet, alive) : GeodesicRhsOps(y, jet, alive);
+torch::Tensor GeodesicRhs(const torch::Tensor& y, const Jet& jet, bool fused) {
+  return RayFusedApplies(y, fused) ? GeodesicRhsFused(y, jet) : GeodesicRhsOps(y, jet);
 }
 
 }  // namespace lumpy

@@ -9,8 +9,7 @@
 //   d_e Gamma^a_bc k^b k^c = g^am (d_e g_mn acc^n + P_me - 1/2 Q_me),
 //     P_me = d_e d_b g_mc k^b k^c,  Q_me = d_m d_e g_bc k^b k^c;
 //   d2 xi/dl2 = -g^-1 [(dg acc + P - Q/2) xi + C eta].
-// Rays whose `alive` entry is false get dy = 0 (they stay frozen) and pass no
-// gradient.
+// The integrator passes live rays only (stopped rays leave its batch).
 //
 // Two implementations of the same formulas:
 //   GeodesicRhsOps: batched tensor operations under autograd (any device,
@@ -29,11 +28,9 @@
 
 namespace lumpy {
 
-// alive: [R] bool (or undefined: all alive). Jet order >= 1 (>= 2 for D = 24).
-LUMPY_ENGINE_API torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet,
-                                              const torch::Tensor& alive);
-LUMPY_ENGINE_API torch::Tensor GeodesicRhsFused(const torch::Tensor& y, const Jet& jet,
-                                                const torch::Tensor& alive);
+// Jet order >= 1 (>= 2 for D = 24).
+LUMPY_ENGINE_API torch::Tensor GeodesicRhsOps(const torch::Tensor& y, const Jet& jet);
+LUMPY_ENGINE_API torch::Tensor GeodesicRhsFused(const torch::Tensor& y, const Jet& jet);
 // Whether the ray tracer's fused CPU paths run on states like y: asked for,
 // on the CPU, float32/float64.
 LUMPY_ENGINE_API bool RayFusedApplies(const torch::Tensor& y, bool fused);
@@ -43,7 +40,6 @@ LUMPY_ENGINE_API torch::Tensor FreezeRays(const torch::Tensor& dy, const torch::
 
 // The fused node where asked and where it applies (RayFusedApplies), else
 // the tensor form.
-LUMPY_ENGINE_API torch::Tensor GeodesicRhs(const torch::Tensor& y, const Jet& jet,
-                                           const torch::Tensor& alive, bool fused);
+LUMPY_ENGINE_API torch::Tensor GeodesicRhs(const torch::Tensor& y, const Jet& jet, bool fused);
 
 }  // namespace lumpy

@@ -74,12 +74,12 @@ Rhs Derivative(MetricModel& metric, const torch::Tensor& y, bool fused,
   const int64_t live = alive.defined() ? alive.sum().item<int64_t>() : y.size(0);
   if (live == y.size(0)) {
     Jet jet = metric.jet(y.narrow(1, 0, 4), order);
-    return {GeodesicRhs(y, jet, {}, fused), jet.g, jet.dg};
+    return {GeodesicRhs(y, jet, fused), jet.g, jet.dg};
   }
   auto idx = alive.nonzero().squeeze(1).to(y.device());
   auto yl = y.index_select(0, idx);
   Jet jet = metric.jet(yl.narrow(1, 0, 4), order);
-  auto dy = GeodesicRhs(yl, jet, {}, fused);
+  auto dy = GeodesicRhs(yl, jet, fused);
   auto widen = [&](const torch::Tensor& t) {
     auto sizes = t.sizes().vec();
     sizes[0] = y.size(0);
