@@ -225,6 +225,58 @@ TEST(RayBatch, StoppedRaysLeaveTheJetsBatch) {
   EXPECT_NE(std::find(m.points.begin(), m.points.end(), 2), m.points.end());
 }
 
+// A metric that counts the jets of order >= 1 it evaluates with a graph
+// (forward) and how many of them receive a gradient in the backward pass.
+class GradientCountingMetric : public MetricModel {
+ public:
+  explicit GradientCountingMetric(std::shared_ptr<MetricModel> inner) : inner_(std::move(inner)) {}
+  Jet jet(const torch::Tensor& x, int order) override {
+    Jet jet = inner_->jet(x, order);
+    if (order >= 1 && jet.dg.requires_grad()) {
+      ++forward;
+      jet.dg.register_hook([this](const torch::Tensor& g) {
+        ++backward;
+        return g;
+      });
+    }
+    return jet;
+  }
+  std::vector<PhysicalParameter> physical_parameters() override { return inner_->physical_parameters(); }
+  int64_t forward = 0, backward = 0;
+
+ private:
+  std::shared_ptr<MetricModel> inner_;
+};
+
+// The backward pass stops at the last state the read-out uses: with targets
+// at z <= 0.1 and the reference ray running on to z = 2.5, the steps past the
+// targets' crossing are left out of the distances' graph (before, stacking
+// every saved state put all of them in it, and each of their jets took a
+// zero gradient). The gradient is unchanged: it matches the one computed with
+// the ray stopping just past its targets.
+TEST(RayReadOut, BackwardSkipsTheStepsPastTheLastTarget) {
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto z = torch::tensor({0.05, 0.1}, f64);
+  auto gradient = [&](double z_stop, int64_t* forward, int64_t* backward) {
+    GradientCountingMetric m(TrainableLcdm(70, 0.3));
+    RayTracerOptions o;
+    o.z_stop = z_stop;
+    auto d = TraceReference(m, z, f64, o);
+    EXPECT_TRUE(d.reached.all().item<bool>());
+    auto p = m.physical_parameters();
+    auto g = torch::autograd::grad({d.luminosity_distance.sum()}, {p[0].value})[0];
+    *forward = m.forward;
+    *backward = m.backward;
+    return g.item<double>();
+  };
+  int64_t forward = 0, backward = 0, forward_short = 0, backward_short = 0;
+  const double g_long = gradient(2.5, &forward, &backward);
+  const double g_short = gradient(0.0, &forward_short, &backward_short);
+  EXPECT_GT(forward, 3 * forward_short);  // the long ray takes many more steps
+  EXPECT_LE(backward, backward_short);     // but its backward pass does not
+  EXPECT_NEAR(g_long / g_short, 1.0, 1e-6);
+}
+
 TEST(ReferenceRayLinearReadOut, WeightHasAFiniteGradientWhereRedshiftsRepeat) {
   auto za = torch::tensor({0.1, 0.2, 0.3, 0.5}, torch::kFloat64).requires_grad_(true);
   auto zb = torch::tensor({0.1, 0.4, 0.3, 0.6}, torch::kFloat64).requires_grad_(true);

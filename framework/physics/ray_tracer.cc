@@ -171,7 +171,7 @@ std::vector<char> Lorentzian(const torch::Tensor& g_in) {
 
 // The integrated paths of all rays: S saved states (with graph).
 struct Paths {
-  torch::Tensor y, f;               // [S,R,D]
+  std::vector<torch::Tensor> y, f;  // S x [R,D]: the states and dy/dl there
   std::vector<double> lambda;       // [S]
   std::vector<std::vector<double>> z;  // [S][R] detached redshifts
   std::vector<int64_t> last;        // per ray: the last saved index valid for read-out
@@ -319,8 +319,8 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
   }
   p.stop.accepted = accepted;
   p.stop.rejected = rejected;
-  p.y = torch::stack(ys, 0);
-  p.f = torch::stack(fs, 0);
+  p.y = std::move(ys);
+  p.f = std::move(fs);
   return p;
 }
 
@@ -387,7 +387,7 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
                      const torch::TensorOptions& options, const RayTracerOptions& o) {
   SkyDistances out;
   out.stop = p.stop;
-  const int64_t n_rays = p.y.size(1), n_saved = p.y.size(0), dim = p.y.size(2);
+  const int64_t n_rays = p.y.front().size(0), dim = p.y.front().size(1);
   const int64_t n = z_target.size(0);
   auto zt = z_target.to(torch::kCPU, torch::kFloat64).contiguous();
   auto rays = ray_of.to(torch::kCPU, torch::kLong).contiguous();
@@ -405,15 +405,14 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
       if (zi >= p.z[argmax[r]][r]) argmax[r] = i;
     }
   }
-  auto flat_y = p.y.reshape({n_saved * n_rays, dim}), flat_f = p.f.reshape({n_saved * n_rays, dim});
-  {
-    std::vector<int64_t> at(n_rays);
-    for (int64_t r = 0; r < n_rays; ++r) at[r] = argmax[r] * n_rays + r;
-    auto s = flat_y.index_select(0, torch::tensor(at, torch::kLong));
-    out.z_max = redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
-  }
   std::vector<int64_t> reached_idx, lo_flat, hi_flat, lo_step;
   std::vector<char> reached(n, 0);
+  // The saved states the read-out interpolates between: it uses the first
+  // n_saved only, so that later states (and the steps that led there) are not
+  // in its graph and the backward pass skips them where only z_max (read off
+  // its own state below) or nothing uses them.
+  int64_t n_saved = 1;
+  if (o.linear_interpolation) n_saved = 1 + *std::max_element(p.last.begin(), p.last.end());
   for (int64_t i = 0; i < n; ++i) {
     const int64_t r = rp[i];
     TORCH_CHECK(r >= 0 && r < n_rays, "ray index ", r, " out of range [0, ", n_rays, ")");
@@ -426,6 +425,25 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
     lo_step.push_back(up - 1);
     lo_flat.push_back((up - 1) * n_rays + r);
     hi_flat.push_back(up * n_rays + r);
+    n_saved = std::max(n_saved, up + 1);
+  }
+  auto stack = [&](const std::vector<torch::Tensor>& v) {
+    return torch::stack(at::TensorList(v).slice(0, n_saved), 0).reshape({n_saved * n_rays, dim});
+  };
+  auto flat_y = stack(p.y), flat_f = stack(p.f);
+  {  // z_max at each ray's state of largest z, gathered per saved index.
+    std::map<int64_t, std::vector<int64_t>> by_state;
+    for (int64_t r = 0; r < n_rays; ++r) by_state[argmax[r]].push_back(r);
+    std::vector<torch::Tensor> parts;
+    std::vector<int64_t> order;
+    for (const auto& [i, rs] : by_state) {
+      parts.push_back(p.y[i].index_select(0, torch::tensor(rs, torch::kLong).to(p.y[i].device())));
+      order.insert(order.end(), rs.begin(), rs.end());
+    }
+    std::vector<int64_t> where(n_rays);
+    for (int64_t j = 0; j < n_rays; ++j) where[order[j]] = j;
+    auto s = torch::cat(parts, 0).index_select(0, torch::tensor(where, torch::kLong).to(p.y[0].device()));
+    out.z_max = redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
   }
   out.reached = torch::from_blob(reached.data(), {n}, torch::kBool).clone();
   out.luminosity_distance = torch::zeros({n}, options);

@@ -15,7 +15,9 @@
 // sizes and stopping decisions are made on detached values. Between accepted
 // steps the path is the cubic Hermite interpolant of (y, dy/dl), which is how
 // quantities are read off at a redshift: a bracketed secant on detached values,
-// then one differentiable Newton step (the exact first-order gradient).
+// then one differentiable Newton step (the exact first-order gradient). The
+// read-out's graph holds only the steps up to the last state it reads (the
+// backward pass skips the rest).
 //
 // Each ray stops on its own, for a reason counted in RayStop: its redshift
 // passed its stop, t < t_min, lambda reached lambda_end, its state became
