@@ -40,6 +40,16 @@ const std::vector<double> kE = {35.0 / 384 - 5179.0 / 57600,        0,
                                 -2187.0 / 6784 + 92097.0 / 339200, 11.0 / 84 - 187.0 / 2100,
                                 -1.0 / 40};
 
+// The dense output of Dormand-Prince 5(4) (Hairer, Norsett & Wanner, Solving
+// ODEs I, the DOPRI5 code): over an accepted step, the cubic Hermite
+// interpolant of (y0, f0), (y1, f1) plus theta^2 (1-theta)^2 h sum_j d_j k_j,
+// which makes it 4th order (error O(h^5), as the step's own error estimate)
+// where the cubic alone is 3rd order (O(h^4)).
+constexpr double kDense[7] = {-12715105075.0 / 11282082432.0, 0,
+                              87487479700.0 / 32700410799.0, -10690763975.0 / 1880347072.0,
+                              701980252875.0 / 199316789632.0, -1453857185.0 / 822651844.0,
+                              69997945.0 / 29380423.0};
+
 // State layout per ray: x^mu (0..3), k^mu (4..7); with the Jacobi map also
 // xi_1 (8..11), dxi_1/dl (12..15), xi_2 (16..19), dxi_2/dl (20..23).
 constexpr int64_t kJacobi = 24;
@@ -135,14 +145,18 @@ torch::Tensor StageSum(const torch::Tensor& y, double h, const std::vector<torch
   return out;
 }
 
-// Cubic Hermite interpolant between (y0, f0) and (y1, f1) over a step h, at
-// theta in [0,1] ([N]); y and f are [N,D], h is [N,1].
-torch::Tensor Hermite(const torch::Tensor& theta, const torch::Tensor& y0, const torch::Tensor& f0,
-                      const torch::Tensor& y1, const torch::Tensor& f1, const torch::Tensor& h) {
+// The dense output between (y0, f0) and (y1, f1) over a step h, at theta in
+// [0,1] ([N]): the cubic Hermite interpolant plus theta^2 (1-theta)^2 c, with
+// c = h sum_j d_j k_j the step's correction (kDense); y, f, c are [N,D], h is
+// [N,1].
+torch::Tensor DenseOutput(const torch::Tensor& theta, const torch::Tensor& y0,
+                          const torch::Tensor& f0, const torch::Tensor& y1,
+                          const torch::Tensor& f1, const torch::Tensor& c,
+                          const torch::Tensor& h) {
   auto t = theta.view({-1, 1});
   auto t2 = t * t, t3 = t2 * t;
   return (2 * t3 - 3 * t2 + 1) * y0 + (t3 - 2 * t2 + t) * h * f0 + (-2 * t3 + 3 * t2) * y1 +
-         (t3 - t2) * h * f1;
+         (t3 - t2) * h * f1 + (t2 - 2 * t3 + t2 * t2) * c;
 }
 
 // det g < 0 with a positive-definite spatial metric: exactly one negative
@@ -172,6 +186,8 @@ std::vector<char> Lorentzian(const torch::Tensor& g_in) {
 // The integrated paths of all rays: S saved states (with graph).
 struct Paths {
   std::vector<torch::Tensor> y, f;  // S x [R,D]: the states and dy/dl there
+  std::vector<torch::Tensor> c;     // S x [R,D]: the dense output's correction of the step
+                                    // ending at each state (0 at the first)
   std::vector<double> lambda;       // [S]
   std::vector<std::vector<double>> z;  // [S][R] detached redshifts
   std::vector<int64_t> last;        // per ray: the last saved index valid for read-out
@@ -194,7 +210,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
   auto alive_mask = torch::ones({n_rays}, torch::TensorOptions().dtype(torch::kBool));
 
   Rhs f = Derivative(metric, y, o.fused);
-  std::vector<torch::Tensor> ys = {y}, fs = {f.dy};
+  std::vector<torch::Tensor> ys = {y}, fs = {f.dy}, cs = {torch::zeros_like(y)};
   p.lambda = {0.0};
   p.z.push_back(std::vector<double>(n_rays, 0.0));
 
@@ -264,6 +280,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
     f = last;
     ys.push_back(y);
     fs.push_back(f.dy);
+    cs.push_back(StageSum(torch::zeros_like(y), h, k, kDense, o.fused));
     p.lambda.push_back(lam);
     const int64_t here = static_cast<int64_t>(ys.size()) - 1;
     std::vector<double> z_now(n_rays), t_now(n_rays);
@@ -321,6 +338,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
   p.stop.rejected = rejected;
   p.y = std::move(ys);
   p.f = std::move(fs);
+  p.c = std::move(cs);
   return p;
 }
 
@@ -430,7 +448,7 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
   auto stack = [&](const std::vector<torch::Tensor>& v) {
     return torch::stack(at::TensorList(v).slice(0, n_saved), 0).reshape({n_saved * n_rays, dim});
   };
-  auto flat_y = stack(p.y), flat_f = stack(p.f);
+  auto flat_y = stack(p.y), flat_f = stack(p.f), flat_c = stack(p.c);
   {  // z_max at each ray's state of largest z, gathered per saved index.
     std::map<int64_t, std::vector<int64_t>> by_state;
     for (int64_t r = 0; r < n_rays; ++r) by_state[argmax[r]].push_back(r);
@@ -462,9 +480,11 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
 
   auto y0 = flat_y.index_select(0, lo), f0 = flat_f.index_select(0, lo);
   auto y1 = flat_y.index_select(0, hi), f1 = flat_f.index_select(0, hi);
-  auto y0d = y0.detach(), f0d = f0.detach(), y1d = y1.detach(), f1d = f1.detach();
+  auto c1 = flat_c.index_select(0, hi);
+  auto y0d = y0.detach(), f0d = f0.detach(), y1d = y1.detach(), f1d = f1.detach(), c1d = c1.detach();
   auto state_at = [&](const torch::Tensor& theta, bool graph) {
-    return graph ? Hermite(theta, y0, f0, y1, f1, step) : Hermite(theta, y0d, f0d, y1d, f1d, step);
+    return graph ? DenseOutput(theta, y0, f0, y1, f1, c1, step)
+                 : DenseOutput(theta, y0d, f0d, y1d, f1d, c1d, step);
   };
   auto z_at = [&](const torch::Tensor& s) {
     return redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
@@ -565,10 +585,11 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
       count[r] = static_cast<int64_t>(g_lo.size()) - first[r];
     }
     auto gl = torch::tensor(g_lo, torch::kLong), gh = torch::tensor(g_hi, torch::kLong);
-    auto sv = Hermite(torch::tensor(g_theta, torch::kFloat64).to(options), flat_y.index_select(0, gl),
-                      flat_f.index_select(0, gl), flat_y.index_select(0, gh),
-                      flat_f.index_select(0, gh),
-                      torch::tensor(g_step, torch::kFloat64).to(options).view({-1, 1}));
+    auto sv = DenseOutput(torch::tensor(g_theta, torch::kFloat64).to(options),
+                          flat_y.index_select(0, gl), flat_f.index_select(0, gl),
+                          flat_y.index_select(0, gh), flat_f.index_select(0, gh),
+                          flat_c.index_select(0, gh),
+                          torch::tensor(g_step, torch::kFloat64).to(options).view({-1, 1}));
     Observables saved = Observe(sv, metric.jet(sv.narrow(1, 0, 4), 0).g, redshift);
     auto zs = saved.one_plus_z - 1.0;
     std::vector<double> zsv;

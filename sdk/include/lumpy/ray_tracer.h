@@ -13,11 +13,13 @@
 //   d2 xi^a/dl2 = -d_e Gamma^a_bc k^b k^c xi^e - 2 Gamma^a_bc k^b dxi^c/dl.
 // The accepted steps keep the autograd graph to the model's parameters; step
 // sizes and stopping decisions are made on detached values. Between accepted
-// steps the path is the cubic Hermite interpolant of (y, dy/dl), which is how
-// quantities are read off at a redshift: a bracketed secant on detached values,
-// then one differentiable Newton step (the exact first-order gradient). The
-// read-out's graph holds only the steps up to the last state it reads (the
-// backward pass skips the rest).
+// steps the path is Dormand-Prince's 4th-order dense output (the cubic Hermite
+// interpolant of (y, dy/dl) plus a correction from the step's stages), as
+// accurate as the steps themselves; it is how quantities are read off at a
+// redshift: a bracketed secant on detached values, then one differentiable
+// Newton step (the exact first-order gradient). The read-out's graph holds
+// only the steps up to the last state it reads (the backward pass skips the
+// rest).
 //
 // Each ray stops on its own, for a reason counted in RayStop: its redshift
 // passed its stop, t < t_min, lambda reached lambda_end, its state became
