@@ -7,6 +7,7 @@
 // singularity stop, counted, with nothing non-finite in the outputs.
 
 #include "lumpy/ray_tracer.h"
+#include "lumpy/sky_rays.h"
 #include "lumpy/supernovae.h"
 
 #include <gtest/gtest.h>
@@ -386,6 +387,42 @@ TEST(RayReadOut, DenseOutputIsAsAccurateAsTheSteps) {
     }
   }
 }
+
+// The dataset terms' default tolerances (lumpy::rays, as supernova_chi2 and
+// bao_chi2 trace) in float32, the dtype training runs in: d_L within the
+// float32 target of 1e-4 of the closed forms in both modes, z 0.01 to 2.3.
+class DatasetTermDefaults
+    : public ::testing::TestWithParam<std::tuple<Case, std::string>> {};
+
+TEST_P(DatasetTermDefaults, MeetTheFloat32AccuracyTarget) {
+  const auto [c, mode] = GetParam();
+  auto params = Params::FromDefaults(rays::RaySpecs(), {{"mode", mode}});
+  ASSERT_TRUE(params.ok()) << params.status();
+  const RayTracerOptions o = rays::TracerOptions(*params);
+  auto m = MakeFlrw(c);
+  m->to(torch::kFloat32);
+  auto z = Redshifts();
+  auto want = ClosedForms(c, z).first;
+  const auto options = torch::TensorOptions().dtype(torch::kFloat32);
+  torch::NoGradGuard no_grad;
+  auto got = mode == "reference"
+                 ? TraceReference(*m, z.to(torch::kFloat32), options, o)
+                 : TraceSky(*m, torch::tensor({{0.0, 0.6, 0.8}}), torch::zeros({z.size(0)}, torch::kLong),
+                            z.to(torch::kFloat32), options, o);
+  ASSERT_TRUE(got.reached.all().item<bool>()) << got.stop.Summary();
+  const double err = MaxAbs(got.luminosity_distance.to(torch::kFloat64) / want - 1);
+  EXPECT_LT(err, 1e-4) << c.model << ", " << mode << ": rtol " << o.rtol << ", atol " << o.atol
+                       << ", " << got.stop.accepted << " steps";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Flrw, DatasetTermDefaults,
+    ::testing::Combine(::testing::Values(Case{"eds", 70, 0.3}, Case{"de_sitter", 70, 0.3},
+                                         Case{"lcdm", 70, 0.3}),
+                       ::testing::Values(std::string("reference"), std::string("physical"))),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param).model) + "_" + std::get<1>(info.param);
+    });
 
 // The Jacobi map against a narrow bundle: in vacuum Kasner (p = 2/3, 2/3,
 // -1/3, anisotropic), four neighbouring rays at angles +-eps along the two
