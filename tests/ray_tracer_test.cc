@@ -388,6 +388,35 @@ TEST(RayReadOut, DenseOutputIsAsAccurateAsTheSteps) {
   }
 }
 
+// Step-size control on a ray running towards the big bang (Einstein-de
+// Sitter to z = 2.5, the dataset terms' tolerances): the error of a fixed
+// step grows about 8x from one step to the next, and the standard controller
+// (h ~ err^-1/5 from the last step alone) kept proposing growth: 10 of 22
+// steps were rejected in reference mode, 9 of 20 in physical. The predictive
+// controller follows the shrinking steps: at most 2 rejected, and the
+// distances stay within 3e-5 of the closed form (float64).
+TEST(RayStepControl, FollowsASteepeningProblemWithFewRejections) {
+  const Case c{"eds", 70, 0.3};
+  auto m = MakeFlrw(c);
+  auto z = Redshifts();
+  auto want = ClosedForms(c, z).first;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  RayTracerOptions o;
+  o.rtol = 1e-5;
+  o.atol = 1e-6;
+  torch::NoGradGuard no_grad;
+  auto reference = TraceReference(*m, z, f64, o);
+  o.z_stop = 0;
+  auto physical = TraceSky(*m, torch::tensor({{0.0, 0.6, 0.8}}), torch::zeros({z.size(0)}, torch::kLong),
+                           z, f64, o);
+  for (const auto* got : {&reference, &physical}) {
+    ASSERT_TRUE(got->reached.all().item<bool>()) << got->stop.Summary();
+    EXPECT_LE(got->stop.rejected, 2) << got->stop.accepted << " accepted";
+    EXPECT_LE(got->stop.accepted, 14);
+    EXPECT_LT(MaxAbs(got->luminosity_distance / want - 1), 3e-5);
+  }
+}
+
 // The dataset terms' default tolerances (lumpy::rays, as supernova_chi2 and
 // bao_chi2 trace) in float32, the dtype training runs in: d_L within the
 // float32 target of 1e-4 of the closed forms in both modes, z 0.01 to 2.3.
@@ -714,9 +743,10 @@ INSTANTIATE_TEST_SUITE_P(Modes, SupernovaChi2, ::testing::Values("reference", "p
 // In physical mode each of the 48 bins' rays stops past its own farthest
 // supernova (+0.2), not at the reference ray's z = 2.5: most bins hold only
 // nearby supernovae, so the batch the jets see shrinks as the rays go out,
-// down to the one bin holding the farthest supernova (z = 2.26). Stopping
-// every ray at 2.5, as before, the isotropic metric's rays all stopped in
-// the same step and the last jets saw all 48.
+// down to the bins holding the farthest supernovae (z = 2.26, and 1.91 where
+// one step passes both of their stops). Stopping every ray at 2.5, as
+// before, the isotropic metric's rays all stopped in the same step and the
+// last jets saw all 48.
 TEST(SupernovaChi2Rays, PhysicalRaysStopPastTheirOwnTargets) {
   auto sn = MakeBuiltIn<LossTerm>("supernova_chi2", {{"mode", std::string("physical")}});
   ASSERT_TRUE(sn);
@@ -728,7 +758,7 @@ TEST(SupernovaChi2Rays, PhysicalRaysStopPastTheirOwnTargets) {
   sn->evaluate(ctx);
   ASSERT_FALSE(counting.points.empty());
   EXPECT_EQ(counting.points.front(), 48);
-  EXPECT_EQ(counting.points.back(), 1);
+  EXPECT_LE(counting.points.back(), 2);
   const auto full = std::count(counting.points.begin(), counting.points.end(), 48);
   EXPECT_LT(2 * full, static_cast<int64_t>(counting.points.size()))
       << full << " of " << counting.points.size() << " jets on all 48 rays";
