@@ -190,15 +190,27 @@ TEST(RayInitialStep, IsTheMomentumTimeScaleTimesRtolToTheFifth) {
 }
 
 // A metric that records how many points each jet of order >= 1 (a ray
-// stage) is asked for.
+// stage) is asked for, how many of them carry a graph, and how many of
+// those a gradient reaches in the backward pass.
 class CountingMetric : public MetricModel {
  public:
   explicit CountingMetric(std::shared_ptr<MetricModel> inner) : inner_(std::move(inner)) {}
   Jet jet(const torch::Tensor& x, int order) override {
-    if (order >= 1) points.push_back(x.size(0));
-    return inner_->jet(x, order);
+    Jet jet = inner_->jet(x, order);
+    if (order < 1) return jet;
+    points.push_back(x.size(0));
+    if (jet.dg.requires_grad()) {  // count it, and whether a gradient reaches it
+      ++with_graph;
+      jet.dg.register_hook([this](const torch::Tensor& g) {
+        ++backward;
+        return g;
+      });
+    }
+    return jet;
   }
-  std::vector<int64_t> points;
+  std::vector<PhysicalParameter> physical_parameters() override { return inner_->physical_parameters(); }
+  std::vector<int64_t> points;         // the points of each jet of order >= 1
+  int64_t with_graph = 0, backward = 0;  // of those, evaluated with a graph; reached by a gradient
 
  private:
   std::shared_ptr<MetricModel> inner_;
@@ -226,29 +238,6 @@ TEST(RayBatch, StoppedRaysLeaveTheJetsBatch) {
   EXPECT_NE(std::find(m.points.begin(), m.points.end(), 2), m.points.end());
 }
 
-// A metric that counts the jets of order >= 1 it evaluates with a graph
-// (forward) and how many of them receive a gradient in the backward pass.
-class GradientCountingMetric : public MetricModel {
- public:
-  explicit GradientCountingMetric(std::shared_ptr<MetricModel> inner) : inner_(std::move(inner)) {}
-  Jet jet(const torch::Tensor& x, int order) override {
-    Jet jet = inner_->jet(x, order);
-    if (order >= 1 && jet.dg.requires_grad()) {
-      ++forward;
-      jet.dg.register_hook([this](const torch::Tensor& g) {
-        ++backward;
-        return g;
-      });
-    }
-    return jet;
-  }
-  std::vector<PhysicalParameter> physical_parameters() override { return inner_->physical_parameters(); }
-  int64_t forward = 0, backward = 0;
-
- private:
-  std::shared_ptr<MetricModel> inner_;
-};
-
 // The backward pass stops at the last state the read-out uses: with targets
 // at z <= 0.1 and the reference ray running on to z = 2.5, the steps past the
 // targets' crossing are left out of the distances' graph (before, stacking
@@ -259,14 +248,14 @@ TEST(RayReadOut, BackwardSkipsTheStepsPastTheLastTarget) {
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto z = torch::tensor({0.05, 0.1}, f64);
   auto gradient = [&](double z_stop, int64_t* forward, int64_t* backward) {
-    GradientCountingMetric m(TrainableLcdm(70, 0.3));
+    CountingMetric m(TrainableLcdm(70, 0.3));
     RayTracerOptions o;
     o.z_stop = z_stop;
     auto d = TraceReference(m, z, f64, o);
     EXPECT_TRUE(d.reached.all().item<bool>());
     auto p = m.physical_parameters();
     auto g = torch::autograd::grad({d.luminosity_distance.sum()}, {p[0].value})[0];
-    *forward = m.forward;
+    *forward = m.with_graph;
     *backward = m.backward;
     return g.item<double>();
   };
