@@ -347,6 +347,17 @@ INSTANTIATE_TEST_SUITE_P(
              (std::get<1>(info.param) == torch::kFloat64 ? "_float64" : "_float32");
     });
 
+// A flat FLRW metric's distances at every redshift of z, in `mode`:
+// "reference", the reference ray; "physical", one sky direction, the ray
+// stopping past its farthest target as the dataset terms' rays do.
+SkyDistances TraceFlrw(MetricModel& m, const std::string& mode, const torch::Tensor& z,
+                       const torch::TensorOptions& options, RayTracerOptions o) {
+  if (mode == "reference") return TraceReference(m, z.to(options), options, o);
+  o.z_stop = 0;
+  return TraceSky(m, torch::tensor({{0.0, 0.6, 0.8}}), torch::zeros({z.size(0)}, torch::kLong),
+                  z.to(options), options, o);
+}
+
 // The read-out between steps is as accurate as the steps themselves: at a
 // loose tolerance (rtol 1e-6, float64), where the steps are long, d_L of
 // every FLRW case in both modes stays within 5 rtol of the closed forms. The
@@ -364,15 +375,11 @@ TEST(RayReadOut, DenseOutputIsAsAccurateAsTheSteps) {
     o.rtol = rtol;
     o.atol = rtol / 10;
     torch::NoGradGuard no_grad;
-    auto reference = TraceReference(*m, z, f64, o);
-    o.z_stop = 0;
-    auto physical = TraceSky(*m, torch::tensor({{0.0, 0.6, 0.8}}), torch::zeros({z.size(0)}, torch::kLong),
-                             z, f64, o);
-    for (const auto* got : {&reference, &physical}) {
-      ASSERT_TRUE(got->reached.all().item<bool>()) << got->stop.Summary();
-      EXPECT_LT(MaxAbs(got->luminosity_distance / want - 1), 5 * rtol)
-          << c.model << (got == &reference ? ", reference" : ", physical") << ": "
-          << got->stop.accepted << " steps";
+    for (const std::string mode : {"reference", "physical"}) {
+      auto got = TraceFlrw(*m, mode, z, f64, o);
+      ASSERT_TRUE(got.reached.all().item<bool>()) << got.stop.Summary();
+      EXPECT_LT(MaxAbs(got.luminosity_distance / want - 1), 5 * rtol)
+          << c.model << ", " << mode << ": " << got.stop.accepted << " steps";
     }
   }
 }
@@ -394,15 +401,12 @@ TEST(RayStepControl, FollowsASteepeningProblemWithFewRejections) {
   o.rtol = 1e-5;
   o.atol = 1e-6;
   torch::NoGradGuard no_grad;
-  auto reference = TraceReference(*m, z, f64, o);
-  o.z_stop = 0;
-  auto physical = TraceSky(*m, torch::tensor({{0.0, 0.6, 0.8}}), torch::zeros({z.size(0)}, torch::kLong),
-                           z, f64, o);
-  for (const auto* got : {&reference, &physical}) {
-    ASSERT_TRUE(got->reached.all().item<bool>()) << got->stop.Summary();
-    EXPECT_LE(got->stop.rejected, 2) << got->stop.accepted << " accepted";
-    EXPECT_LE(got->stop.accepted, 14);
-    EXPECT_LT(MaxAbs(got->luminosity_distance / want - 1), 3e-5);
+  for (const std::string mode : {"reference", "physical"}) {
+    auto got = TraceFlrw(*m, mode, z, f64, o);
+    ASSERT_TRUE(got.reached.all().item<bool>()) << got.stop.Summary();
+    EXPECT_LE(got.stop.rejected, 2) << mode << ": " << got.stop.accepted << " accepted";
+    EXPECT_LE(got.stop.accepted, 14) << mode;
+    EXPECT_LT(MaxAbs(got.luminosity_distance / want - 1), 3e-5) << mode;
   }
 }
 
@@ -423,10 +427,7 @@ TEST_P(DatasetTermDefaults, MeetTheFloat32AccuracyTarget) {
   auto want = ClosedForms(c, z).first;
   const auto options = torch::TensorOptions().dtype(torch::kFloat32);
   torch::NoGradGuard no_grad;
-  auto got = mode == "reference"
-                 ? TraceReference(*m, z.to(torch::kFloat32), options, o)
-                 : TraceSky(*m, torch::tensor({{0.0, 0.6, 0.8}}), torch::zeros({z.size(0)}, torch::kLong),
-                            z.to(torch::kFloat32), options, o);
+  auto got = TraceFlrw(*m, mode, z, options, o);
   ASSERT_TRUE(got.reached.all().item<bool>()) << got.stop.Summary();
   const double err = MaxAbs(got.luminosity_distance.to(torch::kFloat64) / want - 1);
   EXPECT_LT(err, 1e-4) << c.model << ", " << mode << ": rtol " << o.rtol << ", atol " << o.atol
