@@ -176,7 +176,7 @@ BENCHMARK(BM_PhysicsStep)->Arg(100)->Arg(1000)->Arg(4000)->Unit(benchmark::kMill
 BENCHMARK(BM_PhysicsStep_AutogradJet)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The supernova loss over all 1701 Pantheon+ supernovae, forward and
-// backward, SIREN 4x64 float32 (LUMPY_DATA_PATH must hold the catalogue).
+// backward, SIREN 4x64 float32 (the catalogue from data/ or LUMPY_DATA_PATH).
 // Arg 0: reference mode (one ray); arg 1: physical mode with 48 direction
 // bins. Counters: the integrator's accepted and rejected steps.
 void BM_SupernovaLoss(benchmark::State& state) {

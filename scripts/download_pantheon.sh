@@ -3,7 +3,7 @@
 # 2022): the distance table and, with --covariance, the STAT+SYS covariance
 # (about 50 MB), into a folder (default ./data). Point lumpy at it with
 #   export LUMPY_DATA_PATH=$PWD/data
-# Not run by the tests; CI reads the catalogue from ../shared/data.
+# The distance table itself ships in data/; the covariances (about 50 MB each) do not.
 set -euo pipefail
 dest=data
 cov=0

@@ -1,6 +1,6 @@
-// Process-wide test set-up: where the real Pantheon+ catalogue is. CI exports
-// LUMPY_DATA_PATH (../shared/data); a local run without it uses the folder
-// CMake was configured with (LUMPY_TEST_DATA_PATH). CLI tests inherit it.
+// Process-wide test set-up: where the real Pantheon+ catalogue is: the
+// repository's data/ unless LUMPY_DATA_PATH is set (LUMPY_TEST_DATA_PATH, as
+// CMake was configured). CLI tests inherit it.
 
 #include <cstdlib>
 
