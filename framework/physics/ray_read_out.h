@@ -7,13 +7,21 @@
 
 namespace lumpy {
 
-// The weight of the upper point when interpolating linearly in z between
-// (za, d_a) and (zb, d_b) at `target`: (target - za)/(zb - za) clamped to
-// [0, 1], and 0 where the two redshifts coincide (a ray stopped at a saved
-// point repeats it). Finite in value and gradient everywhere: a 0/0 in the
-// forward pass would otherwise become NaN in the backward pass even where
-// the value is masked.
-LUMPY_ENGINE_API torch::Tensor LinearWeight(const torch::Tensor& target, const torch::Tensor& za,
-                                            const torch::Tensor& zb);
+// jnp.interp(x, xp, fp) (JAX's linear interpolation): for each x, the
+// interval (xp[i-1], xp[i]) with i the first sample above x by binary search
+// (as if xp were sorted), clipped to [1, n-1]; fp[i-1] where the interval's
+// width is below np.spacing(eps); fp[0] below xp[0] and fp[n-1] above
+// xp[n-1]. Differentiable in x, xp and fp; the interval is chosen on
+// detached values.
+LUMPY_ENGINE_API torch::Tensor InterpLikeJax(const torch::Tensor& x, const torch::Tensor& xp,
+                                             const torch::Tensor& fp);
+
+// The reference's rule for a ray sampled at `samples` points of which the
+// first z.size(0) are valid (the rest lay past the ray's end): the invalid
+// ones take the largest valid z and the largest valid d; each target's d is
+// InterpLikeJax in z, plus 10 (target - z_max) where the target lies beyond
+// z_max (geodesics.py@0bd4b52:203-262). d in units of 1000 Mpc.
+LUMPY_ENGINE_API torch::Tensor ReferenceDistances(const torch::Tensor& z, const torch::Tensor& d,
+                                                  int64_t samples, const torch::Tensor& target);
 
 }  // namespace lumpy

@@ -5,6 +5,7 @@
 #include "physics/ray_error.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <map>
 #include <vector>
@@ -13,12 +14,46 @@
 #include "lumpy/jet.h"
 
 namespace lumpy {
-torch::Tensor LinearWeight(const torch::Tensor& target, const torch::Tensor& za,
-                           const torch::Tensor& zb) {
-  auto dz = zb - za;
-  auto distinct = dz.abs() > 0;
-  auto safe = torch::where(distinct, dz, torch::ones_like(dz));
-  return torch::where(distinct, ((target - za) / safe).clamp(0, 1), torch::zeros_like(dz));
+torch::Tensor InterpLikeJax(const torch::Tensor& x, const torch::Tensor& xp, const torch::Tensor& fp) {
+  const int64_t n = xp.size(0);
+  TORCH_CHECK(n >= 2 && fp.size(0) == n, "InterpLikeJax: need at least two samples");
+  // The interval: the first sample above x (binary search, as on a sorted
+  // array), clipped to [1, n-1].
+  std::vector<double> xs(n);
+  {
+    auto c = xp.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    std::copy(c.data_ptr<double>(), c.data_ptr<double>() + n, xs.begin());
+  }
+  auto xc = x.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  std::vector<int64_t> upper(x.size(0));
+  for (int64_t j = 0; j < x.size(0); ++j) {
+    const int64_t i = std::upper_bound(xs.begin(), xs.end(), xc.data_ptr<double>()[j]) - xs.begin();
+    upper[j] = std::clamp<int64_t>(i, 1, n - 1);
+  }
+  auto hi = torch::tensor(upper, torch::kLong).to(x.device()), lo = hi - 1;
+  auto x0 = xp.index_select(0, lo), x1 = xp.index_select(0, hi);
+  auto f0 = fp.index_select(0, lo), f1 = fp.index_select(0, hi);
+  auto dx = x1 - x0;
+  // jnp.interp's guard against a zero-width interval: np.spacing(eps).
+  const double tiny = xp.scalar_type() == torch::kFloat64 ? std::nextafter(DBL_EPSILON, 1.0) - DBL_EPSILON
+                                                          : std::nextafter(FLT_EPSILON, 1.0f) - FLT_EPSILON;
+  auto flat = dx.abs() <= tiny;
+  auto f = torch::where(flat, f0, f0 + (x - x0) / torch::where(flat, torch::ones_like(dx), dx) * (f1 - f0));
+  f = torch::where(x < xp[0], fp[0].expand_as(f), f);
+  return torch::where(x > xp[n - 1], fp[n - 1].expand_as(f), f);
+}
+
+torch::Tensor ReferenceDistances(const torch::Tensor& z, const torch::Tensor& d, int64_t samples,
+                                 const torch::Tensor& target) {
+  const int64_t valid = z.size(0);
+  TORCH_CHECK(valid >= 1 && valid <= samples && d.size(0) == valid,
+              "ReferenceDistances: need 1..samples valid samples");
+  auto z_max = z.max(), d_max = d.max();
+  auto zs = torch::cat({z, z_max.expand({samples - valid})});
+  auto ds = torch::cat({d, d_max.expand({samples - valid})});
+  auto read = samples >= 2 ? InterpLikeJax(target, zs, ds) : ds[0].expand_as(target);
+  auto short_by = torch::where(z_max < target, 10.0 * (target - z_max), torch::zeros_like(read));
+  return read + short_by;
 }
 
 namespace {
@@ -461,7 +496,6 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
   // in its graph and the backward pass skips them where only z_max (read off
   // its own state below) or nothing uses them.
   int64_t n_saved = 1;
-  if (o.linear_interpolation) n_saved = 1 + *std::max_element(p.last.begin(), p.last.end());
   for (int64_t i = 0; i < n; ++i) {
     const int64_t r = rp[i];
     TORCH_CHECK(r >= 0 && r < n_rays, "ray index ", r, " out of range [0, ", n_rays, ")");
@@ -588,72 +622,56 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
                  : (1.0 + tgt) * SqrtOrZero(state.narrow(1, 1, 3).square().sum(1)) * 1000.0;
   auto d_a = d_l / (1.0 + tgt).square();
 
-  if (o.linear_interpolation) {
-    // The reference's read-out: d_L on saved states evenly spaced in lambda,
-    // linear in z between the two around each target.
-    const int64_t ns = std::max<int64_t>(2, o.saved_points);
-    std::vector<int64_t> g_lo, g_hi, g_ray;
-    std::vector<double> g_theta, g_step;
-    std::vector<int64_t> first(n_rays, 0), count(n_rays, 0);
-    for (int64_t r = 0; r < n_rays; ++r) {
-      first[r] = static_cast<int64_t>(g_lo.size());
-      const double lam_stop = p.lambda[p.last[r]];
-      for (int64_t q = 0; q <= ns; ++q) {
-        double lq = q < ns ? o.lambda_end * static_cast<double>(q) / static_cast<double>(ns - 1)
-                           : lam_stop;  // the stop is the last saved point
-        if (q < ns && lq < lam_stop) continue;
-        // Interval of the path containing lq (lambda decreases).
-        int64_t i = 0;
-        while (i + 1 < p.last[r] && p.lambda[i + 1] > lq) ++i;
-        if (p.last[r] == 0) break;
-        const double h = p.lambda[i + 1] - p.lambda[i];
-        g_lo.push_back(i * n_rays + r);
-        g_hi.push_back((i + 1) * n_rays + r);
-        g_step.push_back(h);
-        g_theta.push_back(std::clamp((lq - p.lambda[i]) / h, 0.0, 1.0));
-        g_ray.push_back(r);
-      }
-      count[r] = static_cast<int64_t>(g_lo.size()) - first[r];
-    }
-    auto gl = torch::tensor(g_lo, torch::kLong), gh = torch::tensor(g_hi, torch::kLong);
-    auto sv = DenseOutput(torch::tensor(g_theta, torch::kFloat64).to(options),
-                          flat_y.index_select(0, gl), flat_f.index_select(0, gl),
-                          flat_y.index_select(0, gh), flat_f.index_select(0, gh),
-                          flat_c.index_select(0, gh),
-                          torch::tensor(g_step, torch::kFloat64).to(options).view({-1, 1}));
-    Observables saved = Observe(sv, metric.jet(sv.narrow(1, 0, 4), 0).g, redshift);
-    auto zs = saved.one_plus_z - 1.0;
-    std::vector<double> zsv;
-    {
-      auto zc = zs.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-      zsv.assign(zc.data_ptr<double>(), zc.data_ptr<double>() + zc.numel());
-    }
-    std::vector<int64_t> a_idx(m), b_idx(m);
-    for (int64_t j = 0; j < m; ++j) {
-      const int64_t r = rp[reached_idx[j]];
-      const double target = zp[reached_idx[j]];
-      int64_t b = first[r] + 1;
-      double run_max = zsv[first[r]];
-      while (b < first[r] + count[r] - 1 && std::max(run_max, zsv[b]) < target) {
-        run_max = std::max(run_max, zsv[b]);
-        ++b;
-      }
-      a_idx[j] = b - 1;
-      b_idx[j] = b;
-    }
-    auto ai = torch::tensor(a_idx, torch::kLong), bi = torch::tensor(b_idx, torch::kLong);
-    auto za = zs.index_select(0, ai), zb = zs.index_select(0, bi);
-    auto w = LinearWeight(tgt, za, zb);
-    auto la = saved.luminosity.index_select(0, ai), lb = saved.luminosity.index_select(0, bi);
-    d_l = la + w * (lb - la);
-    d_a = d_l / (1.0 + tgt).square();
-  }
   out.luminosity_distance = out.luminosity_distance.index_put({idx}, d_l);
   out.angular_distance = out.angular_distance.index_put({idx}, d_a);
   out.source = out.source.index_put({idx}, state.narrow(1, 0, 8));
   if (o.hubble_distance) {
     out.hubble_distance = out.hubble_distance.index_put({idx}, HubbleDistance(metric, state, redshift, o.fused));
   }
+  return out;
+}
+
+// The reference implementation's read-out (geodesics.py@0bd4b52:192-262):
+// the ray sampled at `saved_points` affine parameters evenly spaced over
+// [0, lambda_end] and nowhere else; the samples the ray reached (up to its
+// last valid state) from the dense output, z = F(g, k) - 1 and d = (1+z)
+// sqrt(x^2+y^2+z^2 + 1e-9) in units of 1000 Mpc; then ReferenceDistances.
+// Every target gets a distance; `reached` says which lie at or below the
+// largest sampled z.
+SkyDistances ReadOffReference(MetricModel& metric, const Paths& p, const Redshift& redshift,
+                              const torch::Tensor& z_target, const torch::TensorOptions& options,
+                              const RayTracerOptions& o) {
+  TORCH_CHECK(!redshift.physical && p.y.front().size(0) == 1,
+              "the reference read-out reads the reference ray (reference mode)");
+  TORCH_CHECK(!o.hubble_distance, "the reference read-out gives no D_H");
+  const int64_t ns = std::max<int64_t>(1, o.saved_points), last = p.last[0];
+  const double lam_stop = p.lambda[last];
+  std::vector<torch::Tensor> states;
+  for (int64_t q = 0; q < ns; ++q) {
+    const double lq = ns == 1 ? 0.0 : o.lambda_end * static_cast<double>(q) / static_cast<double>(ns - 1);
+    if (lq < lam_stop) break;  // past the ray's end: the reference's solver gives inf there
+    if (last == 0) {
+      states.push_back(p.y[0]);
+      continue;
+    }
+    int64_t i = 0;  // the step containing lq (lambda decreases)
+    while (i + 1 < last && p.lambda[i + 1] > lq) ++i;
+    const double h = p.lambda[i + 1] - p.lambda[i];
+    auto theta = torch::full({1}, std::clamp((lq - p.lambda[i]) / h, 0.0, 1.0), options);
+    states.push_back(DenseOutput(theta, p.y[i], p.f[i], p.y[i + 1], p.f[i + 1], p.c[i + 1],
+                                 torch::full({1, 1}, h, options)));
+  }
+  auto s = torch::cat(states, 0);
+  auto z = redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
+  auto d = (1.0 + z) * torch::sqrt(s.narrow(1, 1, 3).square().sum(1) + 1e-9);
+  auto target = z_target.to(options);
+  SkyDistances out;
+  out.stop = p.stop;
+  out.luminosity_distance = ReferenceDistances(z, d, ns, target) * 1000.0;
+  out.angular_distance = out.luminosity_distance / (1.0 + target).square();
+  out.z_max = z.max().view({1});
+  out.reached = (target <= out.z_max.detach()).to(torch::kCPU);
+  out.source = torch::zeros({target.size(0), 8}, options);
   return out;
 }
 
@@ -697,7 +715,8 @@ SkyDistances TraceReference(MetricModel& metric, const torch::Tensor& z_target,
   redshift.e_obs = torch::sqrt(g00.abs()).squeeze();  // k^0 = 1 at the observer
   auto ray_of = torch::zeros({z_target.size(0)}, torch::kLong);
   Paths paths = Integrate(metric, y, redshift, StopRedshifts(1, ray_of, z_target, o.z_stop), o);
-  auto out = ReadOff(metric, paths, redshift, ray_of, z_target, options, o);
+  auto out = o.reference_read_out ? ReadOffReference(metric, paths, redshift, z_target, options, o)
+                                  : ReadOff(metric, paths, redshift, ray_of, z_target, options, o);
   out.z_max = out.z_max.squeeze(0);
   return out;
 }
@@ -707,6 +726,7 @@ SkyDistances TraceSky(MetricModel& metric, const torch::Tensor& directions,
                       const torch::TensorOptions& options, const RayTracerOptions& o) {
   TORCH_CHECK(directions.dim() == 2 && directions.size(1) == 3 && directions.size(0) > 0,
               "TraceSky: directions must be [R,3], R > 0");
+  TORCH_CHECK(!o.reference_read_out, "TraceSky: the reference read-out reads the reference ray only");
   TORCH_CHECK(z_target.dim() == 1 && ray_of.dim() == 1 && z_target.size(0) == ray_of.size(0),
               "TraceSky: z and ray_of must both be [N]");
   const int64_t n_rays = directions.size(0);

@@ -10,8 +10,12 @@
 //   reduction = "total": the chi^2 itself
 // Supernovae beyond their ray's reach drop out of the chi^2 and add
 // unreached_weight x (farthest missed target z - largest z reached) for each
-// ray that falls short (as the reference adds for its single ray: a compass
-// towards reaching them).
+// ray that falls short (a compass towards reaching them).
+//   interpolation = "reference": the reference implementation's read-out and
+//   chi^2 (geodesics.py@0bd4b52:192-262, loss.py@0bd4b52:113-117): every
+//   supernova stays in the mean; one beyond the largest sampled z gets
+//   10 (z - z_max) (in 1000 Mpc) added to its distance instead of dropping
+//   out; mu = 5 log10(|d_L| + 1e-6) + 25.
 
 #include "absl/strings/str_cat.h"
 #include "lumpy/lumpy.h"
@@ -28,6 +32,7 @@ class SupernovaChi2 : public lumpy::LossTerm {
         total_(p.GetString("reduction") == "total"),
         unreached_weight_(p.GetDouble("unreached_weight")),
         tracer_(lumpy::rays::TracerOptions(p)),
+        reference_(tracer_.reference_read_out),
         rays_(lumpy::rays::SupernovaRays(p, catalogue_)) {}
 
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
@@ -35,6 +40,11 @@ class SupernovaChi2 : public lumpy::LossTerm {
     auto z = catalogue_.z.to(options);
     auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer_);
     telemetry_.Record(traced);
+    if (reference_) {  // every supernova, its shortfall inside its distance
+      auto mu = 5.0 * torch::log10(traced.luminosity_distance.abs() + 1e-6) + 25.0;
+      auto chi2 = catalogue_.Chi2(mu - catalogue_.mu.to(options));
+      return {torch::Tensor(), total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size())};
+    }
     const auto& reached = traced.reached;
     auto d = torch::where(reached, traced.luminosity_distance,
                           torch::ones_like(traced.luminosity_distance));
@@ -56,6 +66,7 @@ class SupernovaChi2 : public lumpy::LossTerm {
   bool total_;
   double unreached_weight_;
   lumpy::RayTracerOptions tracer_;
+  bool reference_;
   lumpy::rays::Plan rays_;
   lumpy::rays::RayTelemetry telemetry_;
 };
@@ -66,7 +77,7 @@ absl::Status Register(lumpy::Registry& registry) {
       "supernova_chi2",
       "Pantheon+ distance moduli against light rays traced in the metric (reference or physical mode)",
       lumpy::LossKind::kDataset,
-      lumpy::Concat({lumpy::rays::RaySpecs(), {
+      lumpy::Concat({lumpy::rays::RaySpecs(), lumpy::rays::ReadOutSpecs(), {
           ParamSpec::String("data", "the catalogue: a path, or a name looked up in "
                                     "LUMPY_DATA_PATH and ./data")
               .Default(std::string("Pantheon+SH0ES.dat")),
@@ -85,7 +96,9 @@ absl::Status Register(lumpy::Registry& registry) {
           ParamSpec::String("reduction", "mean: chi^2 / N (the reference); total: chi^2")
               .Default(std::string("mean"))
               .OneOf({"mean", "total"}),
-          ParamSpec::Double("unreached_weight", "penalty per unit of redshift the ray falls short")
+          ParamSpec::Double("unreached_weight", "penalty per unit of redshift the ray falls short "
+                                                "(interpolation = exact; the reference read-out adds "
+                                                "its own to the distance)")
               .Default(10.0)
               .AtLeast(0),
       }}),
@@ -94,6 +107,11 @@ absl::Status Register(lumpy::Registry& registry) {
         if (!path.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", path.status().message()));
         auto cat = lumpy::LoadSupernovae(*path, lumpy::rays::SupernovaSelection(p));
         if (!cat.ok()) return cat.status();
+        if (p.GetString("interpolation") == "reference" && p.GetString("mode") != "reference") {
+          return absl::InvalidArgumentError(
+              "interpolation: \"reference\" is the reference implementation's read-out of its one "
+              "ray along +x (d_L = (1+z) x coordinate radius); it needs mode = \"reference\"");
+        }
         if (p.GetString("mode") == "physical" && !cat->ra.defined()) {
           return absl::InvalidArgumentError(absl::StrCat(
               cat->file, ": mode = \"physical\" traces rays along the supernovae's sky "

@@ -65,10 +65,15 @@ struct RayTracerOptions {
   // which the rays' momenta change (|k| / |dk/dl| at the observer).
   double first_step = 0.0;
   int64_t max_steps = 20000;  // accepted + rejected
-  // The reference's read-out: save `saved_points` states evenly in lambda over
-  // [0, lambda_end] (and the stop), and interpolate d_L linearly in z between
-  // them. Off: the exact crossing on the dense output.
-  bool linear_interpolation = false;
+  // Reference mode only: the reference implementation's read-out
+  // (PHYSICS.md, "Observables"): the ray sampled at `saved_points` affine
+  // parameters evenly spaced over [0, lambda_end] and nowhere else; samples
+  // past the ray's end take the largest z and d found; each target's d_L is
+  // the linear interpolation in z (clamped at the ends, as jnp.interp), plus
+  // 10 (z_target - z_max) x 1000 Mpc for a target beyond the largest sampled
+  // z; every target gets a distance. Off: each target at its exact crossing
+  // on the dense output.
+  bool reference_read_out = false;
   int64_t saved_points = 50;
   bool hubble_distance = false;  // also read off D_H = c / H_parallel at each target
   // The right-hand side as one fused node on the CPU (first-order gradients);

@@ -27,14 +27,6 @@ inline std::vector<lumpy::ParamSpec> RaySpecs() {
                              "(each target read off its nearest); 0: one ray per supernova")
           .Default(int64_t{48})
           .AtLeast(0),
-      ParamSpec::String("interpolation", "exact: each target at its crossing on the dense output; "
-                                         "linear: the reference's linear interpolation between "
-                                         "saved points evenly spaced in the affine parameter")
-          .Default(std::string("exact"))
-          .OneOf({"exact", "linear"}),
-      ParamSpec::Int("saved_points", "interpolation = linear: how many points are saved")
-          .Default(int64_t{50})
-          .AtLeast(2),
       // The reference's tolerances (PHYSICS.md). With the 4th-order dense
       // output they give d_L within 1e-4 of the FLRW closed forms in float32
       // (ray_tracer_test.cc, DatasetTermDefaults).
@@ -47,6 +39,26 @@ inline std::vector<lumpy::ParamSpec> RaySpecs() {
   };
 }
 
+// supernova_chi2's read-out keys: how d_L is read off the reference ray.
+inline std::vector<lumpy::ParamSpec> ReadOutSpecs() {
+  using lumpy::ParamSpec;
+  return {
+      ParamSpec::String("interpolation",
+                        "exact: each supernova at its crossing on the dense output; reference: the "
+                        "reference implementation's read-out (reference mode only: d_L linear in z "
+                        "between saved_points samples evenly spaced in the affine parameter, samples "
+                        "past the ray's end at the largest z and d_L found, every supernova in the "
+                        "chi^2, 10 (z - z_max) x 1000 Mpc added to the distance of one beyond z_max, "
+                        "mu = 5 log10(|d_L| + 1e-6) + 25)")
+          .Default(std::string("exact"))
+          .OneOf({"exact", "reference"}),
+      ParamSpec::Int("saved_points", "interpolation = reference: how many samples")
+          .Default(int64_t{50})
+          .AtLeast(2)
+          .AtMost(100000),
+  };
+}
+
 inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
   lumpy::RayTracerOptions o;
   // Physical rays stop once past their own farthest target (+0.2): most
@@ -55,8 +67,10 @@ inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
   if (p.GetString("mode") == "physical") o.z_stop = 0.0;
   o.rtol = p.GetDouble("rtol");
   o.atol = p.GetDouble("atol");
-  o.linear_interpolation = p.GetString("interpolation") == "linear";
-  o.saved_points = p.GetInt("saved_points");
+  if (p.Has("interpolation")) {
+    o.reference_read_out = p.GetString("interpolation") == "reference";
+    o.saved_points = p.GetInt("saved_points");
+  }
   return o;
 }
 
