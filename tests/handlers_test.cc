@@ -11,6 +11,8 @@
 #include "train/certify.h"
 #include "train/point_set_context.h"
 #include "train/schedule.h"
+#include "train/trainer.h"
+#include "analytic_metrics.h"
 
 namespace lumpy {
 namespace {
@@ -68,6 +70,30 @@ TEST(ConstraintHandlers, AugmentedLagrangianReachesTheConstraint) {
   // Same penalty weight, no multiplier: (2 + mu/2)/(1 + mu/2) = 7/6.
   auto soft = MakeBuiltIn<ConstraintHandler>("soft_quadratic", {{"weight", 5.0}});
   EXPECT_NEAR(SolveToy(*soft, 4000, 0.02), 7.0 / 6.0, 1e-9);
+}
+
+// The adaptive schedule's timing. Default: lambda first (with the step's mu),
+// checks after steps 3, 7, ... (check_every 4). reference_timing (the
+// reference's scheduler): checks after steps 4, 8, ..., mu raised first and
+// lambda grown with the new mu. A constant violation 1 never falls, so every
+// check after the first raises mu by gamma = 10.
+TEST(ConstraintHandlers, AdaptiveScheduleTiming) {
+  auto run = [](bool reference, int64_t steps) {
+    auto h = MakeBuiltIn<ConstraintHandler>(
+        "augmented_lagrangian", {{"adaptive", true}, {"check_every", int64_t{4}}, {"mu_max", 1e9},
+                                 {"reference_timing", reference}});
+    for (int64_t step = 0; step < steps; ++step) h->update(torch::ones({2}, torch::kFloat64), step);
+    const auto t = h->telemetry();
+    return std::map<std::string, double>(t.begin(), t.end());
+  };
+  // Default: the first check after step 3 (no raise), the second after step 7.
+  EXPECT_EQ(run(false, 8)["mu"], 10.0);
+  EXPECT_EQ(run(false, 7)["mu"], 1.0);
+  EXPECT_EQ(run(false, 8)["lambda"], 8.0);  // seven steps with mu 1, then mu 1 on step 7 before the raise
+  // Reference: the first check at step 4 (no raise), the second at step 8.
+  EXPECT_EQ(run(true, 8)["mu"], 1.0);
+  EXPECT_EQ(run(true, 9)["mu"], 10.0);
+  EXPECT_EQ(run(true, 9)["lambda"], 8.0 + 10.0);  // steps 0-7 with mu 1, step 8 with the raised mu
 }
 
 // The penalty always reads the current multiplier: after an update the very
@@ -164,10 +190,22 @@ TEST(ConstraintHandlers, HomoscedasticValueGradientAndLazyOptimum) {
   EXPECT_EQ(copy->parameters()[0].item<double>(), s.item<double>());
 }
 
-// W = 0 at initialisation (plain mean of l/2); with W = c everywhere the
-// reduction is mean(1/2 e^(-2c) l + c), and its gradient reaches W's weights.
-TEST(Curricula, SpatialWeightNetReducesAsPartThree) {
+// output_init = "zero": W = 0 at initialisation (plain mean of l/2); with
+// W = c everywhere the reduction is mean(1/2 e^(-2c) l + c), and its
+// gradient reaches W's weights. The default starts as the reference's
+// Equinox MLP: every layer U(+-1/sqrt(fan_in)), so W differs from point to
+// point.
+TEST(Curricula, SpatialWeightNetStartsAsTheReference) {
   auto w = MakeBuiltIn<CurriculumWeighter>("spatial_weight_net");
+  auto params = w->named_parameters();
+  const double bound = 1.0 / std::sqrt(16.0);
+  EXPECT_LE(params["l2.weight"].abs().max().item<double>(), bound);
+  EXPECT_GT(params["l2.weight"].abs().max().item<double>(), 0.3 * bound);
+  EXPECT_LE(params["l2.bias"].abs().max().item<double>(), bound);
+}
+
+TEST(Curricula, SpatialWeightNetReducesAsPartThree) {
+  auto w = MakeBuiltIn<CurriculumWeighter>("spatial_weight_net", {{"output_init", std::string("zero")}});
   w->to(torch::kFloat64);
   auto x = torch::rand({7, 4}, torch::kFloat64) * 2 - 1;
   auto l = torch::rand({7}, torch::kFloat64);
@@ -263,45 +301,175 @@ DomainSpec Box(double t0, double t1) {
   return d;
 }
 
-TEST(HeldOut, GridIsCellCentredAndCoversTheDomain) {
+// The grid runs through the domain's faces, edges and corners, so also
+// through its latest time (today), where the post saw R dip.
+TEST(HeldOut, GridCoversFacesEdgesCornersAndToday) {
   auto g = HeldOutGrid(Box(-4, 1), 32768, torch::kFloat64);
-  // 13^3 spatial cells, 15 times: 32955 points.
+  // 13^3 spatial nodes, 15 times: 32955 points.
   ASSERT_EQ(g.size(0), 15 * 13 * 13 * 13);
-  EXPECT_NEAR(g.select(1, 0).min().item<double>(), -4 + 5.0 / 30, 1e-14);
-  EXPECT_NEAR(g.select(1, 0).max().item<double>(), 1 - 5.0 / 30, 1e-14);
-  EXPECT_NEAR(g.select(1, 1).min().item<double>(), -1 + 1.0 / 13, 1e-14);
-  EXPECT_NEAR(g.select(1, 3).max().item<double>(), 1 - 1.0 / 13, 1e-14);
+  EXPECT_EQ(g.select(1, 0).min().item<double>(), -4);
+  EXPECT_EQ(g.select(1, 0).max().item<double>(), 1);
+  for (int a = 1; a < 4; ++a) {
+    EXPECT_EQ(g.select(1, a).min().item<double>(), -1);
+    EXPECT_EQ(g.select(1, a).max().item<double>(), 1);
+  }
+  // Every corner of the box is a grid point.
+  for (double t : {-4.0, 1.0}) {
+    for (double x : {-1.0, 1.0}) {
+      auto corner = torch::tensor({t, x, -x, x}, torch::kFloat64);
+      EXPECT_EQ((g - corner).abs().sum(1).min().item<double>(), 0) << t << " " << x;
+    }
+  }
   EXPECT_EQ(std::get<0>(torch::unique_dim(g, 0)).size(0), g.size(0));
+}
+
+Components KasnerLikeComponents(const DomainSpec* domain, LossSpec* spec) {
+  Components c;
+  c.model = MakeBuiltIn<MetricModel>("kasner", {{"p1", 1.0 / 3}, {"p2", 1.0 / 3}, {"p3", 1.0 / 3}});
+  spec->name = "wec";
+  spec->domain = "bulk";
+  spec->kind = LossKind::kConstraint;
+  c.domains.push_back({domain, MakeBuiltIn<CurriculumWeighter>("uniform")});
+  c.losses.push_back({spec, MakeBuiltIn<LossTerm>("wec"), MakeBuiltIn<ConstraintHandler>("soft_quadratic")});
+  return c;
 }
 
 // Isotropic Bianchi I, a = t^(1/3): R = -2/(3 t^2) < 0 everywhere, so the
 // WEC violation is 2/(3 t^2); its held-out maximum sits at the earliest grid
-// time and its mean is the grid average of the closed form.
+// time and its mean is the grid average of the closed form. The descents
+// cannot go lower than the face t = 0.5, where the grid already is.
 TEST(HeldOut, CertifyMatchesTheClosedFormOfAKasnerLikeMetric) {
-  Components c;
-  c.model = MakeBuiltIn<MetricModel>("kasner", {{"p1", 1.0 / 3}, {"p2", 1.0 / 3}, {"p3", 1.0 / 3}});
   DomainSpec domain = Box(0.5, 1.5);
   LossSpec spec;
-  spec.name = "wec";
-  spec.domain = "bulk";
-  c.domains.push_back({&domain, MakeBuiltIn<CurriculumWeighter>("uniform")});
-  c.losses.push_back({&spec, MakeBuiltIn<LossTerm>("wec"), MakeBuiltIn<ConstraintHandler>("soft_quadratic")});
-  auto j = Certify(c, 4096, torch::kFloat64, 1000);
+  Components c = KasnerLikeComponents(&domain, &spec);
+  auto j = Certify(c, 4096, torch::kFloat64, {}, 1000);
   ASSERT_TRUE(j.contains("bulk")) << j.dump();
   const int64_t ns = 8, nt = 8;  // 8^4 = 4096
   EXPECT_EQ(j["bulk"]["points"].get<int64_t>(), nt * ns * ns * ns);
-  const double t_first = 0.5 + 0.5 / nt;
-  EXPECT_NEAR(j["bulk"]["ricci_min"].get<double>(), -2.0 / (3 * t_first * t_first), 1e-12);
-  EXPECT_NEAR(j["bulk"]["ricci_min_at"][0].get<double>(), t_first, 1e-14);
+  const double r_min = -2.0 / (3 * 0.25);
+  EXPECT_NEAR(j["bulk"]["ricci_min"].get<double>(), r_min, 1e-12);
+  EXPECT_NEAR(j["bulk"]["ricci_min_at"][0].get<double>(), 0.5, 1e-14);
   const auto& wec = j["bulk"]["constraints"]["wec"];
-  EXPECT_NEAR(wec["max"].get<double>(), 2.0 / (3 * t_first * t_first), 1e-12);
+  EXPECT_NEAR(wec["max"].get<double>(), -r_min, 1e-12);
   double mean = 0;
   for (int i = 0; i < nt; ++i) {
-    const double t = 0.5 + (i + 0.5) / nt;
+    const double t = 0.5 + i / (nt - 1.0);
     mean += 2.0 / (3 * t * t) / nt;
   }
   EXPECT_NEAR(wec["mean"].get<double>(), mean, 1e-12);
   EXPECT_EQ(j["bulk"]["non_finite"].get<int64_t>(), 0);
+  const auto& refined = j["bulk"]["refined"];
+  EXPECT_NEAR(refined["ricci_min"].get<double>(), r_min, 1e-12);
+  EXPECT_NEAR(wec["refined_max"].get<double>(), -r_min, 1e-12);
+  EXPECT_GT(refined["evaluations"].get<int64_t>(), 0);
+  // |grad R| = 4/(3 t^3) at most 32/3 on the box; the estimate is what the
+  // descents met.
+  EXPECT_GT(refined["lipschitz_estimate"].get<double>(), 0);
+  EXPECT_LE(refined["lipschitz_estimate"].get<double>(), 32.0 / 3 * (1 + 1e-6));
+}
+
+// A static conformally flat metric g = e^(2 phi) eta with a narrow dip
+// phi = eps exp(-|x - c|^2 / (2 w^2)) (eps < 0): R = -6 e^(-2 phi) (lap phi
+// + |grad phi|^2), lowest at c, R(c) = 18 eps e^(-2 eps) / w^2 exactly. The
+// dip's centre lies between grid nodes (half a spacing off along x): the
+// grid sees a shallow value only, the descent from it finds R(c).
+TEST(HeldOut, RefinementFindsADipBetweenTheGridPoints) {
+  const double eps = -1e-3, w = 0.1;
+  const std::array<double, 3> centre = {0.5, 1.0 / 3, 2.0 / 3};  // nodes at 0, 1/3, 2/3, 1
+  auto metric = std::make_shared<testing::FunctionMetric>([=](const torch::Tensor& x) {
+    auto d2 = (x.select(1, 1) - centre[0]).square() + (x.select(1, 2) - centre[1]).square() +
+              (x.select(1, 3) - centre[2]).square();
+    auto e2phi = torch::exp(2 * eps * torch::exp(-d2 / (2 * w * w)));
+    auto eta = torch::tensor({-1.0, 1.0, 1.0, 1.0}, x.options());
+    return torch::diag_embed(e2phi.unsqueeze(1) * eta);
+  });
+  DomainSpec domain;
+  domain.name = "bulk";
+  domain.strata = {{"all", 10, 0.0, 1.0}};
+  domain.x = domain.y = domain.z = {0.0, 1.0};
+  LossSpec spec;
+  spec.name = "wec";
+  spec.domain = "bulk";
+  spec.kind = LossKind::kConstraint;
+  Components c;
+  c.model = metric;
+  c.domains.push_back({&domain, MakeBuiltIn<CurriculumWeighter>("uniform")});
+  c.losses.push_back({&spec, MakeBuiltIn<LossTerm>("wec"), MakeBuiltIn<ConstraintHandler>("soft_quadratic")});
+  CertifyOptions o;
+  o.refine_worst = 4;
+  o.refine_random = 4;
+  o.iterations = 80;
+  auto j = Certify(c, 256, torch::kFloat64, o);  // 4^4 nodes
+  const double truth = 18 * eps * std::exp(-2 * eps) / (w * w);
+  const double grid = j["bulk"]["ricci_min"].get<double>();
+  const double refined = j["bulk"]["refined"]["ricci_min"].get<double>();
+  EXPECT_GT(grid, 0.05 * truth) << "the grid alone must miss the dip";
+  EXPECT_NEAR(refined, truth, 1e-6) << j.dump(2);
+  const auto at = j["bulk"]["refined"]["ricci_min_at"];
+  for (int a = 0; a < 3; ++a) EXPECT_NEAR(at[a + 1].get<double>(), centre[a], 1e-3) << j.dump(2);
+  EXPECT_NEAR(j["bulk"]["constraints"]["wec"]["refined_max"].get<double>(), -truth, 1e-6);
+  EXPECT_LE(refined, grid);
+}
+
+// The refined minimum is never above the grid's, on a random network.
+TEST(HeldOut, RefinedMinimumIsNeverAboveTheGrid) {
+  for (uint64_t seed : {1, 2, 3}) {
+    torch::manual_seed(seed);
+    DomainSpec domain = Box(-1, 1);
+    LossSpec spec;
+    Components c = KasnerLikeComponents(&domain, &spec);
+    c.model = MakeBuiltIn<MetricModel>("siren", {{"hidden", int64_t{16}}, {"layers", int64_t{2}},
+                                                 {"output_init_std", 0.3}});
+    CertifyOptions o;
+    o.refine_worst = 3;
+    o.refine_random = 3;
+    o.iterations = 10;
+    o.seed = seed;
+    auto j = Certify(c, 256, torch::kFloat64, o);
+    EXPECT_LE(j["bulk"]["refined"]["ricci_min"].get<double>(), j["bulk"]["ricci_min"].get<double>());
+    const auto& wec = j["bulk"]["constraints"]["wec"];
+    EXPECT_GE(wec["refined_max"].get<double>(), wec["max"].get<double>());
+  }
+}
+
+// What a handler sees: each point's value, or the mean over the points (the
+// reference's CMB priors). The augmented Lagrangian with lambda = 2, mu = 4
+// on v = (0, 1, 3): per point mean(2 v + 2 v^2) = 28/3; on the mean
+// 2 (4/3) + 2 (4/3)^2 = 56/9, the same value at every point; the two differ
+// by mu/2 Var(v) = 28/9. The update sees what the penalty saw.
+TEST(HandlerOn, PointsOrTheMean) {
+  auto v = torch::tensor({0.0, 1.0, 3.0}, torch::kFloat64);
+  auto make = [] {
+    return MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", {{"lambda0", 2.0}, {"mu0", 4.0}});
+  };
+  auto per_point = ApplyHandler(*make(), v, false);
+  auto on_mean = ApplyHandler(*make(), v, true);
+  ASSERT_TRUE(per_point.ok() && on_mean.ok());
+  EXPECT_NEAR(per_point->penalty.total.item<double>(), 28.0 / 3, 1e-14);
+  EXPECT_NEAR(per_point->penalty.per_point.mean().item<double>(), 28.0 / 3, 1e-14);
+  EXPECT_NEAR(on_mean->penalty.total.item<double>(), 56.0 / 9, 1e-14);
+  EXPECT_TRUE(torch::allclose(on_mean->penalty.per_point, torch::full({3}, 56.0 / 9, torch::kFloat64), 0, 1e-14));
+  EXPECT_NEAR(per_point->penalty.total.item<double>() - on_mean->penalty.total.item<double>(), 28.0 / 9, 1e-14);
+  EXPECT_EQ(per_point->input.sizes(), torch::IntArrayRef({3}));
+  EXPECT_EQ(on_mean->input.sizes(), torch::IntArrayRef({1}));
+  // Both updates move lambda by mu mean(v) = 16/3.
+  for (bool mean : {false, true}) {
+    auto h = make();
+    auto applied = ApplyHandler(*h, v, mean);
+    h->update(applied->input, 0);
+    EXPECT_NEAR(h->telemetry()[0].second, 2 + 16.0 / 3, 1e-14);
+  }
+}
+
+// A handler that returns another shape is refused with a message.
+TEST(HandlerOn, AWrongShapeIsRefused) {
+  struct Broken : ConstraintHandler {
+    Penalty penalty(const torch::Tensor& v) override { return {v.sum().reshape({1}), v.sum()}; }
+  } broken;
+  auto r = ApplyHandler(broken, torch::ones({4}, torch::kFloat64), false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string(r.status().message()).find("returned a penalty of shape [1]"), std::string::npos)
+      << r.status();
 }
 
 }  // namespace

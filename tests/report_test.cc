@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "analytic_metrics.h"
+#include "cli/report.h"
 #include "cli_runner.h"
 #include "temp_dir.h"
 
@@ -38,6 +40,37 @@ Table ReadTable(const fs::path& file, std::vector<std::string>* text_column = nu
 }
 
 constexpr double kC = 299792.458;  // km/s
+
+// The part-1 notebook's kinematics against the correct ones on
+// g = -dt^2 + a^2 dx^2 + 2 eps (x dt dx + 2 y dt dy + 3 z dt dz), a = e^(0.3 t):
+// on the world line x = y = z = 0 the shift vanishes, so the correct
+// H_mean = a'/a = 0.3 and sigma^2 = 0; the notebook's d_c g_a0 =
+// eps diag(1, 2, 3) gives H_mean = eps / a^2 and sigma^2 = eps^2 / (4 a^4).
+TEST(NotebookKinematics, TheNotebookReadTheShiftNotTheExpansion) {
+  const double eps = 0.02;
+  auto metric = testing::FunctionMetric([=](const torch::Tensor& x) {
+    auto t = x.select(1, 0);
+    auto a2 = torch::exp(0.6 * t);
+    auto g = torch::diag_embed(torch::stack({-torch::ones_like(t), a2, a2, a2}, 1));
+    auto shift = torch::stack({eps * x.select(1, 1), 2 * eps * x.select(1, 2), 3 * eps * x.select(1, 3)}, 1);
+    auto row = torch::cat({torch::zeros_like(t).unsqueeze(1), shift}, 1);  // g_0mu
+    auto e0 = torch::tensor({1.0, 0.0, 0.0, 0.0}, x.options());
+    return g + row.unsqueeze(2) * e0.view({1, 1, 4}) + row.unsqueeze(1) * e0.view({1, 4, 1});
+  });
+  auto t = torch::linspace(-4, 1, 11, torch::kFloat64);
+  auto points = torch::zeros({11, 4}, torch::kFloat64);
+  points.select(1, 0).copy_(t);
+  Jet jet = metric.jet(points, 1);
+  auto [h, s] = WorldLineKinematics(jet, false);
+  auto [hn, sn] = WorldLineKinematics(jet, true);
+  auto a2 = torch::exp(0.6 * t);
+  EXPECT_LT((h - 0.3).abs().max().item<double>(), 1e-13) << h;
+  EXPECT_LT(s.abs().max().item<double>(), 1e-13) << s;
+  EXPECT_LT((hn - eps / a2).abs().max().item<double>(), 1e-13) << hn;
+  EXPECT_LT((sn - eps * eps / (4 * a2.square())).abs().max().item<double>(), 1e-13) << sn;
+}
+
+
 
 // Flat LCDM luminosity distance in Mpc by composite Simpson (2^14 intervals).
 double LcdmDistance(double z, double h0, double om) {
@@ -143,6 +176,22 @@ TEST_F(ReportTest, FiguresAndCurriculumWeightsOfATrainedNetwork) {
   const std::string md = testing::ReadFile(dir_ / "run/report/report.md");
   EXPECT_NE(md.find("![planes_today.png](planes_today.png)"), std::string::npos);
   EXPECT_NE(md.find("Held-out checks"), std::string::npos);
+  EXPECT_NE(md.find("min R found between"), std::string::npos);
+
+  // From the single best step's model, with the part-1 notebook's
+  // kinematics beside the correct ones; the correct column is the world
+  // line's own H_mean.
+  auto best = testing::RunLumpy("report run --grid 11 --worldline 51 --checkpoint best_step --notebook-kinematics", dir_);
+  ASSERT_EQ(best.exit_code, 0) << best.err;
+  EXPECT_NE(best.err.find("best_step.pt (best_step)"), std::string::npos) << best.err;
+  auto nb = ReadTable(dir_ / "run/report/worldline_notebook.csv");
+  auto wb = ReadTable(dir_ / "run/report/worldline.csv");
+  ASSERT_EQ(nb["t"].size(), 51u);
+  for (size_t i = 0; i < 51; ++i) {
+    const double h_mean = (wb["H_x"][i] + wb["H_y"][i] + wb["H_z"][i]) / 3;
+    EXPECT_NEAR(nb["H_mean"][i], h_mean, 1e-9 * std::max(1.0, std::abs(h_mean))) << i;
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "run/report/worldline_notebook.png"));
 }
 
 TEST_F(ReportTest, RefusalsSayWhatIsMissing) {

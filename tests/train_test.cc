@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_split.h"
@@ -58,6 +60,39 @@ TEST_F(TrainTest, SupernovaTermFitsH0OfAMock) {
   EXPECT_NEAR(h0.back(), 70.0, 0.3);
   auto sn = Column(dir_ / "run" / "metrics.csv", "sn");
   EXPECT_LT(sn.back(), 1e-2 * sn.front());
+}
+
+// A learned weighting on an objective and on a dataset term (the post's
+// "lazy optimizer" trap: sum of L_i / (2 sigma_i^2) + log sigma_i): each
+// logged row's loss is exactly 1/2 e^(-2s) w L + s per weighted term (s its
+// log sigma that step), and s moves.
+TEST_F(TrainTest, AWeightingActsOnObjectivesAndDatasetTerms) {
+  const std::string tiny = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/tiny.toml";
+  auto r = RunLumpy("run '" + tiny + "' --set 'loss.efe.weighting.plugin=\"homoscedastic\"' "
+                    "--set 'loss.efe.weighting.base=\"linear\"' --set loss.efe.weight=2 --out obj", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto run = dir_ / "obj" / "metrics.csv";
+  auto loss = Column(run, "loss"), efe = Column(run, "efe"), s = Column(run, "efe.log_sigma"),
+       wec = Column(run, "wec.penalty"), penalty = Column(run, "efe.penalty");
+  ASSERT_EQ(loss.size(), 6u);
+  for (size_t i = 0; i < loss.size(); ++i) {
+    const double weighted = 0.5 * std::exp(-2 * s[i]) * 2 * efe[i] + s[i];
+    EXPECT_NEAR(penalty[i], weighted, 1e-12 * std::abs(weighted) + 1e-15);
+    EXPECT_NEAR(loss[i], weighted + wec[i], 1e-12 * std::abs(loss[i]) + 1e-15) << i;
+  }
+  EXPECT_NE(s.back(), 0.0);
+
+  const std::string fit = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/sn_fit.toml";
+  const std::string lcdm70 = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/flrw_probe.toml";
+  ASSERT_EQ(RunLumpy("mock-sn '" + lcdm70 + "' --out mock.dat --n 25 --no-noise --z-max 1.5", dir_).exit_code, 0);
+  auto d = RunLumpy("run '" + fit + "' --steps 5 --set 'loss.sn.weighting.plugin=\"homoscedastic\"' "
+                    "--set 'loss.sn.weighting.base=\"linear\"' --set loss.sn.weight=3 --out data", dir_);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const auto data = dir_ / "data" / "metrics.csv";
+  auto dloss = Column(data, "loss"), sn = Column(data, "sn"), ds = Column(data, "sn.log_sigma");
+  for (size_t i = 0; i < dloss.size(); ++i) {
+    EXPECT_NEAR(dloss[i], 0.5 * std::exp(-2 * ds[i]) * 3 * sn[i] + ds[i], 1e-12 * std::abs(dloss[i])) << i;
+  }
 }
 
 TEST_F(TrainTest, OmegaMIsProjectedIntoItsBounds) {

@@ -320,13 +320,15 @@ void PrintParams(const ParamSpecs& specs, const std::string& indent) {
   for (const auto& s : specs) {
     name_w = std::max(name_w, s.name().size());
     type_w = std::max(type_w, std::string(ParamTypeName(s.type())).size());
-    def_w = std::max(def_w, s.required() ? 8 : FormatParamValue(*s.default_value()).size());
+    def_w = std::max(def_w, s.default_value() ? FormatParamValue(*s.default_value()).size() : 8);
     range_w = std::max(range_w, s.RangeText().size());
   }
   auto pad = [](const std::string& s, size_t w) { return s + std::string(w - std::min(w, s.size()) + 2, ' '); };
   for (const auto& s : specs) {
     std::cout << indent << pad(s.name(), name_w) << pad(ParamTypeName(s.type()), type_w)
-              << pad(s.required() ? "required" : FormatParamValue(*s.default_value()), def_w)
+              << pad(s.default_value() ? FormatParamValue(*s.default_value())
+                                       : s.optional() ? "optional" : "required",
+                     def_w)
               << pad(s.RangeText(), range_w) << s.doc() << "\n";
   }
 }
@@ -364,7 +366,8 @@ int CommandPlugins() {
                                     {"optimizer", &OptimizerParams()},
                                     {"checkpoint", &CheckpointParams()},
                                     {"stopping", &StoppingParams()},
-                                    {"certify", &CertifyParams()}}) {
+                                    {"certify", &CertifyParams()},
+                                    {"report", &ReportParams()}}) {
     std::cout << "\n  [" << name << "]\n";
     PrintParams(*specs, "    ");
   }
@@ -481,8 +484,9 @@ int LumpyMain(int argc, char** argv) {
                 "diagram, curriculum weights (report.md shows them all)");
   report->add_option("run_dir", report_options.run_dir, "the run folder")->required();
   report->add_option("--checkpoint", report_options.checkpoint,
-                     "final (model.pt, the default), latest or best (checkpoints/)")
-      ->check(CLI::IsMember({"final", "latest", "best"}));
+                     "final (model.pt), latest, best (the best checkpoint interval) or best_step (the "
+                     "single best step's model); default: the experiment's [report] checkpoint")
+      ->check(CLI::IsMember({"final", "latest", "best", "best_step"}));
   report->add_option("--grid", report_options.grid, "points per side of each plane (default 81)")
       ->check(CLI::Range(2, 1000));
   report->add_option("--worldline", report_options.worldline,
@@ -490,6 +494,9 @@ int LumpyMain(int argc, char** argv) {
       ->check(CLI::Range(2, 100000));
   bool report_no_figures = false;
   report->add_flag("--no-figures", report_no_figures, "tables only (no Python)");
+  report->add_flag("--notebook-kinematics", report_options.notebook_kinematics,
+                   "also H_mean and shear along the world line as the part-1 notebook computed them "
+                   "(its d_c g_a0 in place of d_t gamma_ij), beside the correct ones");
 
   CLI::App* plugins = app.add_subcommand(
       "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");

@@ -64,6 +64,46 @@ absl::Status WorldLine(MetricModel& model, LossTerm* efe, const ReportOptions& o
   return ProbeTable(model, efe, points, dir / "worldline.csv");
 }
 
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> WorldLineKinematics(const Jet& jet, bool notebook) {
+  auto gamma = jet.g.narrow(1, 1, 3).narrow(2, 1, 3);
+  auto d = notebook ? jet.dg.narrow(1, 1, 3).select(2, 0).narrow(2, 1, 3)  // [N,i,c] = d_c g_i0
+                    : jet.dg.narrow(1, 1, 3).narrow(2, 1, 3).select(3, 0);  // [N,i,j] = d_t g_ij
+  auto lapse = torch::sqrt(-jet.g.select(1, 0).select(1, 0)).view({-1, 1, 1});
+  auto h = torch::linalg_solve(gamma, d / (2.0 * lapse));
+  auto h_mean = h.diagonal(0, 1, 2).sum(1) / 3.0;
+  auto sigma = h - h_mean.view({-1, 1, 1}) * torch::eye(3, h.options());
+  auto shear = 0.5 * torch::einsum("nij,nji->n", {sigma, sigma});
+  return {h_mean, shear};
+}
+
+namespace {
+
+// The world line's kinematics both ways (correct and as the part-1 notebook
+// computed them), for the figure that shows which one the post showed.
+absl::Status NotebookWorldLine(MetricModel& model, const ReportOptions& o, const torch::TensorOptions& options,
+                               const fs::path& dir) {
+  torch::NoGradGuard no_grad;
+  auto points = torch::zeros({o.worldline, 4}, options);
+  points.select(1, 0).copy_(torch::linspace(-4.0, 1.0, o.worldline, options));
+  Jet jet = model.jet(points, 1);
+  auto [h, s] = WorldLineKinematics(jet, false);
+  auto [hn, sn] = WorldLineKinematics(jet, true);
+  std::vector<std::vector<std::string>> rows;
+  auto col = [](const torch::Tensor& x) { return x.to(torch::kCPU, torch::kFloat64).contiguous(); };
+  auto t = col(points.select(1, 0)), hc = col(h), sc = col(s), hnc = col(hn), snc = col(sn);
+  for (int64_t i = 0; i < o.worldline; ++i) {
+    rows.push_back({Num(t[i].item<double>()), Num(hc[i].item<double>()), Num(sc[i].item<double>()),
+                    Num(hnc[i].item<double>()), Num(snc[i].item<double>())});
+  }
+  const fs::path out = dir / "worldline_notebook.csv";
+  if (auto st = WriteCsv(out, "t,H_mean,shear_sq,H_mean_notebook,shear_sq_notebook", rows); !st.ok()) return st;
+  std::cerr << "  " << out.filename().string() << ": H_mean and shear as the part-1 notebook computed them "
+            << "(d_c g_a0 in place of d_t gamma_ij) beside the correct ones" << std::endl;
+  return absl::OkStatus();
+}
+
 // Today (t = 1) on the planes z = 0, x = 0 and y = 0 over the first domain's
 // box (the training domain [-1, 1]^3 of PHYSICS.md if there is no domain).
 absl::Status Planes(MetricModel& model, LossTerm* efe, const Experiment& exp, const ReportOptions& o,
@@ -222,28 +262,29 @@ int RunReport(const ReportOptions& o) {
     std::cerr << "--grid and --worldline: at least 2 points" << std::endl;
     return kExitConfig;
   }
-  fs::path model_file;
-  if (o.checkpoint == "final") {
+  Registry registry;
+  PluginLoader loader(registry);
+  if (auto st = loader.LoadDefaults(); !st.ok()) return ExitStatus(st);
+  auto exp = LoadExperiment(run_dir / "experiment.toml", {}, loader, registry);
+  if (!exp.ok()) return ExitStatus(exp.status());
+  // Which model: --checkpoint, else the experiment's [report] checkpoint (the
+  // as-run stages draw the best step's model, as the posts' figures did).
+  const std::string which = o.checkpoint.empty() ? exp->report.GetString("checkpoint") : o.checkpoint;
+  fs::path model_file, training_checkpoint = run_dir / "checkpoints" / "latest.pt";
+  if (which == "final") {
     model_file = run_dir / "model.pt";
     if (!fs::exists(model_file)) {
       model_file = run_dir / "checkpoints" / "latest.pt";
       std::cerr << "note: no model.pt (the run has not finished, or failed): using "
                 << model_file.string() << std::endl;
     }
-  } else if (o.checkpoint == "latest" || o.checkpoint == "best") {
-    model_file = run_dir / "checkpoints" / (o.checkpoint + ".pt");
+  } else if (which == "latest" || which == "best" || which == "best_step") {
+    model_file = run_dir / "checkpoints" / (which + ".pt");
+    training_checkpoint = model_file;  // best.pt and best_step.pt hold their curricula too
   } else {
-    std::cerr << "--checkpoint: final, latest or best, got " << o.checkpoint << std::endl;
+    std::cerr << "--checkpoint: final, latest, best or best_step, got " << which << std::endl;
     return kExitConfig;
   }
-  const fs::path training_checkpoint =
-      o.checkpoint == "best" ? run_dir / "checkpoints" / "best.pt" : run_dir / "checkpoints" / "latest.pt";
-
-  Registry registry;
-  PluginLoader loader(registry);
-  if (auto st = loader.LoadDefaults(); !st.ok()) return ExitStatus(st);
-  auto exp = LoadExperiment(run_dir / "experiment.toml", {}, loader, registry);
-  if (!exp.ok()) return ExitStatus(exp.status());
   ApplyRuntime(*exp);
   auto c = Instantiate(*exp);
   if (!c.ok()) return ExitStatus(c.status());
@@ -267,10 +308,13 @@ int RunReport(const ReportOptions& o) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return ExitStatus(absl::InternalError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message())));
-  std::cerr << "lumpy report: " << exp->name << " from " << model_file.string() << " -> " << dir.string()
-            << std::endl;
+  std::cerr << "lumpy report: " << exp->name << " from " << model_file.string() << " (" << which << ") -> "
+            << dir.string() << std::endl;
   try {
     if (auto st = WorldLine(model, efe, o, options, dir); !st.ok()) return ExitStatus(st);
+    if (o.notebook_kinematics || exp->report.GetBool("notebook_kinematics")) {
+      if (auto st = NotebookWorldLine(model, o, options, dir); !st.ok()) return ExitStatus(st);
+    }
     if (auto st = Planes(model, efe, *exp, o, options, dir); !st.ok()) return ExitStatus(st);
     if (auto st = Curricula(*c, training_checkpoint, o, options, dir); !st.ok()) return ExitStatus(st);
     for (const auto& l : exp->losses) {

@@ -86,9 +86,21 @@ const ParamSpecs& StoppingParams() {
                         "stop once the total loss is at or below this (the default, -1e300, never "
                         "stops: a loss with learned weights can be negative)")
           .Default(-1e300),
-      ParamSpec::Int("patience", "stop after N steps without a new best loss (0 = never)")
-          .Default(int64_t{0})
-          .AtLeast(0),
+      ParamSpec::Int("patience",
+                     "stop after N steps in a row without a new best total loss (leave it out to "
+                     "never stop early)")
+          .Optional()
+          .AtLeast(1),
+      ParamSpec::Bool("best_step_checkpoint",
+                      "keep the model of the single step with the lowest total loss in "
+                      "checkpoints/best_step.pt (as the reference saved it)")
+          .Default(true),
+      ParamSpec::String("best_step_model",
+                        "which model best_step.pt holds: before_update (the one whose loss was "
+                        "the best) or after_update (after that step's optimizer update, what the "
+                        "reference saved)")
+          .Default(std::string("before_update"))
+          .OneOf({"before_update", "after_update"}),
   };
   return specs;
 }
@@ -96,11 +108,42 @@ const ParamSpecs& StoppingParams() {
 const ParamSpecs& CertifyParams() {
   static const ParamSpecs specs = {
       ParamSpec::Int("points",
-                     "held-out grid size per constrained domain (a cell-centred t,x,y,z grid that "
-                     "training never samples); 0 = no held-out checks")
+                     "held-out grid size per constrained domain (a t,x,y,z grid through the "
+                     "domain's faces, edges and corners that training never samples); 0 = no "
+                     "held-out checks")
           .Default(int64_t{32768})
           .AtLeast(0),
       ParamSpec::Bool("on_best", "also certify at every new best checkpoint").Default(true),
+      ParamSpec::Int("refine_worst",
+                     "refinement: start a bounded descent (float64) from the K worst grid points "
+                     "of R and of every constraint; 0 = grid only")
+          .Default(int64_t{16})
+          .AtLeast(0)
+          .AtMost(4096),
+      ParamSpec::Int("refine_random", "refinement: and from M random points of the domain")
+          .Default(int64_t{16})
+          .AtLeast(0)
+          .AtMost(4096),
+      ParamSpec::Int("refine_iterations", "refinement: descent iterations per start")
+          .Default(int64_t{60})
+          .AtLeast(1)
+          .AtMost(10000),
+  };
+  return specs;
+}
+
+const ParamSpecs& ReportParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::String("checkpoint",
+                        "what `lumpy report` draws unless --checkpoint says otherwise: final "
+                        "(model.pt), latest, best (the best checkpoint interval) or best_step "
+                        "(the single best step's model)")
+          .Default(std::string("final"))
+          .OneOf({"final", "latest", "best", "best_step"}),
+      ParamSpec::Bool("notebook_kinematics",
+                      "also draw H_mean and shear along the world line as the part-1 notebook "
+                      "computed them (d_c g_a0 in place of d_t gamma_ij; a bug of the reference)")
+          .Default(false),
   };
   return specs;
 }
@@ -141,17 +184,27 @@ const ParamSpecs& StratumParams() {
   return specs;
 }
 
+ParamSpec HandlerOn() {
+  return ParamSpec::String("handler_on",
+                           "what the handler sees: each point's value (points) or the domain's "
+                           "mean (mean: lambda mean(v) + mu/2 mean(v)^2, as the reference's CMB "
+                           "priors)")
+      .Default(std::string("points"))
+      .OneOf({"points", "mean"});
+}
+
 const ParamSpecs& ObjectiveEntryParams() {
   static const ParamSpecs specs = {
       ParamSpec::String("domain", "the point domain the term is evaluated on"),
-      ParamSpec::Double("weight", "factor of the term in the loss").Default(1.0).AtLeast(0),
+      ParamSpec::Double("weight", "factor of the term in the loss (before any weighting)").Default(1.0).AtLeast(0),
+      HandlerOn(),
   };
   return specs;
 }
 
 const ParamSpecs& DatasetEntryParams() {
   static const ParamSpecs specs = {
-      ParamSpec::Double("weight", "factor of the term in the loss").Default(1.0).AtLeast(0),
+      ParamSpec::Double("weight", "factor of the term in the loss (before any weighting)").Default(1.0).AtLeast(0),
   };
   return specs;
 }
@@ -159,6 +212,7 @@ const ParamSpecs& DatasetEntryParams() {
 const ParamSpecs& ConstraintEntryParams() {
   static const ParamSpecs specs = {
       ParamSpec::String("domain", "the point domain the constraint is evaluated on"),
+      HandlerOn(),
   };
   return specs;
 }
@@ -266,6 +320,7 @@ absl::StatusOr<Params> ValidateTable(ConfigNode& table, const ParamSpecs& specs,
                            absl::StrCat("missing required key (", ParamTypeName(spec.type()),
                                         ": ", spec.doc(), ")"));
       }
+      if (!spec.default_value()) continue;  // optional: its absence is its meaning
       params.Set(spec.name(), *spec.default_value());
       table.Set(spec.name(), ToNode(*spec.default_value(), table.location()));
       if (locations) (*locations)[spec.name()] = table.location();
@@ -352,7 +407,7 @@ absl::Status CheckInterval(const ConfigNode& table, const std::string& key, cons
 }
 
 const std::vector<std::string> kSections = {"runtime", "telemetry", "optimizer", "checkpoint",
-                                            "stopping", "certify", "plugins", "model",
+                                            "stopping", "certify", "report", "plugins", "model",
                                             "domains", "loss"};
 
 }  // namespace
@@ -413,6 +468,7 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
                            Section{"checkpoint", CheckpointParams(), &exp.checkpoint},
                            Section{"stopping", StoppingParams(), &exp.stopping},
                            Section{"certify", CertifyParams(), &exp.certify},
+                           Section{"report", ReportParams(), &exp.report},
                            Section{"plugins", PluginsParams(), &plugins_params}}) {
     auto table = SubTable(root, s.key, "", false);
     if (!table.ok()) return table.status();
@@ -569,13 +625,22 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
                                         "\" is a dataset term: it is evaluated once per step on "
                                         "its data, not on a point domain; remove domain"));
       }
+      // A constraint's handler is its `constraint` table (required); an
+      // objective or a dataset term may take a `weighting` (any handler).
+      const char* handler_key = is_constraint ? "constraint" : "weighting";
+      const char* wrong_key = is_constraint ? "weighting" : "constraint";
       std::vector<std::string> entry_keys = Names(entry_specs);
-      if (is_constraint) entry_keys.push_back("constraint");
-      if (entry && !is_constraint && node.Find("constraint")) {
-        return ConfigError(node.Find("constraint")->key_location(), Join(path, "constraint"),
-                           absl::StrCat("\"", entry->name,
-                                        "\" is an objective, not a constraint: it takes no "
-                                        "handler (scale it with weight)"));
+      entry_keys.push_back(handler_key);
+      if (entry && node.Find(wrong_key)) {
+        return ConfigError(
+            node.Find(wrong_key)->key_location(), Join(path, wrong_key),
+            is_constraint
+                ? absl::StrCat("\"", entry->name, "\" is a constraint: its handler is its constraint table (e.g. [",
+                               path, ".constraint] plugin = \"homoscedastic\"); a weighting is for objectives and "
+                               "dataset terms")
+                : absl::StrCat("\"", entry->name, "\" is ", is_dataset ? "a dataset term" : "an objective",
+                               ", not a constraint: it takes no constraint handler; scale it with weight, or give "
+                               "it a learned weighting with [", path, ".weighting] plugin = \"homoscedastic\""));
       }
       if (entry && is_constraint && node.Find("weight")) {
         return ConfigError(node.Find("weight")->key_location(), Join(path, "weight"),
@@ -587,7 +652,7 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
       if (!term.ok()) return term.status();
       std::vector<std::string> plugin_keys = Names(entry->params);
       plugin_keys.push_back("plugin");
-      if (is_constraint) plugin_keys.push_back("constraint");
+      plugin_keys.push_back(handler_key);
       auto core = ValidateTable(node, entry_specs, path, plugin_keys);
       if (!core.ok()) return core.status();
       LossSpec spec;
@@ -605,19 +670,19 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
                                   : absl::StrCat(" known: ", absl::StrJoin(domain_names, ", ")));
         return ConfigError(node.Find("domain")->location(), Join(path, "domain"), msg);
       }
-      if (is_constraint) {
+      if (!is_constraint) spec.weight = core->GetDouble("weight");
+      if (!is_dataset) spec.handler_on_mean = core->GetString("handler_on") == "mean";
+      if (is_constraint || node.Find(handler_key)) {
         auto handler_table = SubTable(
-            node, "constraint", path, true,
+            node, handler_key, path, true,
             absl::StrCat("\"", entry->name, "\" is a constraint and needs a handler, e.g. [",
                          path, ".constraint] plugin = \"soft_quadratic\"; known: ",
                          absl::StrJoin(registry.Names(PluginKind::kConstraint), ", ")));
         if (!handler_table.ok()) return handler_table.status();
         auto handler = ValidatePlugin(**handler_table, PluginKind::kConstraint,
-                                      Join(path, "constraint"), {}, registry);
+                                      Join(path, handler_key), {}, registry);
         if (!handler.ok()) return handler.status();
-        spec.constraint = *std::move(handler);
-      } else {
-        spec.weight = core->GetDouble("weight");
+        spec.handler = *std::move(handler);
       }
       exp.losses.push_back(std::move(spec));
     }
@@ -675,8 +740,8 @@ absl::StatusOr<Components> Instantiate(const Experiment& exp) {
     auto term = Build<LossTerm>(l.term);
     if (!term.ok()) return term.status();
     lc.term = *std::move(term);
-    if (l.kind == LossKind::kConstraint) {
-      auto h = Build<ConstraintHandler>(l.constraint);
+    if (l.handler.entry != nullptr) {
+      auto h = Build<ConstraintHandler>(l.handler);
       if (!h.ok()) return h.status();
       lc.handler = *std::move(h);
     }

@@ -47,7 +47,14 @@ struct LossSpec {
   double weight = 1.0;  // objectives and dataset terms
   LossKind kind = LossKind::kObjective;
   PluginSpec term;
-  PluginSpec constraint;  // constraints only
+  // The term's handler: a constraint's `constraint` table (required), or an
+  // objective's or dataset term's optional `weighting` table (e.g. learned
+  // uncertainty weights); handler.entry is null if there is none.
+  PluginSpec handler;
+  // handler_on = "mean": the handler sees the domain mean of the term
+  // (lambda mean(v) + mu/2 mean(v)^2, as the reference's CMB priors), not
+  // each point's value. A dataset term's handler always sees its one value.
+  bool handler_on_mean = false;
 };
 
 struct Experiment {
@@ -58,8 +65,9 @@ struct Experiment {
   Params telemetry;  // every, progress
   Params optimizer;  // lr, clip_norm, beta1, beta2, eps, schedule, ...
   Params checkpoint; // every
-  Params stopping;   // target_loss, patience
-  Params certify;    // points, on_best
+  Params stopping;   // target_loss, patience, best_step_checkpoint, best_step_model
+  Params certify;    // points, on_best, refine_worst, refine_random, refine_iterations
+  Params report;     // checkpoint (the default of `lumpy report --checkpoint`)
   PluginSpec model;
   std::vector<DomainSpec> domains;
   std::vector<LossSpec> losses;
@@ -77,7 +85,7 @@ LUMPY_ENGINE_API absl::StatusOr<Experiment> LoadExperiment(const std::filesystem
 struct LossComponent {
   const LossSpec* spec = nullptr;
   std::shared_ptr<LossTerm> term;
-  std::shared_ptr<ConstraintHandler> handler;  // constraints only
+  std::shared_ptr<ConstraintHandler> handler;  // a constraint's, or an objective's weighting; may be null
 };
 struct DomainComponent {
   const DomainSpec* spec = nullptr;
@@ -101,5 +109,6 @@ LUMPY_ENGINE_API const ParamSpecs& OptimizerParams();
 LUMPY_ENGINE_API const ParamSpecs& CheckpointParams();
 LUMPY_ENGINE_API const ParamSpecs& StoppingParams();
 LUMPY_ENGINE_API const ParamSpecs& CertifyParams();
+LUMPY_ENGINE_API const ParamSpecs& ReportParams();
 
 }  // namespace lumpy

@@ -81,6 +81,11 @@ ParamSpec ParamSpec::String(std::string n, std::string d) { return {std::move(n)
 ParamSpec ParamSpec::DoubleList(std::string n, std::string d) { return {std::move(n), ParamType::kDoubleList, std::move(d)}; }
 ParamSpec ParamSpec::StringList(std::string n, std::string d) { return {std::move(n), ParamType::kStringList, std::move(d)}; }
 
+ParamSpec& ParamSpec::Optional() {
+  optional_ = true;
+  return *this;
+}
+
 ParamSpec& ParamSpec::Default(ParamValue value) {
   // Declarations are code: a default that fails its own checks is a bug.
   if (auto error = Check(value)) {
@@ -230,7 +235,7 @@ absl::StatusOr<Params> Params::FromDefaults(const std::vector<ParamSpec>& specs,
       if (spec.required()) {
         return absl::InvalidArgumentError(absl::StrCat(spec.name(), ": missing required key"));
       }
-      params.Set(spec.name(), *spec.default_value());
+      if (spec.default_value()) params.Set(spec.name(), *spec.default_value());
       continue;
     }
     ParamValue value = it->second;

@@ -8,9 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <iomanip>
 #include <sstream>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +22,7 @@
 #include "train/point_set_context.h"
 #include "train/progress.h"
 #include "train/schedule.h"
+#include "train/state.h"
 
 namespace lumpy {
 
@@ -63,6 +62,10 @@ class StopSignals {
 };
 
 std::string Num(double v) { return absl::StrFormat("%.17g", v); }
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
 }  // namespace
 
@@ -107,23 +110,63 @@ absl::Status CheckTrainable(const Experiment& exp, Components& c) {
                                   "physical parameter (e.g. loss.<efe>.omega_m_trainable = true)"));
 }
 
+absl::StatusOr<HandledTerm> ApplyHandler(ConstraintHandler& handler, const torch::Tensor& values,
+                                         bool on_mean) {
+  HandledTerm out;
+  const int64_t n = values.size(0);
+  auto input = on_mean ? values.mean().reshape({1}) : values;
+  Penalty p = handler.penalty(input);
+  if (!p.per_point.defined() || p.per_point.sizes() != input.sizes() || !p.total.defined() ||
+      p.total.numel() != 1) {
+    return absl::InternalError(absl::StrCat(
+        "returned a penalty of shape ", p.per_point.defined() ? c10::str(p.per_point.sizes()) : "undefined",
+        " (total ", p.total.defined() ? c10::str(p.total.sizes()) : "undefined", ") for an input of shape ",
+        c10::str(input.sizes()), "; it must return one value per input value and a scalar total"));
+  }
+  out.input = input.detach();
+  out.penalty.total = p.total.reshape({});
+  // On the mean: the penalty of the mean as one value per point, so that a
+  // uniform curriculum gives back exactly the penalty.
+  out.penalty.per_point = on_mean ? out.penalty.total.expand({n}) : p.per_point;
+  return out;
+}
+
 namespace {
+
+// What one term contributes to a step: its metrics.csv values, and its share
+// of the loss (per point on its domain, or direct for a dataset term or a
+// handler acting on the term's mean), plus what its handler's update needs.
+struct TermShare {
+  std::vector<double> row;
+  torch::Tensor per_point;     // [B] on the term's domain, or undefined
+  torch::Tensor direct;        // scalar, or undefined
+  torch::Tensor handler_input; // what the handler saw (detached for update), or undefined
+};
+
+// One step's loss and its metrics row.
+struct StepLoss {
+  torch::Tensor loss;
+  std::vector<double> row;
+  std::vector<torch::Tensor> handler_inputs;  // per loss term
+};
 
 // Everything one training run holds: the parameter groups, the optimizer,
 // the metrics columns and the loop's bookkeeping, with the checkpoint that
-// captures all of it.
+// captures all of it. Run() is set-up, the loop, and the finish; each step is
+// ComputeLoss (the loss and its row) then Update (the optimizer step).
 class Session {
  public:
   Session(const Experiment& exp, Components& c, const TrainOptions& options)
-      : exp_(exp), c_(c), options_(options), schedule_(exp.optimizer) {}
+      : exp_(exp),
+        c_(c),
+        options_(options),
+        schedule_(exp.optimizer),
+        run_dir_(options.run_dir),
+        checkpoints_(run_dir_ / "checkpoints") {}
 
   absl::Status Run();
 
  private:
-  struct Physical {
-    std::string column;
-    PhysicalParameter parameter;
-  };
   // The loop's bookkeeping; all of it goes into checkpoints.
   struct Loop {
     int64_t next_step = 0;
@@ -134,30 +177,64 @@ class Session {
     int64_t window_count = 0;
     double best_window = INFINITY;  // lowest interval mean among checkpoints
   };
+  // How the loop ended, for the summary and the exit status.
+  struct Ending {
+    absl::Status failure;   // a run-time failure (non-finite loss, a term that threw)
+    std::string interrupted;
+    std::string stop_reason;
+  };
+  // Where the time goes (seconds, this process).
+  struct Timing {
+    double loss = 0, backward = 0, step = 0, checkpoint = 0;
+  };
 
+  // Set-up.
+  absl::Status Prepare();
   void BuildOptimizer();
   std::vector<std::string> Columns() const;
-  // Sets every group's rate for `step`; returns the network's.
+  absl::Status PrepareResume();
+  absl::Status OpenRunFolder();
+  // The step.
+  absl::StatusOr<StepLoss> ComputeLoss(int64_t step);
+  absl::StatusOr<TermShare> EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step);
+  void Update(const StepLoss& s, int64_t step);
   double SetLearningRate(int64_t step);
+  void WriteRow(const std::vector<double>& row);
+  std::string StopReason(int64_t step, double loss) const;
+  // Checkpoints.
   torch::serialize::OutputArchive Checkpoint() const;
-  absl::Status SaveCheckpoint(const fs::path& file, int64_t step_done) const;
-  // The physical scalars' values ("physical") and column names
-  // ("physical_names", one per line), as ReadPhysicalScalars reads them.
-  void WritePhysical(torch::serialize::OutputArchive& a) const;
+  absl::Status SaveCheckpoint(int64_t step);
   absl::Status LoadCheckpoint(const fs::path& file);
-  absl::Status PrepareMetricsForResume(const fs::path& file, const std::vector<std::string>& columns);
+  absl::Status PrepareMetricsForResume(const fs::path& file);
+  // The finish.
+  absl::Status Finish(const Ending& ending);
+  nlohmann::json Summary(const Ending& ending) const;
+  nlohmann::json HeldOut(nlohmann::json* summary);
+  nlohmann::json Observer() const;
 
   const Experiment& exp_;
   Components& c_;
   const TrainOptions& options_;
   LearningRateSchedule schedule_;
+  const fs::path run_dir_, checkpoints_;
   torch::TensorOptions tensor_options_;
   std::vector<torch::Tensor> network_, others_;
-  std::vector<Physical> physical_;
+  std::vector<PhysicalScalarSlot> physical_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
   std::vector<double> group_factor_;  // per optimizer group: lr factor over the network's
+  std::vector<std::string> columns_;
+  std::vector<int> domain_of_;  // per loss term: its domain's index, -1 for a dataset term
+  std::unique_ptr<BestStep> best_step_;
+  std::ofstream metrics_;
   Loop loop_;
+  int64_t first_step_ = 0;
   double resumed_wall_time_ = 0;  // wall time of the last kept metrics row
+  nlohmann::json previous_summary_;
+  nlohmann::json best_checkpoint_;
+  std::vector<double> last_row_;
+  int64_t points_per_step_ = 0;
+  Timing timing_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 void Session::BuildOptimizer() {
@@ -173,12 +250,7 @@ void Session::BuildOptimizer() {
       for (auto& p : l.handler->parameters()) others_.push_back(p);
     }
   }
-  // Physical scalars (Omega_m, ...): one group each, learning rate x factor,
-  // never clipped, projected into their bounds after every step.
-  for (auto& p : model.physical_parameters()) physical_.push_back({"model." + p.name, p});
-  for (auto& l : c_.losses) {
-    for (auto& p : l.term->physical_parameters()) physical_.push_back({l.spec->name + "." + p.name, p});
-  }
+  physical_ = PhysicalScalars(c_);
   auto adam_options = [&](double factor) {
     return torch::optim::AdamOptions(schedule_.At(0) * factor)
         .betas({exp_.optimizer.GetDouble("beta1"), exp_.optimizer.GetDouble("beta2")})
@@ -193,6 +265,8 @@ void Session::BuildOptimizer() {
     groups.emplace_back(others_);
     group_factor_.push_back(1.0);
   }
+  // Physical scalars (Omega_m, ...): one group each, learning rate x factor,
+  // never clipped, projected into their bounds after every step.
   for (auto& p : physical_) {
     groups.emplace_back(std::vector<torch::Tensor>{p.parameter.value},
                         std::make_unique<torch::optim::AdamOptions>(adam_options(p.parameter.lr_factor)));
@@ -255,12 +329,7 @@ torch::serialize::OutputArchive Session::Checkpoint() const {
   torch::serialize::OutputArchive optimizer;
   optimizer_->save(optimizer);
   a.write("optimizer", optimizer);
-  torch::serialize::OutputArchive weighters;
-  for (const auto& d : c_.domains) {
-    torch::serialize::OutputArchive w;
-    d.weighter->save(w);
-    weighters.write(d.spec->name, w);
-  }
+  auto weighters = WeightersArchive(c_);
   a.write("weighters", weighters);
   torch::serialize::OutputArchive handlers;
   for (const auto& l : c_.losses) {
@@ -270,24 +339,39 @@ torch::serialize::OutputArchive Session::Checkpoint() const {
     handlers.write(l.spec->name, h);
   }
   a.write("handlers", handlers);
-  WritePhysical(a);
+  WritePhysicalScalars(physical_, a);
+  if (best_step_) best_step_->Save(a);
   return a;
 }
 
-void Session::WritePhysical(torch::serialize::OutputArchive& a) const {
-  std::vector<double> values;
-  std::vector<std::string> names;
-  for (const auto& p : physical_) {
-    values.push_back(p.parameter.value.item<double>());
-    names.push_back(p.column);
-  }
-  a.write("physical", torch::tensor(values, torch::kFloat64));
-  a.write("physical_names", c10::IValue(absl::StrJoin(names, "\n")));
-}
-
-absl::Status Session::SaveCheckpoint(const fs::path& file, int64_t step_done) const {
+// A checkpoint of the state after `step`: latest.pt, and best.pt (certified
+// on the held-out grid if asked) when its interval's mean loss is the lowest
+// so far; the best single step's model (best_step.pt) if it changed.
+absl::Status Session::SaveCheckpoint(int64_t step) {
+  const auto t = std::chrono::steady_clock::now();
+  const double window_mean =
+      loop_.window_count ? loop_.window_sum / static_cast<double>(loop_.window_count) : INFINITY;
+  loop_.window_sum = 0;
+  loop_.window_count = 0;
+  const bool new_best = window_mean < loop_.best_window;
+  if (new_best) loop_.best_window = window_mean;
+  const fs::path latest = checkpoints_ / "latest.pt", best = checkpoints_ / "best.pt";
   auto archive = Checkpoint();
-  return SaveArchiveAtomically(archive, file, step_done);
+  absl::Status st = SaveArchiveAtomically(archive, latest, step);
+  if (st.ok() && new_best) {
+    std::error_code ec;
+    fs::copy_file(latest, checkpoints_ / "best.pt.tmp", fs::copy_options::overwrite_existing, ec);
+    if (!ec) fs::rename(checkpoints_ / "best.pt.tmp", best, ec);
+    if (ec) st = absl::InternalError(absl::StrCat("cannot write ", best.string(), ": ", ec.message()));
+    best_checkpoint_ = {{"file", "checkpoints/best.pt"}, {"step", step}, {"interval_mean_loss", window_mean}};
+    const int64_t points = exp_.certify.GetInt("points");
+    if (st.ok() && exp_.certify.GetBool("on_best") && points > 0) {
+      best_checkpoint_["held_out"] = Certify(c_, points, tensor_options_, CertifyOptionsOf(exp_));
+    }
+  }
+  if (st.ok() && best_step_) st = best_step_->Write(c_);
+  timing_.checkpoint += Since(t);
+  return st;
 }
 
 absl::Status Session::LoadCheckpoint(const fs::path& file) {
@@ -314,24 +398,8 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
       return bad("not a lumpy checkpoint (no format record lumpy-checkpoint-1)");
     }
     a.read("fingerprint", fingerprint);
-    const std::string mine = ExperimentFingerprint(exp_);
-    if (fingerprint.toStringRef() != mine) {
-      // Name the first line that differs.
-      std::istringstream theirs_in(fingerprint.toStringRef()), mine_in(mine);
-      std::string theirs_line, mine_line;
-      int line = 0;
-      while (true) {
-        ++line;
-        const bool t = static_cast<bool>(std::getline(theirs_in, theirs_line));
-        const bool m = static_cast<bool>(std::getline(mine_in, mine_line));
-        if (!t && !m) break;
-        if (!t) theirs_line = "(end)";
-        if (!m) mine_line = "(end)";
-        if (theirs_line != mine_line) break;
-      }
-      return bad(absl::StrCat("from an incompatible experiment: the checkpoint's experiment has \"",
-                              theirs_line, "\" where this one has \"", mine_line,
-                              "\" (line ", line, " of the resolved TOML)"));
+    if (auto diff = FirstDifference(fingerprint.toStringRef(), ExperimentFingerprint(exp_))) {
+      return bad(absl::StrCat("from an incompatible experiment: the checkpoint's experiment has ", *diff));
     }
     // A fresh tensor per read: reading into a defined tensor reuses its dtype.
     auto read_i = [&](const char* k) { torch::Tensor t; a.read(k, t); return t.item<int64_t>(); };
@@ -371,18 +439,12 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
         state[k] = value;
       }
       if (auto st = l.handler->load_state(state); !st.ok()) {
-        return bad(absl::StrCat("loss.", l.spec->name, ".constraint: ", st.message()));
+        return bad(absl::StrCat(l.spec->handler.key_path, ": ", st.message()));
       }
     }
-    torch::Tensor values;
-    a.read("physical", values);
-    if (values.numel() != static_cast<int64_t>(physical_.size())) {
-      return bad(absl::StrCat("holds ", values.numel(), " physical scalars, the experiment has ",
-                              physical_.size()));
-    }
-    {
-      torch::NoGradGuard no_grad;
-      for (size_t i = 0; i < physical_.size(); ++i) physical_[i].parameter.value.fill_(values[i].item<double>());
+    if (auto st = ReadPhysicalScalars(a, physical_); !st.ok()) return bad(std::string(st.message()));
+    if (best_step_) {
+      if (auto st = best_step_->Load(a, c_); !st.ok()) return bad(std::string(st.message()));
     }
     {
       auto gen = at::detail::getDefaultCPUGenerator();
@@ -398,14 +460,12 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
 
 // Keeps metrics.csv's header and the rows of the steps before the
 // checkpoint; the resumed run writes the rest again.
-absl::Status Session::PrepareMetricsForResume(const fs::path& file,
-                                              const std::vector<std::string>& columns) {
+absl::Status Session::PrepareMetricsForResume(const fs::path& file) {
   std::ifstream in(file);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": missing; cannot resume"));
   std::string header, line, kept;
   std::getline(in, header);
-  std::string expected;
-  for (size_t i = 0; i < columns.size(); ++i) absl::StrAppend(&expected, i ? "," : "", columns[i]);
+  const std::string expected = absl::StrJoin(columns_, ",");
   if (header != expected) {
     return absl::InvalidArgumentError(absl::StrCat(
         file.string(), ": its columns do not match this experiment's; expected \"", expected,
@@ -421,325 +481,328 @@ absl::Status Session::PrepareMetricsForResume(const fs::path& file,
   return WriteAtomically(file, absl::StrCat(header, "\n", kept));
 }
 
-absl::Status Session::Run() {
+// Resume: everything is checked before anything in the folder changes.
+absl::Status Session::PrepareResume() {
+  if (auto st = LoadCheckpoint(checkpoints_ / "latest.pt"); !st.ok()) return st;
+  const int64_t steps = exp_.runtime.GetInt("steps");
+  if (loop_.next_step >= steps) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        run_dir_.string(), ": the checkpoint is at step ", loop_.next_step,
+        " and runtime.steps is ", steps, "; give a larger total with --steps"));
+  }
+  std::ifstream prev(run_dir_ / "summary.json");
+  if (prev) previous_summary_ = nlohmann::json::parse(prev, nullptr, false);
+  if (previous_summary_.is_object() && previous_summary_.contains("best_checkpoint")) {
+    best_checkpoint_ = previous_summary_["best_checkpoint"];
+  }
+  return PrepareMetricsForResume(run_dir_ / "metrics.csv");
+}
+
+absl::Status Session::OpenRunFolder() {
+  std::error_code ec;
+  fs::create_directories(checkpoints_, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create run folder ", checkpoints_.string(), ": ", ec.message()));
+  }
+  const std::string header = absl::StrCat(
+      "# Resolved experiment, written by lumpy ", LUMPY_VERSION_STRING, " from ", exp_.file.string(),
+      ".\n# Every default is filled in; `lumpy run` this file to repeat the run.\n\n");
+  if (auto st = WriteAtomically(run_dir_ / "experiment.toml", header + ToToml(exp_.resolved)); !st.ok()) {
+    return st;
+  }
+  // metrics.csv: one row per logged step, flushed at once.
+  metrics_.open(run_dir_ / "metrics.csv", options_.resume ? std::ios::app : std::ios::trunc);
+  if (!metrics_) return absl::InternalError("cannot write metrics.csv in " + run_dir_.string());
+  if (!options_.resume) metrics_ << absl::StrJoin(columns_, ",") << "\n" << std::flush;
+  return absl::OkStatus();
+}
+
+absl::Status Session::Prepare() {
   if (auto st = CheckTrainable(exp_, c_); !st.ok()) return st;
   tensor_options_ = RuntimeOptions(exp_);
-  const int64_t steps = exp_.runtime.GetInt("steps");
-  const int64_t every = exp_.telemetry.GetInt("every");
-  const int64_t checkpoint_every = exp_.checkpoint.GetInt("every");
-  const double target_loss = exp_.stopping.GetDouble("target_loss");
-  const int64_t patience = exp_.stopping.GetInt("patience");
-  const int64_t certify_points = exp_.certify.GetInt("points");
-  const bool certify_on_best = exp_.certify.GetBool("on_best");
-  const bool penalty_decay = exp_.optimizer.GetBool("penalty_decay");
-  const fs::path run_dir = options_.run_dir;
-  const fs::path checkpoints = run_dir / "checkpoints";
-  const fs::path latest = checkpoints / "latest.pt";
-  const fs::path best = checkpoints / "best.pt";
-
   MetricModel& model = *c_.model;
   model.to(tensor_options_.device(), tensor_options_.dtype().toScalarType());
   model.train();
   for (auto& d : c_.domains) d.weighter->to(tensor_options_.device(), tensor_options_.dtype().toScalarType());
   BuildOptimizer();
-  const std::vector<std::string> columns = Columns();
-
-  // Resume: everything is checked before anything in the folder changes.
-  nlohmann::json previous_summary;
-  if (options_.resume) {
-    if (auto st = LoadCheckpoint(latest); !st.ok()) return st;
-    if (loop_.next_step >= steps) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          run_dir.string(), ": the checkpoint is at step ", loop_.next_step,
-          " and runtime.steps is ", steps, "; give a larger total with --steps"));
-    }
-    std::ifstream prev(run_dir / "summary.json");
-    if (prev) previous_summary = nlohmann::json::parse(prev, nullptr, false);  // best checkpoint
-    if (auto st = PrepareMetricsForResume(run_dir / "metrics.csv", columns); !st.ok()) return st;
-  }
-
-  std::error_code ec;
-  fs::create_directories(checkpoints, ec);
-  if (ec) {
-    return absl::InternalError(
-        absl::StrCat("cannot create run folder ", checkpoints.string(), ": ", ec.message()));
-  }
-  {
-    std::string header = absl::StrCat(
-        "# Resolved experiment, written by lumpy ", LUMPY_VERSION_STRING, " from ",
-        exp_.file.string(), ".\n# Every default is filled in; `lumpy run` this file to repeat the run.\n\n");
-    if (auto st = WriteAtomically(run_dir / "experiment.toml", header + ToToml(exp_.resolved));
-        !st.ok()) {
-      return st;
-    }
-  }
-
-  // metrics.csv: one row per logged step, flushed at once.
-  std::ofstream metrics(run_dir / "metrics.csv", options_.resume ? std::ios::app : std::ios::trunc);
-  if (!metrics) return absl::InternalError("cannot write metrics.csv in " + run_dir.string());
-  if (!options_.resume) {
-    for (size_t i = 0; i < columns.size(); ++i) metrics << (i ? "," : "") << columns[i];
-    metrics << "\n" << std::flush;
-  }
-
-  // Each loss term's domain (-1: a dataset term, evaluated on no points).
-  std::vector<int> domain_of(c_.losses.size(), -1);
+  columns_ = Columns();
+  domain_of_.assign(c_.losses.size(), -1);
   for (size_t i = 0; i < c_.losses.size(); ++i) {
     for (size_t d = 0; d < c_.domains.size(); ++d) {
-      if (c_.domains[d].spec->name == c_.losses[i].spec->domain) domain_of[i] = static_cast<int>(d);
+      if (c_.domains[d].spec->name == c_.losses[i].spec->domain) domain_of_[i] = static_cast<int>(d);
     }
   }
+  if (exp_.stopping.GetBool("best_step_checkpoint")) {
+    best_step_ = std::make_unique<BestStep>(checkpoints_ / "best_step.pt", physical_);
+  }
+  if (options_.resume) {
+    if (auto st = PrepareResume(); !st.ok()) return st;
+  }
+  return OpenRunFolder();
+}
 
-  const int64_t first_step = loop_.next_step;
-  Progress progress(steps, options_.progress && exp_.telemetry.GetBool("progress"), first_step);
-  const auto start = std::chrono::steady_clock::now();
-  const double wall_before = resumed_wall_time_;
-  auto elapsed = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+// One term: evaluate it, check what it returned, and let its handler (a
+// constraint's, or an objective's weighting) turn it into its share.
+absl::StatusOr<TermShare> Session::EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step) {
+  const LossSpec& spec = *l.spec;
+  auto failed = [&](const std::string& what) {
+    return absl::AbortedError(absl::StrCat("step ", step, ": loss term \"", spec.name, "\" (",
+                                           spec.term.entry->name, ") ", what));
   };
-  auto since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
-  // Where the time goes: loss (sampling, terms, handlers, curricula),
-  // backward, and the engine's own work per step (optimizer, clipping,
-  // projection, handler updates, telemetry); checkpoints and held-out
-  // checks apart.
-  double loss_seconds = 0, backward_seconds = 0, step_seconds = 0, checkpoint_seconds = 0;
-
-  std::vector<double> last_row;
-  std::string failure, stop_reason;
-  int64_t points_per_step = 0;
-  nlohmann::json best_checkpoint = previous_summary.is_object() && previous_summary.contains("best_checkpoint")
-                                       ? previous_summary["best_checkpoint"]
-                                       : nlohmann::json();
-
-  // A checkpoint of the state after `step`; a new best interval also
-  // becomes best.pt and, if asked, is certified on the held-out grid.
-  auto write_checkpoint = [&](int64_t step) -> absl::Status {
-    const double window_mean =
-        loop_.window_count ? loop_.window_sum / static_cast<double>(loop_.window_count) : INFINITY;
-    loop_.window_sum = 0;
-    loop_.window_count = 0;
-    const bool new_best = window_mean < loop_.best_window;
-    if (new_best) loop_.best_window = window_mean;
-    if (auto st = SaveCheckpoint(latest, step); !st.ok()) return st;
-    if (new_best) {
-      fs::copy_file(latest, checkpoints / "best.pt.tmp", fs::copy_options::overwrite_existing, ec);
-      if (!ec) fs::rename(checkpoints / "best.pt.tmp", best, ec);
-      if (ec) return absl::InternalError(absl::StrCat("cannot write ", best.string(), ": ", ec.message()));
-      best_checkpoint = {{"file", "checkpoints/best.pt"}, {"step", step}, {"interval_mean_loss", window_mean}};
-      if (certify_on_best && certify_points > 0) {
-        best_checkpoint["held_out"] = Certify(c_, certify_points, tensor_options_);
-      }
+  LossValue value;
+  try {
+    value = l.term->evaluate(ctx);
+  } catch (const c10::Error& e) {
+    return failed(absl::StrCat("failed: ", e.what_without_backtrace()));
+  }
+  const int64_t n = ctx.points().size(0);
+  const bool dataset = spec.kind == LossKind::kDataset;
+  if (dataset && value.per_point.defined()) {
+    return absl::InternalError(absl::StrCat("loss term \"", spec.name, "\" (", spec.term.entry->name,
+                                            ") is registered as a dataset term but returned per-point values"));
+  }
+  if (!dataset && (!value.per_point.defined() || value.per_point.dim() != 1 || value.per_point.size(0) != n)) {
+    return absl::InternalError(absl::StrCat(
+        "loss term \"", spec.name, "\" (", spec.term.entry->name, ") returned per-point values of shape ",
+        value.per_point.defined() ? c10::str(value.per_point.sizes()) : "undefined", ", expected [", n, "]"));
+  }
+  TermShare share;
+  double term_value = value.value.item<double>();
+  share.row.push_back(term_value);
+  for (const auto& [k, v] : l.term->telemetry()) share.row.push_back(v);
+  // What the handler or the loss sees: a constraint's violation as it is; an
+  // objective or dataset term times its weight.
+  torch::Tensor input = dataset ? spec.weight * value.value.reshape({1})
+                        : spec.kind == LossKind::kConstraint ? value.per_point
+                                                             : spec.weight * value.per_point;
+  if (l.handler) {
+    auto applied = ApplyHandler(*l.handler, input, dataset || spec.handler_on_mean);
+    if (!applied.ok()) {
+      return absl::InternalError(absl::StrCat("the handler of loss term \"", spec.name, "\" (",
+                                              spec.handler.entry->name, ") ", applied.status().message()));
     }
-    return absl::OkStatus();
-  };
-  auto checkpoint = [&](int64_t step) {
-    const auto t = std::chrono::steady_clock::now();
-    absl::Status st = write_checkpoint(step);
-    checkpoint_seconds += since(t);
-    return st;
-  };
+    const double penalty = applied->penalty.total.item<double>();
+    share.row.push_back(penalty);
+    for (const auto& [k, v] : l.handler->telemetry()) share.row.push_back(v);
+    if (std::isfinite(term_value) && !std::isfinite(penalty)) term_value = penalty;
+    share.handler_input = applied->input;
+    if (dataset) {
+      share.direct = applied->penalty.total;
+    } else {
+      share.per_point = applied->penalty.per_point;
+    }
+  } else if (dataset) {
+    share.direct = input.reshape({});
+  } else {
+    share.per_point = input;
+  }
+  if (!std::isfinite(term_value)) {
+    return absl::AbortedError(absl::StrCat("step ", step, ": loss term \"", spec.name, "\" is ", term_value, "; stopping"));
+  }
+  return share;
+}
 
+absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
+  MetricModel& model = *c_.model;
+  std::unique_ptr<Geometry> observer;
+  std::vector<std::unique_ptr<PointSetContext>> contexts;
+  for (const auto& d : c_.domains) {
+    contexts.push_back(std::make_unique<PointSetContext>(model, SamplePoints(*d.spec, tensor_options_),
+                                                         &observer, step));
+  }
+  PointSetContext dataset_context(model, torch::zeros({0, 4}, tensor_options_), &observer, step);
+  points_per_step_ = 0;
+  for (auto& ctx : contexts) points_per_step_ += ctx->points().size(0);
+
+  StepLoss out;
+  out.row = {static_cast<double>(step), 0.0};
+  out.handler_inputs.resize(c_.losses.size());
+  std::vector<torch::Tensor> sums(c_.domains.size());
+  auto add = [](torch::Tensor& sum, const torch::Tensor& x) { sum = sum.defined() ? sum + x : x; };
+  torch::Tensor direct;  // dataset terms and the like, past the curricula
+  for (size_t i = 0; i < c_.losses.size(); ++i) {
+    const int di = domain_of_[i];
+    auto share = EvaluateTerm(c_.losses[i], di >= 0 ? *contexts[di] : dataset_context, step);
+    if (!share.ok()) return share.status();
+    out.row.insert(out.row.end(), share->row.begin(), share->row.end());
+    out.handler_inputs[i] = share->handler_input;
+    if (share->per_point.defined()) add(sums[di], share->per_point);
+    if (share->direct.defined()) add(direct, share->direct);
+  }
+  out.loss = direct;
+  for (size_t di = 0; di < c_.domains.size(); ++di) {
+    if (!sums[di].defined()) continue;
+    add(out.loss, c_.domains[di].weighter->reduce(contexts[di]->points(), sums[di]));
+  }
+  for (const auto& d : c_.domains) {
+    for (const auto& [k, v] : d.weighter->telemetry()) out.row.push_back(v);
+  }
+  // Physical scalars as this step's loss used them.
+  for (const auto& p : physical_) out.row.push_back(p.parameter.value.item<double>());
+  out.row[1] = out.loss.item<double>();
+  if (!std::isfinite(out.row[1])) {
+    return absl::AbortedError(absl::StrCat("step ", step, ": the total loss is ", out.row[1], "; stopping"));
+  }
+  return out;
+}
+
+// Backward, clipping, the Adam step, the projection of the physical scalars
+// and the handlers' updates.
+void Session::Update(const StepLoss& s, int64_t step) {
+  const auto t = std::chrono::steady_clock::now();
+  optimizer_->zero_grad();
+  s.loss.backward();
+  timing_.backward += Since(t);
+  if (!network_.empty()) torch::nn::utils::clip_grad_norm_(network_, exp_.optimizer.GetDouble("clip_norm"));
+  optimizer_->step();
+  ProjectPhysicalScalars(physical_);
+  bool raised = false;
+  for (size_t i = 0; i < c_.losses.size(); ++i) {
+    if (c_.losses[i].handler) {
+      c_.losses[i].handler->update(s.handler_inputs[i], step);
+      raised |= c_.losses[i].handler->raised_penalty();
+    }
+  }
+  if (raised && exp_.optimizer.GetBool("penalty_decay")) loop_.lr_scale *= 0.5;
+}
+
+void Session::WriteRow(const std::vector<double>& row) {
+  for (size_t i = 0; i < row.size(); ++i) {
+    metrics_ << (i ? "," : "") << (i == 0 ? std::to_string(static_cast<int64_t>(row[0])) : Num(row[i]));
+  }
+  metrics_ << "\n" << std::flush;
+}
+
+std::string Session::StopReason(int64_t step, double loss) const {
+  const int64_t patience = exp_.stopping.Has("patience") ? exp_.stopping.GetInt("patience") : 0;
+  if (loss <= exp_.stopping.GetDouble("target_loss")) {
+    return absl::StrCat("reached the target loss ", Num(exp_.stopping.GetDouble("target_loss")), " at step ", step);
+  }
+  if (patience > 0 && step - loop_.best_step >= patience) {
+    return absl::StrCat("no new best loss in ", patience, " steps (best ", Num(loop_.best_loss), " at step ",
+                        loop_.best_step, ")");
+  }
+  return "";
+}
+
+absl::Status Session::Run() {
+  if (auto st = Prepare(); !st.ok()) return st;
+  const int64_t steps = exp_.runtime.GetInt("steps");
+  const int64_t every = exp_.telemetry.GetInt("every");
+  const int64_t checkpoint_every = exp_.checkpoint.GetInt("every");
+  const bool best_after_update = exp_.stopping.GetString("best_step_model") == "after_update";
+  first_step_ = loop_.next_step;
+  Progress progress(steps, options_.progress && exp_.telemetry.GetBool("progress"), first_step_);
+  start_ = std::chrono::steady_clock::now();
   StopSignals signals;
-  std::string interrupted;
-  for (int64_t step = first_step; step < steps; ++step) {
+  Ending ending;
+  for (int64_t step = first_step_; step < steps; ++step) {
     if (signals.received()) {
-      interrupted = absl::StrCat("interrupted by signal ", signals.received(), " after step ",
-                                 step, " of ", steps, "; the run folder holds everything so far");
+      ending.interrupted = absl::StrCat("interrupted by signal ", signals.received(), " after step ", step,
+                                        " of ", steps, "; the run folder holds everything so far");
       break;
     }
     const auto t_step = std::chrono::steady_clock::now();
     const double step_lr = SetLearningRate(step);
-    const auto t_sample = t_step;
-    std::unique_ptr<Geometry> observer;
-    std::vector<std::unique_ptr<PointSetContext>> contexts;
-    for (const auto& d : c_.domains) {
-      contexts.push_back(std::make_unique<PointSetContext>(
-          model, SamplePoints(*d.spec, tensor_options_), &observer, step));
-    }
-    PointSetContext dataset_context(model, torch::zeros({0, 4}, tensor_options_), &observer, step);
-    points_per_step = 0;
-    for (auto& ctx : contexts) points_per_step += ctx->points().size(0);
-    const double sample_seconds = since(t_sample);
-
-    const auto t_loss = std::chrono::steady_clock::now();
-    std::vector<torch::Tensor> sums(c_.domains.size());
-    std::vector<torch::Tensor> violations(c_.losses.size());
-    torch::Tensor direct;
-    std::vector<double> row{static_cast<double>(step), 0.0};
-    for (size_t i = 0; i < c_.losses.size(); ++i) {
-      const auto& l = c_.losses[i];
-      const int di = domain_of[i];
-      PointSetContext& ctx = di >= 0 ? *contexts[di] : dataset_context;
-      LossValue value;
-      try {
-        value = l.term->evaluate(ctx);
-      } catch (const c10::Error& e) {
-        failure = absl::StrCat("step ", step, ": loss term \"", l.spec->name, "\" (",
-                               l.spec->term.entry->name, ") failed: ", e.what_without_backtrace());
-        break;
-      }
-      const int64_t n = ctx.points().size(0);
-      const bool dataset_term = l.spec->kind == LossKind::kDataset;
-      if (dataset_term && value.per_point.defined()) {
-        return absl::InternalError(absl::StrCat(
-            "loss term \"", l.spec->name, "\" (", l.spec->term.entry->name,
-            ") is registered as a dataset term but returned per-point values"));
-      }
-      if (!dataset_term && (!value.per_point.defined() || value.per_point.dim() != 1 ||
-                            value.per_point.size(0) != n)) {
-        return absl::InternalError(absl::StrCat(
-            "loss term \"", l.spec->name, "\" (", l.spec->term.entry->name,
-            ") returned per-point values of shape ",
-            value.per_point.defined() ? c10::str(value.per_point.sizes()) : "undefined",
-            ", expected [", n, "]"));
-      }
-      torch::Tensor contribution;
-      double term_value = value.value.item<double>();
-      row.push_back(term_value);
-      for (const auto& [k, v] : l.term->telemetry()) row.push_back(v);
-      if (l.handler) {
-        violations[i] = value.per_point;
-        Penalty p = l.handler->penalty(value.per_point);
-        contribution = p.per_point;
-        const double penalty = p.total.item<double>();
-        row.push_back(penalty);
-        for (const auto& [k, v] : l.handler->telemetry()) row.push_back(v);
-        if (std::isfinite(term_value) && !std::isfinite(penalty)) term_value = penalty;
-      } else if (dataset_term) {
-        direct = direct.defined() ? direct + l.spec->weight * value.value
-                                  : l.spec->weight * value.value;
-      } else {
-        contribution = l.spec->weight * value.per_point;
-      }
-      if (!std::isfinite(term_value)) {
-        failure = absl::StrCat("step ", step, ": loss term \"", l.spec->name, "\" is ",
-                               term_value, "; stopping");
-        break;
-      }
-      if (contribution.defined()) {
-        sums[di] = sums[di].defined() ? sums[di] + contribution : contribution;
-      }
-    }
-    if (!failure.empty()) break;
-    torch::Tensor loss = direct;  // dataset terms, past the curricula
-    for (size_t di = 0; di < c_.domains.size(); ++di) {
-      if (!sums[di].defined()) continue;
-      auto reduced = c_.domains[di].weighter->reduce(contexts[di]->points(), sums[di]);
-      loss = loss.defined() ? loss + reduced : reduced;
-    }
-    for (const auto& d : c_.domains) {
-      for (const auto& [k, v] : d.weighter->telemetry()) row.push_back(v);
-    }
-    // Physical scalars as this step's loss used them.
-    for (const auto& p : physical_) row.push_back(p.parameter.value.item<double>());
-    const double loss_value = loss.item<double>();
-    loss_seconds += since(t_loss) + sample_seconds;
-    row[1] = loss_value;
-    if (!std::isfinite(loss_value)) {
-      failure = absl::StrCat("step ", step, ": the total loss is ", loss_value, "; stopping");
+    auto s = ComputeLoss(step);
+    timing_.loss += Since(t_step);
+    if (!s.ok()) {
+      ending.failure = s.status();
       break;
     }
-    if (loss_value < loop_.best_loss) {
-      loop_.best_loss = loss_value;
+    const double loss = s->row[1];
+    const bool new_best = loss < loop_.best_loss;
+    if (new_best) {
+      loop_.best_loss = loss;
       loop_.best_step = step;
+      if (best_step_ && !best_after_update) best_step_->Take(c_, step, loss);
     }
-    loop_.window_sum += loss_value;
+    loop_.window_sum += loss;
     ++loop_.window_count;
+    Update(*s, step);
+    if (new_best && best_step_ && best_after_update) best_step_->Take(c_, step, loss);
 
-    const auto t_backward = std::chrono::steady_clock::now();
-    optimizer_->zero_grad();
-    loss.backward();
-    backward_seconds += since(t_backward);
-    if (!network_.empty()) torch::nn::utils::clip_grad_norm_(network_, exp_.optimizer.GetDouble("clip_norm"));
-    optimizer_->step();
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& p : physical_) p.parameter.value.clamp_(p.parameter.min, p.parameter.max);
-    }
-    bool raised = false;
-    for (size_t i = 0; i < c_.losses.size(); ++i) {
-      if (c_.losses[i].handler) {
-        c_.losses[i].handler->update(violations[i].detach(), step);
-        raised |= c_.losses[i].handler->raised_penalty();
-      }
-    }
-    if (raised && penalty_decay) loop_.lr_scale *= 0.5;
-
-    row.push_back(step_lr);
-    row.push_back(wall_before + elapsed());
-    last_row = row;
-    if (step % every == 0 || step + 1 == steps) {
-      for (size_t i = 0; i < row.size(); ++i) {
-        metrics << (i ? "," : "") << (i == 0 ? std::to_string(step) : Num(row[i]));
-      }
-      metrics << "\n" << std::flush;
-    }
+    s->row.push_back(step_lr);
+    s->row.push_back(resumed_wall_time_ + Since(start_));
+    last_row_ = s->row;
+    if (step % every == 0 || step + 1 == steps) WriteRow(s->row);
     loop_.next_step = step + 1;
-    step_seconds += since(t_step);
-    progress.Update(loop_.next_step, loss_value);
+    timing_.step += Since(t_step);
+    progress.Update(loop_.next_step, loss);
 
-    if (loss_value <= target_loss) {
-      stop_reason = absl::StrCat("reached the target loss ", Num(target_loss), " at step ", step);
-    } else if (patience > 0 && step - loop_.best_step >= patience) {
-      stop_reason = absl::StrCat("no new best loss in ", patience, " steps (best ",
-                                 Num(loop_.best_loss), " at step ", loop_.best_step, ")");
-    }
-    const bool last = step + 1 == steps || !stop_reason.empty();
+    ending.stop_reason = StopReason(step, loss);
+    const bool last = step + 1 == steps || !ending.stop_reason.empty();
     if (!last && checkpoint_every > 0 && (step + 1) % checkpoint_every == 0) {
-      if (auto st = checkpoint(step); !st.ok()) return st;
+      if (auto st = SaveCheckpoint(step); !st.ok()) return st;
     }
     FaultPoint("kill-after-step", step);
-    if (!stop_reason.empty()) break;
+    if (!ending.stop_reason.empty()) break;
   }
   progress.Finish();
+  return Finish(ending);
+}
 
-  // The final state: a checkpoint (unless the run failed, so latest.pt keeps
-  // the last good one) and the metric alone in model.pt.
-  if (failure.empty() && loop_.next_step > first_step) {
-    if (auto st = checkpoint(loop_.next_step - 1); !st.ok()) return st;
+// The final state: a checkpoint (unless the run failed, so latest.pt keeps
+// the last good one), the metric alone in model.pt, and summary.json.
+absl::Status Session::Finish(const Ending& ending_in) {
+  Ending ending = ending_in;
+  const bool failed = !ending.failure.ok();
+  if (!failed && loop_.next_step > first_step_) {
+    if (auto st = SaveCheckpoint(loop_.next_step - 1); !st.ok()) return st;
     torch::serialize::OutputArchive archive;
-    model.save(archive);
-    WritePhysical(archive);  // fitted h0, Omega_m, ...: probe, distances and report read them
-    if (auto st = SaveArchiveAtomically(archive, run_dir / "model.pt", loop_.next_step - 1); !st.ok()) {
+    c_.model->save(archive);
+    WritePhysicalScalars(physical_, archive);  // fitted h0, Omega_m, ...: probe, distances and report read them
+    if (auto st = SaveArchiveAtomically(archive, run_dir_ / "model.pt", loop_.next_step - 1); !st.ok()) {
       return st;
     }
   }
-  if (!failure.empty()) {
-    absl::StrAppend(&failure, fs::exists(latest)
-                                  ? "; checkpoints/latest.pt keeps the last good state (lumpy resume "
-                                    "continues from it)"
-                                  : "; no checkpoint was written before it");
+  if (failed && best_step_) (void)best_step_->Write(c_);  // the best model before the failure
+  if (failed) {
+    ending.failure = absl::Status(
+        ending.failure.code(),
+        absl::StrCat(ending.failure.message(),
+                     fs::exists(checkpoints_ / "latest.pt")
+                         ? "; checkpoints/latest.pt keeps the last good state (lumpy resume continues from it)"
+                         : "; no checkpoint was written before it"));
   }
+  nlohmann::json summary = Summary(ending);
+  if (!failed && exp_.certify.GetInt("points") > 0) summary["held_out"] = HeldOut(&summary);
+  if (auto st = WriteAtomically(run_dir_ / "summary.json", summary.dump(2) + "\n"); !st.ok()) return st;
+  if (failed) return ending.failure;
+  if (!ending.interrupted.empty()) return absl::CancelledError(ending.interrupted);
+  return absl::OkStatus();
+}
 
-  const double wall = wall_before + elapsed();
+nlohmann::json Session::Summary(const Ending& ending) const {
+  const bool failed = !ending.failure.ok();
+  const double elapsed = Since(start_);
   nlohmann::json summary;
   summary["experiment"] = exp_.name;
   summary["source"] = exp_.file.string();
   summary["lumpy_version"] = LUMPY_VERSION_STRING;
-  summary["status"] = !failure.empty() ? "failed"
-                      : !interrupted.empty() ? "interrupted"
-                      : !stop_reason.empty() ? "stopped"
-                                             : "completed";
-  if (!failure.empty()) summary["error"] = failure;
-  if (!interrupted.empty()) summary["error"] = interrupted;
-  if (!stop_reason.empty()) summary["stop_reason"] = stop_reason;
+  summary["status"] = failed                        ? "failed"
+                      : !ending.interrupted.empty() ? "interrupted"
+                      : !ending.stop_reason.empty() ? "stopped"
+                                                    : "completed";
+  if (failed) summary["error"] = std::string(ending.failure.message());
+  if (!ending.interrupted.empty()) summary["error"] = ending.interrupted;
+  if (!ending.stop_reason.empty()) summary["stop_reason"] = ending.stop_reason;
   summary["steps"] = loop_.next_step;
-  if (options_.resume) summary["resumed_at_step"] = first_step;
-  summary["wall_time_s"] = wall;
-  const int64_t done_here = loop_.next_step - first_step;
-  summary["steps_per_second"] = done_here / std::max(elapsed(), 1e-9);
-  summary["points_per_step"] = points_per_step;
-  const double engine_seconds = step_seconds - loss_seconds - backward_seconds;
+  if (options_.resume) summary["resumed_at_step"] = first_step_;
+  summary["wall_time_s"] = resumed_wall_time_ + elapsed;
+  const int64_t done_here = loop_.next_step - first_step_;
+  summary["steps_per_second"] = done_here / std::max(elapsed, 1e-9);
+  summary["points_per_step"] = points_per_step_;
+  const double engine = timing_.step - timing_.loss - timing_.backward;
   summary["timing"] = {
       {"steps", done_here},
-      {"step_s", step_seconds},
-      {"loss_s", loss_seconds},
-      {"backward_s", backward_seconds},
-      {"engine_s", engine_seconds},
-      {"engine_fraction", step_seconds > 0 ? engine_seconds / step_seconds : 0.0},
-      {"checkpoint_s", checkpoint_seconds},
+      {"step_s", timing_.step},
+      {"loss_s", timing_.loss},
+      {"backward_s", timing_.backward},
+      {"engine_s", engine},
+      {"engine_fraction", timing_.step > 0 ? engine / timing_.step : 0.0},
+      {"checkpoint_s", timing_.checkpoint},
       {"note", "per step: loss_s (sampling, every term, handlers, curricula) + backward_s "
                "(loss.backward) + engine_s (optimizer, clipping, projection, handler updates, "
                "telemetry) = step_s; checkpoint_s: checkpoints with their held-out checks"}};
@@ -747,17 +810,21 @@ absl::Status Session::Run() {
                         {"threads", torch::get_num_threads()},
                         {"seed", exp_.runtime.GetInt("seed")},
                         {"device", exp_.runtime.GetString("device")}};
-  if (!last_row.empty()) {
+  if (!last_row_.empty()) {
     nlohmann::json final_values;
-    for (size_t i = 1; i + 1 < columns.size(); ++i) final_values[columns[i]] = last_row[i];
+    for (size_t i = 1; i + 1 < columns_.size(); ++i) final_values[columns_[i]] = last_row_[i];
     summary["final"] = final_values;
   }
   summary["best"] = {{"loss", loop_.best_loss}, {"step", loop_.best_step}};
-  {
-    nlohmann::json terms;
-    for (const auto& l : c_.losses) terms[l.spec->name] = l.spec->term.entry->name;
-    summary["terms"] = terms;
+  if (best_step_ && best_step_->written_step() >= 0) {
+    summary["best_step_checkpoint"] = {{"file", "checkpoints/best_step.pt"},
+                                       {"step", best_step_->written_step()},
+                                       {"loss", best_step_->written_loss()},
+                                       {"model", exp_.stopping.GetString("best_step_model")}};
   }
+  nlohmann::json terms;
+  for (const auto& l : c_.losses) terms[l.spec->name] = l.spec->term.entry->name;
+  summary["terms"] = terms;
   if (!physical_.empty()) {
     // After the last update: the values model.pt holds (final.* are the
     // values the last step's loss used).
@@ -765,55 +832,47 @@ absl::Status Session::Run() {
     for (const auto& p : physical_) physical[p.column] = p.parameter.value.item<double>();
     summary["physical"] = physical;
   }
-  if (failure.empty()) {
-    // The learned universe at the observer today, (t,x,y,z) = (1,0,0,0).
-    torch::NoGradGuard no_grad;
-    try {
-    PointSetContext here(model, torch::tensor({1.0, 0.0, 0.0, 0.0}, tensor_options_).view({1, 4}));
+  if (!failed) summary["observer"] = Observer();
+  if (!best_checkpoint_.is_null()) summary["best_checkpoint"] = best_checkpoint_;
+  return summary;
+}
+
+// The learned universe at the observer today, (t,x,y,z) = (1,0,0,0).
+nlohmann::json Session::Observer() const {
+  torch::NoGradGuard no_grad;
+  try {
+    PointSetContext here(*c_.model, torch::tensor({1.0, 0.0, 0.0, 0.0}, tensor_options_).view({1, 4}));
     Geometry& g = here.geometry(2);
     auto h = g.hubble_rates().to(torch::kCPU, torch::kFloat64);
-    summary["observer"] = {{"H_x", h[0][0].item<double>()},
-                           {"H_y", h[0][1].item<double>()},
-                           {"H_z", h[0][2].item<double>()},
-                           {"H_mean", g.hubble_mean().item<double>()},
-                           {"shear_sq", g.shear_squared().item<double>()},
-                           {"ricci_scalar", g.ricci_scalar().item<double>()},
-                           {"note", "at (t,x,y,z) = (1,0,0,0); rates per unit t (1000 Mpc / c)"}};
-    } catch (const c10::Error& e) {
-      summary["observer"] = {{"error", e.what_without_backtrace()}};
-    }
+    return {{"H_x", h[0][0].item<double>()},
+            {"H_y", h[0][1].item<double>()},
+            {"H_z", h[0][2].item<double>()},
+            {"H_mean", g.hubble_mean().item<double>()},
+            {"shear_sq", g.shear_squared().item<double>()},
+            {"ricci_scalar", g.ricci_scalar().item<double>()},
+            {"note", "at (t,x,y,z) = (1,0,0,0); rates per unit t (1000 Mpc / c)"}};
+  } catch (const c10::Error& e) {
+    return {{"error", e.what_without_backtrace()}};
   }
-  if (!best_checkpoint.is_null()) summary["best_checkpoint"] = best_checkpoint;
-  if (failure.empty() && certify_points > 0) {
-    if (best_checkpoint.is_object() && best_checkpoint.contains("held_out") &&
-        best_checkpoint["step"].get<int64_t>() == loop_.next_step - 1) {
-      summary["held_out"] = best_checkpoint["held_out"];  // the final state, certified already
-    } else {
-      const auto t_certify = std::chrono::steady_clock::now();
-      summary["held_out"] = Certify(c_, certify_points, tensor_options_);
-      summary["held_out_s"] = since(t_certify);
-    }
-    summary["held_out_step"] = loop_.next_step - 1;
-    if (options_.progress && exp_.telemetry.GetBool("progress")) {
-      for (const auto& [domain, d] : summary["held_out"].items()) {
-        std::string line = absl::StrFormat("held-out %s (%d points never trained on): min R %.3e",
-                                           domain, d["points"].get<int64_t>(),
-                                           d["ricci_min"].is_number() ? d["ricci_min"].get<double>() : NAN);
-        for (const auto& [name, cj] : d["constraints"].items()) {
-          absl::StrAppendFormat(&line, "; %s max %.3e mean %.3e", name,
-                                cj["max"].is_number() ? cj["max"].get<double>() : NAN,
-                                cj["mean"].is_number() ? cj["mean"].get<double>() : NAN);
-        }
-        std::fprintf(stderr, "%s\n", line.c_str());
-      }
-    }
+}
+
+// The final state on the held-out grid (taken from the best checkpoint's
+// certificate when that was the final state), with the time it took.
+nlohmann::json Session::HeldOut(nlohmann::json* summary) {
+  nlohmann::json held_out;
+  if (best_checkpoint_.is_object() && best_checkpoint_.contains("held_out") &&
+      best_checkpoint_["step"].get<int64_t>() == loop_.next_step - 1) {
+    held_out = best_checkpoint_["held_out"];  // the final state, certified already
+  } else {
+    const auto t = std::chrono::steady_clock::now();
+    held_out = Certify(c_, exp_.certify.GetInt("points"), tensor_options_, CertifyOptionsOf(exp_));
+    (*summary)["held_out_s"] = Since(t);
   }
-  if (auto st = WriteAtomically(run_dir / "summary.json", summary.dump(2) + "\n"); !st.ok()) {
-    return st;
+  (*summary)["held_out_step"] = loop_.next_step - 1;
+  if (options_.progress && exp_.telemetry.GetBool("progress")) {
+    for (const auto& line : CertificateLines(held_out)) std::fprintf(stderr, "%s\n", line.c_str());
   }
-  if (!failure.empty()) return absl::AbortedError(failure);
-  if (!interrupted.empty()) return absl::CancelledError(interrupted);
-  return absl::OkStatus();
+  return held_out;
 }
 
 }  // namespace

@@ -5,6 +5,13 @@
 // first value as is); every `check_every` steps, if ema > tau * (ema at the
 // previous check), mu <- min(gamma * mu, mu_max).
 //
+// Timing: by default lambda is updated first (with the mu of the step) and
+// mu is checked after steps check_every-1, 2 check_every-1, ...;
+// `reference_timing` reproduces the reference's scheduler
+// (scheduler.py@8a1e8ae:7-52, trainer.py@8a1e8ae:291-309): mu is checked
+// after steps check_every, 2 check_every, ... and raised first, then lambda
+// grows by the new mu times the mean violation.
+//
 // penalty() always reads the current lambda and mu (they are plain doubles
 // copied into the graph at each call), so a changed multiplier changes the
 // very next gradient. `freeze_multiplier` reproduces the part-3 reference,
@@ -28,7 +35,8 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
         gamma_(p.GetDouble("gamma")),
         mu_max_(p.GetDouble("mu_max")),
         check_every_(p.GetInt("check_every")),
-        ema_decay_(p.GetDouble("ema_decay")) {}
+        ema_decay_(p.GetDouble("ema_decay")),
+        reference_timing_(p.GetBool("reference_timing")) {}
 
   lumpy::Penalty penalty(const torch::Tensor& v) override {
     auto per_point = lambda_ * v + 0.5 * mu_ * v.square();
@@ -38,21 +46,28 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
   void update(const torch::Tensor& v, int64_t step) override {
     const double mean = v.numel() ? v.mean().item<double>() : 0.0;
     raised_ = false;
+    if (reference_timing_) Schedule(mean, step);
     if (!freeze_ && (step + 1) % multiplier_every_ == 0) lambda_ += mu_ * mean;
-    if (!adaptive_) return;
-    ema_ = seen_ ? ema_decay_ * ema_ + (1 - ema_decay_) * mean : mean;
-    seen_ = true;
-    if ((step + 1) % check_every_ == 0) {
-      if (checked_ && ema_ > tau_ * ema_at_check_ && mu_ < mu_max_) {
-        mu_ = std::min(gamma_ * mu_, mu_max_);
-        raised_ = true;
-      }
-      ema_at_check_ = ema_;
-      checked_ = true;
-    }
+    if (!reference_timing_) Schedule(mean, step);
   }
 
   bool raised_penalty() const override { return raised_; }
+
+  // The adaptive penalty: the EMA of the mean violation, and every
+  // check_every steps a raise of mu if the EMA fell less than tau.
+  void Schedule(double mean, int64_t step) {
+    if (!adaptive_) return;
+    ema_ = seen_ ? ema_decay_ * ema_ + (1 - ema_decay_) * mean : mean;
+    seen_ = true;
+    const bool check = reference_timing_ ? step > 0 && step % check_every_ == 0 : (step + 1) % check_every_ == 0;
+    if (!check) return;
+    if (checked_ && ema_ > tau_ * ema_at_check_ && mu_ < mu_max_) {
+      mu_ = std::min(gamma_ * mu_, mu_max_);
+      raised_ = true;
+    }
+    ema_at_check_ = ema_;
+    checked_ = true;
+  }
 
   std::vector<std::pair<std::string, double>> telemetry() const override {
     return {{"lambda", lambda_}, {"mu", mu_}, {"ema", ema_}};
@@ -90,6 +105,7 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
   double tau_, gamma_, mu_max_;
   int64_t check_every_;
   double ema_decay_;
+  bool reference_timing_;
   double ema_ = 0, ema_at_check_ = 0;
   bool seen_ = false, checked_ = false, raised_ = false;
 };
@@ -113,7 +129,11 @@ absl::Status Register(lumpy::Registry& registry) {
        ParamSpec::Double("gamma", "growth factor of mu").Default(10.0).Greater(1),
        ParamSpec::Double("mu_max", "largest mu").Default(1e5).Greater(0),
        ParamSpec::Int("check_every", "steps between stall checks").Default(int64_t{500}).AtLeast(1),
-       ParamSpec::Double("ema_decay", "EMA factor of the mean violation").Default(0.9).AtLeast(0).Less(1)},
+       ParamSpec::Double("ema_decay", "EMA factor of the mean violation").Default(0.9).AtLeast(0).Less(1),
+       ParamSpec::Bool("reference_timing",
+                       "the reference scheduler's timing: check mu after steps check_every, "
+                       "2 check_every, ... (not one step earlier) and raise it before lambda's update")
+           .Default(false)},
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::ConstraintHandler>> {
         if (p.GetDouble("mu_max") < p.GetDouble("mu0")) {
           return absl::InvalidArgumentError(

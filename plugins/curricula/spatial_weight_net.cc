@@ -4,6 +4,12 @@
 // penalties) become mean_i( 1/2 e^(-2 W(x_i)) l_i + W(x_i) ): points where the
 // loss stays high are down-weighted at a logarithmic cost, so the weight maps
 // where the metric network struggles.
+//
+// Every layer starts as Equinox's (and LibTorch's) default, weights and
+// biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the reference's W network
+// (metric.py@f2c0bec:45-52), so W != 0 at the start (factors e^(-2W) of
+// about 0.4-2.7); output_init = "zero" starts from W = 0 everywhere instead
+// (the plain mean of l/2).
 
 #include "lumpy/lumpy.h"
 
@@ -16,10 +22,11 @@ class SpatialWeightNetImpl : public lumpy::CurriculumWeighter {
     l0_ = register_module("l0", torch::nn::Linear(4, h));
     l1_ = register_module("l1", torch::nn::Linear(h, h));
     l2_ = register_module("l2", torch::nn::Linear(h, 1));
-    // Start at W = 0 everywhere (plain mean of l/2): the last layer is zero.
-    torch::NoGradGuard no_grad;
-    l2_->weight.zero_();
-    l2_->bias.zero_();
+    if (p.GetString("output_init") == "zero") {
+      torch::NoGradGuard no_grad;
+      l2_->weight.zero_();
+      l2_->bias.zero_();
+    }
   }
 
   torch::Tensor weight_exponent(const torch::Tensor& points) {
@@ -54,7 +61,12 @@ absl::Status Register(lumpy::Registry& registry) {
   return registry.AddCurriculum(
       "spatial_weight_net",
       "learned spatial weights: mean(1/2 e^(-2W(x)) l(x) + W(x)), W an MLP 4->h->h->1 (tanh)",
-      {lumpy::ParamSpec::Int("hidden", "width of W's two hidden layers").Default(int64_t{16}).AtLeast(1).AtMost(1024)},
+      {lumpy::ParamSpec::Int("hidden", "width of W's two hidden layers").Default(int64_t{16}).AtLeast(1).AtMost(1024),
+       lumpy::ParamSpec::String("output_init",
+                                "W's last layer at the start: default (uniform +-1/sqrt(fan_in), as "
+                                "the reference's Equinox MLP) or zero (W = 0 everywhere)")
+           .Default(std::string("default"))
+           .OneOf({"default", "zero"})},
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::CurriculumWeighter>> {
         return SpatialWeightNet(p).ptr();
       });

@@ -40,8 +40,11 @@ class LUMPY_API ParamSpec {
   static ParamSpec DoubleList(std::string name, std::string doc);
   static ParamSpec StringList(std::string name, std::string doc);
 
-  // A key with no default is required.
+  // A key with no default is required, unless it is Optional(): then it may
+  // be left out, and Params::Has says whether it was given (for keys whose
+  // absence means something no value can say, e.g. "never stop early").
   ParamSpec& Default(ParamValue value);
+  ParamSpec& Optional();
   // Numeric bounds (for lists: every element).
   ParamSpec& Greater(double bound);   // > bound
   ParamSpec& AtLeast(double bound);   // >= bound
@@ -55,7 +58,8 @@ class LUMPY_API ParamSpec {
   const std::string& name() const { return name_; }
   const std::string& doc() const { return doc_; }
   ParamType type() const { return type_; }
-  bool required() const { return !default_.has_value(); }
+  bool required() const { return !default_.has_value() && !optional_; }
+  bool optional() const { return optional_; }
   const std::optional<ParamValue>& default_value() const { return default_; }
   const std::vector<std::string>& choices() const { return choices_; }
 
@@ -75,6 +79,7 @@ class LUMPY_API ParamSpec {
   ParamType type_;
   std::string doc_;
   std::optional<ParamValue> default_;
+  bool optional_ = false;
   std::optional<double> min_, max_;
   bool min_exclusive_ = false, max_exclusive_ = false;
   std::vector<std::string> choices_;
