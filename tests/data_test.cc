@@ -25,7 +25,7 @@ SupernovaCatalogue Pantheon(SupernovaOptions options = {}) {
 
 TEST(Pantheon, ReadsTheReferenceColumnsOfAllRows) {
   auto cat = Pantheon();
-  ASSERT_EQ(cat.size(), 1701);  // PHYSICS.md: every row has z > 0
+  ASSERT_EQ(cat.size(), 1701);  // docs/physics.md: every row has z > 0
   EXPECT_EQ(cat.names[0], "2011fe");
   EXPECT_EQ(cat.lines[0], 2);
   EXPECT_DOUBLE_EQ(cat.z[0].item<double>(), 0.00122);
@@ -156,7 +156,7 @@ TEST_F(SupernovaFiles, BaoTable) {
   EXPECT_EQ(dr12->size(), 3);
   EXPECT_DOUBLE_EQ(dr12->dh[1].item<double>(), 22.33);
   EXPECT_DOUBLE_EQ(dr12->corr[2].item<double>(), 0.53);
-  // D_M/r_d, not PHYSICS.md's D_M in 100 Mpc (see the file's header).
+  // D_M/r_d, not the reference's D_M in 100 Mpc (see the file's header).
   EXPECT_NEAR(dr12->dm[0].item<double>(), 1512.0 / 147.78, 1e-3);
   // chi^2 of the data themselves is 0; one sigma in D_M alone is 1/(1-r^2).
   EXPECT_EQ(dr12->Chi2(dr12->dm, dr12->dh).item<double>(), 0.0);

@@ -1,4 +1,4 @@
-// The geometry engine against closed forms, in float64 (PHYSICS.md, "Checks").
+// The geometry engine against closed forms, in float64 (docs/physics.md, "Closed-form checks").
 // Tolerance: 1e-10 relative where the exact value is non-zero, 1e-10
 // absolute where it is zero.
 

@@ -119,7 +119,7 @@ TEST(ConstraintHandlers, AChangedMultiplierChangesTheNextGradient) {
   EXPECT_DOUBLE_EQ(grad_at(*frozen, 0.5), 3.0 * 0.5);
 }
 
-// PHYSICS.md's adaptive schedule: every check_every steps, mu <- min(gamma
+// docs/physics.md's adaptive schedule: every check_every steps, mu <- min(gamma
 // mu, mu_max) if the EMA of the mean violation has not fallen below tau
 // times its value at the previous check.
 TEST(ConstraintHandlers, AdaptivePenaltyRaisesMuOnlyWhenProgressStalls) {

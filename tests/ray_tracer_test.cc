@@ -1,5 +1,5 @@
 // The ray tracer in both modes against the closed-form luminosity distances
-// of flat FLRW universes (PHYSICS.md, "Observables"), z from 0.01 to 2.3:
+// of flat FLRW universes (docs/physics.md, "Light rays and observables"), z from 0.01 to 2.3:
 // 1e-6 relative in float64, 1e-4 in float32, and D_H against c/H(z); the
 // Jacobi map's D_A against the area of a narrow bundle of neighbouring rays in
 // an anisotropic (Kasner) spacetime; gradients with respect to h0 and omega_m
@@ -742,6 +742,23 @@ TEST_P(SupernovaChi2, ValueAndGradientOnFlatLcdm) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, SupernovaChi2, ::testing::Values("reference", "physical"));
+
+// A metric with two negative eigenvalues (flat, invertible, not Lorentzian):
+// the tracer stops the ray at its first step, unless asked to go on as the
+// reference did (it never checked): the ray then runs on to t < -5.
+TEST(RayStops, NonLorentzianStopIsASwitch) {
+  testing::FunctionMetric wrong([](const torch::Tensor& x) {
+    auto diag = torch::tensor({-1.0, 1.0, -1.0, 1.0}, x.options());
+    return torch::diag_embed(diag.expand({x.size(0), 4}));
+  });
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto z = torch::tensor({0.5}, torch::kFloat64);
+  torch::NoGradGuard no_grad;
+  RayTracerOptions o;
+  EXPECT_EQ(TraceReference(wrong, z, f64, o).stop.Summary(), "non-lorentzian: 1");
+  o.stop_non_lorentzian = false;
+  EXPECT_EQ(TraceReference(wrong, z, f64, o).stop.Summary(), "time: 1");
+}
 
 // The reference ray of flat LCDM sampled at the reference's 50 affine
 // parameters, by hand: dt/dl = 1/a(t), dx/dl = 1/a(t)^2 (k^t = 1/a and k_x =

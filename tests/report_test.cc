@@ -194,6 +194,30 @@ TEST_F(ReportTest, FiguresAndCurriculumWeightsOfATrainedNetwork) {
   EXPECT_TRUE(fs::exists(dir_ / "run/report/worldline_notebook.png"));
 }
 
+// `lumpy certify` on a checkpoint of a finished run: the same certificate
+// the run wrote for its final state, now for the best step, in its own file.
+TEST_F(ReportTest, CertifyACheckpointOfARun) {
+  const fs::path exp = fs::path(LUMPY_TEST_SOURCE_DIR) / "data" / "engine.toml";
+  ASSERT_EQ(testing::RunLumpy("run '" + exp.string() + "' --steps 20 --out run", dir_).exit_code, 0);
+  auto final_cert = testing::RunLumpy("certify run --checkpoint final", dir_);
+  ASSERT_EQ(final_cert.exit_code, 0) << final_cert.err;
+  auto summary = nlohmann::json::parse(testing::ReadFile(dir_ / "run" / "summary.json"));
+  auto mine = nlohmann::json::parse(testing::ReadFile(dir_ / "run" / "certificate_final.json"));
+  EXPECT_EQ(mine["held_out"]["bulk"]["ricci_min"], summary["held_out"]["bulk"]["ricci_min"]);
+  EXPECT_GT(mine["seconds"].get<double>(), 0);
+  EXPECT_NE(final_cert.out.find("held-out bulk"), std::string::npos) << final_cert.out;
+  auto best = testing::RunLumpy("certify run --checkpoint best_step --points 81", dir_);
+  ASSERT_EQ(best.exit_code, 0) << best.err;
+  auto b = nlohmann::json::parse(testing::ReadFile(dir_ / "run" / "certificate_best_step.json"));
+  EXPECT_EQ(b["checkpoint"], "best_step");
+  EXPECT_EQ(b["held_out"]["bulk"]["points"].get<int64_t>(), 81);
+  EXPECT_LE(b["held_out"]["bulk"]["refined"]["ricci_min"].get<double>(),
+            b["held_out"]["bulk"]["ricci_min"].get<double>());
+  auto nowhere = testing::RunLumpy("certify nowhere", dir_);
+  EXPECT_EQ(nowhere.exit_code, 2);
+  EXPECT_NE(nowhere.err.find("nowhere: not a run folder"), std::string::npos) << nowhere.err;
+}
+
 TEST_F(ReportTest, RefusalsSayWhatIsMissing) {
   auto none = testing::RunLumpy("report nowhere", dir_);
   EXPECT_EQ(none.exit_code, 2);

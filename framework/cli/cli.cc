@@ -498,6 +498,19 @@ int LumpyMain(int argc, char** argv) {
                    "also H_mean and shear along the world line as the part-1 notebook computed them "
                    "(its d_c g_a0 in place of d_t gamma_ij), beside the correct ones");
 
+  CertifyCommandOptions certify_options;
+  CLI::App* certify = app.add_subcommand(
+      "certify", "the held-out certificate of a run's checkpoint: R and every constraint on a grid "
+                 "through the domain's faces, edges and corners, then a search between its points "
+                 "(RUN_DIR/certificate_<checkpoint>.json)");
+  certify->add_option("run_dir", certify_options.run_dir, "the run folder")->required();
+  certify->add_option("--checkpoint", certify_options.checkpoint,
+                      "final, latest, best or best_step; default: the experiment's [report] checkpoint")
+      ->check(CLI::IsMember({"final", "latest", "best", "best_step"}));
+  certify->add_option("--points", certify_options.points,
+                      "grid size per constrained domain (default: the experiment's certify.points)")
+      ->check(CLI::Range(int64_t{16}, int64_t{100000000}));
+
   CLI::App* plugins = app.add_subcommand(
       "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");
 
@@ -512,6 +525,7 @@ int LumpyMain(int argc, char** argv) {
     if (*resume) return CommandResume(resume_dir, resume_steps);
     if (*ablate) return RunAblation(ablate_options);
     if (*plugins) return CommandPlugins();
+    if (*certify) return RunCertify(certify_options);
     if (*report) {
       report_options.figures = !report_no_figures;
       return RunReport(report_options);

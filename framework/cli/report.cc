@@ -1,8 +1,12 @@
 #include "cli/report.h"
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -15,6 +19,7 @@
 #include "lumpy/sky_rays.h"
 #include "lumpy/supernovae.h"
 #include "physics/probe.h"
+#include "train/certify.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -105,7 +110,7 @@ absl::Status NotebookWorldLine(MetricModel& model, const ReportOptions& o, const
 }
 
 // Today (t = 1) on the planes z = 0, x = 0 and y = 0 over the first domain's
-// box (the training domain [-1, 1]^3 of PHYSICS.md if there is no domain).
+// box (the training domain [-1, 1]^3 of docs/physics.md if there is no domain).
 absl::Status Planes(MetricModel& model, LossTerm* efe, const Experiment& exp, const ReportOptions& o,
                     const torch::TensorOptions& options, const fs::path& dir) {
   static const std::vector<double> kUnit = {-1.0, 1.0};
@@ -251,58 +256,126 @@ absl::Status Hubble(MetricModel& model, const LossSpec& l, const torch::TensorOp
 
 }  // namespace
 
-int RunReport(const ReportOptions& o) {
-  const fs::path run_dir(o.run_dir);
+namespace {
+
+// A finished (or stopped) run loaded for reading: its resolved experiment,
+// the components it describes, and the metric with the parameters of the
+// chosen checkpoint.
+struct LoadedRun {
+  std::unique_ptr<Registry> registry = std::make_unique<Registry>();
+  std::unique_ptr<PluginLoader> loader = std::make_unique<PluginLoader>(*registry);
+  std::optional<Experiment> exp;
+  Components c;
+  torch::TensorOptions options;
+  std::string which;  // final, latest, best, best_step
+  fs::path model_file, training_checkpoint;
+  LossTerm* efe = nullptr;
+};
+
+// `which` empty: the experiment's [report] checkpoint.
+int LoadRun(const fs::path& run_dir, const std::string& which_in, LoadedRun* run) {
   if (!fs::is_regular_file(run_dir / "experiment.toml") || !fs::is_regular_file(run_dir / "metrics.csv")) {
     std::cerr << run_dir.string() << ": not a run folder (it needs the experiment.toml and metrics.csv "
                  "that `lumpy run` writes)" << std::endl;
     return kExitConfig;
   }
+  if (auto st = run->loader->LoadDefaults(); !st.ok()) return ExitStatus(st);
+  auto exp = LoadExperiment(run_dir / "experiment.toml", {}, *run->loader, *run->registry);
+  if (!exp.ok()) return ExitStatus(exp.status());
+  run->exp = *std::move(exp);
+  // Which model: as asked, else the experiment's [report] checkpoint (the
+  // as-run stages draw the best step's model, as the posts' figures did).
+  run->which = which_in.empty() ? run->exp->report.GetString("checkpoint") : which_in;
+  run->training_checkpoint = run_dir / "checkpoints" / "latest.pt";
+  if (run->which == "final") {
+    run->model_file = run_dir / "model.pt";
+    if (!fs::exists(run->model_file)) {
+      run->model_file = run_dir / "checkpoints" / "latest.pt";
+      std::cerr << "note: no model.pt (the run has not finished, or failed): using "
+                << run->model_file.string() << std::endl;
+    }
+  } else if (run->which == "latest" || run->which == "best" || run->which == "best_step") {
+    run->model_file = run_dir / "checkpoints" / (run->which + ".pt");
+    run->training_checkpoint = run->model_file;  // best.pt and best_step.pt hold their curricula too
+  } else {
+    std::cerr << "--checkpoint: final, latest, best or best_step, got " << run->which << std::endl;
+    return kExitConfig;
+  }
+  ApplyRuntime(*run->exp);
+  auto c = Instantiate(*run->exp);
+  if (!c.ok()) return ExitStatus(c.status());
+  run->c = *std::move(c);
+  run->options = RuntimeOptions(*run->exp);
+  MetricModel& model = *run->c.model;
+  model.to(run->options.device(), run->options.dtype().toScalarType());
+  model.eval();
+  std::vector<std::pair<std::string, LossTerm*>> terms;
+  for (auto& l : run->c.losses) {
+    terms.push_back({l.spec->name, l.term.get()});
+    if (!run->efe && l.spec->term.entry->name == "efe_residual") run->efe = l.term.get();
+  }
+  std::string note;
+  if (auto st = LoadModelCheckpoint(model, run->model_file, run->exp->model.entry->name, terms, &note);
+      !st.ok()) {
+    return ExitStatus(st);
+  }
+  if (!note.empty()) std::cerr << "note: " << note << std::endl;
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCertify(const CertifyCommandOptions& o) {
+  const fs::path run_dir(o.run_dir);
+  LoadedRun run;
+  if (int rc = LoadRun(run_dir, o.checkpoint, &run)) return rc;
+  const int64_t points = o.points > 0 ? o.points : run.exp->certify.GetInt("points");
+  if (points <= 0) {
+    std::cerr << "certify.points is 0 in this run's experiment; give --points N" << std::endl;
+    return kExitConfig;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  nlohmann::json certificate;
+  try {
+    certificate = Certify(run.c, points, run.options, CertifyOptionsOf(*run.exp));
+  } catch (const c10::Error& e) {
+    std::cerr << "lumpy certify: " << e.what_without_backtrace() << std::endl;
+    return kExitRuntime;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (certificate.empty()) {
+    std::cerr << run_dir.string() << ": the experiment has no constraint on a point domain: nothing to certify"
+              << std::endl;
+    return kExitConfig;
+  }
+  nlohmann::json out = {{"checkpoint", run.which},
+                        {"model_file", fs::relative(run.model_file, run_dir).string()},
+                        {"seconds", seconds},
+                        {"held_out", certificate}};
+  const fs::path file = run_dir / absl::StrCat("certificate_", run.which, ".json");
+  if (auto st = WriteAtomically(file, out.dump(2) + "\n"); !st.ok()) return ExitStatus(st);
+  for (const auto& line : CertificateLines(certificate)) std::cout << line << "\n";
+  std::cout << absl::StrFormat("certified %s (%s) in %.1f s -> %s\n", run.model_file.string(), run.which,
+                               seconds, file.string());
+  return kExitOk;
+}
+
+int RunReport(const ReportOptions& o) {
+  const fs::path run_dir(o.run_dir);
   if (o.grid < 2 || o.worldline < 2) {
     std::cerr << "--grid and --worldline: at least 2 points" << std::endl;
     return kExitConfig;
   }
-  Registry registry;
-  PluginLoader loader(registry);
-  if (auto st = loader.LoadDefaults(); !st.ok()) return ExitStatus(st);
-  auto exp = LoadExperiment(run_dir / "experiment.toml", {}, loader, registry);
-  if (!exp.ok()) return ExitStatus(exp.status());
-  // Which model: --checkpoint, else the experiment's [report] checkpoint (the
-  // as-run stages draw the best step's model, as the posts' figures did).
-  const std::string which = o.checkpoint.empty() ? exp->report.GetString("checkpoint") : o.checkpoint;
-  fs::path model_file, training_checkpoint = run_dir / "checkpoints" / "latest.pt";
-  if (which == "final") {
-    model_file = run_dir / "model.pt";
-    if (!fs::exists(model_file)) {
-      model_file = run_dir / "checkpoints" / "latest.pt";
-      std::cerr << "note: no model.pt (the run has not finished, or failed): using "
-                << model_file.string() << std::endl;
-    }
-  } else if (which == "latest" || which == "best" || which == "best_step") {
-    model_file = run_dir / "checkpoints" / (which + ".pt");
-    training_checkpoint = model_file;  // best.pt and best_step.pt hold their curricula too
-  } else {
-    std::cerr << "--checkpoint: final, latest, best or best_step, got " << which << std::endl;
-    return kExitConfig;
-  }
-  ApplyRuntime(*exp);
-  auto c = Instantiate(*exp);
-  if (!c.ok()) return ExitStatus(c.status());
-  const auto options = RuntimeOptions(*exp);
+  LoadedRun run;
+  if (int rc = LoadRun(run_dir, o.checkpoint, &run)) return rc;
+  const Experiment* exp = &*run.exp;
+  Components* c = &run.c;
+  const auto& options = run.options;
   MetricModel& model = *c->model;
-  model.to(options.device(), options.dtype().toScalarType());
-  model.eval();
-  std::vector<std::pair<std::string, LossTerm*>> terms;
-  LossTerm* efe = nullptr;
-  for (auto& l : c->losses) {
-    terms.push_back({l.spec->name, l.term.get()});
-    if (!efe && l.spec->term.entry->name == "efe_residual") efe = l.term.get();
-  }
-  std::string note;
-  if (auto st = LoadModelCheckpoint(model, model_file, exp->model.entry->name, terms, &note); !st.ok()) {
-    return ExitStatus(st);
-  }
-  if (!note.empty()) std::cerr << "note: " << note << std::endl;
+  LossTerm* efe = run.efe;
+  const std::string& which = run.which;
+  const fs::path& model_file = run.model_file;
+  const fs::path& training_checkpoint = run.training_checkpoint;
 
   const fs::path dir = run_dir / "report";
   std::error_code ec;

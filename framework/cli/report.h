@@ -36,6 +36,16 @@ struct ReportOptions {
 // 067e7de). [N] each.
 LUMPY_ENGINE_API std::pair<torch::Tensor, torch::Tensor> WorldLineKinematics(const Jet& jet, bool notebook);
 
+// `lumpy certify RUN_DIR`: the held-out certificate (train/certify.h) of a
+// run's checkpoint, written to RUN_DIR/certificate_<checkpoint>.json and
+// printed with the time it took.
+struct CertifyCommandOptions {
+  std::string run_dir;
+  std::string checkpoint;  // final, latest, best, best_step; empty: the experiment's [report] checkpoint
+  int64_t points = 0;      // grid size; 0: the experiment's certify.points
+};
+LUMPY_ENGINE_API int RunCertify(const CertifyCommandOptions& options);
+
 // Exit status as the CLI's: 2 for a bad run folder or options, 1 if a table
 // could not be computed or written, 0.
 LUMPY_ENGINE_API int RunReport(const ReportOptions& options);

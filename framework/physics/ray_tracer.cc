@@ -365,7 +365,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
     std::vector<int64_t> bad(n_rays, 0);  // stopped here at a bad state
     for (int64_t r = 0; r < n_rays; ++r) {
       if (!alive[r]) continue;
-      if (!lorentzian[r]) {
+      if (!lorentzian[r] && o.stop_non_lorentzian) {
         kill(r, "non-lorentzian", here - 1);
       } else if (!std::isfinite(z_now[r]) || !std::isfinite(t_now[r])) {
         kill(r, "non-finite", here - 1);

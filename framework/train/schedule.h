@@ -1,5 +1,5 @@
 #pragma once
-// The learning-rate schedule of [optimizer] (PHYSICS.md, "Optimizer"):
+// The learning-rate schedule of [optimizer] (docs/physics.md, "Optimizer and schedule"):
 // constant, or warm restarts ("kicks"): cycle i has length T_i =
 // round(cycle_steps * cycle_growth^i); it starts at peak_lr and falls by a
 // cosine to lr over the first decay_fraction of the cycle, then stays at lr.

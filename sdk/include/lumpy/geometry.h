@@ -5,7 +5,7 @@
 // and cached, so every loss term that asks for the Ricci scalar of a domain
 // shares one computation. All tensors keep the autograd graph of the jet.
 //
-// Conventions (PHYSICS.md): signature (-,+,+,+), MTW signs, index order as in
+// Conventions (docs/physics.md): signature (-,+,+,+), MTW signs, index order as in
 // the shapes below. Spatial indices i,j run over x,y,z (1..3).
 
 #include <torch/torch.h>

@@ -30,7 +30,7 @@
 // stopped ray is frozen at its last good state; nothing non-finite reaches
 // the outputs (targets a ray never reached are flagged, not NaN).
 //
-// Reference mode (PHYSICS.md, "Observables"): one ray from the observer at
+// Reference mode (docs/physics.md, "Light rays and observables"): one ray from the observer at
 // (1,0,0,0) with k = (1, sqrt(|g00|/|g11|), 0, 0); 1 + z = (u.k)_src/(u.k)_obs
 // with u_mu = (-sqrt|g00|, 0, 0, 0); d_L = (1+z) sqrt(x^2+y^2+z^2) x 1000 Mpc.
 //
@@ -66,7 +66,7 @@ struct RayTracerOptions {
   double first_step = 0.0;
   int64_t max_steps = 20000;  // accepted + rejected
   // Reference mode only: the reference implementation's read-out
-  // (PHYSICS.md, "Observables"): the ray sampled at `saved_points` affine
+  // (docs/physics.md, "Light rays and observables"): the ray sampled at `saved_points` affine
   // parameters evenly spaced over [0, lambda_end] and nowhere else; samples
   // past the ray's end take the largest z and d found; each target's d_L is
   // the linear interpolation in z (clamped at the ends, as jnp.interp), plus
@@ -79,6 +79,10 @@ struct RayTracerOptions {
   // The right-hand side as one fused node on the CPU (first-order gradients);
   // false: tensor operations, differentiable to any order (create_graph).
   bool fused = true;
+  // Stop a ray where the metric along it stops being Lorentzian (det g >= 0
+  // or the spatial metric not positive definite). The reference never
+  // checked: its rays went on until their state was not finite.
+  bool stop_non_lorentzian = true;
 };
 
 // How the rays of a call ended.

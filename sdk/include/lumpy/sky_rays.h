@@ -27,7 +27,7 @@ inline std::vector<lumpy::ParamSpec> RaySpecs() {
                              "(each target read off its nearest); 0: one ray per supernova")
           .Default(int64_t{48})
           .AtLeast(0),
-      // The reference's tolerances (PHYSICS.md). With the 4th-order dense
+      // The reference's tolerances (docs/physics.md). With the 4th-order dense
       // output they give d_L within 1e-4 of the FLRW closed forms in float32
       // (ray_tracer_test.cc, DatasetTermDefaults).
       ParamSpec::Double("rtol", "ray integration: relative tolerance (default: the reference's)")
@@ -36,6 +36,11 @@ inline std::vector<lumpy::ParamSpec> RaySpecs() {
       ParamSpec::Double("atol", "ray integration: absolute tolerance (default: the reference's)")
           .Default(1e-6)
           .Greater(0),
+      ParamSpec::Bool("stop_non_lorentzian",
+                      "stop a ray where the metric along it stops being Lorentzian (counted in "
+                      "rays_non_lorentzian); false: go on until the state is not finite, as the "
+                      "reference did")
+          .Default(true),
   };
 }
 
@@ -67,6 +72,7 @@ inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
   if (p.GetString("mode") == "physical") o.z_stop = 0.0;
   o.rtol = p.GetDouble("rtol");
   o.atol = p.GetDouble("atol");
+  o.stop_non_lorentzian = p.GetBool("stop_non_lorentzian");
   if (p.Has("interpolation")) {
     o.reference_read_out = p.GetString("interpolation") == "reference";
     o.saved_points = p.GetInt("saved_points");

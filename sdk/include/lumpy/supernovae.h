@@ -1,6 +1,6 @@
 #pragma once
 // Supernova catalogues in the Pantheon+ format (a whitespace table with a
-// header line; PHYSICS.md, "Observables"), an optional full covariance, and
+// header line; docs/physics.md, "Light rays and observables"), an optional full covariance, and
 // where data files are looked for.
 
 #include <torch/torch.h>
