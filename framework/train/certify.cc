@@ -80,97 +80,270 @@ CertifyOptions CertifyOptionsOf(const Experiment& exp) {
   return o;
 }
 
-DescentResult Descend(const Objective& f, const torch::Tensor& starts, const torch::Tensor& lo_in,
-                      const torch::Tensor& hi_in, int64_t iterations) {
-  torch::NoGradGuard no_grad;
-  DescentResult out;
-  const int64_t s = starts.size(0);
-  if (s == 0) return out;
-  const auto options = starts.options().dtype(torch::kFloat64);
-  auto lo = lo_in.to(options).view({1, 4}), hi = hi_in.to(options).view({1, 4});
-  auto span = hi - lo;
-  // Unit coordinates u = (x - lo) / span in [0, 1]^4.
-  auto to_x = [&](const torch::Tensor& u) { return lo + u * span; };
-  auto u = ((starts.to(options) - lo) / span).clamp(0, 1);
-  auto fu = Finite(f(to_x(u))).to(torch::kCPU);
-  out.evaluations += s;
-  constexpr double kH = 1e-5;  // central differences in u
-  auto offsets = torch::zeros({8, 4}, options);
-  for (int i = 0; i < 4; ++i) {
-    offsets[2 * i][i] = kH;
-    offsets[2 * i + 1][i] = -kH;
+namespace {
+
+// Projected gradient descent in unit coordinates u = (x - lo) / span of the
+// box, one step size per start (see Descend in certify.h).
+class Descent {
+ public:
+  Descent(const Objective& f, const torch::Tensor& starts, const torch::Tensor& lo, const torch::Tensor& hi)
+      : f_(f),
+        options_(starts.options().dtype(torch::kFloat64)),
+        lo_(lo.to(options_).view({1, 4})),
+        span_(hi.to(options_).view({1, 4}) - lo_),
+        n_(starts.size(0)),
+        u_(((starts.to(options_) - lo_) / span_).clamp(0, 1)),
+        grad_(torch::zeros({n_, 4}, torch::kFloat64)),
+        alpha_(n_, -1.0),
+        active_(n_, 1),
+        need_grad_(n_, 1) {
+    fu_ = Evaluate(u_);
   }
-  std::vector<double> alpha(s, -1.0);
-  std::vector<char> active(s, 1), need_grad(s, 1);
-  auto grad = torch::zeros({s, 4}, torch::TensorOptions().dtype(torch::kFloat64));
-  for (int64_t it = 0; it < iterations; ++it) {
-    std::vector<int64_t> g_rows, t_rows;
-    for (int64_t j = 0; j < s; ++j) {
-      if (active[j] && need_grad[j]) g_rows.push_back(j);
+
+  DescentResult Run(int64_t iterations) {
+    for (int64_t it = 0; it < iterations; ++it) {
+      Gradients();
+      if (!Step()) break;
     }
-    if (!g_rows.empty()) {
-      auto idx = torch::tensor(g_rows, torch::kLong).to(options.device());
-      auto base = u.index_select(0, idx);                               // [G,4]
-      auto probe = (base.unsqueeze(1) + offsets.unsqueeze(0)).view({-1, 4});  // [G*8,4]
-      auto fp = f(to_x(probe)).view({-1, 8}).to(torch::kCPU);
-      out.evaluations += probe.size(0);
-      auto g = (fp.index({torch::indexing::Slice(), torch::indexing::Slice(0, 8, 2)}) -
-                fp.index({torch::indexing::Slice(), torch::indexing::Slice(1, 8, 2)})) /
-               (2 * kH);  // [G,4], d f / d u
-      auto span_cpu = span.to(torch::kCPU).view({1, 4});
-      auto gx_norm = (g / span_cpu).norm(2, 1);
-      for (size_t k = 0; k < g_rows.size(); ++k) {
-        const int64_t j = g_rows[k];
-        const double gn = gx_norm[k].item<double>();
-        if (!std::isfinite(gn)) {
-          active[j] = 0;
-          continue;
-        }
-        out.max_gradient = std::max(out.max_gradient, gn);
-        grad[j].copy_(g[k]);
-        need_grad[j] = 0;
-        const double gu = g[k].norm().item<double>();
-        if (alpha[j] < 0) alpha[j] = gu > 0 ? 0.01 / gu : 0.0;  // a first step of 1% of the box
-      }
+    const int64_t best = fu_.argmin().item<int64_t>();
+    out_.value = fu_[best].item<double>();
+    out_.at = Row(X(u_), best);
+    return out_;
+  }
+
+ private:
+  torch::Tensor X(const torch::Tensor& u) const { return lo_ + u * span_; }
+  torch::Tensor Evaluate(const torch::Tensor& u) {
+    out_.evaluations += u.size(0);
+    return Finite(f_(X(u))).to(torch::kCPU);
+  }
+
+  // Central differences (h = 1e-5 in u) at the starts that moved.
+  void Gradients() {
+    constexpr double kH = 1e-5;
+    std::vector<int64_t> rows;
+    for (int64_t j = 0; j < n_; ++j) {
+      if (active_[j] && need_grad_[j]) rows.push_back(j);
     }
-    for (int64_t j = 0; j < s; ++j) {
-      if (!active[j]) continue;
-      const double step = alpha[j] * grad[j].norm().item<double>();
-      if (!(step > 1e-12)) {
-        active[j] = 0;  // converged (or a flat start: nothing to follow)
+    if (rows.empty()) return;
+    auto offsets = torch::zeros({8, 4}, options_);
+    for (int i = 0; i < 4; ++i) {
+      offsets[2 * i][i] = kH;
+      offsets[2 * i + 1][i] = -kH;
+    }
+    auto base = u_.index_select(0, torch::tensor(rows, torch::kLong).to(options_.device()));
+    auto fp = Evaluate((base.unsqueeze(1) + offsets.unsqueeze(0)).view({-1, 4})).view({-1, 8});
+    using torch::indexing::Slice;
+    auto g = (fp.index({Slice(), Slice(0, 8, 2)}) - fp.index({Slice(), Slice(1, 8, 2)})) / (2 * kH);
+    auto gx_norm = (g / span_.to(torch::kCPU)).norm(2, 1);  // |grad f| in x
+    for (size_t k = 0; k < rows.size(); ++k) {
+      const int64_t j = rows[k];
+      const double gn = gx_norm[k].item<double>();
+      if (!std::isfinite(gn)) {
+        active_[j] = 0;
         continue;
       }
-      t_rows.push_back(j);
-    }
-    if (t_rows.empty()) break;
-    auto idx = torch::tensor(t_rows, torch::kLong);
-    auto a = torch::tensor(std::vector<double>(t_rows.size()), torch::kFloat64);
-    for (size_t k = 0; k < t_rows.size(); ++k) a[k] = alpha[t_rows[k]];
-    auto base = u.index_select(0, idx.to(options.device()));
-    auto g = grad.index_select(0, idx);
-    auto trial = (base - (a.view({-1, 1}) * g).to(options)).clamp(0, 1);
-    auto ft = Finite(f(to_x(trial))).to(torch::kCPU);
-    out.evaluations += trial.size(0);
-    auto moved = (base - trial).to(torch::kCPU);
-    for (size_t k = 0; k < t_rows.size(); ++k) {
-      const int64_t j = t_rows[k];
-      const double f0 = fu[j].item<double>(), f1 = ft[k].item<double>();
-      const double decrease = (g[k] * moved[k]).sum().item<double>();  // >= 0 along the projected step
-      if (f1 <= f0 - 1e-4 * decrease && f1 < f0) {
-        u[j].copy_(trial[k]);
-        fu[j] = f1;
-        alpha[j] *= 2.0;
-        need_grad[j] = 1;
-      } else {
-        alpha[j] /= 4.0;
-      }
+      out_.max_gradient = std::max(out_.max_gradient, gn);
+      grad_[j].copy_(g[k]);
+      need_grad_[j] = 0;
+      const double gu = g[k].norm().item<double>();
+      if (alpha_[j] < 0) alpha_[j] = gu > 0 ? 0.01 / gu : 0.0;  // a first step of 1% of the box
     }
   }
-  const int64_t best = fu.argmin().item<int64_t>();
-  out.value = fu[best].item<double>();
-  out.at = Row(to_x(u), best);
-  return out;
+
+  // One projected trial step per active start: accepted on sufficient
+  // decrease (the step doubles), else rejected (it shrinks by 4). False once
+  // every start has converged.
+  bool Step() {
+    std::vector<int64_t> rows;
+    for (int64_t j = 0; j < n_; ++j) {
+      if (!active_[j]) continue;
+      if (!(alpha_[j] * grad_[j].norm().item<double>() > 1e-12)) {
+        active_[j] = 0;  // converged (or a flat start: nothing to follow)
+        continue;
+      }
+      rows.push_back(j);
+    }
+    if (rows.empty()) return false;
+    auto idx = torch::tensor(rows, torch::kLong);
+    std::vector<double> a(rows.size());
+    for (size_t k = 0; k < rows.size(); ++k) a[k] = alpha_[rows[k]];
+    auto base = u_.index_select(0, idx.to(options_.device()));
+    auto g = grad_.index_select(0, idx);
+    auto trial = (base - (torch::tensor(a, torch::kFloat64).view({-1, 1}) * g).to(options_)).clamp(0, 1);
+    auto ft = Evaluate(trial);
+    auto moved = (base - trial).to(torch::kCPU);
+    for (size_t k = 0; k < rows.size(); ++k) {
+      const int64_t j = rows[k];
+      const double f0 = fu_[j].item<double>(), f1 = ft[k].item<double>();
+      const double decrease = (g[k] * moved[k]).sum().item<double>();  // >= 0 along the projected step
+      if (f1 <= f0 - 1e-4 * decrease && f1 < f0) {
+        u_[j].copy_(trial[k]);
+        fu_[j] = f1;
+        alpha_[j] *= 2.0;
+        need_grad_[j] = 1;
+      } else {
+        alpha_[j] /= 4.0;
+      }
+    }
+    return true;
+  }
+
+  const Objective& f_;
+  torch::TensorOptions options_;
+  torch::Tensor lo_, span_;
+  int64_t n_;
+  torch::Tensor u_, fu_, grad_;
+  std::vector<double> alpha_;
+  std::vector<char> active_, need_grad_;
+  DescentResult out_;
+};
+
+}  // namespace
+
+DescentResult Descend(const Objective& f, const torch::Tensor& starts, const torch::Tensor& lo,
+                      const torch::Tensor& hi, int64_t iterations) {
+  torch::NoGradGuard no_grad;
+  if (starts.size(0) == 0) return {};
+  return Descent(f, starts, lo, hi).Run(iterations);
 }
+
+namespace {
+
+// One constrained domain's certificate (see Certify).
+class DomainCertificate {
+ public:
+  DomainCertificate(Components& c, const DomainSpec& d, std::vector<LossComponent*> constraints,
+                    int64_t points, const torch::TensorOptions& options, const CertifyOptions& o,
+                    at::Generator* generator)
+      : c_(c), d_(d), constraints_(std::move(constraints)), points_(points), options_(options), o_(o),
+        generator_(generator), grid_(HeldOutGrid(d, points, options)) {
+    const auto [lo, hi] = Box(d);
+    lo_v_ = lo;
+    hi_v_ = hi;
+  }
+
+  nlohmann::json Run(int64_t chunk) {
+    Grid(chunk);
+    nlohmann::json dj;
+    const auto r = r_.nan_to_num(INFINITY);
+    const int64_t r_at = r.argmin().item<int64_t>();
+    dj["points"] = grid_.size(0);
+    dj["ricci_min"] = r[r_at].item<double>();
+    dj["ricci_min_at"] = Row(grid_, r_at);
+    int64_t non_finite = (~torch::isfinite(r_)).sum().item<int64_t>();
+    const bool refine = o_.refine_worst + o_.refine_random > 0;
+    int64_t evaluations = 0;
+    for (size_t k = 0; k < constraints_.size(); ++k) {
+      non_finite += (~torch::isfinite(v_[k])).sum().item<int64_t>();
+      dj["constraints"][constraints_[k]->spec->name] = Constraint(k, refine, &evaluations);
+    }
+    dj["non_finite"] = non_finite;
+    if (refine) dj["refined"] = RefinedRicci(r, r_at, &evaluations);
+    return dj;
+  }
+
+ private:
+  torch::Tensor Ricci(const torch::Tensor& x) {
+    PointSetContext ctx(*c_.model, x);
+    return ctx.geometry(2).ricci_scalar();
+  }
+  torch::Tensor Violation(size_t k, const torch::Tensor& x) {
+    PointSetContext ctx(*c_.model, x);
+    return constraints_[k]->term->evaluate(ctx).per_point.detach();
+  }
+
+  // R and every constraint's violation on the grid (CPU float64).
+  void Grid(int64_t chunk) {
+    const int64_t n = grid_.size(0);
+    std::vector<torch::Tensor> r_parts;
+    std::vector<std::vector<torch::Tensor>> v_parts(constraints_.size());
+    for (int64_t start = 0; start < n; start += chunk) {
+      auto x = grid_.narrow(0, start, std::min(chunk, n - start));
+      r_parts.push_back(Ricci(x).to(torch::kCPU, torch::kFloat64));
+      for (size_t k = 0; k < constraints_.size(); ++k) {
+        v_parts[k].push_back(Violation(k, x).to(torch::kCPU, torch::kFloat64));
+      }
+    }
+    r_ = torch::cat(r_parts);
+    for (auto& parts : v_parts) v_.push_back(torch::cat(parts));
+  }
+
+  // The descents' starts: the grid points of the lowest scores, and random
+  // points of the box (from the certificate's own generator).
+  torch::Tensor Starts(const torch::Tensor& score) {
+    const int64_t k = std::min<int64_t>(o_.refine_worst, grid_.size(0));
+    auto worst = std::get<1>(score.topk(k, 0, /*largest=*/false));
+    auto lo = torch::tensor(lo_v_, options_), hi = torch::tensor(hi_v_, options_);
+    auto u = torch::rand({o_.refine_random, 4}, *generator_, torch::TensorOptions().dtype(torch::kFloat64));
+    return torch::cat({grid_.index_select(0, worst.to(grid_.device())), lo + u.to(options_) * (hi - lo)});
+  }
+  DescentResult Search(const Objective& f, const torch::Tensor& score) {
+    return Descend(f, Starts(score), torch::tensor(lo_v_, options_), torch::tensor(hi_v_, options_),
+                   o_.iterations);
+  }
+
+  nlohmann::json Constraint(size_t k, bool refine, int64_t* evaluations) {
+    const auto v = v_[k].nan_to_num(INFINITY, INFINITY, -INFINITY);
+    const int64_t at = v.argmax().item<int64_t>();
+    nlohmann::json cj;
+    cj["max"] = v[at].item<double>();
+    cj["mean"] = v.sum().item<double>() / static_cast<double>(grid_.size(0));
+    cj["max_at"] = Row(grid_, at);
+    if (!refine) return cj;
+    auto found = Search([&](const torch::Tensor& x) { return -Violation(k, x); }, -v);
+    const bool better = -found.value >= cj["max"].get<double>();
+    cj["refined_max"] = better ? -found.value : cj["max"].get<double>();
+    cj["refined_max_at"] = better ? found.at : Row(grid_, at);
+    cj["refined_evaluations"] = found.evaluations;
+    *evaluations += found.evaluations;
+    return cj;
+  }
+
+  nlohmann::json RefinedRicci(const torch::Tensor& r, int64_t r_at, int64_t* evaluations) {
+    auto found = Search([&](const torch::Tensor& x) { return Ricci(x); }, r);
+    // Never above the grid: the grid minimum is a start of its own.
+    const double grid_min = r[r_at].item<double>();
+    if (!(found.value <= grid_min)) {
+      found.value = grid_min;
+      found.at = Row(grid_, r_at);
+    }
+    *evaluations += found.evaluations;
+    const auto [nt, ns] = GridShape(points_);
+    double diag2 = 0;
+    for (int a = 0; a < 4; ++a) {
+      const int64_t nodes = a == 0 ? nt : ns;
+      const double h = (hi_v_[a] - lo_v_[a]) / static_cast<double>(std::max<int64_t>(1, nodes - 1));
+      diag2 += h * h;
+    }
+    return {{"ricci_min", found.value},
+            {"ricci_min_at", found.at},
+            {"ricci_evaluations", found.evaluations},
+            {"evaluations", *evaluations},
+            {"lipschitz_estimate", found.max_gradient},
+            {"ricci_lower_bound_estimate", grid_min - found.max_gradient * std::sqrt(diag2) / 2},
+            {"starts", std::min<int64_t>(o_.refine_worst, grid_.size(0)) + o_.refine_random},
+            {"iterations", o_.iterations},
+            {"note",
+             "ricci_min: the lowest R a projected-gradient descent (float64, central differences) found "
+             "from the worst grid points and random points: a value found, never above the grid's, not a "
+             "bound. ricci_lower_bound_estimate = grid min - L d/2 with L the largest |grad R| met and d a "
+             "grid cell's diagonal: a bound only if L bounds |grad R| everywhere (an estimate)"}};
+  }
+
+  Components& c_;
+  const DomainSpec& d_;
+  std::vector<LossComponent*> constraints_;
+  int64_t points_;
+  torch::TensorOptions options_;
+  const CertifyOptions& o_;
+  at::Generator* generator_;
+  torch::Tensor grid_, r_;
+  std::vector<torch::Tensor> v_;
+  std::vector<double> lo_v_, hi_v_;
+};
+
+}  // namespace
 
 nlohmann::json Certify(Components& c, int64_t points, const torch::TensorOptions& options_in,
                        const CertifyOptions& o, int64_t chunk) {
@@ -186,106 +359,8 @@ nlohmann::json Certify(Components& c, int64_t points, const torch::TensorOptions
       if (l.spec->kind == LossKind::kConstraint && l.spec->domain == d.spec->name) constraints.push_back(&l);
     }
     if (constraints.empty()) continue;
-    const auto grid = HeldOutGrid(*d.spec, points, options);
-    const int64_t n = grid.size(0);
-    // R and every constraint's violation at the grid (CPU float64).
-    auto ricci = [&](const torch::Tensor& x) {
-      PointSetContext ctx(*c.model, x);
-      return ctx.geometry(2).ricci_scalar();
-    };
-    auto violation = [&](size_t k, const torch::Tensor& x) {
-      PointSetContext ctx(*c.model, x);
-      return constraints[k]->term->evaluate(ctx).per_point.detach();
-    };
-    std::vector<torch::Tensor> r_parts;
-    std::vector<std::vector<torch::Tensor>> v_parts(constraints.size());
-    for (int64_t start = 0; start < n; start += chunk) {
-      auto x = grid.narrow(0, start, std::min(chunk, n - start));
-      r_parts.push_back(ricci(x).to(torch::kCPU, torch::kFloat64));
-      for (size_t k = 0; k < constraints.size(); ++k) {
-        v_parts[k].push_back(violation(k, x).to(torch::kCPU, torch::kFloat64));
-      }
-    }
-    const auto r = torch::cat(r_parts);
-    int64_t non_finite = (~torch::isfinite(r)).sum().item<int64_t>();
-    const auto r_clean = r.nan_to_num(INFINITY);
-    const int64_t r_at = r_clean.argmin().item<int64_t>();
-    nlohmann::json dj;
-    dj["points"] = n;
-    dj["ricci_min"] = r_clean[r_at].item<double>();
-    dj["ricci_min_at"] = Row(grid, r_at);
-
-    // The refinement: descents from the worst grid points and random points.
-    const auto [lo_v, hi_v] = Box(*d.spec);
-    auto lo = torch::tensor(lo_v, options), hi = torch::tensor(hi_v, options);
-    auto random_starts = [&] {
-      auto u = torch::rand({o.refine_random, 4}, generator, torch::TensorOptions().dtype(torch::kFloat64));
-      return lo + u.to(options) * (hi - lo);
-    };
-    auto starts_from = [&](const torch::Tensor& score) {  // the lowest scores' grid points
-      const int64_t k = std::min<int64_t>(o.refine_worst, n);
-      auto worst = std::get<1>(score.topk(k, 0, /*largest=*/false));
-      return torch::cat({grid.index_select(0, worst.to(grid.device())), random_starts()});
-    };
-    const bool refine = o.refine_worst + o.refine_random > 0;
-    nlohmann::json refined;
-    int64_t evaluations = 0;
-    if (refine) {
-      auto found = Descend([&](const torch::Tensor& x) { return ricci(x); }, starts_from(r_clean), lo, hi,
-                           o.iterations);
-      // Never above the grid: the grid minimum is a start of its own.
-      const double grid_min = r_clean[r_at].item<double>();
-      if (!(found.value <= grid_min)) {
-        found.value = grid_min;
-        found.at = Row(grid, r_at);
-      }
-      evaluations += found.evaluations;
-      const auto [nt, ns] = GridShape(points);
-      double diag2 = 0;
-      for (int a = 0; a < 4; ++a) {
-        const int64_t nodes = a == 0 ? nt : ns;
-        const double h = nodes > 1 ? (hi_v[a] - lo_v[a]) / static_cast<double>(nodes - 1) : hi_v[a] - lo_v[a];
-        diag2 += h * h;
-      }
-      refined["ricci_min"] = found.value;
-      refined["ricci_min_at"] = found.at;
-      refined["ricci_evaluations"] = found.evaluations;
-      refined["lipschitz_estimate"] = found.max_gradient;
-      refined["ricci_lower_bound_estimate"] = grid_min - found.max_gradient * std::sqrt(diag2) / 2;
-      refined["starts"] = std::min<int64_t>(o.refine_worst, n) + o.refine_random;
-      refined["iterations"] = o.iterations;
-      refined["note"] =
-          "ricci_min: the lowest R a projected-gradient descent (float64, central differences) found "
-          "from the worst grid points and random points: a value found, never above the grid's, not a "
-          "bound. ricci_lower_bound_estimate = grid min - L d/2 with L the largest |grad R| met and d a "
-          "grid cell's diagonal: a bound only if L bounds |grad R| everywhere (an estimate)";
-    }
-    dj["non_finite"] = non_finite;
-    for (size_t k = 0; k < constraints.size(); ++k) {
-      const auto v = torch::cat(v_parts[k]);
-      dj["non_finite"] = dj["non_finite"].get<int64_t>() + (~torch::isfinite(v)).sum().item<int64_t>();
-      const auto v_clean = v.nan_to_num(INFINITY, INFINITY, -INFINITY);
-      const int64_t at = v_clean.argmax().item<int64_t>();
-      nlohmann::json cj;
-      cj["max"] = v_clean[at].item<double>();
-      cj["mean"] = v_clean.sum().item<double>() / static_cast<double>(n);
-      cj["max_at"] = Row(grid, at);
-      if (refine) {
-        auto found = Descend([&](const torch::Tensor& x) { return -violation(k, x); }, starts_from(-v_clean), lo,
-                             hi, o.iterations);
-        const double worst = -found.value;
-        cj["refined_max"] = std::max(worst, cj["max"].get<double>());
-        cj["refined_max_at"] = worst >= cj["max"].get<double>() ? found.at : cj["max_at"].get<std::vector<double>>();
-        cj["refined_evaluations"] = found.evaluations;
-        evaluations += found.evaluations;
-      }
-      dj["constraints"][constraints[k]->spec->name] = cj;
-    }
-    if (refine) {
-      refined["evaluations"] = evaluations;
-      dj["refined"] = refined;
-    }
-    out[d.spec->name] = dj;
+    out[d.spec->name] =
+        DomainCertificate(c, *d.spec, std::move(constraints), points, options, o, &generator).Run(chunk);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // augmented_lagrangian: per point  lambda * v + mu/2 * v^2  (mean over the
 // domain), with the multiplier update  lambda <- lambda + mu * mean(v)  every
 // `multiplier_every` steps and, when `adaptive`, the penalty schedule of
-// PHYSICS.md: an EMA of mean(v) (ema <- decay*ema + (1-decay)*mean(v), the
+// docs/physics.md: an EMA of mean(v) (ema <- decay*ema + (1-decay)*mean(v), the
 // first value as is); every `check_every` steps, if ema > tau * (ema at the
 // previous check), mu <- min(gamma * mu, mu_max).
 //

@@ -1,6 +1,6 @@
 // bao_chi2: the BAO distances D_M/r_d and D_H/r_d (SDSS DR12 consensus by
 // default, data/bao_dr12.csv) against light rays traced in the metric; chi^2
-// with the 2x2 covariance at each redshift (PHYSICS.md, "Observables").
+// with the 2x2 covariance at each redshift (docs/physics.md, "Light rays and observables").
 //   D_M = (1+z) D_A, the comoving angular-diameter distance (flat space);
 //   D_H = c / H_parallel = -(1+z)^2 E_obs / (d(1+z)/d lambda) along the ray.
 // Reference mode reads both off the reference ray (D_A = d_L/(1+z)^2 with its

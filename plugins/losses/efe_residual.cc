@@ -1,5 +1,5 @@
 // efe_residual: Einstein's field equations with pressureless dust (or vacuum)
-// at the domain's points (PHYSICS.md, "Matter and the field equations").
+// at the domain's points (docs/physics.md, "Matter and the field equations").
 //
 //   mixed:     r^m_n = (G^m_n + Lambda delta^m_n - T^m_n) * det(gamma)   (parts 3 on)
 //   covariant: r_mn  =  G_mn  + Lambda g_mn       - T_mn                 (parts 1-2)

@@ -1,5 +1,5 @@
 // supernova_chi2: the Pantheon+ distance moduli against light rays traced in
-// the metric (PHYSICS.md, "Observables"), mu = 5 log10(d_L / Mpc) + 25.
+// the metric (docs/physics.md, "Light rays and observables"), mu = 5 log10(d_L / Mpc) + 25.
 //   mode = "reference": one ray from the observer along +x, d_L = (1+z) x
 //                       coordinate radius (the reference implementation)
 //   mode = "physical":  rays along the supernovae's sky directions (one per

@@ -1,4 +1,4 @@
-// siren: the lumpyspace metric network (PHYSICS.md, "Metric network").
+// siren: the lumpyspace metric network (docs/physics.md, "The metric network").
 //
 // 4 inputs (t,x,y,z), clipped to [-clip, clip] -> `layers` hidden layers of
 // `hidden` units with sin activation -> 10 outputs o0..o9 mapped to
