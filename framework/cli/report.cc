@@ -209,20 +209,26 @@ absl::Status Hubble(MetricModel& model, const LossSpec& l, const torch::TensorOp
   auto traced = rays::Trace(model, plan, cat->z.to(options), options, tracer);
   auto dl = traced.luminosity_distance.to(torch::kCPU, torch::kFloat64);
   auto reached = traced.reached.to(torch::kCPU);
+  // The reference read-out gives every supernova a distance (one beyond the
+  // ray's largest sampled z carries its shortfall): the loss's mu for all.
+  const bool every = tracer.reference_read_out;
+  auto modulus = [&](double d) {
+    return every ? 5.0 * std::log10(std::abs(d) + 1e-6) + 25.0 : 5.0 * std::log10(d) + 25.0;
+  };
   std::vector<std::vector<std::string>> rows;
   int64_t missed = 0;
   for (int64_t i = 0; i < cat->size(); ++i) {
     const bool ok = reached[i].item<bool>();
     missed += !ok;
-    const double mu = ok ? 5.0 * std::log10(dl[i].item<double>()) + 25.0 : NAN;
+    const double mu = ok || every ? modulus(dl[i].item<double>()) : NAN;
     const double obs = cat->mu[i].item<double>();
     rows.push_back({cat->names[i], Num(cat->z[i].item<double>()),
                     cat->ra.defined() ? Num(cat->ra[i].item<double>()) : "",
                     cat->dec.defined() ? Num(cat->dec[i].item<double>()) : "", Num(obs),
-                    Num(cat->sigma[i].item<double>()), Num(mu), Num(mu - obs)});
+                    Num(cat->sigma[i].item<double>()), Num(mu), Num(mu - obs), ok ? "1" : "0"});
   }
   const fs::path out = dir / absl::StrCat("hubble_", l.name, ".csv");
-  if (auto st = WriteCsv(out, "cid,z,ra,dec,mu_obs,sigma,mu_model,residual", rows); !st.ok()) return st;
+  if (auto st = WriteCsv(out, "cid,z,ra,dec,mu_obs,sigma,mu_model,residual,reached", rows); !st.ok()) return st;
   // The curve, 200 redshifts log-spaced over the selection.
   const double z0 = cat->z.min().item<double>(), z1 = cat->z.max().item<double>();
   auto zc = torch::logspace(std::log10(z0), std::log10(z1), 200, 10.0, torch::kFloat64);
@@ -231,8 +237,8 @@ absl::Status Hubble(MetricModel& model, const LossSpec& l, const torch::TensorOp
     auto c = d.luminosity_distance.to(torch::kCPU, torch::kFloat64);
     auto r = d.reached.to(torch::kCPU);
     for (int64_t i = 0; i < zc.size(0); ++i) {
-      if (!r[i].item<bool>()) continue;
-      curve.push_back({label, Num(zc[i].item<double>()), Num(5.0 * std::log10(c[i].item<double>()) + 25.0)});
+      if (!r[i].item<bool>() && !every) continue;
+      curve.push_back({label, Num(zc[i].item<double>()), Num(modulus(c[i].item<double>()))});
     }
   };
   if (plan.physical) {
