@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <functional>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -466,6 +468,78 @@ torch::Tensor HubbleDistance(MetricModel& metric, const torch::Tensor& s, const 
   return -f.square() * e_obs / df * 1000.0;
 }
 
+// z at each ray's state index[r] (with graph), the states gathered per
+// saved index: [R].
+torch::Tensor RedshiftAtStates(MetricModel& metric, const Paths& p, const std::vector<int64_t>& index,
+                               const Redshift& redshift) {
+  const int64_t n_rays = static_cast<int64_t>(index.size());
+  std::map<int64_t, std::vector<int64_t>> by_state;
+  for (int64_t r = 0; r < n_rays; ++r) by_state[index[r]].push_back(r);
+  std::vector<torch::Tensor> parts;
+  std::vector<int64_t> order;
+  for (const auto& [i, rs] : by_state) {
+    parts.push_back(p.y[i].index_select(0, torch::tensor(rs, torch::kLong).to(p.y[i].device())));
+    order.insert(order.end(), rs.begin(), rs.end());
+  }
+  std::vector<int64_t> where(n_rays);
+  for (int64_t j = 0; j < n_rays; ++j) where[order[j]] = j;
+  auto s = torch::cat(parts, 0).index_select(0, torch::tensor(where, torch::kLong).to(p.y[0].device()));
+  return redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
+}
+
+// Where z(theta) (theta in [0, 1] along each target's step, z(0) = za,
+// z(1) = zb) crosses the targets: a bracketed secant with the Illinois rule:
+// false position, and where the same end of a bracket is kept twice in a
+// row its function value is halved (plain false position keeps one end for
+// ever on a convex z(theta) and converges only linearly: 30 to 50 iterations
+// here); bisection where the secant leaves the bracket. Each iteration
+// evaluates z(theta) on the differentiable path with theta a leaf, so the
+// last one also gives the slope dz/dtheta and the differentiable Newton step
+// after it without another metric evaluation. Bracket updates are on
+// detached values. Returns the last evaluated theta (a leaf) and z there
+// (with graph).
+std::pair<torch::Tensor, torch::Tensor> Crossings(const std::function<torch::Tensor(const torch::Tensor&)>& z_of,
+                                                  const std::vector<double>& za, const std::vector<double>& zb,
+                                                  const torch::Tensor& tgt, const torch::TensorOptions& options) {
+  torch::Tensor theta, z_theta;
+  const double tol = options.dtype() == torch::kFloat64 ? 1e-14 : 1e-7;
+  torch::NoGradGuard no_grad;
+  auto a = torch::zeros_like(tgt), b = torch::ones_like(tgt);
+  auto fa = torch::tensor(za, torch::kFloat64).to(options) - tgt;
+  auto fb = torch::tensor(zb, torch::kFloat64).to(options) - tgt;
+  auto last_below = torch::zeros(tgt.sizes(), torch::TensorOptions().dtype(torch::kBool));
+  auto last_above = last_below.clone();
+  auto next = (fa / (fa - fb)).clamp(0, 1).nan_to_num(0.5);
+  // A target is close enough once |z - z*| <= ztol: the Newton step then
+  // leaves an error of order ztol^2 (1e-20 / 1e-10 relative).
+  const auto ztol = (options.dtype() == torch::kFloat64 ? 1e-10 : 1e-5) * (1 + tgt);
+  for (int it = 0; it < 60; ++it) {
+    theta = next.detach().requires_grad_(true);
+    {
+      torch::AutoGradMode enable(true);  // also when the caller only evaluates
+      z_theta = z_of(theta);
+    }
+    auto fz = z_theta.detach() - tgt;
+    auto below = fz < 0, above = fz >= 0;
+    a = torch::where(below, theta, a);
+    fa = torch::where(below, fz, fa);
+    b = torch::where(below, b, theta);
+    fb = torch::where(below, fb, fz);
+    // Illinois: b kept twice (theta replaced a twice): halve fb; and vice versa.
+    fb = torch::where(below & last_below, 0.5 * fb, fb);
+    fa = torch::where(above & last_above, 0.5 * fa, fa);
+    last_below = below;
+    last_above = above;
+    next = a - fa * (b - a) / (fb - fa);
+    next = torch::where((next > a) & (next < b), next, 0.5 * (a + b));
+    next = torch::where(fz.abs() <= ztol, theta.detach(), next);
+    if ((next - theta).abs().max().item<double>() < tol) break;
+  }
+  return {theta, z_theta};
+}
+
+// The exact read-out: each target at its first crossing on the dense output
+// (Crossings, then one differentiable Newton step).
 SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshift,
                      const torch::Tensor& ray_of, const torch::Tensor& z_target,
                      const torch::TensorOptions& options, const RayTracerOptions& o) {
@@ -514,20 +588,7 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
     return torch::stack(at::TensorList(v).slice(0, n_saved), 0).reshape({n_saved * n_rays, dim});
   };
   auto flat_y = stack(p.y), flat_f = stack(p.f), flat_c = stack(p.c);
-  {  // z_max at each ray's state of largest z, gathered per saved index.
-    std::map<int64_t, std::vector<int64_t>> by_state;
-    for (int64_t r = 0; r < n_rays; ++r) by_state[argmax[r]].push_back(r);
-    std::vector<torch::Tensor> parts;
-    std::vector<int64_t> order;
-    for (const auto& [i, rs] : by_state) {
-      parts.push_back(p.y[i].index_select(0, torch::tensor(rs, torch::kLong).to(p.y[i].device())));
-      order.insert(order.end(), rs.begin(), rs.end());
-    }
-    std::vector<int64_t> where(n_rays);
-    for (int64_t j = 0; j < n_rays; ++j) where[order[j]] = j;
-    auto s = torch::cat(parts, 0).index_select(0, torch::tensor(where, torch::kLong).to(p.y[0].device()));
-    out.z_max = redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
-  }
+  out.z_max = RedshiftAtStates(metric, p, argmax, redshift);
   out.reached = torch::from_blob(reached.data(), {n}, torch::kBool).clone();
   out.luminosity_distance = torch::zeros({n}, options);
   out.angular_distance = torch::zeros({n}, options);
@@ -555,56 +616,14 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
     return redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
   };
 
-  // Bracketed secant with the Illinois rule: false position, and where the
-  // same end of a bracket is kept twice in a row its function value is halved
-  // (plain false position keeps one end for ever on a convex z(theta) and
-  // converges only linearly: 30 to 50 iterations here); bisection where the
-  // secant leaves the bracket. Each iteration evaluates z(theta) on the
-  // differentiable path with theta a leaf, so the last one also gives the
-  // slope dz/dtheta and the differentiable Newton step below without another
-  // metric evaluation. Bracket updates are on detached values.
-  torch::Tensor theta, z_theta;  // the last evaluated theta (a leaf) and z there (with graph)
-  const double tol = options.dtype() == torch::kFloat64 ? 1e-14 : 1e-7;
-  {
-    std::vector<double> za(m), zb(m);
-    for (int64_t j = 0; j < m; ++j) {
-      const int64_t r = rp[reached_idx[j]];
-      za[j] = p.z[lo_step[j]][r];
-      zb[j] = p.z[lo_step[j] + 1][r];
-    }
-    torch::NoGradGuard no_grad;
-    auto a = torch::zeros_like(tgt), b = torch::ones_like(tgt);
-    auto fa = torch::tensor(za, torch::kFloat64).to(options) - tgt;
-    auto fb = torch::tensor(zb, torch::kFloat64).to(options) - tgt;
-    auto last_below = torch::zeros(tgt.sizes(), torch::TensorOptions().dtype(torch::kBool));
-    auto last_above = last_below.clone();
-    auto next = (fa / (fa - fb)).clamp(0, 1).nan_to_num(0.5);
-    // A target is close enough once |z - z*| <= ztol: the Newton step below
-    // then leaves an error of order ztol^2 (1e-20 / 1e-10 relative).
-    const auto ztol = (options.dtype() == torch::kFloat64 ? 1e-10 : 1e-5) * (1 + tgt);
-    for (int it = 0; it < 60; ++it) {
-      theta = next.detach().requires_grad_(true);
-      {
-        torch::AutoGradMode enable(true);  // also when the caller only evaluates
-        z_theta = z_at(state_at(theta, true));
-      }
-      auto fz = z_theta.detach() - tgt;
-      auto below = fz < 0, above = fz >= 0;
-      a = torch::where(below, theta, a);
-      fa = torch::where(below, fz, fa);
-      b = torch::where(below, b, theta);
-      fb = torch::where(below, fb, fz);
-      // Illinois: b kept twice (theta replaced a twice): halve fb; and vice versa.
-      fb = torch::where(below & last_below, 0.5 * fb, fb);
-      fa = torch::where(above & last_above, 0.5 * fa, fa);
-      last_below = below;
-      last_above = above;
-      next = a - fa * (b - a) / (fb - fa);
-      next = torch::where((next > a) & (next < b), next, 0.5 * (a + b));
-      next = torch::where(fz.abs() <= ztol, theta.detach(), next);
-      if ((next - theta).abs().max().item<double>() < tol) break;
-    }
+  std::vector<double> za(m), zb(m);
+  for (int64_t j = 0; j < m; ++j) {
+    const int64_t r = rp[reached_idx[j]];
+    za[j] = p.z[lo_step[j]][r];
+    zb[j] = p.z[lo_step[j] + 1][r];
   }
+  auto [theta, z_theta] = Crossings([&](const torch::Tensor& th) { return z_at(state_at(th, true)); }, za, zb,
+                                    tgt, options);
   // One differentiable Newton step from the last evaluated theta: the exact
   // first-order gradient of the crossing.
   torch::Tensor slope;

@@ -205,6 +205,7 @@ class Session {
   torch::serialize::OutputArchive Checkpoint() const;
   absl::Status SaveCheckpoint(int64_t step);
   absl::Status LoadCheckpoint(const fs::path& file);
+  absl::Status LoadHandlers(torch::serialize::InputArchive& handlers);
   absl::Status PrepareMetricsForResume(const fs::path& file);
   // The finish.
   absl::Status Finish(const Ending& ending);
@@ -426,22 +427,7 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
       d.weighter->load(w);
     }
     a.read("handlers", handlers);
-    for (const auto& l : c_.losses) {
-      if (!l.handler) continue;
-      torch::serialize::InputArchive h;
-      handlers.read(l.spec->name, h);
-      std::map<std::string, torch::Tensor> state;
-      for (const auto& [k, v] : l.handler->state()) {
-        torch::Tensor value;
-        if (!h.try_read(k, value)) {
-          return bad(absl::StrCat("handler of loss.", l.spec->name, " has no state \"", k, "\""));
-        }
-        state[k] = value;
-      }
-      if (auto st = l.handler->load_state(state); !st.ok()) {
-        return bad(absl::StrCat(l.spec->handler.key_path, ": ", st.message()));
-      }
-    }
+    if (auto st = LoadHandlers(handlers); !st.ok()) return bad(std::string(st.message()));
     if (auto st = ReadPhysicalScalars(a, physical_); !st.ok()) return bad(std::string(st.message()));
     if (best_step_) {
       if (auto st = best_step_->Load(a, c_); !st.ok()) return bad(std::string(st.message()));
@@ -454,6 +440,28 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
     loop_ = loop;
   } catch (const c10::Error& e) {
     return bad(absl::StrCat("does not fit this experiment (", e.what_without_backtrace(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+// Every handler's state from a checkpoint's "handlers" archive.
+absl::Status Session::LoadHandlers(torch::serialize::InputArchive& handlers) {
+  for (const auto& l : c_.losses) {
+    if (!l.handler) continue;
+    torch::serialize::InputArchive h;
+    handlers.read(l.spec->name, h);
+    std::map<std::string, torch::Tensor> state;
+    for (const auto& [k, v] : l.handler->state()) {
+      torch::Tensor value;
+      if (!h.try_read(k, value)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("handler of loss.", l.spec->name, " has no state \"", k, "\""));
+      }
+      state[k] = value;
+    }
+    if (auto st = l.handler->load_state(state); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(l.spec->handler.key_path, ": ", st.message()));
+    }
   }
   return absl::OkStatus();
 }
