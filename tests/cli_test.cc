@@ -193,11 +193,11 @@ TEST_F(CliTest, PluginsListsEveryBuiltInWithParameters) {
   ASSERT_EQ(r.exit_code, 0);
   for (const char* s : {"siren", "flrw", "kasner", "minkowski", "schwarzschild", "efe_residual",
                         "wec", "supernova_chi2", "bao_chi2", "cmb_expansion", "cmb_isotropy",
-                        "cmb_homogeneity", "soft_quadratic", "linear", "augmented_lagrangian",
+                        "cmb_homogeneity", "lorentzian", "soft_quadratic", "linear", "augmented_lagrangian",
                         "homoscedastic", "uniform", "spatial_weight_net",
                         "output_init_std", "units per hidden layer", "one of: mixed, covariant",
                         "[constraint: needs a handler]", "[dataset: no domain]", "[objective]",
-                        "[runtime]", "[optimizer]", "[checkpoint]", "[stopping]", "[certify]"}) {
+                        "[runtime]", "[optimizer]", "[checkpoint]", "[stopping]", "[certify]", "[report]"}) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s;
   }
 }

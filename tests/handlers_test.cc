@@ -96,6 +96,71 @@ TEST(ConstraintHandlers, AdaptiveScheduleTiming) {
   EXPECT_EQ(run(true, 9)["lambda"], 8.0 + 10.0);  // steps 0-7 with mu 1, step 8 with the raised mu
 }
 
+// The safeguarded augmented Lagrangian (Birgin & Martinez): on the toy
+// problem min (x-2)^2 s.t. x <= 1 by gradient descent (lr 0.02), with the
+// adaptive schedule checking every 20 steps. Once x sits on the constraint
+// the violation's EMA stalls at a tiny value, so the reference's rule keeps
+// raising mu (x10 per check) until mu lr > 2 and the descent on the penalty
+// oscillates: the loss spikes. With feasibility_tol mu stops growing once
+// the constraint holds, and lambda_max bounds the multiplier: the same
+// solution (x = 1, lambda = 2), no spikes.
+TEST(ConstraintHandlers, SafeguardedAugmentedLagrangianAvoidsTheSpikes) {
+  auto run = [](ConstraintHandler& h, double* max_late_loss) {
+    auto x = torch::tensor(0.0, torch::kFloat64).requires_grad_(true);
+    *max_late_loss = 0;
+    const int64_t steps = 3000;
+    for (int64_t step = 0; step < steps; ++step) {
+      // The violation as a sampled estimate sees it: the true one plus noise.
+      const double noise = 0.005 * std::sin(1.7 * static_cast<double>(step));
+      auto v = torch::relu(x - 1.0 + noise).reshape({1});
+      auto loss = (x - 2.0).square() + h.penalty(v).total;
+      if (step > steps / 2) *max_late_loss = std::max(*max_late_loss, loss.item<double>());
+      auto g = torch::autograd::grad({loss}, {x})[0];
+      {
+        torch::NoGradGuard no_grad;
+        x -= 1e-3 * torch::sign(g);  // a bounded step, as Adam's
+      }
+      h.update(v.detach(), step);
+    }
+    return x.item<double>();
+  };
+  std::map<std::string, ParamValue> common = {{"adaptive", true}, {"check_every", int64_t{20}},
+                                             {"mu0", 1.0}, {"mu_max", 1e6}};
+  auto plain = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", common);
+  auto safe_params = common;
+  safe_params["feasibility_tol"] = 1e-2;
+  safe_params["lambda_max"] = 10.0;
+  auto safe = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", safe_params);
+  double plain_spike = 0, safe_spike = 0;
+  const double x_plain = run(*plain, &plain_spike), x_safe = run(*safe, &safe_spike);
+  auto state = [](ConstraintHandler& h) {
+    const auto t = h.telemetry();
+    return std::map<std::string, double>(t.begin(), t.end());
+  };
+  // The same solution...
+  EXPECT_NEAR(x_plain, 1.0, 0.01);
+  EXPECT_NEAR(x_safe, 1.0, 0.01);
+  // ... but the reference's rule drove mu to its ceiling and lambda without
+  // bound (spikes of 1e4), the safeguarded one did not.
+  EXPECT_EQ(state(*plain)["mu"], 1e6);
+  EXPECT_GT(state(*plain)["lambda"], 1e5);
+  EXPECT_GT(plain_spike, 1e3);
+  EXPECT_LT(state(*safe)["mu"], 1e6);
+  EXPECT_LE(state(*safe)["lambda"], 10.0);
+  EXPECT_LT(safe_spike, 2.0);
+  // The new state round-trips through a checkpoint's state map.
+  auto copy = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", safe_params);
+  ASSERT_TRUE(copy->load_state(safe->state()).ok());
+  EXPECT_EQ(state(*copy), state(*safe));
+  // A non-finite violation is skipped and counted, the state kept.
+  auto before = state(*safe);
+  safe->update(torch::tensor({NAN}, torch::kFloat64), 5000);
+  auto after = state(*safe);
+  EXPECT_EQ(after["skipped"], before["skipped"] + 1);
+  EXPECT_EQ(after["lambda"], before["lambda"]);
+  EXPECT_EQ(after["mu"], before["mu"]);
+}
+
 // The penalty always reads the current multiplier: after an update the very
 // next gradient is lambda + mu v with the new lambda (the reference once
 // froze lambda at 0 for a whole blog post). The documented switch
@@ -299,6 +364,45 @@ DomainSpec Box(double t0, double t1) {
   d.strata = {{"a", 10, t0, 0.5 * (t0 + t1)}, {"b", 10, 0.5 * (t0 + t1), t1}};
   d.x = d.y = d.z = {-1.0, 1.0};
   return d;
+}
+
+// The Lorentzian constraint on a metric that leaves the cone in known
+// regions: g = diag(t - 1, 1 - x, 1, 1) + 2 s dt dy, s = 0.3 (a shift along
+// y). gamma's smallest eigenvalue is min(1 - x, 1) and the lapse squared
+// N^2 = s^2 - g_00 = 0.09 + 1 - t; so with tolerance 0.01 the violation is
+// max(0, 0.01 - (1 - x)) + max(0, 0.01 - (1.09 - t)): 0 inside, growing
+// past x = 0.99 and past t = 1.08 (the shift keeps t timelike up to there).
+TEST(LorentzianConstraint, MarginsMatchTheClosedForm) {
+  testing::FunctionMetric metric([](const torch::Tensor& x) {
+    auto t = x.select(1, 0), X = x.select(1, 1);
+    auto g = torch::diag_embed(torch::stack({t - 1, 1 - X, torch::ones_like(t), torch::ones_like(t)}, 1));
+    auto shift = torch::zeros_like(g);
+    shift.select(1, 0).select(1, 2).fill_(0.3);
+    shift.select(1, 2).select(1, 0).fill_(0.3);
+    return g + shift;
+  });
+  auto pts = torch::tensor({{0.0, 0.0, 0.2, 0.1}, {0.5, 0.995, 0.0, 0.0}, {0.5, 1.5, 0.0, 0.0},
+                            {1.1, 0.0, 0.0, 0.0}, {2.0, 2.0, 0.0, 0.0}},
+                           torch::kFloat64);
+  PointSetContext ctx(metric, pts);
+  auto lorentzian = MakeBuiltIn<LossTerm>("lorentzian", {{"tolerance", 0.01}});
+  auto v = lorentzian->evaluate(ctx).per_point;
+  auto want = torch::tensor({0.0, 0.005, 0.51, 0.02, (0.01 - (1 - 2.0)) + (0.01 - (1.09 - 2.0))},
+                            torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(v, want, 0, 1e-12)) << v;
+  // Its gradient reaches the metric where it is violated (a SIREN's
+  // parameters through the jet), and is finite.
+  torch::manual_seed(3);
+  auto siren = MakeBuiltIn<MetricModel>("siren", {{"hidden", int64_t{8}}, {"layers", int64_t{1}},
+                                                  {"output_init_std", 2.0}});
+  siren->to(torch::kFloat64);
+  PointSetContext sctx(*siren, torch::rand({64, 4}, torch::kFloat64) * 2 - 1);
+  auto sv = lorentzian->evaluate(sctx).per_point;
+  ASSERT_GT(sv.max().item<double>(), 0) << "a SIREN this far from Minkowski should leave the cone somewhere";
+  sv.sum().backward();
+  double norm = 0;
+  for (auto& p : siren->parameters()) norm += p.grad().square().sum().item<double>();
+  EXPECT_TRUE(std::isfinite(norm) && norm > 0) << norm;
 }
 
 // The grid runs through the domain's faces, edges and corners, so also

@@ -18,7 +18,7 @@ TEST(PluginLoader, LoadsEveryBuiltInPluginFromTheBuildFolder) {
             (std::vector<std::string>{"flrw", "kasner", "minkowski", "schwarzschild", "siren"}));
   EXPECT_EQ(registry.Names(PluginKind::kLoss),
             (std::vector<std::string>{"bao_chi2", "cmb_expansion", "cmb_homogeneity", "cmb_isotropy",
-                                      "efe_residual", "supernova_chi2", "wec"}));
+                                      "efe_residual", "lorentzian", "supernova_chi2", "wec"}));
   EXPECT_EQ(registry.Names(PluginKind::kConstraint),
             (std::vector<std::string>{"augmented_lagrangian", "homoscedastic", "linear", "soft_quadratic"}));
   EXPECT_EQ(registry.Names(PluginKind::kCurriculum),

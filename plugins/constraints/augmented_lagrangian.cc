@@ -12,11 +12,22 @@
 // after steps check_every, 2 check_every, ... and raised first, then lambda
 // grows by the new mu times the mean violation.
 //
+// Safeguards (off by default, so the reference is reproduced exactly), after
+// the safeguarded augmented Lagrangian of Birgin & Martinez (Practical
+// Augmented Lagrangian Methods for Constrained Optimization, SIAM 2014, and
+// ALGENCAN): the multiplier is projected onto [0, lambda_max] after every
+// update; mu is not raised while the violation's EMA is at or below
+// feasibility_tol (the constraint holds: more penalty buys nothing but
+// stiffness); and an update whose mean violation, lambda or mu is not finite
+// (or lies beyond float32's range: 3e38) is skipped and counted, so one bad
+// step cannot poison the state.
+//
 // penalty() always reads the current lambda and mu (they are plain doubles
 // copied into the graph at each call), so a changed multiplier changes the
 // very next gradient. `freeze_multiplier` reproduces the part-3 reference,
 // whose multiplier never reached the compiled loss (it stayed at lambda0).
 
+#include <algorithm>
 #include <cmath>
 
 #include "lumpy/lumpy.h"
@@ -36,7 +47,9 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
         mu_max_(p.GetDouble("mu_max")),
         check_every_(p.GetInt("check_every")),
         ema_decay_(p.GetDouble("ema_decay")),
-        reference_timing_(p.GetBool("reference_timing")) {}
+        reference_timing_(p.GetBool("reference_timing")),
+        lambda_max_(p.GetDouble("lambda_max")),
+        feasibility_tol_(p.GetDouble("feasibility_tol")) {}
 
   lumpy::Penalty penalty(const torch::Tensor& v) override {
     auto per_point = lambda_ * v + 0.5 * mu_ * v.square();
@@ -46,10 +59,28 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
   void update(const torch::Tensor& v, int64_t step) override {
     const double mean = v.numel() ? v.mean().item<double>() : 0.0;
     raised_ = false;
+    if (!InRange(mean)) {
+      ++skipped_;
+      return;
+    }
+    const double lambda = lambda_, mu = mu_, ema = ema_, ema_at_check = ema_at_check_;
     if (reference_timing_) Schedule(mean, step);
-    if (!freeze_ && (step + 1) % multiplier_every_ == 0) lambda_ += mu_ * mean;
+    if (!freeze_ && (step + 1) % multiplier_every_ == 0) {
+      lambda_ = std::clamp(lambda_ + mu_ * mean, 0.0, lambda_max_);
+    }
     if (!reference_timing_) Schedule(mean, step);
+    if (!InRange(lambda_) || !InRange(mu_) || !InRange(0.5 * mu_ * mean * mean + lambda_ * mean)) {
+      lambda_ = lambda;  // the state before this update
+      mu_ = mu;
+      ema_ = ema;
+      ema_at_check_ = ema_at_check;
+      raised_ = false;
+      ++skipped_;
+    }
   }
+
+  // Finite and within float32's range.
+  static bool InRange(double x) { return std::isfinite(x) && std::abs(x) < 3e38; }
 
   bool raised_penalty() const override { return raised_; }
 
@@ -61,7 +92,7 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
     seen_ = true;
     const bool check = reference_timing_ ? step > 0 && step % check_every_ == 0 : (step + 1) % check_every_ == 0;
     if (!check) return;
-    if (checked_ && ema_ > tau_ * ema_at_check_ && mu_ < mu_max_) {
+    if (checked_ && ema_ > tau_ * ema_at_check_ && ema_ > feasibility_tol_ && mu_ < mu_max_) {
       mu_ = std::min(gamma_ * mu_, mu_max_);
       raised_ = true;
     }
@@ -70,18 +101,18 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
   }
 
   std::vector<std::pair<std::string, double>> telemetry() const override {
-    return {{"lambda", lambda_}, {"mu", mu_}, {"ema", ema_}};
+    return {{"lambda", lambda_}, {"mu", mu_}, {"ema", ema_}, {"skipped", static_cast<double>(skipped_)}};
   }
 
   std::map<std::string, torch::Tensor> state() const override {
     auto d = [](double x) { return torch::tensor(x, torch::kFloat64); };
     return {{"lambda", d(lambda_)}, {"mu", d(mu_)},           {"ema", d(ema_)},
             {"ema_at_check", d(ema_at_check_)}, {"seen", d(seen_)}, {"checked", d(checked_)},
-            {"raised", d(raised_)}};
+            {"raised", d(raised_)}, {"skipped", d(static_cast<double>(skipped_))}};
   }
 
   absl::Status load_state(const std::map<std::string, torch::Tensor>& s) override {
-    for (const char* k : {"lambda", "mu", "ema", "ema_at_check", "seen", "checked", "raised"}) {
+    for (const char* k : {"lambda", "mu", "ema", "ema_at_check", "seen", "checked", "raised", "skipped"}) {
       auto it = s.find(k);
       if (it == s.end() || it->second.numel() != 1) {
         return absl::InvalidArgumentError(
@@ -95,6 +126,7 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
     seen_ = s.at("seen").item<double>() != 0;
     checked_ = s.at("checked").item<double>() != 0;
     raised_ = s.at("raised").item<double>() != 0;
+    skipped_ = static_cast<int64_t>(s.at("skipped").item<double>());
     return absl::OkStatus();
   }
 
@@ -106,6 +138,8 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
   int64_t check_every_;
   double ema_decay_;
   bool reference_timing_;
+  double lambda_max_, feasibility_tol_;
+  int64_t skipped_ = 0;
   double ema_ = 0, ema_at_check_ = 0;
   bool seen_ = false, checked_ = false, raised_ = false;
 };
@@ -133,8 +167,23 @@ absl::Status Register(lumpy::Registry& registry) {
        ParamSpec::Bool("reference_timing",
                        "the reference scheduler's timing: check mu after steps check_every, "
                        "2 check_every, ... (not one step earlier) and raise it before lambda's update")
-           .Default(false)},
+           .Default(false),
+       ParamSpec::Double("lambda_max",
+                         "safeguard: lambda is projected onto [0, lambda_max] after every update "
+                         "(Birgin & Martinez); the default bounds nothing")
+           .Default(1e300)
+           .AtLeast(0),
+       ParamSpec::Double("feasibility_tol",
+                         "safeguard: mu is not raised while the violation's EMA is at or below this "
+                         "(the constraint holds); 0 = the reference's rule")
+           .Default(0.0)
+           .AtLeast(0)},
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::ConstraintHandler>> {
+        if (p.GetDouble("lambda_max") < p.GetDouble("lambda0")) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("lambda_max: must be >= lambda0 (", p.GetDouble("lambda0"), "), got ",
+                           p.GetDouble("lambda_max")));
+        }
         if (p.GetDouble("mu_max") < p.GetDouble("mu0")) {
           return absl::InvalidArgumentError(
               absl::StrCat("mu_max: must be >= mu0 (", p.GetDouble("mu0"), "), got ",
