@@ -64,6 +64,47 @@ def save(fig, path):
     plt.close(fig)
 
 
+BAD_STOPS = ("rays_non_finite", "rays_non_lorentzian", "rays_singular")
+
+
+def bad_ray_steps(header, m):
+    """Logged steps at which some ray stopped on a bad state."""
+    cols = [h for h in header if h.rsplit(".", 1)[-1] in BAD_STOPS]
+    if not cols:
+        return np.array([])
+    bad = np.zeros(len(m["step"]), dtype=bool)
+    for c in cols:
+        bad |= np.nan_to_num(m[c]) > 0
+    return m["step"][bad]
+
+
+def bad_ray_lines(header, m):
+    """report.md lines: where rays first stopped on a bad state, per term."""
+    lines = []
+    for h in header:
+        term, _, what = h.rpartition(".")
+        if what != "rays_non_lorentzian":
+            continue
+        cols = [f"{term}.{w}" for w in BAD_STOPS if f"{term}.{w}" in m]
+        bad = np.zeros(len(m["step"]), dtype=bool)
+        for c in cols:
+            bad |= np.nan_to_num(m[c]) > 0
+        if not bad.any():
+            continue
+        i = int(np.argmax(bad))
+        where = ""
+        if f"{term}.bad_t" in m and np.isfinite(m[f"{term}.bad_t"][i]):
+            x = [m[f"{term}.bad_{a}"][i] for a in "txyz"]
+            eig = [m[f"{term}.bad_eig{k}"][i] for k in (0, 1)]
+            where = (f" at (t,x,y,z) = ({', '.join(f'{v:.3g}' for v in x)}), affine parameter "
+                     f"{m[f'{term}.bad_lambda'][i]:.3g}, the metric's two smallest eigenvalues there "
+                     f"{eig[0]:.3g}, {eig[1]:.3g}")
+        kinds = ", ".join(f"{c.rsplit('.', 1)[-1]} = {m[c][i]:g}" for c in cols if m[c][i] > 0)
+        lines.append(f"Rays of `{term}` stopped on a bad state at {int(bad.sum())} of {len(bad)} logged steps; "
+                     f"first at step {int(m['step'][i])} ({kinds}){where}.")
+    return lines
+
+
 def training(run, out, header, m, summary):
     """Loss terms and handler state (log scale); physical scalars."""
     skip = {"step", "loss", "lr", "wall_time_s"}
@@ -84,10 +125,15 @@ def training(run, out, header, m, summary):
         if np.isfinite(y).any():
             ax.plot(step, y, lw=1.6 if c == "loss" else 1.0, color="k" if c == "loss" else None,
                     label=c if c == "loss" else f"{c} ({terms.get(c, 'term')})")
+    # Steps where a ray stopped on a bad state (non-finite, non-Lorentzian,
+    # singular): red ticks along the bottom.
+    for s_bad in bad_ray_steps(header, m):
+        ax.axvline(s_bad, ymin=0, ymax=0.04, color="red", lw=0.8)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("value (|loss|; 0 not shown)")
-    ax.set_title("loss and its terms")
+    ax.set_title("loss and its terms" + (" (red ticks: rays stopped on a bad state)"
+                                          if len(bad_ray_steps(header, m)) else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if has_handlers:
@@ -344,6 +390,10 @@ def report_md(run, out, summary, figs, sn_stats):
     if obs:
         lines += ["", "## The observer today (1, 0, 0, 0)", "", "| quantity | value |", "| --- | --- |"]
         lines += [f"| {k} | {fmt(v)} |" for k, v in obs.items()]
+    header, m, _ = read_csv(os.path.join(run, "metrics.csv"))
+    bad = bad_ray_lines(header, m)
+    if bad:
+        lines += ["", "## Rays that stopped on a bad state", ""] + bad
     held = summary.get("held_out") or {}
     if held:
         lines += ["", "## Held-out checks (a grid no training step saw, then a search between its points)", "",

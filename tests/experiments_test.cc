@@ -41,6 +41,8 @@ TEST_P(ShippedExperiment, ChecksAndRunsTwentySteps) {
   EXPECT_EQ(summary["status"], "completed");
   EXPECT_EQ(summary["steps"].get<int64_t>(), 20);
   for (const auto& [k, v] : summary["final"].items()) {
+    // Where a ray stopped on a bad state is null when none did.
+    if (k.find(".bad_") != std::string::npos && v.is_null()) continue;
     EXPECT_TRUE(v.is_number() && std::isfinite(v.get<double>())) << k << " = " << v;
   }
 }

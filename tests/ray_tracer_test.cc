@@ -755,7 +755,17 @@ TEST(RayStops, NonLorentzianStopIsASwitch) {
   auto z = torch::tensor({0.5}, torch::kFloat64);
   torch::NoGradGuard no_grad;
   RayTracerOptions o;
-  EXPECT_EQ(TraceReference(wrong, z, f64, o).stop.Summary(), "non-lorentzian: 1");
+  auto stopped = TraceReference(wrong, z, f64, o).stop;
+  EXPECT_EQ(stopped.Summary(), "non-lorentzian: 1");
+  // Where: the state past its first step, and the eigenvalues (-1, -1, 1, 1)
+  // there, two negative: not Lorentzian.
+  ASSERT_EQ(stopped.bad.size(), 1u);
+  const auto& bad = stopped.bad.front();
+  EXPECT_EQ(bad.reason, "non-lorentzian");
+  EXPECT_LT(bad.lambda, 0);
+  EXPECT_NEAR(bad.x[0], 1 + bad.lambda, 1e-12);  // t = 1 + lambda along k = (1, 1, 0, 0)
+  EXPECT_NEAR(bad.x[1], bad.lambda, 1e-12);
+  EXPECT_EQ(bad.eigenvalues, (std::array<double, 4>{-1, -1, 1, 1}));
   o.stop_non_lorentzian = false;
   EXPECT_EQ(TraceReference(wrong, z, f64, o).stop.Summary(), "time: 1");
 }

@@ -278,6 +278,24 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
   p.z.push_back(std::vector<double>(n_rays, 0.0));
 
   auto freeze = [&](const torch::Tensor& dy) { return FreezeRays(dy, alive_mask); };
+  // Where a ray stopped on a bad state: the state's position and the
+  // metric's eigenvalues there.
+  auto record_bad = [&](int64_t r, const char* why, const torch::Tensor& state, const torch::Tensor& g,
+                        double at) {
+    RayStop::Bad b;
+    b.ray = r;
+    b.reason = why;
+    b.lambda = at;
+    auto x = state[r].narrow(0, 0, 4).detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    auto gr = g[r].detach().to(torch::kCPU, torch::kFloat64);
+    for (int i = 0; i < 4; ++i) b.x[i] = x.data_ptr<double>()[i];
+    b.eigenvalues.fill(NAN);
+    if (torch::isfinite(gr).all().item<bool>()) {
+      auto e = torch::linalg_eigvalsh(gr).contiguous();
+      for (int i = 0; i < 4; ++i) b.eigenvalues[i] = e.data_ptr<double>()[i];
+    }
+    p.stop.bad.push_back(b);
+  };
   auto kill = [&](int64_t r, const char* why, int64_t last_index) {
     alive[r] = 0;
     p.stop.reasons[r] = why;
@@ -326,8 +344,10 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
       const int64_t here = static_cast<int64_t>(ys.size()) - 1;
       for (int64_t r = 0; r < n_rays; ++r) {
         if (!alive[r]) continue;
-        if (!std::isfinite(err_ray[r])) kill(r, "non-finite", here);
-        else if (err_ray[r] >= threshold) kill(r, "singular", here);
+        const char* why = !std::isfinite(err_ray[r]) ? "non-finite" : err_ray[r] >= threshold ? "singular" : nullptr;
+        if (why == nullptr) continue;
+        record_bad(r, why, y, f.g, lam);
+        kill(r, why, here);
       }
       update_mask();
       f.dy = freeze(f.dy);
@@ -368,8 +388,10 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
     for (int64_t r = 0; r < n_rays; ++r) {
       if (!alive[r]) continue;
       if (!lorentzian[r] && o.stop_non_lorentzian) {
+        record_bad(r, "non-lorentzian", y, f.g, lam);
         kill(r, "non-lorentzian", here - 1);
       } else if (!std::isfinite(z_now[r]) || !std::isfinite(t_now[r])) {
+        record_bad(r, "non-finite", y, f.g, lam);
         kill(r, "non-finite", here - 1);
       } else {
         z_row[r] = z_now[r];

@@ -197,6 +197,7 @@ class Session {
   // The step.
   absl::StatusOr<StepLoss> ComputeLoss(int64_t step);
   absl::StatusOr<TermShare> EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step);
+  void WarnOnJump(size_t term, double value, int64_t step);
   void Update(const StepLoss& s, int64_t step);
   double SetLearningRate(int64_t step);
   void WriteRow(const std::vector<double>& row);
@@ -225,6 +226,8 @@ class Session {
   std::vector<double> group_factor_;  // per optimizer group: lr factor over the network's
   std::vector<std::string> columns_;
   std::vector<int> domain_of_;  // per loss term: its domain's index, -1 for a dataset term
+  std::vector<double> last_value_;  // per loss term: its value at the previous step
+  std::vector<char> warned_;        // per loss term: a jump was reported
   std::unique_ptr<BestStep> best_step_;
   std::ofstream metrics_;
   Loop loop_;
@@ -536,6 +539,8 @@ absl::Status Session::Prepare() {
   BuildOptimizer();
   columns_ = Columns();
   domain_of_.assign(c_.losses.size(), -1);
+  last_value_.assign(c_.losses.size(), NAN);
+  warned_.assign(c_.losses.size(), 0);
   for (size_t i = 0; i < c_.losses.size(); ++i) {
     for (size_t d = 0; d < c_.domains.size(); ++d) {
       if (c_.domains[d].spec->name == c_.losses[i].spec->domain) domain_of_[i] = static_cast<int>(d);
@@ -634,6 +639,7 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
     auto share = EvaluateTerm(c_.losses[i], di >= 0 ? *contexts[di] : dataset_context, step);
     if (!share.ok()) return share.status();
     out.row.insert(out.row.end(), share->row.begin(), share->row.end());
+    WarnOnJump(i, share->row.front(), step);
     out.handler_inputs[i] = share->handler_input;
     if (share->per_point.defined()) add(sums[di], share->per_point);
     if (share->direct.defined()) add(direct, share->direct);
@@ -653,6 +659,24 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
     return absl::AbortedError(absl::StrCat("step ", step, ": the total loss is ", out.row[1], "; stopping"));
   }
   return out;
+}
+
+// A dataset term whose value jumps a hundredfold from one step to the next
+// (a ray that stopped on a bad state, supernovae suddenly unreached) is
+// reported once, with the step and what the term's telemetry says.
+void Session::WarnOnJump(size_t term, double value, int64_t step) {
+  const auto& l = c_.losses[term];
+  const double last = last_value_[term];
+  last_value_[term] = value;
+  if (l.spec->kind != LossKind::kDataset || warned_[term] || !(last > 0) || !(value > 100 * last)) return;
+  warned_[term] = 1;
+  std::string why;
+  for (const auto& [k, v] : l.term->telemetry()) {
+    if (v != 0 && std::isfinite(v)) absl::StrAppend(&why, why.empty() ? "" : ", ", k, " = ", Num(v));
+  }
+  std::fprintf(stderr, "\nwarning: step %lld: loss term \"%s\" jumped from %.4g to %.4g (x%.3g)%s%s\n",
+               static_cast<long long>(step), l.spec->name.c_str(), last, value, value / last,
+               why.empty() ? "" : "; its telemetry: ", why.c_str());
 }
 
 // Backward, clipping, the Adam step, the projection of the physical scalars

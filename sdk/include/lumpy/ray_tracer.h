@@ -43,6 +43,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,19 @@ struct LUMPY_API RayStop {
   // Per ray: "redshift", "time", "affine", "non-finite", "non-lorentzian",
   // "singular", "steps".
   std::vector<std::string> reasons;
+  // Every ray that stopped on a bad state (non-finite, non-lorentzian,
+  // singular), with where: the state it could not go past (for a singular
+  // stop, the last one it reached), its affine parameter, and the metric's
+  // four eigenvalues there, ascending (NaN where not finite). A Lorentzian
+  // metric has exactly one negative eigenvalue.
+  struct Bad {
+    int64_t ray = -1;
+    std::string reason;
+    double lambda = 0;
+    std::array<double, 4> x{};
+    std::array<double, 4> eigenvalues{};
+  };
+  std::vector<Bad> bad;
   int64_t accepted = 0, rejected = 0;  // integrator steps of the batch
   int64_t Count(const std::string& reason) const;
   std::string Summary() const;  // e.g. "redshift: 47, time: 1"

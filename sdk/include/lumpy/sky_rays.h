@@ -5,6 +5,9 @@
 // Header-only: inline functions over the SDK's ray tracer.
 
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -151,7 +154,12 @@ inline torch::Tensor Shortfall(const lumpy::SkyDistances& traced, const torch::T
   return torch::where(far > 0, far - z_max, torch::zeros_like(z_max)).sum();
 }
 
-// The last step's rays, for metrics.csv.
+// The last step's rays, for metrics.csv: step counts, how many rays stopped
+// on a bad state, how many targets went unreached, and where the first ray
+// that stopped on a bad state stopped (bad_t, bad_x, bad_y, bad_z, its
+// affine parameter bad_lambda, the metric's two smallest eigenvalues there
+// bad_eig0 <= bad_eig1: Lorentzian means bad_eig0 < 0 < bad_eig1; NaN when no
+// ray stopped badly).
 class RayTelemetry {
  public:
   void Record(const lumpy::SkyDistances& d) {
@@ -161,16 +169,24 @@ class RayTelemetry {
                {"rays_non_lorentzian", static_cast<double>(d.stop.Count("non-lorentzian"))},
                {"rays_singular", static_cast<double>(d.stop.Count("singular"))},
                {"unreached", static_cast<double>((~d.reached).sum().item<int64_t>())}};
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    std::array<double, 7> where{nan, nan, nan, nan, nan, nan, nan};
+    if (!d.stop.bad.empty()) {
+      const auto& b = d.stop.bad.front();
+      where = {b.x[0], b.x[1], b.x[2], b.x[3], b.lambda, b.eigenvalues[0], b.eigenvalues[1]};
+    }
+    const char* names[7] = {"bad_t", "bad_x", "bad_y", "bad_z", "bad_lambda", "bad_eig0", "bad_eig1"};
+    for (int i = 0; i < 7; ++i) values_.push_back({names[i], where[i]});
   }
   std::vector<std::pair<std::string, double>> values() const { return values_; }
 
  private:
-  std::vector<std::pair<std::string, double>> values_ = {{"ray_steps", 0},
-                                                         {"ray_rejected", 0},
-                                                         {"rays_non_finite", 0},
-                                                         {"rays_non_lorentzian", 0},
-                                                         {"rays_singular", 0},
-                                                         {"unreached", 0}};
+  std::vector<std::pair<std::string, double>> values_ = {
+      {"ray_steps", 0},      {"ray_rejected", 0},       {"rays_non_finite", 0},
+      {"rays_non_lorentzian", 0}, {"rays_singular", 0}, {"unreached", 0},
+      {"bad_t", NAN},        {"bad_x", NAN},            {"bad_y", NAN},
+      {"bad_z", NAN},        {"bad_lambda", NAN},       {"bad_eig0", NAN},
+      {"bad_eig1", NAN}};
 };
 
 }  // namespace lumpy::rays
