@@ -145,11 +145,15 @@ TEST_F(CliTest, WithoutAnExperimentRunsTheQuickstart) {
   auto summary = nlohmann::json::parse(ReadFile(dir_ / "q" / "summary.json"));
   EXPECT_EQ(summary["experiment"], "quickstart");
   EXPECT_EQ(summary["steps"], 2);
-  // The supernova term on the shipped mock, with its rays' telemetry.
+  // The supernova term on the shipped mock, with its rays' telemetry and
+  // where the first ray that stopped on a bad state stopped (nan: none did).
   const std::string metrics = ReadFile(dir_ / "q" / "metrics.csv");
   EXPECT_EQ(metrics.substr(0, metrics.find('\n')),
             "step,loss,efe,sn,sn.ray_steps,sn.ray_rejected,sn.rays_non_finite,"
-            "sn.rays_non_lorentzian,sn.rays_singular,sn.unreached,wec,wec.penalty,lr,wall_time_s");
+            "sn.rays_non_lorentzian,sn.rays_singular,sn.unreached,sn.bad_t,sn.bad_x,sn.bad_y,"
+            "sn.bad_z,sn.bad_lambda,sn.bad_eig0,sn.bad_eig1,wec,wec.penalty,lr,wall_time_s");
+  const std::string row = metrics.substr(metrics.find('\n') + 1);
+  EXPECT_NE(row.find(",nan,nan,nan,nan,nan,nan,nan,"), std::string::npos) << row;
 }
 
 TEST_F(CliTest, PluginsPathsLoadsAnExtraLibrary) {

@@ -159,6 +159,12 @@ TEST(ConstraintHandlers, SafeguardedAugmentedLagrangianAvoidsTheSpikes) {
   EXPECT_EQ(after["skipped"], before["skipped"] + 1);
   EXPECT_EQ(after["lambda"], before["lambda"]);
   EXPECT_EQ(after["mu"], before["mu"]);
+  // A skipped first update leaves the schedule as new: the next mean violation
+  // is the EMA's first value, as is.
+  auto fresh = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", safe_params);
+  fresh->update(torch::tensor({NAN}, torch::kFloat64), 0);
+  fresh->update(torch::tensor({0.25}, torch::kFloat64), 1);
+  EXPECT_EQ(state(*fresh)["ema"], 0.25);
 }
 
 // The penalty always reads the current multiplier: after an update the very

@@ -275,6 +275,14 @@ TEST(ReferenceReadOut, InterpolatesAsJaxDoes) {
   // Inside (0.3, 0.6) at 0.45: d f / d xp[3] = df (x - xp[4]) / dx^2 = 3 (-0.15) / 0.09.
   auto one = torch::autograd::grad({f[4]}, {xp})[0];
   EXPECT_NEAR(one[3].item<double>(), 3 * -0.15 / 0.09, 1e-12);
+  // Unsorted samples (a ray whose z turns back): JAX's fixed-length binary
+  // search over [0, 5) with x = 1.9 probes 2, 3, 4 and ends at i = 3, the
+  // interval (0.2, 2.4): 2 + (1.7 / 2.2) (3 - 2). (std::upper_bound's probes
+  // give i = 4, the interval (2.4, 1.9), and 4.)
+  auto unsorted = InterpLikeJax(torch::tensor({1.9}, torch::kFloat64),
+                                torch::tensor({1.2, 2.0, 0.2, 2.4, 1.9}, torch::kFloat64),
+                                torch::tensor({0.0, 1.0, 2.0, 3.0, 4.0}, torch::kFloat64));
+  EXPECT_NEAR(unsorted.item<double>(), 2.0 + 1.7 / 2.2, 1e-12);
 }
 
 // The whole rule on hand-made samples: two of five samples past the ray's

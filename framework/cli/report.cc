@@ -303,6 +303,14 @@ int LoadRun(const fs::path& run_dir, const std::string& which_in, LoadedRun* run
   } else if (run->which == "latest" || run->which == "best" || run->which == "best_step") {
     run->model_file = run_dir / "checkpoints" / (run->which + ".pt");
     run->training_checkpoint = run->model_file;  // best.pt and best_step.pt hold their curricula too
+    if (!fs::exists(run->model_file)) {
+      std::cerr << run->model_file.string() << ": not written by this run ("
+                << (run->which == "best_step"
+                        ? "best_step.pt comes with stopping.best_step_checkpoint = true, at the first checkpoint"
+                        : "checkpoints come every checkpoint.every steps and at the end")
+                << ")" << std::endl;
+      return kExitConfig;
+    }
   } else {
     std::cerr << "--checkpoint: final, latest, best or best_step, got " << run->which << std::endl;
     return kExitConfig;

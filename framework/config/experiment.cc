@@ -462,6 +462,15 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
     Params* out;
   };
   Params plugins_params;
+  // A patience of 0 meant "never" before it became optional: say so.
+  if (const ConfigNode* stopping = root.Find("stopping")) {
+    if (const ConfigNode* patience = stopping->Find("patience");
+        patience && patience->kind() == ConfigNode::Kind::kInt && patience->as_int() == 0) {
+      return ConfigError(patience->location(), "stopping.patience",
+                         "must be >= 1, got 0 (leave patience out to never stop early; 0 meant that in "
+                         "run folders written before this lumpy)");
+    }
+  }
   for (const Section& s : {Section{"runtime", RuntimeParams(), &exp.runtime},
                            Section{"telemetry", TelemetryParams(), &exp.telemetry},
                            Section{"optimizer", OptimizerParams(), &exp.optimizer},
@@ -672,6 +681,11 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
       }
       if (!is_constraint) spec.weight = core->GetDouble("weight");
       if (!is_dataset) spec.handler_on_mean = core->GetString("handler_on") == "mean";
+      if (!is_constraint && spec.handler_on_mean && !node.Find(handler_key)) {
+        return ConfigError(node.Find("handler_on")->location(), Join(path, "handler_on"),
+                           absl::StrCat("\"mean\" gives the term's handler the domain mean, but \"", entry->name,
+                                        "\" has none; add [", path, ".weighting] or leave handler_on out"));
+      }
       if (is_constraint || node.Find(handler_key)) {
         auto handler_table = SubTable(
             node, handler_key, path, true,

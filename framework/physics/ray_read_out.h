@@ -8,8 +8,9 @@
 namespace lumpy {
 
 // jnp.interp(x, xp, fp) (JAX's linear interpolation): for each x, the
-// interval (xp[i-1], xp[i]) with i the first sample above x by binary search
-// (as if xp were sorted), clipped to [1, n-1]; fp[i-1] where the interval's
+// interval (xp[i-1], xp[i]) with i = jnp.searchsorted(xp, x, side='right')
+// as JAX computes it (a fixed-length binary search: on unsorted xp its own
+// answer, which std::upper_bound does not give), clipped to [1, n-1]; fp[i-1] where the interval's
 // width is below np.spacing(eps); fp[0] below xp[0] and fp[n-1] above
 // xp[n-1]. Differentiable in x, xp and fp; the interval is chosen on
 // detached values.

@@ -19,18 +19,30 @@ namespace lumpy {
 torch::Tensor InterpLikeJax(const torch::Tensor& x, const torch::Tensor& xp, const torch::Tensor& fp) {
   const int64_t n = xp.size(0);
   TORCH_CHECK(n >= 2 && fp.size(0) == n, "InterpLikeJax: need at least two samples");
-  // The interval: the first sample above x (binary search, as on a sorted
-  // array), clipped to [1, n-1].
+  // The interval: jnp.searchsorted(xp, x, side='right') as JAX computes it
+  // (a fixed-length binary search, ceil(log2(n+1)) halvings of [0, n): the
+  // same answer on sorted samples and JAX's answer on unsorted ones), then
+  // clipped to [1, n-1].
   std::vector<double> xs(n);
   {
     auto c = xp.detach().to(torch::kCPU, torch::kFloat64).contiguous();
     std::copy(c.data_ptr<double>(), c.data_ptr<double>() + n, xs.begin());
   }
   auto xc = x.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const int levels = static_cast<int>(std::ceil(std::log2(static_cast<double>(n) + 1)));
   std::vector<int64_t> upper(x.size(0));
   for (int64_t j = 0; j < x.size(0); ++j) {
-    const int64_t i = std::upper_bound(xs.begin(), xs.end(), xc.data_ptr<double>()[j]) - xs.begin();
-    upper[j] = std::clamp<int64_t>(i, 1, n - 1);
+    const double q = xc.data_ptr<double>()[j];
+    int64_t low = 0, high = n;
+    for (int level = 0; level < levels; ++level) {
+      const int64_t mid = (low + high) / 2;
+      if (q < xs[mid]) {
+        high = mid;
+      } else {
+        low = mid;
+      }
+    }
+    upper[j] = std::clamp<int64_t>(high, 1, n - 1);
   }
   auto hi = torch::tensor(upper, torch::kLong).to(x.device()), lo = hi - 1;
   auto x0 = xp.index_select(0, lo), x1 = xp.index_select(0, hi);
@@ -529,7 +541,7 @@ std::pair<torch::Tensor, torch::Tensor> Crossings(const std::function<torch::Ten
   auto a = torch::zeros_like(tgt), b = torch::ones_like(tgt);
   auto fa = torch::tensor(za, torch::kFloat64).to(options) - tgt;
   auto fb = torch::tensor(zb, torch::kFloat64).to(options) - tgt;
-  auto last_below = torch::zeros(tgt.sizes(), torch::TensorOptions().dtype(torch::kBool));
+  auto last_below = torch::zeros(tgt.sizes(), tgt.options().dtype(torch::kBool));
   auto last_above = last_below.clone();
   auto next = (fa / (fa - fb)).clamp(0, 1).nan_to_num(0.5);
   // A target is close enough once |z - z*| <= ztol: the Newton step then

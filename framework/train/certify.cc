@@ -34,21 +34,29 @@ std::vector<double> Row(const torch::Tensor& points, int64_t i) {
   return std::vector<double>(p.data_ptr<double>(), p.data_ptr<double>() + 4);
 }
 
-// Puts the model in float64 for the certificate and back in its own dtype.
+// Puts the model's floating-point parameters and buffers in float64 for the
+// certificate and each back in its own dtype (the same tensors, data swapped:
+// the optimizer's references stay valid; float32 -> float64 -> float32 is
+// exact). Integer buffers are left alone.
 class Float64Model {
  public:
-  explicit Float64Model(MetricModel& model) : model_(model) {
-    auto params = model.parameters();
-    if (!params.empty()) dtype_ = params.front().scalar_type();
-    if (dtype_ != torch::kFloat64) model_.to(torch::kFloat64);
+  explicit Float64Model(MetricModel& model) {
+    torch::NoGradGuard no_grad;
+    auto add = [&](torch::Tensor& t) {
+      if (!t.is_floating_point() || t.scalar_type() == torch::kFloat64) return;
+      kept_.push_back({t, t.scalar_type()});
+      t.set_data(t.to(torch::kFloat64));
+    };
+    for (auto& p : model.parameters(/*recurse=*/true)) add(p);
+    for (auto& b : model.buffers(/*recurse=*/true)) add(b);
   }
   ~Float64Model() {
-    if (dtype_ != torch::kFloat64) model_.to(dtype_);
+    torch::NoGradGuard no_grad;
+    for (auto& [t, dtype] : kept_) t.set_data(t.to(dtype));
   }
 
  private:
-  MetricModel& model_;
-  torch::ScalarType dtype_ = torch::kFloat64;
+  std::vector<std::pair<torch::Tensor, torch::ScalarType>> kept_;
 };
 
 // Values to minimise at points [N,4], +inf where not finite.

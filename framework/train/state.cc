@@ -129,13 +129,19 @@ absl::Status BestStep::Load(torch::serialize::InputArchive& checkpoint, Componen
   a.read("physical", physical);
   step_ = step.item<int64_t>();
   loss_ = loss.item<double>();
+  physical = physical.to(torch::kCPU, torch::kFloat64).contiguous();
   physical_.assign(physical.data_ptr<double>(), physical.data_ptr<double>() + physical.numel());
   tensors_.clear();
   if (step_ < 0) return absl::OkStatus();  // checkpointed before any step
   auto live = StateTensors(c);
-  for (size_t i = 0; i < live.size(); ++i) {
+  for (size_t i = 0; i <= live.size(); ++i) {
     torch::Tensor t;
-    if (!a.try_read(absl::StrCat("t", i), t) || t.sizes() != live[i].sizes()) {
+    const bool there = a.try_read(absl::StrCat("t", i), t);
+    if (i == live.size()) {
+      if (there) return absl::InvalidArgumentError("its best-step model holds more tensors than this experiment's");
+      break;
+    }
+    if (!there || t.sizes() != live[i].sizes()) {
       return absl::InvalidArgumentError("its best-step model does not fit this experiment's model");
     }
     tensors_.push_back(t.to(live[i].options()));

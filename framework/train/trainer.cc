@@ -30,6 +30,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The held-out certificate during training: a failure (say a singular metric
+// at a point the search visits) is recorded, not fatal to the run.
+nlohmann::json CertifyOrError(Components& c, int64_t points, const torch::TensorOptions& options,
+                              const CertifyOptions& o) {
+  try {
+    return Certify(c, points, options, o);
+  } catch (const c10::Error& e) {
+    return {{"error", e.what_without_backtrace()}};
+  }
+}
+
 torch::Dtype ParseDtype(const std::string& name) {
   return name == "float32" ? torch::kFloat32 : torch::kFloat64;
 }
@@ -370,7 +381,7 @@ absl::Status Session::SaveCheckpoint(int64_t step) {
     best_checkpoint_ = {{"file", "checkpoints/best.pt"}, {"step", step}, {"interval_mean_loss", window_mean}};
     const int64_t points = exp_.certify.GetInt("points");
     if (st.ok() && exp_.certify.GetBool("on_best") && points > 0) {
-      best_checkpoint_["held_out"] = Certify(c_, points, tensor_options_, CertifyOptionsOf(exp_));
+      best_checkpoint_["held_out"] = CertifyOrError(c_, points, tensor_options_, CertifyOptionsOf(exp_));
     }
   }
   if (st.ok() && best_step_) st = best_step_->Write(c_);
@@ -794,9 +805,11 @@ absl::Status Session::Finish(const Ending& ending_in) {
     ending.failure = absl::Status(
         ending.failure.code(),
         absl::StrCat(ending.failure.message(),
-                     fs::exists(checkpoints_ / "latest.pt")
+                     !fs::exists(checkpoints_ / "latest.pt") ? "; no checkpoint was written before it"
+                     : ending.failure.code() == absl::StatusCode::kAborted
                          ? "; checkpoints/latest.pt keeps the last good state (lumpy resume continues from it)"
-                         : "; no checkpoint was written before it"));
+                         : "; checkpoints/latest.pt keeps the last good state (a plugin broke its contract: "
+                           "resuming repeats it)"));
   }
   nlohmann::json summary = Summary(ending);
   if (!failed && exp_.certify.GetInt("points") > 0) summary["held_out"] = HeldOut(&summary);
@@ -897,12 +910,16 @@ nlohmann::json Session::HeldOut(nlohmann::json* summary) {
     held_out = best_checkpoint_["held_out"];  // the final state, certified already
   } else {
     const auto t = std::chrono::steady_clock::now();
-    held_out = Certify(c_, exp_.certify.GetInt("points"), tensor_options_, CertifyOptionsOf(exp_));
+    held_out = CertifyOrError(c_, exp_.certify.GetInt("points"), tensor_options_, CertifyOptionsOf(exp_));
     (*summary)["held_out_s"] = Since(t);
   }
   (*summary)["held_out_step"] = loop_.next_step - 1;
   if (options_.progress && exp_.telemetry.GetBool("progress")) {
-    for (const auto& line : CertificateLines(held_out)) std::fprintf(stderr, "%s\n", line.c_str());
+    if (held_out.contains("error")) {
+      std::fprintf(stderr, "held-out certificate failed: %s\n", held_out["error"].get<std::string>().c_str());
+    } else {
+      for (const auto& line : CertificateLines(held_out)) std::fprintf(stderr, "%s\n", line.c_str());
+    }
   }
   return held_out;
 }

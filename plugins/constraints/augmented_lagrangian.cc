@@ -15,8 +15,8 @@
 // Safeguards (off by default, so the reference is reproduced exactly), after
 // the safeguarded augmented Lagrangian of Birgin & Martinez (Practical
 // Augmented Lagrangian Methods for Constrained Optimization, SIAM 2014, and
-// ALGENCAN): the multiplier is projected onto [0, lambda_max] after every
-// update; mu is not raised while the violation's EMA is at or below
+// ALGENCAN): the multiplier is capped at lambda_max after every update (its
+// lower end is 0 already: it starts at lambda0 >= 0 and v >= 0); mu is not raised while the violation's EMA is at or below
 // feasibility_tol (the constraint holds: more penalty buys nothing but
 // stiffness); and an update whose mean violation, lambda or mu is not finite
 // (or lies beyond float32's range: 3e38) is skipped and counted, so one bad
@@ -64,9 +64,10 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
       return;
     }
     const double lambda = lambda_, mu = mu_, ema = ema_, ema_at_check = ema_at_check_;
+    const bool seen = seen_, checked = checked_;
     if (reference_timing_) Schedule(mean, step);
     if (!freeze_ && (step + 1) % multiplier_every_ == 0) {
-      lambda_ = std::clamp(lambda_ + mu_ * mean, 0.0, lambda_max_);
+      lambda_ = std::min(lambda_ + mu_ * mean, lambda_max_);
     }
     if (!reference_timing_) Schedule(mean, step);
     if (!InRange(lambda_) || !InRange(mu_) || !InRange(0.5 * mu_ * mean * mean + lambda_ * mean)) {
@@ -74,6 +75,8 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
       mu_ = mu;
       ema_ = ema;
       ema_at_check_ = ema_at_check;
+      seen_ = seen;
+      checked_ = checked;
       raised_ = false;
       ++skipped_;
     }
@@ -169,8 +172,8 @@ absl::Status Register(lumpy::Registry& registry) {
                        "2 check_every, ... (not one step earlier) and raise it before lambda's update")
            .Default(false),
        ParamSpec::Double("lambda_max",
-                         "safeguard: lambda is projected onto [0, lambda_max] after every update "
-                         "(Birgin & Martinez); the default bounds nothing")
+                         "safeguard: lambda is capped at lambda_max after every update (Birgin & "
+                         "Martinez); the default bounds nothing")
            .Default(1e300)
            .AtLeast(0),
        ParamSpec::Double("feasibility_tol",

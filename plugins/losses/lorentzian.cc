@@ -26,9 +26,13 @@ class Lorentzian : public lumpy::LossTerm {
   torch::Tensor Violation(const torch::Tensor& g) const {
     auto gamma = g.narrow(1, 1, 3).narrow(2, 1, 3);
     auto beta = g.select(1, 0).narrow(1, 1, 3);  // g_0i
-    auto lambda_min = torch::linalg_eigvalsh(gamma).select(1, 0);
-    // beta^T gamma^-1 beta by a solve (finite while gamma is invertible).
-    auto shift = (beta * torch::linalg_solve(gamma, beta.unsqueeze(2)).squeeze(2)).sum(1);
+    // One eigen-decomposition gives both: lambda_min, and beta^T gamma^-1
+    // beta = sum_k (v_k . beta)^2 / lambda_k, finite for any gamma (where
+    // gamma is not positive definite the first margin already says so).
+    auto [lambda, vectors] = torch::linalg_eigh(gamma);
+    auto lambda_min = lambda.select(1, 0);
+    auto projected = torch::matmul(vectors.transpose(1, 2), beta.unsqueeze(2)).squeeze(2);
+    auto shift = (projected.square() / lambda.clamp_min(1e-12)).sum(1);
     auto lapse2 = shift - g.select(1, 0).select(1, 0);
     return torch::relu(tolerance_ - lambda_min) + torch::relu(tolerance_ - lapse2);
   }

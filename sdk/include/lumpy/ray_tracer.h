@@ -92,9 +92,11 @@ struct LUMPY_API RayStop {
   // "singular", "steps".
   std::vector<std::string> reasons;
   // Every ray that stopped on a bad state (non-finite, non-lorentzian,
-  // singular), with where: the state it could not go past (for a singular
-  // stop, the last one it reached), its affine parameter, and the metric's
-  // four eigenvalues there, ascending (NaN where not finite). A Lorentzian
+  // singular), with where: the state it could not go past (for a stop
+  // because the step size collapsed, singular or non-finite error, the last
+  // state it reached, whose metric may still look healthy), its affine
+  // parameter, and the metric's four eigenvalues there, ascending (NaN where
+  // not finite). A Lorentzian
   // metric has exactly one negative eigenvalue.
   struct Bad {
     int64_t ray = -1;
