@@ -30,6 +30,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// What --checkpoint of report and certify takes: the choices of the
+// experiment's [report] checkpoint, one list for both.
+std::vector<std::string> CheckpointChoices() {
+  for (const auto& spec : ReportParams()) {
+    if (spec.name() == "checkpoint") return spec.choices();
+  }
+  return {};
+}
+
 
 // The quickstart: installed beside the binary, or in the source tree of a build.
 fs::path QuickstartPath() {
@@ -486,7 +495,7 @@ int LumpyMain(int argc, char** argv) {
   report->add_option("--checkpoint", report_options.checkpoint,
                      "final (model.pt), latest, best (the best checkpoint interval) or best_step (the "
                      "single best step's model); default: the experiment's [report] checkpoint")
-      ->check(CLI::IsMember({"final", "latest", "best", "best_step"}));
+      ->check(CLI::IsMember(CheckpointChoices()));
   report->add_option("--grid", report_options.grid, "points per side of each plane (default 81)")
       ->check(CLI::Range(2, 1000));
   report->add_option("--worldline", report_options.worldline,
@@ -506,7 +515,7 @@ int LumpyMain(int argc, char** argv) {
   certify->add_option("run_dir", certify_options.run_dir, "the run folder")->required();
   certify->add_option("--checkpoint", certify_options.checkpoint,
                       "final, latest, best or best_step; default: the experiment's [report] checkpoint")
-      ->check(CLI::IsMember({"final", "latest", "best", "best_step"}));
+      ->check(CLI::IsMember(CheckpointChoices()));
   certify->add_option("--points", certify_options.points,
                       "grid size per constrained domain (default: the experiment's certify.points)")
       ->check(CLI::Range(int64_t{16}, int64_t{100000000}));

@@ -15,6 +15,7 @@
 #include "cli/figures.h"
 #include "config/experiment.h"
 #include "loader/plugin_loader.h"
+#include "lumpy/geometry.h"
 #include "lumpy/ray_tracer.h"
 #include "lumpy/sky_rays.h"
 #include "lumpy/supernovae.h"
@@ -72,15 +73,15 @@ absl::Status WorldLine(MetricModel& model, LossTerm* efe, const ReportOptions& o
 }  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> WorldLineKinematics(const Jet& jet, bool notebook) {
-  auto gamma = jet.g.narrow(1, 1, 3).narrow(2, 1, 3);
-  auto d = notebook ? jet.dg.narrow(1, 1, 3).select(2, 0).narrow(2, 1, 3)  // [N,i,c] = d_c g_i0
-                    : jet.dg.narrow(1, 1, 3).narrow(2, 1, 3).select(3, 0);  // [N,i,j] = d_t g_ij
-  auto lapse = torch::sqrt(-jet.g.select(1, 0).select(1, 0)).view({-1, 1, 1});
-  auto h = torch::linalg_solve(gamma, d / (2.0 * lapse));
-  auto h_mean = h.diagonal(0, 1, 2).sum(1) / 3.0;
-  auto sigma = h - h_mean.view({-1, 1, 1}) * torch::eye(3, h.options());
-  auto shear = 0.5 * torch::einsum("nij,nji->n", {sigma, sigma});
-  return {h_mean, shear};
+  // The notebook's numbers are the Geometry's own 3+1 formulas fed d_c g_i0
+  // (not symmetric in i, c) where d_t gamma_ic belongs.
+  Jet used = jet;
+  if (notebook) {
+    used.dg = jet.dg.clone();
+    used.dg.narrow(1, 1, 3).narrow(2, 1, 3).select(3, 0).copy_(jet.dg.narrow(1, 1, 3).select(2, 0).narrow(2, 1, 3));
+  }
+  Geometry geometry(used);
+  return {geometry.hubble_mean(), geometry.shear_squared()};
 }
 
 namespace {

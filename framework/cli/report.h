@@ -28,10 +28,10 @@ struct ReportOptions {
   bool notebook_kinematics = false;
 };
 
-// H_mean and sigma^2 along points from a jet of order >= 1, by the 3+1
-// formulas H = gamma^-1 D / (2N), H_mean = tr H / 3, sigma = H - H_mean 1,
-// sigma^2 = tr(sigma sigma) / 2, with D_ij = d_t gamma_ij, or, `notebook`,
-// D_ij = d_j g_i0: what the part-1 notebook computed (jacfwd(model)(x)[:, 0]
+// H_mean and sigma^2 along points from a jet of order >= 1, by Geometry's
+// 3+1 formulas (H = gamma^-1 D / (2N), H_mean = tr H / 3, sigma = H -
+// H_mean 1, sigma^2 = tr(sigma sigma) / 2), with D_ij = d_t gamma_ij, or,
+// `notebook`, D_ij = d_j g_i0: what the part-1 notebook computed (jacfwd(model)(x)[:, 0]
 // is d_c g_a0, not d_t g_ab; monitor_training.ipynb@3bb1c35, fixed in
 // 067e7de). [N] each.
 LUMPY_ENGINE_API std::pair<torch::Tensor, torch::Tensor> WorldLineKinematics(const Jet& jet, bool notebook);

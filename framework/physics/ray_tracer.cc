@@ -502,6 +502,11 @@ torch::Tensor HubbleDistance(MetricModel& metric, const torch::Tensor& s, const 
   return -f.square() * e_obs / df * 1000.0;
 }
 
+// z at states s [N, >= 8] (x^mu, k^mu first), with graph.
+torch::Tensor RedshiftAt(MetricModel& metric, const torch::Tensor& s, const Redshift& redshift) {
+  return redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
+}
+
 // z at each ray's state index[r] (with graph), the states gathered per
 // saved index: [R].
 torch::Tensor RedshiftAtStates(MetricModel& metric, const Paths& p, const std::vector<int64_t>& index,
@@ -518,7 +523,7 @@ torch::Tensor RedshiftAtStates(MetricModel& metric, const Paths& p, const std::v
   std::vector<int64_t> where(n_rays);
   for (int64_t j = 0; j < n_rays; ++j) where[order[j]] = j;
   auto s = torch::cat(parts, 0).index_select(0, torch::tensor(where, torch::kLong).to(p.y[0].device()));
-  return redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
+  return RedshiftAt(metric, s, redshift);
 }
 
 // Where z(theta) (theta in [0, 1] along each target's step, z(0) = za,
@@ -646,9 +651,7 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
     return graph ? DenseOutput(theta, y0, f0, y1, f1, c1, step)
                  : DenseOutput(theta, y0d, f0d, y1d, f1d, c1d, step);
   };
-  auto z_at = [&](const torch::Tensor& s) {
-    return redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
-  };
+  auto z_at = [&](const torch::Tensor& s) { return RedshiftAt(metric, s, redshift); };
 
   std::vector<double> za(m), zb(m);
   for (int64_t j = 0; j < m; ++j) {
@@ -715,7 +718,7 @@ SkyDistances ReadOffReference(MetricModel& metric, const Paths& p, const Redshif
                                  torch::full({1, 1}, h, options)));
   }
   auto s = torch::cat(states, 0);
-  auto z = redshift(metric.jet(s.narrow(1, 0, 4), 0).g, s.narrow(1, 4, 4)) - 1.0;
+  auto z = RedshiftAt(metric, s, redshift);
   auto d = (1.0 + z) * torch::sqrt(s.narrow(1, 1, 3).square().sum(1) + 1e-9);
   auto target = z_target.to(options);
   SkyDistances out;

@@ -261,16 +261,17 @@ class DomainCertificate {
     return constraints_[k]->term->evaluate(ctx).per_point.detach();
   }
 
-  // R and every constraint's violation on the grid (CPU float64).
+  // R and every constraint's violation on the grid (CPU float64), from one
+  // jet and geometry per chunk that every term shares.
   void Grid(int64_t chunk) {
     const int64_t n = grid_.size(0);
     std::vector<torch::Tensor> r_parts;
     std::vector<std::vector<torch::Tensor>> v_parts(constraints_.size());
     for (int64_t start = 0; start < n; start += chunk) {
-      auto x = grid_.narrow(0, start, std::min(chunk, n - start));
-      r_parts.push_back(Ricci(x).to(torch::kCPU, torch::kFloat64));
+      PointSetContext ctx(*c_.model, grid_.narrow(0, start, std::min(chunk, n - start)));
+      r_parts.push_back(ctx.geometry(2).ricci_scalar().to(torch::kCPU, torch::kFloat64));
       for (size_t k = 0; k < constraints_.size(); ++k) {
-        v_parts[k].push_back(Violation(k, x).to(torch::kCPU, torch::kFloat64));
+        v_parts[k].push_back(constraints_[k]->term->evaluate(ctx).per_point.detach().to(torch::kCPU, torch::kFloat64));
       }
     }
     r_ = torch::cat(r_parts);
