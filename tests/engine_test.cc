@@ -89,6 +89,29 @@ TEST_F(EngineTest, KilledRunsResumeOnTheSameTrajectory) {
   EXPECT_EQ(Rows(dir_ / "a" / "metrics.csv"), Rows(dir_ / "d" / "metrics.csv"));
 }
 
+// A domain of ray_points draws from the previous step's rays: after a kill,
+// the resumed run draws from the same rays (they are in the checkpoint) and
+// follows the same trajectory. The first step has no rays yet (every point
+// at the observer, one violation); later steps have the ray's spread.
+TEST_F(EngineTest, RayPointsResumeOnTheSameTrajectory) {
+  const std::string guard = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/ray_guard.toml";
+  const std::string lcdm70 = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/flrw_probe.toml";
+  ASSERT_EQ(RunLumpy("mock-sn '" + lcdm70 + "' --out mock.dat --n 25 --no-noise --z-max 1.5", dir_).exit_code, 0);
+  auto a = RunLumpy("run '" + guard + "' --out a", dir_);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto reference = Rows(dir_ / "a" / "metrics.csv");
+  ASSERT_EQ(reference.size(), 40u);
+  auto b = RunWithFault("kill-after-step:25", "run '" + guard + "' --out b", dir_);
+  EXPECT_TRUE(b.exit_code == -1 || b.exit_code == 128 + SIGKILL) << b.exit_code << " " << b.err;
+  auto resumed = RunLumpy("resume b", dir_);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(Rows(dir_ / "b" / "metrics.csv"), reference);
+  EXPECT_EQ(Summary(dir_ / "b")["resumed_at_step"].get<int64_t>(), 20);
+  // The constraint was active and its points moved off the observer.
+  auto final = Summary(dir_ / "a")["final"];
+  EXPECT_GT(final["lorentzian.lambda"].get<double>(), 0.0);
+}
+
 TEST_F(EngineTest, RefusedResumesSayWhyAndChangeNothing) {
   auto killed = RunWithFault("kill-after-step:60", "run '" + kEngine + "' --out run", dir_);
   ASSERT_TRUE(killed.exit_code == -1 || killed.exit_code == 128 + SIGKILL) << killed.exit_code << " " << killed.err;

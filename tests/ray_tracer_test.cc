@@ -17,6 +17,7 @@
 #include "physics/geodesic_rhs.h"
 #include "physics/ray_error.h"
 #include "physics/ray_read_out.h"
+#include "physics/ray_states.h"
 
 namespace lumpy {
 namespace {
@@ -776,6 +777,57 @@ TEST(RayStops, NonLorentzianStopIsASwitch) {
   EXPECT_EQ(bad.eigenvalues, (std::array<double, 4>{-1, -1, 1, 1}));
   o.stop_non_lorentzian = false;
   EXPECT_EQ(TraceReference(wrong, z, f64, o).stop.Summary(), "time: 1");
+}
+
+// What a recorder (ray_states.h) keeps of a trace. In Minkowski space the
+// reference ray is the straight null line t = 1 + l, x = l (y = z = 0) until
+// t < -5: every segment's ends lie on it, consecutive segments join, the
+// first starts at the observer. Without a recorder nothing is kept; a ray
+// stopped on a bad state records that state apart.
+TEST(RayStates, ARecorderKeepsTheRaysSegmentsAndTheirBadStates) {
+  testing::FunctionMetric flat([](const torch::Tensor& x) {
+    auto diag = torch::tensor({-1.0, 1.0, 1.0, 1.0}, x.options());
+    return torch::diag_embed(diag.expand({x.size(0), 4}));
+  });
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto z = torch::tensor({0.5}, torch::kFloat64);
+  torch::NoGradGuard no_grad;
+  EXPECT_FALSE(RayStateRecorder::Active());
+  RayPositions kept;
+  {
+    RayStateRecorder recorder;
+    EXPECT_TRUE(RayStateRecorder::Active());
+    EXPECT_EQ(TraceReference(flat, z, f64).stop.Summary(), "time: 1");
+    kept = recorder.positions();
+  }
+  EXPECT_FALSE(RayStateRecorder::Active());
+  ASSERT_TRUE(kept.segments.defined());
+  EXPECT_FALSE(kept.bad.defined());
+  const auto& s = kept.segments;
+  ASSERT_GT(s.size(0), 2);
+  ASSERT_EQ(s.size(1), 8);
+  for (int end : {0, 4}) {
+    auto p = s.narrow(1, end, 4);
+    EXPECT_LT((p.select(1, 1) - (p.select(1, 0) - 1)).abs().max().item<double>(), 1e-12);
+    EXPECT_EQ(p.narrow(1, 2, 2).abs().max().item<double>(), 0.0);
+  }
+  EXPECT_TRUE(torch::equal(s[0].narrow(0, 0, 4), torch::tensor({1.0, 0.0, 0.0, 0.0}, f64)));
+  EXPECT_TRUE(torch::equal(s.narrow(0, 1, s.size(0) - 1).narrow(1, 0, 4), s.narrow(0, 0, s.size(0) - 1).narrow(1, 4, 4)));
+  EXPECT_LT(s[-1][4].item<double>(), -5.0);  // the last state is past t_min
+
+  testing::FunctionMetric wrong([](const torch::Tensor& x) {
+    auto diag = torch::tensor({-1.0, 1.0, -1.0, 1.0}, x.options());
+    return torch::diag_embed(diag.expand({x.size(0), 4}));
+  });
+  RayStateRecorder recorder;
+  const auto stop = TraceReference(wrong, z, f64).stop;
+  ASSERT_EQ(stop.bad.size(), 1u);
+  const auto bad = recorder.positions().bad;
+  ASSERT_TRUE(bad.defined());
+  ASSERT_EQ(bad.size(0), 1);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(bad[0][i].item<double>(), stop.bad[0].x[i]);
+  // It stopped at its first step: no segment before the bad state.
+  EXPECT_FALSE(recorder.positions().segments.defined());
 }
 
 // The reference ray of flat LCDM sampled at the reference's 50 affine

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_split.h"
 #include "cli_runner.h"
+#include "train/trainer.h"
 #include "temp_dir.h"
 
 namespace lumpy {
@@ -48,6 +49,34 @@ TEST_F(TrainTest, TrainableOmegaMFindsTheEinsteinDeSitterValue) {
 
 // A dataset term (no per-point values) enters the loss directly: fitting h0
 // to a noise-free mock made with h0 = 70, from 66, moves it to 70.
+// A domain's ray_points: the bad states first, the rest uniform along the
+// segments (here one, the diagonal from 0 to 1), the observer while there
+// are no rays; strata come before them.
+TEST(SamplePoints, RayPointsComeFromTheBadStatesThenTheSegments) {
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  DomainSpec d;
+  d.x = d.y = d.z = {-1.0, 1.0};
+  d.ray_points = 40;
+  RayPositions rays;
+  rays.bad = torch::tensor({2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0}, f64).view({2, 4});
+  rays.segments = torch::tensor({0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0}, f64).view({1, 8});
+  auto p = SamplePoints(d, f64, rays);
+  ASSERT_EQ(p.sizes(), (std::vector<int64_t>{40, 4}));
+  EXPECT_TRUE(torch::equal(p.narrow(0, 0, 2), rays.bad));
+  auto on = p.narrow(0, 2, 38);
+  EXPECT_EQ((on - on.select(1, 0).unsqueeze(1)).abs().max().item<double>(), 0.0);  // on the diagonal
+  EXPECT_GE(on.min().item<double>(), 0.0);
+  EXPECT_LE(on.max().item<double>(), 1.0);
+  EXPECT_GT(on.select(1, 0).std().item<double>(), 0.1);  // spread along it
+
+  d.strata = {{"all", 3, -1.0, 0.0}};
+  d.ray_points = 2;
+  auto q = SamplePoints(d, f64, {});
+  ASSERT_EQ(q.size(0), 5);
+  EXPECT_LE(q.narrow(0, 0, 3).select(1, 0).max().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(q.narrow(0, 3, 2), torch::tensor({1.0, 0.0, 0.0, 0.0}, f64).expand({2, 4})));
+}
+
 TEST_F(TrainTest, SupernovaTermFitsH0OfAMock) {
   const std::string fit = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/sn_fit.toml";
   const std::string lcdm70 = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/flrw_probe.toml";

@@ -172,6 +172,12 @@ const ParamSpecs& DomainParams() {
       ParamSpec::DoubleList("x", "[min, max] of x").Default(std::vector<double>{-1.0, 1.0}).Length(2),
       ParamSpec::DoubleList("y", "[min, max] of y").Default(std::vector<double>{-1.0, 1.0}).Length(2),
       ParamSpec::DoubleList("z", "[min, max] of z").Default(std::vector<double>{-1.0, 1.0}).Length(2),
+      ParamSpec::Int("ray_points",
+                     "points drawn each step from the states of the rays traced in the previous step "
+                     "(every state a ray stopped on because it was bad first), besides the strata's; "
+                     "a constraint on the domain is then checked where the rays go")
+          .Default(int64_t{0})
+          .AtLeast(0),
   };
   return specs;
 }
@@ -413,7 +419,7 @@ const std::vector<std::string> kSections = {"runtime", "telemetry", "optimizer",
 }  // namespace
 
 int64_t DomainSpec::total_points() const {
-  int64_t n = 0;
+  int64_t n = ray_points;
   for (const auto& s : strata) n += s.count;
   return n;
 }
@@ -563,14 +569,22 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
       for (const char* axis : {"x", "y", "z"}) {
         if (auto st = CheckInterval(node, axis, path, params->GetDoubleList(axis)); !st.ok()) return st;
       }
+      d.ray_points = params->GetInt("ray_points");
       const std::string example = absl::StrCat("e.g. [", path, ".strata.all] count = 128, t = [-4.0, 1.0]");
-      auto strata = SubTable(node, "strata", path, true, example);
-      if (!strata.ok()) return strata.status();
-      if ((*strata)->fields().empty()) {
-        return ConfigError((*strata)->location(), Join(path, "strata"),
-                           absl::StrCat("needs at least one stratum; ", example));
+      // Strata are required unless the domain draws its points from the rays.
+      ConfigNode* strata = nullptr;
+      if (d.ray_points == 0 || node.Find("strata") != nullptr) {
+        auto table = SubTable(node, "strata", path, true,
+                              absl::StrCat(example, " (or ", path, ".ray_points = 64: points along the rays)"));
+        if (!table.ok()) return table.status();
+        if ((*table)->fields().empty()) {
+          return ConfigError((*table)->location(), Join(path, "strata"),
+                             absl::StrCat("needs at least one stratum; ", example));
+        }
+        strata = *table;
       }
-      for (auto& [sname, snode_ref] : (*strata)->mutable_fields()) {
+      std::vector<std::pair<std::string, ConfigNode>> no_strata;
+      for (auto& [sname, snode_ref] : strata ? strata->mutable_fields() : no_strata) {
         ConfigNode& snode = snode_ref;
         const std::string spath = Join(Join(path, "strata"), sname);
         if (!snode.is_table()) {

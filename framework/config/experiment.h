@@ -37,6 +37,9 @@ struct DomainSpec {
   std::string name;
   std::vector<StratumSpec> strata;
   std::vector<double> x, y, z;  // [min, max] each
+  // Points drawn each step from where the previous step's rays went
+  // (physics/ray_states.h), besides the strata's; 0: none.
+  int64_t ray_points = 0;
   PluginSpec curriculum;
   LUMPY_ENGINE_API int64_t total_points() const;
 };

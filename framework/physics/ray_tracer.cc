@@ -3,6 +3,7 @@
 #include "physics/ray_read_out.h"
 #include "physics/geodesic_rhs.h"
 #include "physics/ray_error.h"
+#include "physics/ray_states.h"
 
 #include <algorithm>
 #include <cfloat>
@@ -269,6 +270,27 @@ struct Paths {
   RayStop stop;
 };
 
+// For a recorder (ray_states.h): each ray's segments between consecutive
+// states up to its last valid one, and the bad states rays stopped on.
+void RecordPositions(const std::vector<torch::Tensor>& ys, const Paths& p) {
+  torch::NoGradGuard no_grad;
+  auto x = torch::stack(ys, 0).narrow(2, 0, 4).detach().to(torch::kCPU, torch::kFloat64);  // [S,R,4]
+  const int64_t s = x.size(0);
+  torch::Tensor segments;
+  if (s > 1) {
+    auto end = torch::arange(1, s, torch::kInt64).unsqueeze(1);                       // [S-1,1]
+    auto valid = end <= torch::tensor(p.last, torch::kInt64).unsqueeze(0);             // [S-1,R]
+    segments = torch::cat({x.narrow(0, 0, s - 1), x.narrow(0, 1, s - 1)}, 2).index({valid});  // [K,8]
+  }
+  torch::Tensor bad;
+  if (!p.stop.bad.empty()) {
+    std::vector<double> flat;
+    for (const auto& b : p.stop.bad) flat.insert(flat.end(), b.x.begin(), b.x.end());
+    bad = torch::tensor(flat, torch::kFloat64).view({-1, 4});
+  }
+  RayStateRecorder::Record(segments, bad);
+}
+
 Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
                 const std::vector<double>& z_stop, RayTracerOptions o) {
   const int64_t n_rays = y.size(0);
@@ -438,6 +460,7 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
   }
   p.stop.accepted = accepted;
   p.stop.rejected = rejected;
+  if (RayStateRecorder::Active()) RecordPositions(ys, p);
   p.y = std::move(ys);
   p.f = std::move(fs);
   p.c = std::move(cs);

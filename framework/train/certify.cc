@@ -367,7 +367,8 @@ nlohmann::json Certify(Components& c, int64_t points, const torch::TensorOptions
     for (auto& l : c.losses) {
       if (l.spec->kind == LossKind::kConstraint && l.spec->domain == d.spec->name) constraints.push_back(&l);
     }
-    if (constraints.empty()) continue;
+    // A domain of ray_points only has no box to certify.
+    if (constraints.empty() || d.spec->strata.empty()) continue;
     out[d.spec->name] =
         DomainCertificate(c, *d.spec, std::move(constraints), points, options, o, &generator).Run(chunk);
   }

@@ -93,13 +93,27 @@ torch::TensorOptions RuntimeOptions(const Experiment& exp) {
       .device(torch::Device(exp.runtime.GetString("device")));
 }
 
-torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options) {
+torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options,
+                           const RayPositions& rays) {
   std::vector<torch::Tensor> parts;
   for (const auto& s : domain.strata) {
     auto u = torch::rand({s.count, 4}, options);
     auto lo = torch::tensor({s.t_min, domain.x[0], domain.y[0], domain.z[0]}, options);
     auto hi = torch::tensor({s.t_max, domain.x[1], domain.y[1], domain.z[1]}, options);
     parts.push_back(lo + (hi - lo) * u);
+  }
+  int64_t left = domain.ray_points;
+  if (left > 0 && rays.bad.defined()) {
+    parts.push_back(rays.bad.narrow(0, 0, std::min(left, rays.bad.size(0))).to(options));
+    left -= parts.back().size(0);
+  }
+  if (left > 0 && rays.segments.defined() && rays.segments.size(0) > 0) {
+    const auto cpu = torch::TensorOptions().dtype(torch::kFloat64);
+    auto pick = rays.segments.index_select(0, torch::randint(rays.segments.size(0), {left}, torch::kInt64));
+    auto u = torch::rand({left, 1}, cpu);
+    parts.push_back((pick.narrow(1, 0, 4) + u * (pick.narrow(1, 4, 4) - pick.narrow(1, 0, 4))).to(options));
+  } else if (left > 0) {
+    parts.push_back(torch::tensor({1.0, 0.0, 0.0, 0.0}, options).expand({left, 4}).clone());
   }
   return torch::cat(parts, 0);
 }
@@ -250,6 +264,8 @@ class Session {
   int64_t points_per_step_ = 0;
   Timing timing_;
   std::chrono::steady_clock::time_point start_;
+  bool uses_ray_points_ = false;  // some domain draws ray_points
+  RayPositions rays_;             // where the last step's rays went
 };
 
 void Session::BuildOptimizer() {
@@ -356,6 +372,11 @@ torch::serialize::OutputArchive Session::Checkpoint() const {
   a.write("handlers", handlers);
   WritePhysicalScalars(physical_, a);
   if (best_step_) best_step_->Save(a);
+  if (uses_ray_points_) {
+    const auto none = torch::zeros({0, 4}, torch::kFloat64);
+    a.write("ray_segments", rays_.segments.defined() ? rays_.segments : torch::zeros({0, 8}, torch::kFloat64));
+    a.write("ray_bad", rays_.bad.defined() ? rays_.bad : none);
+  }
   return a;
 }
 
@@ -445,6 +466,14 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
     if (auto st = ReadPhysicalScalars(a, physical_); !st.ok()) return bad(std::string(st.message()));
     if (best_step_) {
       if (auto st = best_step_->Load(a, c_); !st.ok()) return bad(std::string(st.message()));
+    }
+    if (uses_ray_points_) {
+      auto read_rows = [&](const char* k) {
+        torch::Tensor t;
+        a.read(k, t);
+        return t.size(0) > 0 ? t : torch::Tensor();
+      };
+      rays_ = {read_rows("ray_segments"), read_rows("ray_bad")};
     }
     {
       auto gen = at::detail::getDefaultCPUGenerator();
@@ -552,6 +581,7 @@ absl::Status Session::Prepare() {
   domain_of_.assign(c_.losses.size(), -1);
   last_value_.assign(c_.losses.size(), NAN);
   warned_.assign(c_.losses.size(), 0);
+  for (const auto& d : c_.domains) uses_ray_points_ |= d.spec->ray_points > 0;
   for (size_t i = 0; i < c_.losses.size(); ++i) {
     for (size_t d = 0; d < c_.domains.size(); ++d) {
       if (c_.domains[d].spec->name == c_.losses[i].spec->domain) domain_of_[i] = static_cast<int>(d);
@@ -632,9 +662,12 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
   std::unique_ptr<Geometry> observer;
   std::vector<std::unique_ptr<PointSetContext>> contexts;
   for (const auto& d : c_.domains) {
-    contexts.push_back(std::make_unique<PointSetContext>(model, SamplePoints(*d.spec, tensor_options_),
-                                                         &observer, step));
+    contexts.push_back(std::make_unique<PointSetContext>(
+        model, SamplePoints(*d.spec, tensor_options_, rays_), &observer, step));
   }
+  // The rays this step traces feed the next step's ray_points.
+  std::optional<RayStateRecorder> recorder;
+  if (uses_ray_points_) recorder.emplace();
   PointSetContext dataset_context(model, torch::zeros({0, 4}, tensor_options_), &observer, step);
   points_per_step_ = 0;
   for (auto& ctx : contexts) points_per_step_ += ctx->points().size(0);
@@ -655,6 +688,7 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
     if (share->per_point.defined()) add(sums[di], share->per_point);
     if (share->direct.defined()) add(direct, share->direct);
   }
+  if (recorder) rays_ = recorder->positions();
   out.loss = direct;
   for (size_t di = 0; di < c_.domains.size(); ++di) {
     if (!sums[di].defined()) continue;

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "config/experiment.h"
+#include "physics/ray_states.h"
 
 namespace lumpy {
 
@@ -21,8 +22,11 @@ LUMPY_ENGINE_API void ApplyRuntime(const Experiment& experiment);
 LUMPY_ENGINE_API torch::TensorOptions RuntimeOptions(const Experiment& experiment);
 
 // Draws the domain's points for one step from the global generator: every
-// stratum uniform in its t range and the domain's box. [N,4].
-LUMPY_ENGINE_API torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options);
+// stratum uniform in its t range and the domain's box, then the domain's
+// ray_points: first the bad states rays stopped on, the rest uniform along
+// the rays' segments (the observer (1,0,0,0) while no ray was traced). [N,4].
+LUMPY_ENGINE_API torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options,
+                                            const RayPositions& rays = {});
 
 // A configuration error if nothing in the experiment can be trained (a
 // parameter-free metric and no trainable physical parameter).
