@@ -121,25 +121,6 @@ TEST_F(ConfigTreeTest, EnabledFalseDropsInheritedEntries) {
   EXPECT_EQ(tree->Find("loss")->Find("wec"), nullptr);
 }
 
-// drop = [...] beside extends removes tables or keys of the base before the
-// file's own are merged: the file may then set them afresh.
-TEST_F(ConfigTreeTest, DropRemovesTablesAndKeysOfTheBase) {
-  Write("base.toml", "[loss.guard]\nplugin = \"g\"\n[loss.wec]\nplugin = \"w\"\nmu = 2.0\ntau = 0.9\n");
-  auto child = Write("child.toml",
-                     "extends = \"base.toml\"\ndrop = [\"loss.guard\", \"loss.wec.mu\"]\n[loss.wec]\ntau = 0.5\n");
-  auto tree = LoadConfigTree(child);
-  ASSERT_TRUE(tree.ok()) << tree.status();
-  EXPECT_EQ(tree->Find("drop"), nullptr);
-  const ConfigNode* loss = tree->Find("loss");
-  ASSERT_NE(loss, nullptr);
-  EXPECT_EQ(loss->Find("guard"), nullptr);
-  const ConfigNode* wec = loss->Find("wec");
-  ASSERT_NE(wec, nullptr);
-  EXPECT_EQ(wec->Find("mu"), nullptr);
-  EXPECT_EQ(wec->Find("tau")->as_double(), 0.5);
-  EXPECT_EQ(wec->Find("plugin")->as_string(), "w");
-}
-
 TEST_F(ConfigTreeTest, ThreeLevelChainAndRelativePaths) {
   fs::create_directories(dir_ / "sub");
   Write("root.toml", "[runtime]\nseed = 1\nsteps = 5\n");

@@ -158,35 +158,6 @@ absl::StatusOr<ConfigNode> Convert(const toml::node& node, const std::string& di
   }
 }
 
-// `drop = ["loss.guard", "domains.rays"]` beside `extends`: tables or keys
-// of the base that this file removes before merging its own (e.g. a variant
-// without a constraint its base adds). Each must exist in the base.
-absl::Status DropFromBase(ConfigNode& tree, ConfigNode& base) {
-  const ConfigNode* drop = tree.Find("drop");
-  if (drop == nullptr) return absl::OkStatus();
-  if (drop->kind() != ConfigNode::Kind::kArray) {
-    return ConfigError(drop->location(), "drop",
-                       absl::StrCat("expected a list of dotted key paths of the base, got ", drop->kind_name()));
-  }
-  for (const ConfigNode& item : drop->items()) {
-    if (item.kind() != ConfigNode::Kind::kString) {
-      return ConfigError(item.location(), "drop",
-                         absl::StrCat("expected a dotted key path (string), got ", item.ToText()));
-    }
-    std::vector<std::string> keys = absl::StrSplit(item.as_string(), '.');
-    ConfigNode* parent = &base;
-    for (size_t i = 0; parent != nullptr && i + 1 < keys.size(); ++i) {
-      parent = parent->is_table() ? parent->Find(keys[i]) : nullptr;
-    }
-    if (parent == nullptr || !parent->is_table() || !parent->Erase(keys.back())) {
-      return ConfigError(item.location(), "drop",
-                         absl::StrCat("the base has no ", item.as_string(), " to drop"));
-    }
-  }
-  tree.Erase("drop");
-  return absl::OkStatus();
-}
-
 absl::StatusOr<ConfigNode> LoadRecursive(const fs::path& display_path,
                                          std::vector<std::string>& chain,
                                          std::vector<std::string>& chain_display) {
@@ -219,7 +190,6 @@ absl::StatusOr<ConfigNode> LoadRecursive(const fs::path& display_path,
   chain_display.push_back(base_display.string());
   auto base = LoadRecursive(base_display, chain, chain_display);
   if (!base.ok()) return base.status();
-  if (auto st = DropFromBase(*tree, *base); !st.ok()) return st;
   tree->Erase("extends");
   DeepMerge(*base, *tree);
   base->set_location(tree->location());
