@@ -4,7 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <csignal>
+#include <functional>
+#include <thread>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -110,6 +117,92 @@ TEST_F(EngineTest, RayPointsResumeOnTheSameTrajectory) {
   // The constraint was active and its points moved off the observer.
   auto final = Summary(dir_ / "a")["final"];
   EXPECT_GT(final["lorentzian.lambda"].get<double>(), 0.0);
+}
+
+// Runs a shell command in dir_ with the lumpy of this build as $LUMPY.
+int Shell(const std::string& script, const fs::path& cwd) {
+  const std::string command = "cd '" + cwd.string() + "' && LUMPY_PLUGIN_PATH= LUMPY='" +
+                              std::string(LUMPY_TEST_BINARY) + "' sh -c '" + script + "'";
+  return std::system(command.c_str());
+}
+
+// Waits up to `seconds` for `done`.
+bool WaitFor(const std::function<bool()>& done, double seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+// One process owns a run folder. Two runs into one folder started together:
+// one trains, the other is refused (exit 2) and writes nothing; the rows are
+// the trainer's, each step once. While a run goes on, a resume of its folder
+// and another run into it are refused at once, naming the holder's pid.
+TEST_F(EngineTest, OneProcessOwnsARunFolder) {
+  const std::string run = "\"$LUMPY\" run " + kEngine + " --steps 300 --out same";
+  ASSERT_EQ(Shell("(" + run + " >/dev/null 2>e1; echo $? >rc1) & (" + run + " >/dev/null 2>e2; echo $? >rc2) & wait", dir_), 0);
+  std::vector<std::string> rc = {ReadFile(dir_ / "rc1"), ReadFile(dir_ / "rc2")};
+  std::sort(rc.begin(), rc.end());
+  EXPECT_EQ(rc, (std::vector<std::string>{"0\n", "2\n"})) << ReadFile(dir_ / "e1") << ReadFile(dir_ / "e2");
+  const std::string refused = ReadFile(dir_ / (rc[0] == ReadFile(dir_ / "rc1") ? "e2" : "e1"));
+  EXPECT_TRUE(refused.find("in use by another lumpy process (pid ") != std::string::npos ||
+              refused.find("already holds a run") != std::string::npos)
+      << refused;
+  const auto rows = Rows(dir_ / "same" / "metrics.csv");
+  EXPECT_EQ(rows.size(), 300u);
+  const std::string csv = ReadFile(dir_ / "same" / "metrics.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 301);  // the header and each step once
+
+  // A long run in the background; while it goes, others are refused.
+  ASSERT_EQ(Shell("\"$LUMPY\" run " + kEngine + " --steps 100000 --out long >/dev/null 2>long.err & echo $! >long.pid", dir_), 0);
+  ASSERT_TRUE(WaitFor([&] {
+    const std::string csv = ReadFile(dir_ / "long" / "metrics.csv");
+    return std::count(csv.begin(), csv.end(), '\n') >= 3;
+  }, 60));
+  std::string pid = ReadFile(dir_ / "long.pid");
+  pid.erase(pid.find_last_not_of("\n") + 1);
+  for (const std::string& args : {std::string("resume long"), "run '" + kEngine + "' --out long"}) {
+    auto r = RunLumpy(args, dir_);
+    EXPECT_EQ(r.exit_code, 2) << args;
+    EXPECT_NE(r.err.find("long: in use by another lumpy process (pid " + pid + ")"), std::string::npos) << r.err;
+  }
+  ::kill(std::stoi(pid), SIGINT);  // it stops cleanly, its summary says so
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(dir_ / "long" / "summary.json"); }, 60)) << ReadFile(dir_ / "long.err");
+  EXPECT_EQ(Summary(dir_ / "long")["status"].get<std::string>(), "interrupted");
+  // Once it has ended, the folder can be resumed.
+  auto resumed = RunLumpy("resume long --steps 3", dir_);
+  EXPECT_EQ(resumed.err.find("in use"), std::string::npos) << resumed.err;
+}
+
+// A full disk (a 256 KiB tmpfs; mounting it needs root): the run stops
+// cleanly (exit 1) naming the file and the OS's reason, leaves no temporary
+// file, and its latest checkpoint stays loadable: with room again (the
+// tmpfs remounted larger) `lumpy resume` finishes it on the trajectory of an
+// uninterrupted run.
+TEST_F(EngineTest, AFullDiskStopsTheRunCleanlyAndLosesNothing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  const fs::path small = dir_ / "small";
+  fs::create_directories(small);
+  ASSERT_EQ(std::system(("mount -t tmpfs -o size=256k lumpy_full_disk '" + small.string() + "'").c_str()), 0);
+  struct Unmount {
+    fs::path at;
+    ~Unmount() { (void)std::system(("umount '" + at.string() + "'").c_str()); }
+  } unmount{small};
+  auto full = RunLumpy("run '" + kEngine + "' --steps 1000 --out small/run", dir_);
+  EXPECT_EQ(full.exit_code, 1) << full.err;
+  EXPECT_NE(full.err.find("cannot write small/run/"), std::string::npos) << full.err;
+  EXPECT_NE(full.err.find("(No space left on device)"), std::string::npos) << full.err;
+  EXPECT_NE(full.err.find("lumpy resume continues from it once the write can succeed"), std::string::npos) << full.err;
+  EXPECT_EQ(full.err.find("terminate called"), std::string::npos) << full.err;
+  for (const auto& e : fs::recursive_directory_iterator(small)) {
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+  }
+  ASSERT_EQ(std::system(("mount -o remount,size=64m '" + small.string() + "'").c_str()), 0);
+  auto resumed = RunLumpy("resume small/run", dir_);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  ASSERT_EQ(RunLumpy("run '" + kEngine + "' --steps 1000 --out whole", dir_).exit_code, 0);
+  EXPECT_EQ(Rows(small / "run" / "metrics.csv"), Rows(dir_ / "whole" / "metrics.csv"));
 }
 
 TEST_F(EngineTest, RefusedResumesSayWhyAndChangeNothing) {

@@ -71,12 +71,6 @@ int CommandRun(const std::string& experiment_arg, const std::vector<std::string>
   auto exp = LoadExperiment(file, overrides, loader, registry);
   if (!exp.ok()) return ExitStatus(exp.status());
   fs::path run_dir = out.empty() ? DefaultRunDir(exp->name) : fs::path(out);
-  if (fs::exists(run_dir / "metrics.csv")) {
-    std::cerr << run_dir.string()
-              << ": already holds a run; choose another --out (runs are never overwritten)"
-              << std::endl;
-    return kExitConfig;
-  }
   ApplyRuntime(*exp);
   auto components = Instantiate(*exp);
   if (!components.ok()) return ExitStatus(components.status());

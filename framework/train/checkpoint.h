@@ -7,9 +7,11 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "config/experiment.h"
 #include "engine_export.h"
 
@@ -21,13 +23,38 @@ LUMPY_ENGINE_API absl::Status SaveArchiveAtomically(torch::serialize::OutputArch
                                                     const std::filesystem::path& path,
                                                     int64_t step);
 
-// Writes `text` to PATH.tmp and renames it over PATH, so a crash never
-// leaves a half-written file (summaries, tables, experiment copies).
+// Writes `text` to PATH.tmp, flushes it to disk and renames it over PATH,
+// so a crash never leaves a half-written file (summaries, tables, experiment
+// copies).
+//
+// These writers never throw: a failure (a full disk, a read-only folder) is
+// an Unavailable error "cannot write PATH: ... (the OS's reason)", the
+// temporary file is removed and PATH keeps its previous content.
+// Copies FROM over TO the same way.
+LUMPY_ENGINE_API absl::Status CopyAtomically(const std::filesystem::path& from,
+                                             const std::filesystem::path& to);
 LUMPY_ENGINE_API absl::Status WriteAtomically(const std::filesystem::path& path,
                                               const std::string& text);
 // The resolved experiment as TOML, without runtime.steps (a resume may
 // extend a run) and telemetry.progress (display only).
 LUMPY_ENGINE_API std::string ExperimentFingerprint(const Experiment& experiment);
+
+// One process owns a run folder: an exclusive advisory lock (flock) on
+// RUN/.lock, held while a run or resume writes there, with the holder's pid
+// in the file. The kernel drops it when the process ends, however it ends.
+class LUMPY_ENGINE_API RunFolderLock {
+ public:
+  // Creates RUN if needed and locks it; InvalidArgument naming the holder's
+  // pid if another process holds it.
+  static absl::StatusOr<std::unique_ptr<RunFolderLock>> Acquire(const std::filesystem::path& run_dir);
+  ~RunFolderLock();
+  RunFolderLock(const RunFolderLock&) = delete;
+  RunFolderLock& operator=(const RunFolderLock&) = delete;
+
+ private:
+  explicit RunFolderLock(int fd) : fd_(fd) {}
+  int fd_;
+};
 
 // Fault injection for the crash tests; inert unless LUMPY_FAULT is set:
 //   kill-after-step:N      SIGKILL once step N is done (its metrics row written)

@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -225,7 +227,7 @@ class Session {
   void WarnOnJump(size_t term, double value, int64_t step);
   void Update(const StepLoss& s, int64_t step);
   double SetLearningRate(int64_t step);
-  void WriteRow(const std::vector<double>& row);
+  absl::Status WriteRow(const std::vector<double>& row);
   std::string StopReason(int64_t step, double loss) const;
   // Checkpoints.
   torch::serialize::OutputArchive Checkpoint() const;
@@ -395,10 +397,7 @@ absl::Status Session::SaveCheckpoint(int64_t step) {
   auto archive = Checkpoint();
   absl::Status st = SaveArchiveAtomically(archive, latest, step);
   if (st.ok() && new_best) {
-    std::error_code ec;
-    fs::copy_file(latest, checkpoints_ / "best.pt.tmp", fs::copy_options::overwrite_existing, ec);
-    if (!ec) fs::rename(checkpoints_ / "best.pt.tmp", best, ec);
-    if (ec) st = absl::InternalError(absl::StrCat("cannot write ", best.string(), ": ", ec.message()));
+    st = CopyAtomically(latest, best);
     best_checkpoint_ = {{"file", "checkpoints/best.pt"}, {"step", step}, {"interval_mean_loss", window_mean}};
     const int64_t points = exp_.certify.GetInt("points");
     if (st.ok() && exp_.certify.GetBool("on_best") && points > 0) {
@@ -522,9 +521,17 @@ absl::Status Session::PrepareMetricsForResume(const fs::path& file) {
         file.string(), ": its columns do not match this experiment's; expected \"", expected,
         "\", found \"", header, "\""));
   }
+  const auto fields = static_cast<int64_t>(columns_.size());
   while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    if (std::count(line.begin(), line.end(), ',') + 1 != fields) {
+      std::fprintf(stderr, "warning: %s: dropped a row with %lld of its %lld fields (a write that did not finish)\n",
+                   file.string().c_str(), static_cast<long long>(std::count(line.begin(), line.end(), ',') + 1),
+                   static_cast<long long>(fields));
+      continue;
+    }
     const int64_t step = std::atoll(line.substr(0, line.find(',')).c_str());
-    if (!line.empty() && step < loop_.next_step) {
+    if (step < loop_.next_step) {
       absl::StrAppend(&kept, line, "\n");
       resumed_wall_time_ = std::atof(line.substr(line.rfind(',') + 1).c_str());
     }
@@ -744,11 +751,16 @@ void Session::Update(const StepLoss& s, int64_t step) {
   if (raised && exp_.optimizer.GetBool("penalty_decay")) loop_.lr_scale *= 0.5;
 }
 
-void Session::WriteRow(const std::vector<double>& row) {
+absl::Status Session::WriteRow(const std::vector<double>& row) {
+  errno = 0;
   for (size_t i = 0; i < row.size(); ++i) {
     metrics_ << (i ? "," : "") << (i == 0 ? std::to_string(static_cast<int64_t>(row[0])) : Num(row[i]));
   }
   metrics_ << "\n" << std::flush;
+  if (metrics_) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat("cannot write ", (run_dir_ / "metrics.csv").string(), " (",
+                                             errno ? std::strerror(errno) : "write failed",
+                                             "); rows after the last checkpoint are dropped on resume"));
 }
 
 std::string Session::StopReason(int64_t step, double loss) const {
@@ -764,6 +776,12 @@ std::string Session::StopReason(int64_t step, double loss) const {
 }
 
 absl::Status Session::Run() {
+  auto lock = RunFolderLock::Acquire(run_dir_);
+  if (!lock.ok()) return lock.status();
+  if (!options_.resume && fs::exists(run_dir_ / "metrics.csv")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        run_dir_.string(), ": already holds a run; choose another --out (runs are never overwritten)"));
+  }
   if (auto st = Prepare(); !st.ok()) return st;
   const int64_t steps = exp_.runtime.GetInt("steps");
   const int64_t every = exp_.telemetry.GetInt("every");
@@ -803,15 +821,23 @@ absl::Status Session::Run() {
     s->row.push_back(step_lr);
     s->row.push_back(resumed_wall_time_ + Since(start_));
     last_row_ = s->row;
-    if (step % every == 0 || step + 1 == steps) WriteRow(s->row);
     loop_.next_step = step + 1;
+    if (step % every == 0 || step + 1 == steps) {
+      if (auto st = WriteRow(s->row); !st.ok()) {
+        ending.failure = st;
+        break;
+      }
+    }
     timing_.step += Since(t_step);
     progress.Update(loop_.next_step, loss);
 
     ending.stop_reason = StopReason(step, loss);
     const bool last = step + 1 == steps || !ending.stop_reason.empty();
     if (!last && checkpoint_every > 0 && (step + 1) % checkpoint_every == 0) {
-      if (auto st = SaveCheckpoint(step); !st.ok()) return st;
+      if (auto st = SaveCheckpoint(step); !st.ok()) {
+        ending.failure = st;
+        break;
+      }
     }
     FaultPoint("kill-after-step", step);
     if (!ending.stop_reason.empty()) break;
@@ -824,30 +850,38 @@ absl::Status Session::Run() {
 // the last good one), the metric alone in model.pt, and summary.json.
 absl::Status Session::Finish(const Ending& ending_in) {
   Ending ending = ending_in;
-  const bool failed = !ending.failure.ok();
+  bool failed = !ending.failure.ok();
   if (!failed && loop_.next_step > first_step_) {
-    if (auto st = SaveCheckpoint(loop_.next_step - 1); !st.ok()) return st;
-    torch::serialize::OutputArchive archive;
-    c_.model->save(archive);
-    WritePhysicalScalars(physical_, archive);  // fitted h0, Omega_m, ...: probe, distances and report read them
-    if (auto st = SaveArchiveAtomically(archive, run_dir_ / "model.pt", loop_.next_step - 1); !st.ok()) {
-      return st;
+    ending.failure = SaveCheckpoint(loop_.next_step - 1);
+    if (ending.failure.ok()) {
+      torch::serialize::OutputArchive archive;
+      c_.model->save(archive);
+      WritePhysicalScalars(physical_, archive);  // fitted h0, Omega_m, ...: probe, distances and report read them
+      ending.failure = SaveArchiveAtomically(archive, run_dir_ / "model.pt", loop_.next_step - 1);
     }
+    failed = !ending.failure.ok();
   }
   if (failed && best_step_) (void)best_step_->Write(c_);  // the best model before the failure
   if (failed) {
+    const auto code = ending.failure.code();
     ending.failure = absl::Status(
-        ending.failure.code(),
+        code,
         absl::StrCat(ending.failure.message(),
                      !fs::exists(checkpoints_ / "latest.pt") ? "; no checkpoint was written before it"
-                     : ending.failure.code() == absl::StatusCode::kAborted
+                     : code == absl::StatusCode::kAborted
                          ? "; checkpoints/latest.pt keeps the last good state (lumpy resume continues from it)"
+                     : code == absl::StatusCode::kUnavailable
+                         ? "; checkpoints/latest.pt keeps the last good state (lumpy resume continues from it "
+                           "once the write can succeed)"
                          : "; checkpoints/latest.pt keeps the last good state (a plugin broke its contract: "
                            "resuming repeats it)"));
   }
   nlohmann::json summary = Summary(ending);
   if (!failed && exp_.certify.GetInt("points") > 0) summary["held_out"] = HeldOut(&summary);
-  if (auto st = WriteAtomically(run_dir_ / "summary.json", summary.dump(2) + "\n"); !st.ok()) return st;
+  if (auto st = WriteAtomically(run_dir_ / "summary.json", summary.dump(2) + "\n"); !st.ok()) {
+    if (!failed) return st;
+    return absl::Status(ending.failure.code(), absl::StrCat(ending.failure.message(), "; ", st.message()));
+  }
   if (failed) return ending.failure;
   if (!ending.interrupted.empty()) return absl::CancelledError(ending.interrupted);
   return absl::OkStatus();
