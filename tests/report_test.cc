@@ -11,6 +11,7 @@
 #include "analytic_metrics.h"
 #include "cli/report.h"
 #include "cli_runner.h"
+#include "lumpy/supernovae.h"
 #include "temp_dir.h"
 
 namespace lumpy {
@@ -238,6 +239,73 @@ TEST_F(ReportTest, RefusalsSayWhatIsMissing) {
   EXPECT_EQ(grid.exit_code, 2);
   EXPECT_NE(grid.err.find("--grid"), std::string::npos) << grid.err;
 }
+
+// Flat LCDM's chi^2 on the Hubble-flow selection at (h0, om), by Simpson's
+// rule with 4000 intervals per supernova (independent of the command's
+// cumulative trapezoid).
+double LcdmChi2(const SupernovaCatalogue& cat, double h0, double om) {
+  double chi2 = 0;
+  for (int64_t i = 0; i < cat.size(); ++i) {
+    const double z = cat.z[i].item<double>();
+    const int n = 4000;
+    auto f = [&](double x) { return 1 / std::sqrt(om * std::pow(1 + x, 3) + 1 - om); };
+    double sum = f(0) + f(z);
+    for (int k = 1; k < n; ++k) sum += (k % 2 ? 4 : 2) * f(z * k / n);
+    const double dl = (1 + z) * 299792.458 / h0 * sum * z / (3 * n);
+    const double r = (5 * std::log10(dl) + 25 - cat.mu[i].item<double>()) / cat.sigma[i].item<double>();
+    chi2 += r * r;
+  }
+  return chi2;
+}
+
+// `lumpy sky`: its flat-LCDM best fit agrees with the independent numpy fit
+// (scripts/lcdm_fit.py) and a FLRW metric frozen at h0 = 70, Om = 0.3 gives
+// the closed form's chi^2 along physical rays and along the reference ray.
+TEST_F(ReportTest, SkyAgainstLcdmMatchesAnIndependentFitAndTheClosedForm) {
+  const std::string lcdm = std::string(LUMPY_TEST_SOURCE_DIR) + "/../experiments/baselines/lcdm.toml";
+  auto run = testing::RunLumpy("run '" + lcdm + "' --steps 1 --set optimizer.lr=1e-300 --set optimizer.peak_lr=1e-300 --out l", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto sky = testing::RunLumpy("sky l", dir_);
+  ASSERT_EQ(sky.exit_code, 0) << sky.err;
+  auto out = nlohmann::json::parse(testing::ReadFile(dir_ / "l" / "sky_final.json"));
+  ASSERT_EQ(out["rows"].size(), 3u);
+  const auto& fit = out["rows"][0];
+
+  // The independent fit.
+  const std::string script = std::string(LUMPY_TEST_SOURCE_DIR) + "/../scripts/lcdm_fit.py";
+  const std::string data = std::string(LUMPY_TEST_SOURCE_DIR) + "/../data/Pantheon+SH0ES.dat";
+  FILE* pipe = popen(("/usr/bin/python3 '" + script + "' '" + data + "'").c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string text;
+  char buf[512];
+  while (fgets(buf, sizeof buf, pipe)) text += buf;
+  ASSERT_EQ(pclose(pipe), 0) << text;
+  auto value = [&](const std::string& key) {
+    auto at = text.find(key);
+    EXPECT_NE(at, std::string::npos) << text;
+    return std::stod(text.substr(text.find('=', at) + 1));
+  };
+  EXPECT_NEAR(fit["chi2"].get<double>() / value("chi2"), 1.0, 1e-7);
+  EXPECT_NEAR(fit["h0"].get<double>() / value("h0"), 1.0, 1e-7);
+  EXPECT_NEAR(fit["omega_m"].get<double>(), value("omega_m"), 1e-6);
+  EXPECT_EQ(fit["n"].get<int64_t>(), 1580);
+
+  // The frozen FLRW metric along both kinds of ray.
+  SupernovaOptions selection;
+  selection.z_column = "zHD";
+  selection.z_min = 0.01;
+  selection.drop_calibrators = true;
+  auto cat = LoadSupernovae(data, selection);
+  ASSERT_TRUE(cat.ok()) << cat.status();
+  const double want = LcdmChi2(*cat, 70.0, 0.3);
+  for (int row : {1, 2}) {
+    const auto& r = out["rows"][row];
+    EXPECT_EQ(r["reached"].get<int64_t>(), 1580) << r;
+    EXPECT_NEAR(r["chi2"].get<double>() / want, 1.0, 1e-6) << r;
+    EXPECT_NEAR(r["delta_chi2_vs_lcdm"].get<double>(), r["chi2"].get<double>() - fit["chi2"].get<double>(), 1e-9);
+  }
+}
+
 
 }  // namespace
 }  // namespace lumpy

@@ -3,6 +3,7 @@
 #include "cli/ablate.h"
 #include "cli/exit_status.h"
 #include "cli/report.h"
+#include "cli/sky.h"
 
 #include <CLI/CLI.hpp>
 
@@ -514,6 +515,23 @@ int LumpyMain(int argc, char** argv) {
                       "grid size per constrained domain (default: the experiment's certify.points)")
       ->check(CLI::Range(int64_t{16}, int64_t{100000000}));
 
+  SkyOptions sky_options;
+  CLI::App* sky = app.add_subcommand(
+      "sky", "the trained metric on the real sky against flat LCDM: Pantheon+ (zHD > 0.01, calibrators "
+             "dropped), chi^2 along physical rays and the reference ray beside the LCDM best fit on the "
+             "same selection (RUN_DIR/sky_<checkpoint>.json)");
+  sky->add_option("run_dir", sky_options.run_dir, "the run folder")->required();
+  sky->add_option("--checkpoint", sky_options.checkpoint,
+                  "final, latest, best or best_step; default: the experiment's [report] checkpoint")
+      ->check(CLI::IsMember(CheckpointChoices()));
+  sky->add_option("--data", sky_options.data, "the catalogue (default Pantheon+SH0ES.dat)");
+  sky->add_option("--covariance", sky_options.covariance,
+                  "also with this full covariance (N, then N*N numbers over all rows of the catalogue)");
+  sky->add_option("--bins", sky_options.bins,
+                  "physical rays along this many directions (each supernova read off its nearest); 0: one "
+                  "ray per supernova (default 48)")
+      ->check(CLI::Range(int64_t{0}, int64_t{100000}));
+
   CLI::App* plugins = app.add_subcommand(
       "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");
 
@@ -529,6 +547,7 @@ int LumpyMain(int argc, char** argv) {
     if (*ablate) return RunAblation(ablate_options);
     if (*plugins) return CommandPlugins();
     if (*certify) return RunCertify(certify_options);
+    if (*sky) return RunSky(sky_options);
     if (*report) {
       report_options.figures = !report_no_figures;
       return RunReport(report_options);

@@ -1,4 +1,5 @@
 #include "cli/report.h"
+#include "cli/run_folder.h"
 
 #include <chrono>
 #include <cmath>
@@ -263,22 +264,6 @@ absl::Status Hubble(MetricModel& model, const LossSpec& l, const torch::TensorOp
 
 }  // namespace
 
-namespace {
-
-// A finished (or stopped) run loaded for reading: its resolved experiment,
-// the components it describes, and the metric with the parameters of the
-// chosen checkpoint.
-struct LoadedRun {
-  std::unique_ptr<Registry> registry = std::make_unique<Registry>();
-  std::unique_ptr<PluginLoader> loader = std::make_unique<PluginLoader>(*registry);
-  std::optional<Experiment> exp;
-  Components c;
-  torch::TensorOptions options;
-  std::string which;  // final, latest, best, best_step
-  fs::path model_file, training_checkpoint;
-  LossTerm* efe = nullptr;
-};
-
 // `which` empty: the experiment's [report] checkpoint.
 int LoadRun(const fs::path& run_dir, const std::string& which_in, LoadedRun* run) {
   if (!fs::is_regular_file(run_dir / "experiment.toml") || !fs::is_regular_file(run_dir / "metrics.csv")) {
@@ -338,7 +323,6 @@ int LoadRun(const fs::path& run_dir, const std::string& which_in, LoadedRun* run
   return kExitOk;
 }
 
-}  // namespace
 
 int RunCertify(const CertifyCommandOptions& o) {
   const fs::path run_dir(o.run_dir);
