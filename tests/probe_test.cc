@@ -186,6 +186,14 @@ TEST_F(ProbeTest, MockSupernovaeFromTheMetric) {
     const double dl = testing::FlatLcdmLuminosityDistance(z, 70, 0.3);
     EXPECT_NEAR(cat->mu[i].item<double>(), 5 * std::log10(dl) + 25, 1e-5);
   }
+  // A NaN or infinite error or redshift bound is refused (NaN once passed
+  // CLI11's PositiveNumber and wrote a catalogue of NaNs).
+  for (const std::string& bad : {"--sigma nan", "--sigma inf", "--sigma 0", "--z-max nan", "--z-min -1"}) {
+    auto r = RunLumpy("mock-sn '" + kFlrw + "' --out bad.dat " + bad, dir_);
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.err.find("must be a finite number"), std::string::npos) << bad << ": " << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "bad.dat")) << bad;
+  }
   auto again = RunLumpy("mock-sn '" + kFlrw + "' --out mock.dat --n 40", dir_);
   EXPECT_EQ(again.exit_code, 2);
   EXPECT_EQ(again.err, "mock.dat: exists; mock-sn never overwrites a file\n");

@@ -107,6 +107,9 @@ TEST_F(ReportTest, FittedLcdmTablesMatchTheClosedFormsWithTheFittedParameters) {
   auto report = testing::RunLumpy("report run --no-figures --grid 9", dir_);
   ASSERT_EQ(report.exit_code, 0) << report.err;
   EXPECT_NE(report.err.find("outside the metric's domain left out"), std::string::npos) << report.err;
+  // Without figures it names only what it wrote (it once claimed report.md).
+  EXPECT_EQ(report.err.find("report.md"), report.err.find("report.md, the figures")) << report.err;
+  EXPECT_FALSE(fs::exists(dir_ / "run/report/report.md"));
 
   auto w = ReadTable(dir_ / "run/report/worldline.csv");
   ASSERT_GT(w["t"].size(), 100u);

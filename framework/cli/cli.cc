@@ -41,6 +41,20 @@ std::vector<std::string> CheckpointChoices() {
 }
 
 
+// A finite number > 0 (CLI11's PositiveNumber lets NaN through: NaN <= 0 is
+// false) or >= 0.
+CLI::Validator Finite(bool zero_ok) {
+  return CLI::Validator(
+      [zero_ok](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || v < 0 || (!zero_ok && v == 0)) {
+          return absl::StrCat("must be a finite number ", zero_ok ? ">= 0" : "> 0", ", got ", text);
+        }
+        return "";
+      },
+      zero_ok ? "FINITE>=0" : "FINITE>0");
+}
+
 // The quickstart: installed beside the binary, or in the source tree of a build.
 fs::path QuickstartPath() {
   fs::path exe(boost::dll::program_location().string());
@@ -454,10 +468,10 @@ int LumpyMain(int argc, char** argv) {
   mock->add_option("--out", mock_out, "the catalogue to write (never overwritten)")->required();
   mock->add_option("--n", mock_n, "number of supernovae")->check(CLI::PositiveNumber);
   mock->add_option("--seed", mock_seed, "seed of redshifts, sky positions and noise");
-  mock->add_option("--sigma", mock_sigma, "distance-modulus error (mag)")->check(CLI::PositiveNumber);
+  mock->add_option("--sigma", mock_sigma, "distance-modulus error (mag)")->check(Finite(false));
   mock->add_flag("--no-noise", mock_no_noise, "exact distance moduli (sigma still written)");
-  mock->add_option("--z-min", mock_zmin, "smallest redshift");
-  mock->add_option("--z-max", mock_zmax, "largest redshift");
+  mock->add_option("--z-min", mock_zmin, "smallest redshift")->check(Finite(true));
+  mock->add_option("--z-max", mock_zmax, "largest redshift")->check(Finite(false));
   mock->add_option("--set", mock_sets, "override one key, e.g. --set model.h0=67")
       ->allow_extra_args(false);
 

@@ -405,7 +405,13 @@ int RunReport(const ReportOptions& o) {
       return kExitRuntime;
     }
   }
-  std::cerr << "report: " << (dir / "report.md").string() << std::endl;
+  if (o.figures) {
+    std::cerr << "report: " << (dir / "report.md").string() << std::endl;
+  } else {
+    std::cerr << "report tables: " << dir.string()
+              << " (report.md, the figures and the loss tables come with the figures: run without --no-figures)"
+              << std::endl;
+  }
   return kExitOk;
 }
 
