@@ -132,6 +132,18 @@ TEST_F(ProbeTest, CheckpointsAndDtype) {
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_NE(wrong.err.find("run/model.pt: does not fit this experiment's model (siren): "),
             std::string::npos) << wrong.err;
+  // A checkpoint of another kind of metric is refused for probe and
+  // distances alike (a FLRW experiment once ignored a SIREN's checkpoint).
+  for (const std::string& file : {"run", "run/checkpoints/latest.pt", "run/checkpoints/best.pt"}) {
+    auto other = RunLumpy("probe '" + kFlrw + "' --checkpoint " + file + " --points in.csv --out o.csv", dir_);
+    EXPECT_EQ(other.exit_code, 2) << file;
+    EXPECT_NE(other.err.find(": a checkpoint of a siren metric; this experiment's model is flrw"), std::string::npos)
+        << other.err;
+  }
+  auto other = RunLumpy("distances '" + kFlrw + "' --checkpoint run --z 0.5", dir_);
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_NE(other.err.find("this experiment's model is flrw"), std::string::npos) << other.err;
+  EXPECT_FALSE(fs::exists(dir_ / "o.csv"));
   auto none = RunLumpy("probe '" + kTiny + "' --checkpoint nowhere --points in.csv --out w.csv", dir_);
   EXPECT_EQ(none.err, "nowhere: no such checkpoint (give a run folder, its model.pt, or "
                       "checkpoints/latest.pt or best.pt)\n");

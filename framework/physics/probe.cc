@@ -175,6 +175,10 @@ absl::Status LoadModuleState(torch::nn::Module& module, torch::serialize::InputA
   return absl::OkStatus();
 }
 
+void WriteModelKind(torch::serialize::OutputArchive& archive, const std::string& model_name) {
+  archive.write("model_kind", c10::IValue(model_name));
+}
+
 absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
                                  const std::string& model_name,
                                  const std::vector<std::pair<std::string, LossTerm*>>& terms,
@@ -189,6 +193,11 @@ absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string());
+    c10::IValue kind;
+    if (archive.try_read("model_kind", kind) && kind.isString() && kind.toStringRef() != model_name) {
+      return absl::InvalidArgumentError(absl::StrCat(file.string(), ": a checkpoint of a ", kind.toStringRef(),
+                                                     " metric; this experiment's model is ", model_name));
+    }
     // A training checkpoint (checkpoints/latest.pt, best.pt) holds the
     // metric under "model"; model.pt holds it at the top.
     c10::IValue format;

@@ -39,6 +39,10 @@ LUMPY_ENGINE_API absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe,
                                          const torch::TensorOptions& options,
                                          std::string* warning);
 
+// Archives of a metric (model.pt, training checkpoints) name its plugin
+// under "model_kind"; LoadModelCheckpoint refuses an archive of another kind.
+LUMPY_ENGINE_API void WriteModelKind(torch::serialize::OutputArchive& archive, const std::string& model_name);
+
 // The same columns for the points [N,4] (all inside the metric's domain),
 // written to `out` atomically; rows whose geometry is not finite are written
 // and their indices appended to `non_finite`.

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "physics/probe.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "train/checkpoint.h"
@@ -179,6 +180,7 @@ absl::Status BestStep::Write(Components& c) {
     archive.write("weighters", weighters);
     archive.write("best_step", torch::tensor(step_, torch::kInt64));
     archive.write("best_loss", torch::tensor(loss_, torch::kFloat64));
+    WriteModelKind(archive, model_kind_);
     st = SaveArchiveAtomically(archive, file_, /*step=*/-1);
   }
   for (size_t i = 0; i < live.size(); ++i) live[i].copy_(kept[i]);

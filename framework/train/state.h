@@ -53,8 +53,8 @@ LUMPY_ENGINE_API std::optional<std::string> FirstDifference(const std::string& t
 // the step and loss, at every checkpoint and at the end.
 class LUMPY_ENGINE_API BestStep {
  public:
-  BestStep(std::filesystem::path file, std::vector<PhysicalScalarSlot> scalars)
-      : file_(std::move(file)), scalars_(std::move(scalars)) {}
+  BestStep(std::filesystem::path file, std::vector<PhysicalScalarSlot> scalars, std::string model_kind)
+      : file_(std::move(file)), scalars_(std::move(scalars)), model_kind_(std::move(model_kind)) {}
 
   void Take(Components& components, int64_t step, double loss);
   // Into / out of a training checkpoint ("best_step").
@@ -70,6 +70,7 @@ class LUMPY_ENGINE_API BestStep {
  private:
   std::filesystem::path file_;
   std::vector<PhysicalScalarSlot> scalars_;
+  std::string model_kind_;
   std::vector<torch::Tensor> tensors_;  // model then curricula: parameters and buffers
   std::vector<double> physical_;
   int64_t step_ = -1;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "core/threads.h"
 #include "lumpy/build_info.h"
+#include "physics/probe.h"
 #include "train/certify.h"
 #include "train/checkpoint.h"
 #include "train/point_set_context.h"
@@ -359,6 +360,7 @@ torch::serialize::OutputArchive Session::Checkpoint() const {
   torch::serialize::OutputArchive model;
   c_.model->save(model);
   a.write("model", model);
+  WriteModelKind(a, exp_.model.entry->name);
   torch::serialize::OutputArchive optimizer;
   optimizer_->save(optimizer);
   a.write("optimizer", optimizer);
@@ -595,7 +597,7 @@ absl::Status Session::Prepare() {
     }
   }
   if (exp_.stopping.GetBool("best_step_checkpoint")) {
-    best_step_ = std::make_unique<BestStep>(checkpoints_ / "best_step.pt", physical_);
+    best_step_ = std::make_unique<BestStep>(checkpoints_ / "best_step.pt", physical_, exp_.model.entry->name);
   }
   if (options_.resume) {
     if (auto st = PrepareResume(); !st.ok()) return st;
@@ -857,6 +859,7 @@ absl::Status Session::Finish(const Ending& ending_in) {
       torch::serialize::OutputArchive archive;
       c_.model->save(archive);
       WritePhysicalScalars(physical_, archive);  // fitted h0, Omega_m, ...: probe, distances and report read them
+      WriteModelKind(archive, exp_.model.entry->name);
       ending.failure = SaveArchiveAtomically(archive, run_dir_ / "model.pt", loop_.next_step - 1);
     }
     failed = !ending.failure.ok();
