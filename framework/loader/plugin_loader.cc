@@ -10,6 +10,10 @@
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
+#include <elf.h>
+
+#include <cstring>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -62,7 +66,11 @@ absl::Status PluginLoader::LoadPath(const fs::path& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(path, ec)) {
+    fs::directory_iterator it(path, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat(path.string(), ": cannot read the plugin folder: ", ec.message()));
+    }
+    for (const auto& entry : it) {
       const std::string name = entry.path().filename().string();
       if (entry.is_regular_file() && name.rfind("lumpy_", 0) == 0 &&
           entry.path().extension() == ".so") {
@@ -82,12 +90,62 @@ absl::Status PluginLoader::LoadPath(const fs::path& path) {
   return LoadLibrary(path);
 }
 
+namespace {
+
+// dlopen maps a file as its headers describe it: a truncated or damaged
+// library makes it fault (SIGBUS) with no message. So, first: an ELF shared
+// object of this machine's class, byte order and architecture, as long as
+// its program and section headers say.
+absl::Status CheckElf(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read it"));
+  const auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(file.string(), ": not a loadable plugin: ", why));
+  };
+  Elf64_Ehdr h{};
+  in.read(reinterpret_cast<char*>(&h), sizeof h);
+  if (in.gcount() < static_cast<std::streamsize>(EI_NIDENT) || std::memcmp(h.e_ident, ELFMAG, SELFMAG) != 0) {
+    return bad("not an ELF file");
+  }
+  if (!in) return bad("truncated inside its ELF header");
+  if (h.e_ident[EI_CLASS] != ELFCLASS64 || h.e_ident[EI_DATA] != ELFDATA2LSB) {
+    return bad("not a 64-bit little-endian ELF file");
+  }
+  Elf64_Ehdr self{};
+  std::ifstream exe("/proc/self/exe", std::ios::binary);
+  exe.read(reinterpret_cast<char*>(&self), sizeof self);
+  if (h.e_type != ET_DYN) return bad("not a shared library");
+  if (exe && h.e_machine != self.e_machine) {
+    return bad(absl::StrCat("built for ELF machine ", h.e_machine, ", this one is ", self.e_machine));
+  }
+  std::error_code ec;
+  const uint64_t size = fs::file_size(file, ec);
+  uint64_t extent = std::max<uint64_t>(h.e_phoff + uint64_t{h.e_phnum} * h.e_phentsize,
+                                       h.e_shoff + uint64_t{h.e_shnum} * h.e_shentsize);
+  if (!ec && h.e_phentsize == sizeof(Elf64_Phdr) && h.e_phoff + uint64_t{h.e_phnum} * h.e_phentsize <= size) {
+    in.seekg(static_cast<std::streamoff>(h.e_phoff));
+    for (int i = 0; i < h.e_phnum && in; ++i) {
+      Elf64_Phdr ph{};
+      in.read(reinterpret_cast<char*>(&ph), sizeof ph);
+      if (in && ph.p_type == PT_LOAD) extent = std::max<uint64_t>(extent, ph.p_offset + ph.p_filesz);
+    }
+  }
+  if (ec || size < extent) {
+    return bad(absl::StrCat("truncated: ", ec ? 0 : size, " bytes where its headers describe ", extent,
+                            " (a partial copy or download?)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status PluginLoader::LoadLibrary(const fs::path& file) {
   std::error_code ec;
   const std::string canonical = fs::weakly_canonical(file, ec).string();
   if (loaded_.count(canonical)) return absl::OkStatus();
   const std::string where = file.string();
 
+  if (auto st = CheckElf(file); !st.ok()) return st;
   boost::dll::shared_library lib;
   try {
     lib.load(boost::dll::fs::path(canonical), boost::dll::load_mode::rtld_lazy |
