@@ -18,7 +18,7 @@ const ParamSpecs& RuntimeParams() {
       ParamSpec::String("dtype", "floating-point type of the model and all tensors")
           .Default(std::string("float64"))
           .OneOf({"float32", "float64"}),
-      ParamSpec::Int("threads", "LibTorch intra-op threads (0 = all cores)").Default(int64_t{0}).AtLeast(0),
+      ParamSpec::Int("threads", "LibTorch intra-op threads (0 = all cores)").Default(int64_t{0}).AtLeast(0).AtMost(1024),
       ParamSpec::Int("seed", "seed of every random draw (same seed, same run)").Default(int64_t{0}).AtLeast(0),
       ParamSpec::String("device", "torch device: cpu, cuda, cuda:N").Default(std::string("cpu")),
       ParamSpec::Int("steps", "optimizer steps").Default(int64_t{1000}).AtLeast(1),
@@ -177,14 +177,15 @@ const ParamSpecs& DomainParams() {
                      "(every state a ray stopped on because it was bad first), besides the strata's; "
                      "a constraint on the domain is then checked where the rays go")
           .Default(int64_t{0})
-          .AtLeast(0),
+          .AtLeast(0)
+          .AtMost(10000000),
   };
   return specs;
 }
 
 const ParamSpecs& StratumParams() {
   static const ParamSpecs specs = {
-      ParamSpec::Int("count", "points drawn from this stratum each step").AtLeast(1),
+      ParamSpec::Int("count", "points drawn from this stratum each step").AtLeast(1).AtMost(10000000),
       ParamSpec::DoubleList("t", "[min, max] of t").Length(2),
   };
   return specs;
