@@ -26,7 +26,9 @@ packages=(cmake g++ make
           libtomlplusplus-dev libabsl-dev libcli11-dev nlohmann-json3-dev
           python3-matplotlib)
 if [ "$mode" = test ]; then
-  packages+=(libgtest-dev libgmock-dev libbenchmark-dev)
+  # slurm-wlm, munge: the Slurm tests start a one-node cluster on this machine
+  # (tests/slurm/cluster.sh).
+  packages+=(libgtest-dev libgmock-dev libbenchmark-dev slurm-wlm munge)
 fi
 
 sudo=""

@@ -14,13 +14,18 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
+#include <chrono>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/status/statusor.h"
 #include "config/experiment.h"
 #include "loader/plugin_loader.h"
+#include "train/checkpoint.h"
 
 extern char** environ;
 
@@ -109,14 +114,63 @@ std::string Cell(const nlohmann::json& v) {
 
 }  // namespace
 
-int RunAblation(const AblateOptions& o) {
-  constexpr int kConfig = 2;
+namespace {
+
+constexpr int kConfig = 2, kRuntime = 1;
+
+// A sweep: what sweep.json holds.
+struct Sweep {
+  std::string experiment;  // absolute
+  std::vector<std::string> varies, sets;
+  int seeds = 1;
+  std::string executor = "local", job_id;
+  fs::path dir;  // absolute
+  std::vector<Variant> variants;
+};
+
+nlohmann::json ToJson(const Sweep& s) {
+  nlohmann::json j = {{"experiment", s.experiment}, {"varies", s.varies}, {"sets", s.sets},
+                      {"seeds", s.seeds},           {"executor", s.executor}, {"job_id", s.job_id},
+                      {"variants", nlohmann::json::array()}};
+  for (const auto& v : s.variants) {
+    j["variants"].push_back({{"name", v.name}, {"assignments", v.assignments}, {"seed", v.seed}, {"overrides", v.overrides}});
+  }
+  return j;
+}
+
+absl::StatusOr<Sweep> ReadSweep(const fs::path& dir) {
+  std::ifstream in(dir / "sweep.json");
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat(dir.string(), ": not a sweep folder (no sweep.json; "
+                                                   "give the --out folder of a lumpy ablate)"));
+  }
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("variants")) {
+    return absl::InvalidArgumentError(absl::StrCat((dir / "sweep.json").string(), ": damaged (not the JSON lumpy ablate writes)"));
+  }
+  Sweep s;
+  try {
+    s.experiment = j.at("experiment").get<std::string>();
+    s.varies = j.at("varies").get<std::vector<std::string>>();
+    s.sets = j.at("sets").get<std::vector<std::string>>();
+    s.seeds = j.at("seeds").get<int>();
+    s.executor = j.at("executor").get<std::string>();
+    s.job_id = j.at("job_id").get<std::string>();
+    for (const auto& v : j.at("variants")) {
+      s.variants.push_back({v.at("name").get<std::string>(), v.at("assignments").get<std::vector<std::string>>(),
+                            v.at("seed").get<int64_t>(), v.at("overrides").get<std::vector<std::string>>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat((dir / "sweep.json").string(), ": damaged (", e.what(), ")"));
+  }
+  s.dir = fs::absolute(dir);
+  return s;
+}
+
+// Every variant, validated before anything runs. 0 or an exit status.
+int PlanSweep(const AblateOptions& o, Sweep* sweep) {
   if (o.varies.empty()) {
     std::cerr << "--vary: give at least one, e.g. --vary loss.wec.constraint.plugin=linear,augmented_lagrangian" << std::endl;
-    return kConfig;
-  }
-  if (fs::exists(o.out) && !fs::is_empty(o.out)) {
-    std::cerr << o.out << ": exists and is not empty; choose another --out (runs are never overwritten)" << std::endl;
     return kConfig;
   }
   // The grid of assignments.
@@ -146,7 +200,7 @@ int RunAblation(const AblateOptions& o) {
   PluginLoader loader(registry);
   if (auto st = loader.LoadDefaults(); !st.ok()) {
     std::cerr << st.message() << std::endl;
-    return 1;
+    return kRuntime;
   }
   auto base = LoadExperiment(o.experiment, o.sets, loader, registry);
   if (!base.ok()) {
@@ -159,7 +213,7 @@ int RunAblation(const AblateOptions& o) {
   for (const auto& s : o.sets) varies_threads |= s.rfind("runtime.threads=", 0) == 0;
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   const int threads = std::max(1, cores / std::max(1, o.jobs));
-  std::vector<Variant> variants;
+  const bool slurm = o.executor == "slurm";  // threads come from the allocation
   for (size_t i = 0; i < grid.size(); ++i) {
     std::vector<std::string> slugs;
     for (const auto& a : grid[i]) slugs.push_back(Slug(a.substr(a.find('=') + 1)));
@@ -172,37 +226,42 @@ int RunAblation(const AblateOptions& o) {
       v.overrides.insert(v.overrides.end(), grid[i].begin(), grid[i].end());
       v.overrides.push_back(absl::StrCat("runtime.seed=", v.seed));
       v.overrides.push_back("telemetry.progress=false");
-      if (!varies_threads) v.overrides.push_back(absl::StrCat("runtime.threads=", threads));
+      if (!varies_threads && !slurm) v.overrides.push_back(absl::StrCat("runtime.threads=", threads));
       auto exp = LoadExperiment(o.experiment, v.overrides, loader, registry);
       if (!exp.ok()) {
         std::cerr << "--vary " << absl::StrJoin(grid[i], " ") << ": " << exp.status().message() << std::endl;
         return kConfig;
       }
-      variants.push_back(v);
+      sweep->variants.push_back(v);
     }
   }
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec) {
-    std::cerr << o.out << ": cannot create: " << ec.message() << std::endl;
-    return 1;
-  }
-  const fs::path dir = fs::absolute(o.out);
-  const fs::path exe(boost::dll::program_location().string());
-  const fs::path experiment = fs::absolute(o.experiment);
-  std::cerr << "lumpy ablate: " << variants.size() << " run(s), " << o.jobs << " at a time, "
-            << (varies_threads ? std::string("threads as given") : absl::StrCat(threads, " thread(s) each"))
-            << " -> " << dir.string() << std::endl;
+  sweep->experiment = fs::absolute(o.experiment).string();
+  sweep->varies = o.varies;
+  sweep->sets = o.sets;
+  sweep->seeds = o.seeds;
+  sweep->executor = o.executor;
+  sweep->dir = fs::absolute(o.out);
+  return 0;
+}
 
-  // Run them, `jobs` at a time.
+// What became of one task: pending, running, or done with an exit code.
+struct TaskState {
+  std::string state = "done";
+  int exit_code = -1;
+};
+
+// Runs the variants here, `jobs` at a time.
+std::vector<TaskState> RunLocal(const Sweep& sweep, int jobs) {
+  const fs::path exe(boost::dll::program_location().string());
+  const auto& variants = sweep.variants;
   std::map<pid_t, size_t> running;
-  std::vector<int> exit_code(variants.size(), -1);
+  std::vector<TaskState> states(variants.size());
   size_t next = 0, done = 0;
   while (done < variants.size()) {
-    while (next < variants.size() && static_cast<int>(running.size()) < std::max(1, o.jobs)) {
-      pid_t pid = Spawn(exe, experiment.string(), variants[next], dir);
+    while (next < variants.size() && static_cast<int>(running.size()) < std::max(1, jobs)) {
+      pid_t pid = Spawn(exe, sweep.experiment, variants[next], sweep.dir);
       if (pid < 0) {
-        exit_code[next] = 127;
+        states[next].exit_code = 127;
         ++done;
       } else {
         running[pid] = next;
@@ -216,13 +275,187 @@ int RunAblation(const AblateOptions& o) {
     if (pid < 0) break;
     auto it = running.find(pid);
     if (it == running.end()) continue;
-    exit_code[it->second] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    std::cerr << "  " << (exit_code[it->second] == 0 ? "finished " : "FAILED   ")
-              << variants[it->second].name << " (" << ++done << "/" << variants.size() << ")" << std::endl;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    states[it->second].exit_code = code;
+    std::cerr << "  " << (code == 0 ? "finished " : "FAILED   ") << variants[it->second].name << " ("
+              << ++done << "/" << variants.size() << ")" << std::endl;
     running.erase(it);
   }
+  return states;
+}
 
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// OUT/sweep.sbatch: one array task per variant and seed. A task runs its
+// variant, or resumes it if its folder holds a checkpoint (a requeued task),
+// or does nothing if it already completed. On Slurm's warning signal (USR1,
+// warn_seconds before the time limit) it stops the run (which checkpoints)
+// and requeues itself. Its exit status goes to OUT/<variant>.exit.
+std::string SbatchScript(const Sweep& sweep, const AblateOptions::Slurm& o) {
+  const fs::path exe(boost::dll::program_location().string());
+  std::string s = "#!/bin/bash\n# Written by lumpy ablate; submit with: sbatch sweep.sbatch\n";
+  absl::StrAppend(&s, "#SBATCH --job-name=lumpy-ablate\n", "#SBATCH --array=0-", sweep.variants.size() - 1, "\n",
+                  "#SBATCH --output=", (sweep.dir / "logs" / "%A_%a.out").string(), "\n",
+                  "#SBATCH --cpus-per-task=", o.cpus_per_task, "\n", "#SBATCH --requeue\n",
+                  "#SBATCH --open-mode=append\n", "#SBATCH --signal=B:USR1@", o.warn_seconds, "\n");
+  auto add = [&](const char* flag, const std::string& v) {
+    if (!v.empty()) absl::StrAppend(&s, "#SBATCH --", flag, "=", v, "\n");
+  };
+  add("partition", o.partition);
+  add("time", o.time);
+  add("mem", o.mem);
+  add("account", o.account);
+  add("qos", o.qos);
+  for (const auto& a : o.sbatch_args) absl::StrAppend(&s, "#SBATCH ", a, "\n");
+  absl::StrAppend(&s, "\nset -u\nLUMPY=", ShellQuote(exe.string()), "\nDIR=", ShellQuote(sweep.dir.string()),
+                  "\nEXPERIMENT=", ShellQuote(sweep.experiment), "\n\ncase \"$SLURM_ARRAY_TASK_ID\" in\n");
+  for (size_t i = 0; i < sweep.variants.size(); ++i) {
+    const auto& v = sweep.variants[i];
+    absl::StrAppend(&s, "  ", i, ") NAME=", ShellQuote(v.name), "; SETS=(");
+    for (const auto& ov : v.overrides) absl::StrAppend(&s, " --set ", ShellQuote(ov));
+    absl::StrAppend(&s, " ) ;;\n");
+  }
+  absl::StrAppend(&s, R"(  *) echo "no variant for task $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;
+esac
+RUN="$DIR/$NAME"
+if [ -f "$RUN/summary.json" ] && grep -q '"status": "completed"' "$RUN/summary.json"; then
+  echo 0 > "$DIR/$NAME.exit"; exit 0
+fi
+if [ -f "$RUN/checkpoints/latest.pt" ]; then
+  echo "task $SLURM_ARRAY_TASK_ID: resuming $RUN" >&2
+  "$LUMPY" resume "$RUN" >> "$DIR/$NAME.log" 2>&1 &
+else
+  "$LUMPY" run "$EXPERIMENT" "${SETS[@]}" --set "runtime.threads=${SLURM_CPUS_PER_TASK:-1}" --out "$RUN" > "$DIR/$NAME.log" 2>&1 &
+fi
+pid=$!
+requeue=0
+trap 'requeue=1; kill -TERM $pid 2>/dev/null' USR1
+wait $pid; rc=$?
+while kill -0 $pid 2>/dev/null; do wait $pid; rc=$?; done
+if [ $requeue = 1 ]; then
+  echo "task $SLURM_ARRAY_TASK_ID: checkpointed before the time limit; requeued" >&2
+  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+  exit 0
+fi
+echo $rc > "$DIR/$NAME.exit"
+exit $rc
+)");
+  return s;
+}
+
+// Runs a command, returning its exit status and what it printed.
+int Capture(const std::string& command, std::string* out) {
+  out->clear();
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return 127;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out->append(buf, n);
+  const int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+bool OnPath(const std::string& program) {
+  std::string out;
+  return Capture("command -v " + program, &out) == 0;
+}
+
+// Each task's state: pending or running while squeue lists it, else done
+// with the exit status its script wrote (a task that ended without writing
+// one failed before or outside its run, e.g. cancelled).
+std::vector<TaskState> SlurmStates(const Sweep& sweep, bool* queue_ok) {
+  std::vector<TaskState> states(sweep.variants.size());
+  std::string out;
+  *queue_ok = Capture("squeue -h -r -j " + sweep.job_id + " -o '%K %T'", &out) == 0;
+  std::map<size_t, std::string> listed;
+  if (*queue_ok) {
+    std::istringstream in(out);
+    std::string task, state;
+    while (in >> task >> state) {
+      char* end = nullptr;
+      const unsigned long i = std::strtoul(task.c_str(), &end, 10);
+      if (*end == 0 && i < states.size()) listed[i] = state;
+    }
+  }
+  for (size_t i = 0; i < states.size(); ++i) {
+    std::ifstream exit_file(sweep.dir / (sweep.variants[i].name + ".exit"));
+    int code = -1;
+    if (listed.count(i)) {
+      const std::string& st = listed[i];
+      states[i].state = st == "PENDING" || st == "REQUEUED" || st == "REQUEUE_HOLD" || st == "REQUEUE_FED" ? "pending" : "running";
+    } else if (exit_file >> code) {
+      states[i].exit_code = code;
+    } else if (!*queue_ok) {
+      states[i].state = "pending";  // the queue could not be asked: nothing is known
+    }
+  }
+  return states;
+}
+
+// Submits the sweep's job array; 0 or an exit status (nothing submitted).
+int SubmitSlurm(Sweep* sweep, const AblateOptions::Slurm& o) {
+  if (!OnPath("sbatch") || !OnPath("squeue")) {
+    std::cerr << "--executor slurm: no sbatch or squeue on the PATH (is this a Slurm login node? Debian: "
+                 "apt-get install slurm-client)" << std::endl;
+    return kConfig;
+  }
+  std::error_code ec;
+  fs::create_directories(sweep->dir / "logs", ec);
+  if (ec) {
+    std::cerr << sweep->dir.string() << ": cannot create: " << ec.message() << std::endl;
+    return kRuntime;
+  }
+  const fs::path script = sweep->dir / "sweep.sbatch";
+  if (auto st = WriteAtomically(script, SbatchScript(*sweep, o)); !st.ok()) {
+    std::cerr << st.message() << std::endl;
+    return kRuntime;
+  }
+  std::string out;
+  const int rc = Capture("sbatch --parsable " + ShellQuote(script.string()), &out);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  if (rc != 0) {
+    std::cerr << "sbatch refused the sweep (nothing was submitted): " << out << std::endl;
+    fs::remove_all(sweep->dir, ec);
+    return kConfig;
+  }
+  sweep->job_id = out.substr(0, out.find(';'));
+  std::cerr << "lumpy ablate: submitted job array " << sweep->job_id << " (" << sweep->variants.size()
+            << " task(s)) -> " << sweep->dir.string() << std::endl;
+  return 0;
+}
+
+// Polls until no task is pending or running, with a progress line.
+std::vector<TaskState> WaitSlurm(const Sweep& sweep, double poll_seconds) {
+  std::string last;
+  for (;;) {
+    bool queue_ok = false;
+    auto states = SlurmStates(sweep, &queue_ok);
+    int pending = 0, running = 0, done = 0, failed = 0;
+    for (const auto& s : states) {
+      pending += s.state == "pending";
+      running += s.state == "running";
+      done += s.state == "done" && s.exit_code == 0;
+      failed += s.state == "done" && s.exit_code != 0;
+    }
+    const std::string line = absl::StrFormat("  job %s: %d pending, %d running, %d done, %d failed%s", sweep.job_id,
+                                             pending, running, done, failed, queue_ok ? "" : " (squeue failed)");
+    if (line != last) std::cerr << line << std::endl;
+    last = line;
+    if (queue_ok && pending + running == 0) return states;
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(poll_seconds * 1000)));
+  }
+}
+
+// The table: fixed columns, then every loss term's final value. Exit status:
+// 1 if a finished run failed.
+int WriteTable(const Sweep& sweep, const std::vector<TaskState>& states) {
   // The table: fixed columns, then every loss term's final value.
+  const auto& variants = sweep.variants;
+  const fs::path& dir = sweep.dir;
   std::vector<nlohmann::json> summaries(variants.size());
   std::set<std::string> term_names;
   for (size_t i = 0; i < variants.size(); ++i) {
@@ -239,20 +472,24 @@ int RunAblation(const AblateOptions& o) {
     header.push_back(c);
   }
   std::vector<std::vector<std::string>> rows;
-  int failures = 0;
+  int failures = 0, pending = 0;
+  for (const auto& st : states) pending += st.state == "pending" || st.state == "running";
   for (size_t i = 0; i < variants.size(); ++i) {
     const auto& s = summaries[i];
     std::map<std::string, std::string> cell;
     cell["variant"] = absl::StrJoin(variants[i].assignments, " ");
     cell["seed"] = absl::StrCat(variants[i].seed);
-    const bool ok = exit_code[i] == 0 && s.is_object();
-    failures += !ok;
-    cell["status"] = s.is_object() && s.contains("status") ? s["status"].get<std::string>() : "failed";
-    if (!ok) {
+    const TaskState& state = states[i];
+    const bool unfinished = state.state == "pending" || state.state == "running";
+    const bool ok = !unfinished && state.exit_code == 0 && s.is_object();
+    failures += !ok && !unfinished;
+    cell["status"] = unfinished ? state.state
+                     : s.is_object() && s.contains("status") ? s["status"].get<std::string>() : "failed";
+    if (!ok && !unfinished) {
       cell["error"] = s.is_object() && s.contains("error") ? s["error"].get<std::string>()
                                                            : LastLine(dir / (variants[i].name + ".log"));
     }
-    if (s.is_object()) {
+    if (s.is_object() && !unfinished) {
       cell["steps"] = Cell(s.value("steps", nlohmann::json()));
       cell["wall_time_s"] = Cell(s.value("wall_time_s", nlohmann::json()));
       if (s.contains("final")) {
@@ -305,8 +542,9 @@ int RunAblation(const AblateOptions& o) {
   }
   {
     std::ofstream md(dir / "ablation.md");
-    md << "# Ablation of " << o.experiment << "\n\n";
-    md << "Varied: " << absl::StrJoin(o.varies, "; ") << "; seeds: " << o.seeds
+    md << "# Ablation of " << sweep.experiment << "\n\n";
+    md << "Varied: " << absl::StrJoin(sweep.varies, "; ") << "; seeds: " << sweep.seeds
+       << "; executor: " << sweep.executor << (sweep.job_id.empty() ? "" : " (job " + sweep.job_id + ")")
        << ". One run folder per row under this folder (`<variant>/`, log `<variant>.log`).\n"
        << "Loss terms are their final values as configured (a supernova term with the reference "
           "reduction is chi^2 per supernova); held-out values are on the grid of [certify]; "
@@ -331,8 +569,72 @@ int RunAblation(const AblateOptions& o) {
     std::cerr << "warning: no figure: " << why << std::endl;
   }
   std::cerr << "table: " << (dir / "ablation.md").string() << ", " << (dir / "ablation.csv").string()
-            << (failures ? absl::StrCat("; ", failures, " run(s) failed (see the error column)") : "") << std::endl;
+            << (failures ? absl::StrCat("; ", failures, " run(s) failed (see the error column)") : "")
+            << (pending ? absl::StrCat("; ", pending, " not finished yet (lumpy ablate --collect ", dir.string(), " later)") : "")
+            << std::endl;
   return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int RunAblation(const AblateOptions& o) {
+  if (!o.collect.empty()) {
+    auto sweep = ReadSweep(o.collect);
+    if (!sweep.ok()) {
+      std::cerr << sweep.status().message() << std::endl;
+      return kConfig;
+    }
+    std::vector<TaskState> states(sweep->variants.size());
+    if (sweep->executor == "slurm") {
+      bool queue_ok = false;
+      states = SlurmStates(*sweep, &queue_ok);
+      if (!queue_ok) std::cerr << "warning: squeue did not answer: tasks without an exit file are marked pending" << std::endl;
+    } else {
+      for (size_t i = 0; i < states.size(); ++i) {
+        states[i].exit_code = fs::exists(sweep->dir / sweep->variants[i].name / "summary.json") ? 0 : -1;
+      }
+    }
+    return WriteTable(*sweep, states);
+  }
+  if (o.experiment.empty() || o.varies.empty() || o.out.empty()) {
+    std::cerr << "lumpy ablate: give EXPERIMENT, --vary KEY=V1,V2,... and --out DIR (or --collect DIR); e.g. "
+                 "--vary loss.wec.constraint.plugin=linear,augmented_lagrangian" << std::endl;
+    return kConfig;
+  }
+  if (fs::exists(o.out) && !fs::is_empty(o.out)) {
+    std::cerr << o.out << ": exists and is not empty; choose another --out (runs are never overwritten)" << std::endl;
+    return kConfig;
+  }
+  Sweep sweep;
+  if (int rc = PlanSweep(o, &sweep)) return rc;
+  if (o.executor == "slurm") {
+    if (int rc = SubmitSlurm(&sweep, o.slurm)) return rc;
+  } else {
+    std::error_code ec;
+    fs::create_directories(sweep.dir, ec);
+    if (ec) {
+      std::cerr << o.out << ": cannot create: " << ec.message() << std::endl;
+      return kRuntime;
+    }
+  }
+  if (auto st = WriteAtomically(sweep.dir / "sweep.json", ToJson(sweep).dump(2) + "\n"); !st.ok()) {
+    std::cerr << st.message() << std::endl;
+    return kRuntime;
+  }
+  if (o.executor == "slurm") {
+    if (!o.slurm.wait) {
+      std::cout << sweep.job_id << std::endl;
+      std::cerr << "not waiting: lumpy ablate --collect " << sweep.dir.string() << " builds the table from what finished"
+                << std::endl;
+      return 0;
+    }
+    return WriteTable(sweep, WaitSlurm(sweep, o.slurm.poll_seconds));
+  }
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  std::cerr << "lumpy ablate: " << sweep.variants.size() << " run(s), " << o.jobs << " at a time, "
+            << std::max(1, cores / std::max(1, o.jobs)) << " thread(s) each unless set -> " << sweep.dir.string()
+            << std::endl;
+  return WriteTable(sweep, RunLocal(sweep, o.jobs));
 }
 
 }  // namespace lumpy

@@ -479,12 +479,11 @@ int LumpyMain(int argc, char** argv) {
   CLI::App* ablate = app.add_subcommand(
       "ablate", "run every combination of --vary values (and seeds) as separate processes; "
                 "compare them in ablation.csv, ablation.md and ablation.png");
-  ablate->add_option("experiment", ablate_options.experiment, "experiment TOML file")->required();
+  ablate->add_option("experiment", ablate_options.experiment, "experiment TOML file");
   ablate->add_option("--vary", ablate_options.varies,
                      "KEY=V1,V2,... (repeatable; every combination runs), e.g. --vary "
                      "loss.wec.constraint.plugin=soft_quadratic,linear")
-      ->allow_extra_args(false)
-      ->required();
+      ->allow_extra_args(false);
   ablate->add_option("--set", ablate_options.sets, "override one key in every variant")
       ->allow_extra_args(false);
   ablate->add_option("--seeds", ablate_options.seeds, "seeds per variant: the experiment's seed, +1, ...")
@@ -492,8 +491,29 @@ int LumpyMain(int argc, char** argv) {
   ablate->add_option("--jobs", ablate_options.jobs,
                      "variants at a time (each gets cores/jobs threads unless runtime.threads is set)")
       ->check(CLI::PositiveNumber);
-  ablate->add_option("--out", ablate_options.out, "folder for the runs and the table (new or empty)")
-      ->required();
+  ablate->add_option("--out", ablate_options.out, "folder for the runs and the table (new or empty)");
+  ablate->add_option("--executor", ablate_options.executor,
+                     "local (processes here, the default) or slurm (one job array, OUT/sweep.sbatch)")
+      ->check(CLI::IsMember({"local", "slurm"}));
+  ablate->add_option("--collect", ablate_options.collect,
+                     "build the table of the sweep in DIR from whatever finished, marking the rest");
+  auto& slurm = ablate_options.slurm;
+  ablate->add_option("--partition", slurm.partition, "slurm: partition");
+  ablate->add_option("--time", slurm.time, "slurm: time limit per task, e.g. 02:00:00");
+  ablate->add_option("--cpus-per-task", slurm.cpus_per_task, "slurm: CPUs per task (runtime.threads follows)")
+      ->check(CLI::Range(1, 1024));
+  ablate->add_option("--mem", slurm.mem, "slurm: memory per task, e.g. 4G");
+  ablate->add_option("--account", slurm.account, "slurm: account");
+  ablate->add_option("--qos", slurm.qos, "slurm: quality of service");
+  ablate->add_option("--sbatch-arg", slurm.sbatch_args, "slurm: any other sbatch option, e.g. --sbatch-arg=--exclusive")
+      ->allow_extra_args(false);
+  ablate->add_option("--warn-seconds", slurm.warn_seconds,
+                     "slurm: seconds before the time limit at which a task checkpoints and requeues itself (default 120)")
+      ->check(CLI::Range(10, 86400));
+  ablate->add_option("--poll", slurm.poll_seconds, "slurm: seconds between queue polls while waiting (default 5)")
+      ->check(CLI::Range(0.05, 3600.0));
+  bool ablate_no_wait = false;
+  ablate->add_flag("--no-wait", ablate_no_wait, "slurm: submit, print the job id and return");
 
   ReportOptions report_options;
   CLI::App* report = app.add_subcommand(
@@ -558,7 +578,10 @@ int LumpyMain(int argc, char** argv) {
   try {
     if (*check) return CommandCheck(check_files, check_sets);
     if (*resume) return CommandResume(resume_dir, resume_steps);
-    if (*ablate) return RunAblation(ablate_options);
+    if (*ablate) {
+      ablate_options.slurm.wait = !ablate_no_wait;
+      return RunAblation(ablate_options);
+    }
     if (*plugins) return CommandPlugins();
     if (*certify) return RunCertify(certify_options);
     if (*sky) return RunSky(sky_options);
