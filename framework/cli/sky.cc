@@ -105,7 +105,9 @@ ModelChi2 Evaluate(MetricModel& model, const SupernovaCatalogue& cat, bool physi
   out.reached = reached.sum().item<int64_t>();
   auto mu = 5.0 * torch::log10(torch::where(reached, d.luminosity_distance, torch::ones_like(cat.z))) + 25.0;
   auto r = torch::where(reached, mu - cat.mu, torch::zeros_like(mu));
-  if (!cat.covariance_cholesky.defined()) {
+  if (out.reached == 0) {
+    // nothing to compare
+  } else if (!cat.covariance_cholesky.defined()) {
     out.chi2 = (r / cat.sigma).square().sum().item<double>();
   } else if (out.reached == cat.size()) {
     out.chi2 = cat.Chi2(r).item<double>();
