@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <functional>
 #include <thread>
 #include <cstdlib>
@@ -203,6 +204,24 @@ TEST_F(EngineTest, AFullDiskStopsTheRunCleanlyAndLosesNothing) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   ASSERT_EQ(RunLumpy("run '" + kEngine + "' --steps 1000 --out whole", dir_).exit_code, 0);
   EXPECT_EQ(Rows(small / "run" / "metrics.csv"), Rows(dir_ / "whole" / "metrics.csv"));
+}
+
+// metrics.csv is written by position: a plugin whose telemetry names change
+// after the first step (tests/plugins/shifty_handler.cc) stops the run with
+// an error naming it and the column, not a file of shifted columns.
+TEST_F(EngineTest, APluginWhoseTelemetryChangesStopsTheRun) {
+  std::ofstream(dir_ / "shifty.toml") << "extends = \"" << LUMPY_TEST_SOURCE_DIR << "/data/tiny.toml\"\n"
+                                      << "[plugins]\npaths = [\"" << LUMPY_TEST_PLUGIN_DIR << "/shifty\"]\n"
+                                      << "[loss.wec]\nplugin = \"wec\"\ndomain = \"bulk\"\n"
+                                      << "[loss.wec.constraint]\nplugin = \"shifty_handler\"\n";
+  auto r = RunLumpy("run shifty.toml --out run", dir_);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("the handler of loss term \"wec\" (shifty_handler) broke its contract: its telemetry "
+                       "changed after the first step (metrics.csv column "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("is \"wec.calls\", it now reports \"wec.renamed\""), std::string::npos) << r.err;
+  EXPECT_EQ(Summary(dir_ / "run")["status"].get<std::string>(), "failed");
 }
 
 TEST_F(EngineTest, RefusedResumesSayWhyAndChangeNothing) {

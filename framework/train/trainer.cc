@@ -224,7 +224,10 @@ class Session {
   absl::Status OpenRunFolder();
   // The step.
   absl::StatusOr<StepLoss> ComputeLoss(int64_t step);
-  absl::StatusOr<TermShare> EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step);
+  absl::StatusOr<TermShare> EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step, size_t column);
+  absl::Status AppendTelemetry(const std::vector<std::pair<std::string, double>>& telemetry,
+                               const std::string& prefix, const std::string& who, size_t column,
+                               std::vector<double>* row) const;
   void WarnOnJump(size_t term, double value, int64_t step);
   void Update(const StepLoss& s, int64_t step);
   double SetLearningRate(int64_t step);
@@ -607,7 +610,29 @@ absl::Status Session::Prepare() {
 
 // One term: evaluate it, check what it returned, and let its handler (a
 // constraint's, or an objective's weighting) turn it into its share.
-absl::StatusOr<TermShare> Session::EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step) {
+// Appends a plugin's telemetry values to `row`, whose first value goes in
+// metrics.csv column `column`, checking that the names are the ones the
+// columns were made from (the file is written by position: a plugin whose
+// list changed would shift every later column).
+absl::Status Session::AppendTelemetry(const std::vector<std::pair<std::string, double>>& telemetry,
+                                      const std::string& prefix, const std::string& who, size_t column,
+                                      std::vector<double>* row) const {
+  for (const auto& [k, v] : telemetry) {
+    const size_t at = column + row->size();
+    const std::string name = absl::StrCat(prefix, ".", k);
+    if (at + 2 >= columns_.size() || columns_[at] != name) {
+      return absl::InternalError(absl::StrCat(
+          who, " broke its contract: its telemetry changed after the first step (metrics.csv column ", at + 1, " is \"",
+          at + 2 < columns_.size() ? columns_[at] : std::string("lr"), "\", it now reports \"", name,
+          "\"); a plugin must report the same names, in the same order, every step"));
+    }
+    row->push_back(v);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TermShare> Session::EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step,
+                                                size_t column) {
   const LossSpec& spec = *l.spec;
   auto failed = [&](const std::string& what) {
     return absl::AbortedError(absl::StrCat("step ", step, ": loss term \"", spec.name, "\" (",
@@ -633,7 +658,8 @@ absl::StatusOr<TermShare> Session::EvaluateTerm(const LossComponent& l, StepCont
   TermShare share;
   double term_value = value.value.item<double>();
   share.row.push_back(term_value);
-  for (const auto& [k, v] : l.term->telemetry()) share.row.push_back(v);
+  const std::string who_term = absl::StrCat("loss term \"", spec.name, "\" (", spec.term.entry->name, ")");
+  if (auto st = AppendTelemetry(l.term->telemetry(), spec.name, who_term, column, &share.row); !st.ok()) return st;
   // What the handler or the loss sees: a constraint's violation as it is; an
   // objective or dataset term times its weight.
   torch::Tensor input = dataset ? spec.weight * value.value.reshape({1})
@@ -647,7 +673,8 @@ absl::StatusOr<TermShare> Session::EvaluateTerm(const LossComponent& l, StepCont
     }
     const double penalty = applied->penalty.total.item<double>();
     share.row.push_back(penalty);
-    for (const auto& [k, v] : l.handler->telemetry()) share.row.push_back(v);
+    const std::string who = absl::StrCat("the handler of loss term \"", spec.name, "\" (", spec.handler.entry->name, ")");
+    if (auto st = AppendTelemetry(l.handler->telemetry(), spec.name, who, column, &share.row); !st.ok()) return st;
     if (std::isfinite(term_value) && !std::isfinite(penalty)) term_value = penalty;
     share.handler_input = applied->input;
     if (dataset) {
@@ -689,7 +716,7 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
   torch::Tensor direct;  // dataset terms and the like, past the curricula
   for (size_t i = 0; i < c_.losses.size(); ++i) {
     const int di = domain_of_[i];
-    auto share = EvaluateTerm(c_.losses[i], di >= 0 ? *contexts[di] : dataset_context, step);
+    auto share = EvaluateTerm(c_.losses[i], di >= 0 ? *contexts[di] : dataset_context, step, out.row.size());
     if (!share.ok()) return share.status();
     out.row.insert(out.row.end(), share->row.begin(), share->row.end());
     WarnOnJump(i, share->row.front(), step);
@@ -704,7 +731,10 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
     add(out.loss, c_.domains[di].weighter->reduce(contexts[di]->points(), sums[di]));
   }
   for (const auto& d : c_.domains) {
-    for (const auto& [k, v] : d.weighter->telemetry()) out.row.push_back(v);
+    std::vector<double> values;
+    const std::string who = absl::StrCat("the curriculum of domain \"", d.spec->name, "\" (", d.spec->curriculum.entry->name, ")");
+    if (auto st = AppendTelemetry(d.weighter->telemetry(), d.spec->name, who, out.row.size(), &values); !st.ok()) return st;
+    out.row.insert(out.row.end(), values.begin(), values.end());
   }
   // Physical scalars as this step's loss used them.
   for (const auto& p : physical_) out.row.push_back(p.parameter.value.item<double>());
