@@ -582,5 +582,18 @@ TEST(HandlerOn, AWrongShapeIsRefused) {
       << r.status();
 }
 
+// A handler whose total is not the mean of its per-point values is refused:
+// the engine reduces per_point, summaries read total.
+TEST(HandlerOn, ATotalThatIsNotTheMeanIsRefused) {
+  struct Summing : ConstraintHandler {
+    Penalty penalty(const torch::Tensor& v) override { return {v, v.sum()}; }
+  } summing;
+  auto r = ApplyHandler(summing, torch::ones({4}, torch::kFloat64), false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(std::string(r.status().message()),
+            "returned a total of 4 but its per-point values average 1; Penalty::total must be mean(per_point)");
+  EXPECT_TRUE(ApplyHandler(summing, torch::ones({1}, torch::kFloat64), false).ok());
+}
+
 }  // namespace
 }  // namespace lumpy

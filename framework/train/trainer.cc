@@ -151,6 +151,16 @@ absl::StatusOr<HandledTerm> ApplyHandler(ConstraintHandler& handler, const torch
         " (total ", p.total.defined() ? c10::str(p.total.sizes()) : "undefined", ") for an input of shape ",
         c10::str(input.sizes()), "; it must return one value per input value and a scalar total"));
   }
+  {
+    // The engine reduces per_point (through the curricula); summaries and
+    // the trap's telemetry read total: they must agree.
+    const double total = p.total.item<double>(), mean = p.per_point.mean().item<double>();
+    if (std::isfinite(total) && std::isfinite(mean) &&
+        std::abs(total - mean) > 1e-4 * std::max(1.0, std::abs(mean))) {
+      return absl::InternalError(absl::StrCat("returned a total of ", total, " but its per-point values average ",
+                                              mean, "; Penalty::total must be mean(per_point)"));
+    }
+  }
   out.input = input.detach();
   out.penalty.total = p.total.reshape({});
   // On the mean: the penalty of the mean as one value per point, so that a
