@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_split.h"
 #include "cli/ablate.h"
 #include "cli_runner.h"
@@ -68,6 +70,21 @@ TEST_F(AblateTest, BadVaryIsAConfigErrorBeforeAnythingRuns) {
   auto shape = RunLumpy("ablate '" + kTiny + "' --vary runtime.steps --out c", dir_);
   EXPECT_EQ(shape.exit_code, 2);
   EXPECT_NE(shape.err.find("expected KEY=V1,V2,..."), std::string::npos) << shape.err;
+  auto seeds = RunLumpy("ablate '" + kTiny + "' --vary runtime.seed=3,4 --seeds 2 --out d", dir_);
+  EXPECT_EQ(seeds.exit_code, 2);
+  EXPECT_NE(seeds.err.find("--vary runtime.seed=... and --seeds 2: give one of them"), std::string::npos) << seeds.err;
+}
+
+// A varied runtime.seed is the seed of its runs (it once was overridden by
+// the experiment's seed, and the folders named that one).
+TEST_F(AblateTest, AVariedSeedIsTheRunsSeed) {
+  auto r = RunLumpy("ablate '" + kTiny + "' --vary runtime.seed=3,4 --set runtime.steps=2 --out s", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (int seed : {3, 4}) {
+    const auto dir = dir_ / "s" / ("v0" + std::to_string(seed - 2) + "-" + std::to_string(seed) + "-seed" + std::to_string(seed));
+    ASSERT_TRUE(fs::exists(dir / "summary.json")) << dir;
+    EXPECT_EQ(nlohmann::json::parse(testing::ReadFile(dir / "summary.json"))["runtime"]["seed"].get<int64_t>(), seed);
+  }
 }
 
 }  // namespace

@@ -176,6 +176,39 @@ TEST_F(SlurmTest, ARequeuedTaskContinuesOnTheSameTrajectory) {
   EXPECT_EQ(rows(run / "metrics.csv"), rows(dir_ / "whole" / "metrics.csv"));
 }
 
+// Slurm's warning before the time limit (USR1 to the batch script, as
+// --signal=B:USR1@120 sends it; here by scancel): the script stops the run,
+// which checkpoints, and requeues its own task, which resumes: the rows of
+// an uninterrupted run again.
+TEST_F(SlurmTest, TheTimeLimitWarningCheckpointsAndRequeues) {
+  const std::string sets = "--set runtime.steps=1500 --set runtime.threads=1";
+  auto r = RunLumpy("ablate '" + kEngine + "' --vary checkpoint.every=50 " + sets + " --executor slurm --no-wait --out s", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string job = r.out;
+  job.erase(job.find_last_not_of("\n") + 1);
+  const fs::path run = dir_ / "s" / "v01-50-seed5";
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(run / "checkpoints" / "latest.pt"); }, 120));
+  int rc = 0;
+  const std::string sent = Shell("scancel --batch --signal=USR1 " + job + "_0", &rc);
+  ASSERT_EQ(rc, 0) << sent;
+  ASSERT_TRUE(WaitFor([&] { return Shell("squeue -h -r -j " + job + " -o %T").find("PENDING") != std::string::npos; }, 60))
+      << ReadFile(run.string() + ".log");
+  Shell("scontrol update JobId=" + job + "_0 StartTime=now");
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(dir_ / "s" / "v01-50-seed5.exit"); }, 240)) << ReadFile(run.string() + ".log");
+  EXPECT_EQ(ReadFile(dir_ / "s" / "v01-50-seed5.exit"), "0\n");
+  std::string slurm_log;
+  for (const auto& e : fs::directory_iterator(dir_ / "s" / "logs")) slurm_log += ReadFile(e.path());
+  EXPECT_NE(slurm_log.find("checkpointed before the time limit; requeued"), std::string::npos) << slurm_log;
+  auto whole = RunLumpy("run '" + kEngine + "' --set telemetry.progress=false " + sets + " --out whole", dir_);
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  auto rows = [](const fs::path& csv) {
+    std::vector<std::string> lines = absl::StrSplit(ReadFile(csv), '\n', absl::SkipEmpty());
+    for (auto& l : lines) l = l.substr(0, l.rfind(','));
+    return lines;
+  };
+  EXPECT_EQ(rows(run / "metrics.csv"), rows(dir_ / "whole" / "metrics.csv"));
+}
+
 // Bad input: no sbatch on the PATH, a partition Slurm does not know (its
 // refusal shown), --collect on a folder that is not a sweep: exit 2, nothing
 // submitted.

@@ -214,6 +214,13 @@ int PlanSweep(const AblateOptions& o, Sweep* sweep) {
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   const int threads = std::max(1, cores / std::max(1, o.jobs));
   const bool slurm = o.executor == "slurm";  // threads come from the allocation
+  // A varied runtime.seed is the seed axis itself: --seeds would override it.
+  bool varies_seed = false;
+  for (const auto& [key, values] : axes) varies_seed |= key == "runtime.seed";
+  if (varies_seed && o.seeds > 1) {
+    std::cerr << "--vary runtime.seed=... and --seeds " << o.seeds << ": give one of them" << std::endl;
+    return kConfig;
+  }
   for (size_t i = 0; i < grid.size(); ++i) {
     std::vector<std::string> slugs;
     for (const auto& a : grid[i]) slugs.push_back(Slug(a.substr(a.find('=') + 1)));
@@ -221,10 +228,13 @@ int PlanSweep(const AblateOptions& o, Sweep* sweep) {
       Variant v;
       v.assignments = grid[i];
       v.seed = base_seed + s;
+      for (const auto& a : grid[i]) {
+        if (a.rfind("runtime.seed=", 0) == 0) v.seed = std::strtoll(a.c_str() + 13, nullptr, 10);
+      }
       v.name = absl::StrCat(absl::StrFormat("v%02d-", i + 1), absl::StrJoin(slugs, "-"), "-seed", v.seed);
       v.overrides = o.sets;
       v.overrides.insert(v.overrides.end(), grid[i].begin(), grid[i].end());
-      v.overrides.push_back(absl::StrCat("runtime.seed=", v.seed));
+      if (!varies_seed) v.overrides.push_back(absl::StrCat("runtime.seed=", v.seed));
       v.overrides.push_back("telemetry.progress=false");
       if (!varies_threads && !slurm) v.overrides.push_back(absl::StrCat("runtime.threads=", threads));
       auto exp = LoadExperiment(o.experiment, v.overrides, loader, registry);
