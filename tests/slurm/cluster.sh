@@ -43,7 +43,7 @@ mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 base=$(( 20000 + ($$ % 20000) ))
 cat > "$dir/slurm.conf" <<CONF
 ClusterName=lumpytest
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=$base
@@ -69,7 +69,7 @@ AccountingStorageType=accounting_storage/none
 MinJobAge=600
 KillWait=5
 SchedulerParameters=defer
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
 export SLURM_CONF="$dir/slurm.conf"
