@@ -329,17 +329,19 @@ std::string SbatchScript(const Sweep& sweep, const AblateOptions::Slurm& o) {
     for (const auto& ov : v.overrides) absl::StrAppend(&s, " --set ", ShellQuote(ov));
     absl::StrAppend(&s, " ) ;;\n");
   }
-  absl::StrAppend(&s, R"(  *) echo "no variant for task $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;
+  absl::StrAppend(&s, R"SH(  *) echo "no variant for task $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;
 esac
 RUN="$DIR/$NAME"
-if [ -f "$RUN/summary.json" ] && grep -q '"status": "completed"' "$RUN/summary.json"; then
+if [ -f "$RUN/summary.json" ] && grep -qE '"status": "(completed|stopped)"' "$RUN/summary.json"; then
   echo 0 > "$DIR/$NAME.exit"; exit 0
 fi
 if [ -f "$RUN/checkpoints/latest.pt" ]; then
   echo "task $SLURM_ARRAY_TASK_ID: resuming $RUN" >&2
   "$LUMPY" resume "$RUN" >> "$DIR/$NAME.log" 2>&1 &
 else
-  "$LUMPY" run "$EXPERIMENT" "${SETS[@]}" --set "runtime.threads=${SLURM_CPUS_PER_TASK:-1}" --out "$RUN" > "$DIR/$NAME.log" 2>&1 &
+  # Killed before its first checkpoint: start again, the partial folder kept aside.
+  [ -e "$RUN" ] && mv "$RUN" "$RUN.partial.${SLURM_RESTART_COUNT:-0}.$$"
+  "$LUMPY" run "$EXPERIMENT" --set "runtime.threads=${SLURM_CPUS_PER_TASK:-1}" "${SETS[@]}" --out "$RUN" > "$DIR/$NAME.log" 2>&1 &
 fi
 pid=$!
 requeue=0
@@ -353,14 +355,15 @@ if [ $requeue = 1 ]; then
 fi
 echo $rc > "$DIR/$NAME.exit"
 exit $rc
-)");
+)SH");
   return s;
 }
 
-// Runs a command, returning its exit status and what it printed.
-int Capture(const std::string& command, std::string* out) {
+// Runs a command, returning its exit status and what it printed (standard
+// output; with `merge`, standard error too).
+int Capture(const std::string& command, std::string* out, bool merge = true) {
   out->clear();
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = popen((command + (merge ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
   if (pipe == nullptr) return 127;
   char buf[4096];
   size_t n;
@@ -380,7 +383,13 @@ bool OnPath(const std::string& program) {
 std::vector<TaskState> SlurmStates(const Sweep& sweep, bool* queue_ok) {
   std::vector<TaskState> states(sweep.variants.size());
   std::string out;
-  *queue_ok = Capture("squeue -h -r -j " + sweep.job_id + " -o '%K %T'", &out) == 0;
+  // Slurm forgets a job MinJobAge after its last task ended: squeue -j then
+  // fails ("Invalid job id specified"), which means nothing is queued.
+  const int rc = Capture("squeue -h -r -j " + sweep.job_id + " -o '%K %T'", &out, /*merge=*/false);
+  std::string why;
+  *queue_ok = rc == 0 || (Capture("squeue -h -j " + sweep.job_id, &why) != 0 &&
+                          why.find("Invalid job id") != std::string::npos);
+  if (rc != 0) out.clear();
   std::map<size_t, std::string> listed;
   if (*queue_ok) {
     std::istringstream in(out);
@@ -408,6 +417,11 @@ std::vector<TaskState> SlurmStates(const Sweep& sweep, bool* queue_ok) {
 
 // Submits the sweep's job array; 0 or an exit status (nothing submitted).
 int SubmitSlurm(Sweep* sweep, const AblateOptions::Slurm& o) {
+  if (sweep->dir.string().find_first_of(" \t\n%") != std::string::npos) {
+    std::cerr << "--out " << sweep->dir.string() << ": a Slurm sweep folder may not contain blanks or '%' "
+                 "(sbatch reads them in #SBATCH --output)" << std::endl;
+    return kConfig;
+  }
   if (!OnPath("sbatch") || !OnPath("squeue")) {
     std::cerr << "--executor slurm: no sbatch or squeue on the PATH (is this a Slurm login node? Debian: "
                  "apt-get install slurm-client)" << std::endl;
@@ -601,7 +615,10 @@ int RunAblation(const AblateOptions& o) {
       if (!queue_ok) std::cerr << "warning: squeue did not answer: tasks without an exit file are marked pending" << std::endl;
     } else {
       for (size_t i = 0; i < states.size(); ++i) {
-        states[i].exit_code = fs::exists(sweep->dir / sweep->variants[i].name / "summary.json") ? 0 : -1;
+        std::ifstream in(sweep->dir / sweep->variants[i].name / "summary.json");
+        auto j = nlohmann::json::parse(in, nullptr, false);
+        const std::string status = j.is_object() && j.contains("status") ? j["status"].get<std::string>() : "";
+        states[i].exit_code = status == "completed" || status == "stopped" ? 0 : 1;
       }
     }
     return WriteTable(*sweep, states);

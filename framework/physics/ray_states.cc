@@ -24,7 +24,8 @@ void RayStateRecorder::Record(const torch::Tensor& segments, const torch::Tensor
     if (x.defined() && x.size(0) > 0) into.push_back(x.detach().to(torch::kCPU, torch::kFloat64).contiguous());
   };
   keep(segments, current->segments_);
-  keep(bad, current->bad_);
+  // A state that stopped a ray for being non-finite may be non-finite itself.
+  if (bad.defined() && bad.size(0) > 0) keep(bad.index({torch::isfinite(bad).all(1)}), current->bad_);
 }
 
 }  // namespace lumpy

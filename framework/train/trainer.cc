@@ -245,7 +245,9 @@ class Session {
   std::string StopReason(int64_t step, double loss) const;
   // Checkpoints.
   torch::serialize::OutputArchive Checkpoint() const;
-  absl::Status SaveCheckpoint(int64_t step);
+  // certify: certify a new best checkpoint (not while stopping on a signal:
+  // Slurm's warning leaves little time).
+  absl::Status SaveCheckpoint(int64_t step, bool certify = true);
   absl::Status LoadCheckpoint(const fs::path& file);
   absl::Status LoadHandlers(torch::serialize::InputArchive& handlers);
   absl::Status PrepareMetricsForResume(const fs::path& file);
@@ -400,7 +402,7 @@ torch::serialize::OutputArchive Session::Checkpoint() const {
 // A checkpoint of the state after `step`: latest.pt, and best.pt (certified
 // on the held-out grid if asked) when its interval's mean loss is the lowest
 // so far; the best single step's model (best_step.pt) if it changed.
-absl::Status Session::SaveCheckpoint(int64_t step) {
+absl::Status Session::SaveCheckpoint(int64_t step, bool certify) {
   const auto t = std::chrono::steady_clock::now();
   const double window_mean =
       loop_.window_count ? loop_.window_sum / static_cast<double>(loop_.window_count) : INFINITY;
@@ -413,9 +415,11 @@ absl::Status Session::SaveCheckpoint(int64_t step) {
   absl::Status st = SaveArchiveAtomically(archive, latest, step);
   if (st.ok() && new_best) {
     st = CopyAtomically(latest, best);
-    best_checkpoint_ = {{"file", "checkpoints/best.pt"}, {"step", step}, {"interval_mean_loss", window_mean}};
+    if (st.ok()) {
+      best_checkpoint_ = {{"file", "checkpoints/best.pt"}, {"step", step}, {"interval_mean_loss", window_mean}};
+    }
     const int64_t points = exp_.certify.GetInt("points");
-    if (st.ok() && exp_.certify.GetBool("on_best") && points > 0) {
+    if (st.ok() && certify && exp_.certify.GetBool("on_best") && points > 0) {
       best_checkpoint_["held_out"] = CertifyOrError(c_, points, tensor_options_, CertifyOptionsOf(exp_));
     }
   }
@@ -734,7 +738,15 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
     if (share->per_point.defined()) add(sums[di], share->per_point);
     if (share->direct.defined()) add(direct, share->direct);
   }
-  if (recorder) rays_ = recorder->positions();
+  if (recorder) {
+    rays_ = recorder->positions();
+    // Kept (and checkpointed) no more than the draws need: 64 per ray point.
+    int64_t need = 0;
+    for (const auto& d : c_.domains) need = std::max(need, 64 * d.spec->ray_points);
+    if (rays_.segments.defined() && rays_.segments.size(0) > need) {
+      rays_.segments = rays_.segments.index_select(0, torch::randperm(rays_.segments.size(0), torch::kInt64).narrow(0, 0, need));
+    }
+  }
   out.loss = direct;
   for (size_t di = 0; di < c_.domains.size(); ++di) {
     if (!sums[di].defined()) continue;
@@ -748,6 +760,11 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
   }
   // Physical scalars as this step's loss used them.
   for (const auto& p : physical_) out.row.push_back(p.parameter.value.item<double>());
+  if (out.row.size() + 2 != columns_.size()) {
+    return absl::InternalError(absl::StrCat("step ", step, ": the row has ", out.row.size() + 2, " values for ",
+                                            columns_.size(), " metrics.csv columns: a plugin reports fewer telemetry "
+                                            "values than at the first step; a plugin must report the same names every step"));
+  }
   out.row[1] = out.loss.item<double>();
   if (!std::isfinite(out.row[1])) {
     return absl::AbortedError(absl::StrCat("step ", step, ": the total loss is ", out.row[1], "; stopping"));
@@ -894,7 +911,7 @@ absl::Status Session::Finish(const Ending& ending_in) {
   Ending ending = ending_in;
   bool failed = !ending.failure.ok();
   if (!failed && loop_.next_step > first_step_) {
-    ending.failure = SaveCheckpoint(loop_.next_step - 1);
+    ending.failure = SaveCheckpoint(loop_.next_step - 1, /*certify=*/ending.interrupted.empty());
     if (ending.failure.ok()) {
       torch::serialize::OutputArchive archive;
       c_.model->save(archive);
@@ -920,7 +937,9 @@ absl::Status Session::Finish(const Ending& ending_in) {
                            "resuming repeats it)"));
   }
   nlohmann::json summary = Summary(ending);
-  if (!failed && exp_.certify.GetInt("points") > 0) summary["held_out"] = HeldOut(&summary);
+  if (!failed && ending.interrupted.empty() && exp_.certify.GetInt("points") > 0) {
+    summary["held_out"] = HeldOut(&summary);
+  }
   if (auto st = WriteAtomically(run_dir_ / "summary.json", summary.dump(2) + "\n"); !st.ok()) {
     if (!failed) return st;
     return absl::Status(ending.failure.code(), absl::StrCat(ending.failure.message(), "; ", st.message()));
