@@ -9,6 +9,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <chrono>
+#include <functional>
+#include <thread>
 
 namespace lumpy::testing {
 
@@ -42,4 +45,13 @@ inline CliResult RunLumpy(const std::string& args, const std::filesystem::path& 
   return r;
 }
 
+// Polls `done` every 50 ms for up to `seconds`.
+inline bool WaitFor(const std::function<bool()>& done, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
 }  // namespace lumpy::testing

@@ -26,6 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::ReadFile;
 using testing::RunLumpy;
+using testing::WaitFor;
 using EngineTest = testing::TempDirTest;
 
 const std::string kEngine = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/engine.toml";
@@ -125,15 +126,6 @@ int Shell(const std::string& script, const fs::path& cwd) {
   const std::string command = "cd '" + cwd.string() + "' && LUMPY_PLUGIN_PATH= LUMPY='" +
                               std::string(LUMPY_TEST_BINARY) + "' sh -c '" + script + "'";
   return std::system(command.c_str());
-}
-
-// Waits up to `seconds` for `done`.
-bool WaitFor(const std::function<bool()>& done, double seconds) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
 }
 
 // One process owns a run folder. Two runs into one folder started together:

@@ -20,6 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::ReadFile;
 using testing::RunLumpy;
+using testing::WaitFor;
 
 const std::string kTiny = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/tiny.toml";
 const std::string kEngine = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/engine.toml";
@@ -34,14 +35,6 @@ std::string Shell(const std::string& command, int* rc = nullptr) {
   const int status = pclose(pipe);
   if (rc) *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return out;
-}
-
-bool WaitFor(const std::function<bool()>& done, double seconds) {
-  for (int i = 0; i < seconds * 10; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
 }
 
 class SlurmTest : public testing::TempDirTest {
@@ -145,68 +138,55 @@ TEST_F(SlurmTest, CollectMarksTheTasksThatHaveNotRun) {
   Shell("scancel " + job);
 }
 
-// A task requeued mid-run (scontrol requeue: Slurm stops it, the run
-// checkpoints, the task runs again and resumes) ends with the metrics rows
-// of an uninterrupted run (float64, one thread).
-TEST_F(SlurmTest, ARequeuedTaskContinuesOnTheSameTrajectory) {
+// Submits a single-task sweep of the engine experiment (float64, one thread,
+// 1500 steps), interrupts its task once it has a checkpoint with
+// `interrupt` + " JOB_0", lets the requeued task start at once (Slurm makes
+// a requeued job wait; the test does not) and checks that it resumed and
+// ended with the metrics rows of an uninterrupted run. Returns Slurm's own
+// logs of the task.
+std::string InterruptAndCompare(const fs::path& dir, const std::string& interrupt) {
   const std::string sets = "--set runtime.steps=1500 --set runtime.threads=1";
-  auto r = RunLumpy("ablate '" + kEngine + "' --vary runtime.seed=5 " + sets + " --executor slurm --no-wait --out s", dir_);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto r = RunLumpy("ablate '" + kEngine + "' --vary checkpoint.every=50 " + sets + " --executor slurm --no-wait --out s", dir);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
   std::string job = r.out;
   job.erase(job.find_last_not_of("\n") + 1);
-  const fs::path run = dir_ / "s" / "v01-5-seed5";
-  ASSERT_TRUE(WaitFor([&] { return fs::exists(run / "checkpoints" / "latest.pt"); }, 120)) << ReadFile(dir_ / "s" / "v01-5-seed5.log");
+  const fs::path run = dir / "s" / "v01-50-seed5", log = dir / "s" / "v01-50-seed5.log";
+  EXPECT_TRUE(WaitFor([&] { return fs::exists(run / "checkpoints" / "latest.pt"); }, 120)) << ReadFile(log);
   int rc = 0;
-  const std::string requeue = Shell("scontrol requeue " + job + "_0", &rc);
-  ASSERT_EQ(rc, 0) << requeue;
-  // Slurm makes a requeued job wait before it is eligible again; the test
-  // does not.
-  ASSERT_TRUE(WaitFor([&] { return Shell("squeue -h -r -j " + job + " -o %T").find("PENDING") != std::string::npos; }, 60));
+  const std::string said = Shell(interrupt + " " + job + "_0", &rc);
+  EXPECT_EQ(rc, 0) << said;
+  EXPECT_TRUE(WaitFor([&] { return Shell("squeue -h -r -j " + job + " -o %T").find("PENDING") != std::string::npos; }, 60))
+      << ReadFile(log);
   Shell("scontrol update JobId=" + job + "_0 StartTime=now");
-  ASSERT_TRUE(WaitFor([&] { return fs::exists(dir_ / "s" / "v01-5-seed5.exit"); }, 240)) << ReadFile(dir_ / "s" / "v01-5-seed5.log");
-  EXPECT_EQ(ReadFile(dir_ / "s" / "v01-5-seed5.exit"), "0\n");
-  EXPECT_NE(ReadFile(dir_ / "s" / "v01-5-seed5.log").find("resuming"), std::string::npos);
-  auto whole = RunLumpy("run '" + kEngine + "' --set runtime.seed=5 --set telemetry.progress=false " + sets + " --out whole", dir_);
-  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  EXPECT_TRUE(WaitFor([&] { return fs::exists(dir / "s" / "v01-50-seed5.exit"); }, 240)) << ReadFile(log);
+  EXPECT_EQ(ReadFile(dir / "s" / "v01-50-seed5.exit"), "0\n");
+  EXPECT_NE(ReadFile(log).find("resuming"), std::string::npos) << ReadFile(log);
+  auto whole = RunLumpy("run '" + kEngine + "' --set telemetry.progress=false " + sets + " --out whole", dir);
+  EXPECT_EQ(whole.exit_code, 0) << whole.err;
   auto rows = [](const fs::path& csv) {
     std::vector<std::string> lines = absl::StrSplit(ReadFile(csv), '\n', absl::SkipEmpty());
     for (auto& l : lines) l = l.substr(0, l.rfind(','));  // without the wall time
     return lines;
   };
-  EXPECT_EQ(rows(run / "metrics.csv"), rows(dir_ / "whole" / "metrics.csv"));
+  EXPECT_EQ(rows(run / "metrics.csv"), rows(dir / "whole" / "metrics.csv"));
+  EXPECT_EQ(rows(run / "metrics.csv").size(), 1501u);
+  std::string slurm_log;
+  for (const auto& e : fs::directory_iterator(dir / "s" / "logs")) slurm_log += ReadFile(e.path());
+  return slurm_log;
+}
+
+// A task requeued mid-run (scontrol requeue: Slurm stops it, the run
+// checkpoints, the task runs again and resumes).
+TEST_F(SlurmTest, ARequeuedTaskContinuesOnTheSameTrajectory) {
+  InterruptAndCompare(dir_, "scontrol requeue");
 }
 
 // Slurm's warning before the time limit (USR1 to the batch script, as
 // --signal=B:USR1@120 sends it; here by scancel): the script stops the run,
-// which checkpoints, and requeues its own task, which resumes: the rows of
-// an uninterrupted run again.
+// which checkpoints, and requeues its own task, which resumes.
 TEST_F(SlurmTest, TheTimeLimitWarningCheckpointsAndRequeues) {
-  const std::string sets = "--set runtime.steps=1500 --set runtime.threads=1";
-  auto r = RunLumpy("ablate '" + kEngine + "' --vary checkpoint.every=50 " + sets + " --executor slurm --no-wait --out s", dir_);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::string job = r.out;
-  job.erase(job.find_last_not_of("\n") + 1);
-  const fs::path run = dir_ / "s" / "v01-50-seed5";
-  ASSERT_TRUE(WaitFor([&] { return fs::exists(run / "checkpoints" / "latest.pt"); }, 120));
-  int rc = 0;
-  const std::string sent = Shell("scancel --batch --signal=USR1 " + job + "_0", &rc);
-  ASSERT_EQ(rc, 0) << sent;
-  ASSERT_TRUE(WaitFor([&] { return Shell("squeue -h -r -j " + job + " -o %T").find("PENDING") != std::string::npos; }, 60))
-      << ReadFile(run.string() + ".log");
-  Shell("scontrol update JobId=" + job + "_0 StartTime=now");
-  ASSERT_TRUE(WaitFor([&] { return fs::exists(dir_ / "s" / "v01-50-seed5.exit"); }, 240)) << ReadFile(run.string() + ".log");
-  EXPECT_EQ(ReadFile(dir_ / "s" / "v01-50-seed5.exit"), "0\n");
-  std::string slurm_log;
-  for (const auto& e : fs::directory_iterator(dir_ / "s" / "logs")) slurm_log += ReadFile(e.path());
+  const std::string slurm_log = InterruptAndCompare(dir_, "scancel --batch --signal=USR1");
   EXPECT_NE(slurm_log.find("checkpointed before the time limit; requeued"), std::string::npos) << slurm_log;
-  auto whole = RunLumpy("run '" + kEngine + "' --set telemetry.progress=false " + sets + " --out whole", dir_);
-  ASSERT_EQ(whole.exit_code, 0) << whole.err;
-  auto rows = [](const fs::path& csv) {
-    std::vector<std::string> lines = absl::StrSplit(ReadFile(csv), '\n', absl::SkipEmpty());
-    for (auto& l : lines) l = l.substr(0, l.rfind(','));
-    return lines;
-  };
-  EXPECT_EQ(rows(run / "metrics.csv"), rows(dir_ / "whole" / "metrics.csv"));
 }
 
 // Bad input: no sbatch on the PATH, a partition Slurm does not know (its

@@ -40,6 +40,16 @@ std::vector<std::string> CheckpointChoices() {
   return {};
 }
 
+// RUN_DIR and --checkpoint of the commands that read a run (report,
+// certify, sky).
+void AddRunOptions(CLI::App* command, std::string* run_dir, std::string* checkpoint) {
+  command->add_option("run_dir", *run_dir, "the run folder")->required();
+  command->add_option("--checkpoint", *checkpoint,
+                      "final (model.pt), latest, best (the best checkpoint interval) or best_step (the "
+                      "single best step's model); default: the experiment's [report] checkpoint")
+      ->check(CLI::IsMember(CheckpointChoices()));
+}
+
 
 // A finite number > 0 (CLI11's PositiveNumber lets NaN through: NaN <= 0 is
 // false) or >= 0.
@@ -520,11 +530,7 @@ int LumpyMain(int argc, char** argv) {
       "report", "tables and figures of a run in RUN_DIR/report/: training curves, Hubble rates and "
                 "shear along the observer's world line, curvature and shear today, the Hubble "
                 "diagram, curriculum weights (report.md shows them all)");
-  report->add_option("run_dir", report_options.run_dir, "the run folder")->required();
-  report->add_option("--checkpoint", report_options.checkpoint,
-                     "final (model.pt), latest, best (the best checkpoint interval) or best_step (the "
-                     "single best step's model); default: the experiment's [report] checkpoint")
-      ->check(CLI::IsMember(CheckpointChoices()));
+  AddRunOptions(report, &report_options.run_dir, &report_options.checkpoint);
   report->add_option("--grid", report_options.grid, "points per side of each plane (default 81)")
       ->check(CLI::Range(2, 1000));
   report->add_option("--worldline", report_options.worldline,
@@ -541,10 +547,7 @@ int LumpyMain(int argc, char** argv) {
       "certify", "the held-out certificate of a run's checkpoint: R and every constraint on a grid "
                  "through the domain's faces, edges and corners, then a search between its points "
                  "(RUN_DIR/certificate_<checkpoint>.json)");
-  certify->add_option("run_dir", certify_options.run_dir, "the run folder")->required();
-  certify->add_option("--checkpoint", certify_options.checkpoint,
-                      "final, latest, best or best_step; default: the experiment's [report] checkpoint")
-      ->check(CLI::IsMember(CheckpointChoices()));
+  AddRunOptions(certify, &certify_options.run_dir, &certify_options.checkpoint);
   certify->add_option("--points", certify_options.points,
                       "grid size per constrained domain (default: the experiment's certify.points)")
       ->check(CLI::Range(int64_t{16}, int64_t{100000000}));
@@ -554,10 +557,7 @@ int LumpyMain(int argc, char** argv) {
       "sky", "the trained metric on the real sky against flat LCDM: Pantheon+ (zHD > 0.01, calibrators "
              "dropped), chi^2 along physical rays and the reference ray beside the LCDM best fit on the "
              "same selection (RUN_DIR/sky_<checkpoint>.json)");
-  sky->add_option("run_dir", sky_options.run_dir, "the run folder")->required();
-  sky->add_option("--checkpoint", sky_options.checkpoint,
-                  "final, latest, best or best_step; default: the experiment's [report] checkpoint")
-      ->check(CLI::IsMember(CheckpointChoices()));
+  AddRunOptions(sky, &sky_options.run_dir, &sky_options.checkpoint);
   sky->add_option("--data", sky_options.data, "the catalogue (default Pantheon+SH0ES.dat)");
   sky->add_option("--covariance", sky_options.covariance,
                   "also with this full covariance (N, then N*N numbers over all rows of the catalogue)");
