@@ -121,6 +121,33 @@ TEST_F(EngineTest, RayPointsResumeOnTheSameTrajectory) {
   EXPECT_GT(final["lorentzian.lambda"].get<double>(), 0.0);
 }
 
+// An experiment that extends another and adds a domain and a loss term whose
+// names sort before the base's: the resolved experiment.toml a resume reads
+// lists them sorted, so the run must use that order from the start, or the
+// resume is refused (its metrics columns in another order) or draws its
+// domains in another order. Found on a stage run: 02_weighing adds
+// `lorentzian` after 01's `sn`.
+TEST_F(EngineTest, ExtendedExperimentsResumeOnTheSameTrajectory) {
+  {
+    std::ofstream child(dir_ / "child.toml");
+    child << "extends = \"" << kEngine << "\"\n"
+          << "[runtime]\nsteps = 60\n[checkpoint]\nevery = 20\n"
+          << "[domains.aaa.strata.all]\ncount = 4\nt = [-1.0, 1.0]\n"
+          << "[loss.a_wec]\nplugin = \"wec\"\ndomain = \"aaa\"\nconstraint = { plugin = \"soft_quadratic\" }\n";
+  }
+  auto a = RunLumpy("run child.toml --out a", dir_);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto reference = Rows(dir_ / "a" / "metrics.csv");
+  ASSERT_EQ(reference.size(), 60u);
+  const std::string header = ReadFile(dir_ / "a" / "metrics.csv").substr(0, 20);
+  EXPECT_EQ(header.rfind("step,loss,a_wec,", 0), 0u) << header;
+  auto b = RunWithFault("kill-after-step:30", "run child.toml --out b", dir_);
+  EXPECT_TRUE(b.exit_code == -1 || b.exit_code == 128 + SIGKILL) << b.exit_code << " " << b.err;
+  auto resumed = RunLumpy("resume b", dir_);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(Rows(dir_ / "b" / "metrics.csv"), reference);
+}
+
 // Runs a shell command in dir_ with the lumpy of this build as $LUMPY.
 int Shell(const std::string& script, const fs::path& cwd) {
   const std::string command = "cd '" + cwd.string() + "' && LUMPY_PLUGIN_PATH= LUMPY='" +

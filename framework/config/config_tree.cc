@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -73,34 +74,40 @@ const char* ConfigNode::kind_name() const {
   return "?";
 }
 
+namespace {
+// Tables keep their keys sorted (byte order, as TOML++ and the written
+// experiment.toml do), so lookups are binary searches and an experiment's
+// order of domains and loss terms is the same however it was put together:
+// from one file, an `extends` chain, `--set`, or the resolved experiment.toml
+// a resume reads back.
+template <typename Fields>
+auto LowerBound(Fields& fields, const std::string& key) {
+  return std::lower_bound(fields.begin(), fields.end(), key,
+                          [](const auto& field, const std::string& k) { return field.first < k; });
+}
+}  // namespace
+
 const ConfigNode* ConfigNode::Find(const std::string& key) const {
-  for (const auto& [k, v] : fields_) {
-    if (k == key) return &v;
-  }
-  return nullptr;
+  auto it = LowerBound(fields_, key);
+  return it != fields_.end() && it->first == key ? &it->second : nullptr;
 }
 ConfigNode* ConfigNode::Find(const std::string& key) {
-  for (auto& [k, v] : fields_) {
-    if (k == key) return &v;
-  }
-  return nullptr;
+  auto it = LowerBound(fields_, key);
+  return it != fields_.end() && it->first == key ? &it->second : nullptr;
 }
 ConfigNode& ConfigNode::Set(const std::string& key, ConfigNode value) {
-  if (ConfigNode* existing = Find(key)) {
-    *existing = std::move(value);
-    return *existing;
+  auto it = LowerBound(fields_, key);
+  if (it != fields_.end() && it->first == key) {
+    it->second = std::move(value);
+    return it->second;
   }
-  fields_.emplace_back(key, std::move(value));
-  return fields_.back().second;
+  return fields_.emplace(it, key, std::move(value))->second;
 }
 bool ConfigNode::Erase(const std::string& key) {
-  for (auto it = fields_.begin(); it != fields_.end(); ++it) {
-    if (it->first == key) {
-      fields_.erase(it);
-      return true;
-    }
-  }
-  return false;
+  auto it = LowerBound(fields_, key);
+  if (it == fields_.end() || it->first != key) return false;
+  fields_.erase(it);
+  return true;
 }
 
 std::string ConfigNode::ToText() const {

@@ -61,12 +61,15 @@ class LUMPY_ENGINE_API ConfigNode {
   const std::vector<ConfigNode>& items() const { return items_; }
   void push_back(ConfigNode item) { items_.push_back(std::move(item)); }
 
-  // Tables keep the order keys were written in.
+  // Tables keep their keys sorted (byte order), whatever order they were
+  // written or merged in, so an experiment's domains and loss terms come in
+  // one order from a file, an `extends` chain or a resumed run's
+  // experiment.toml. mutable_fields() may change values, never keys.
   const std::vector<std::pair<std::string, ConfigNode>>& fields() const { return fields_; }
   std::vector<std::pair<std::string, ConfigNode>>& mutable_fields() { return fields_; }
   const ConfigNode* Find(const std::string& key) const;
   ConfigNode* Find(const std::string& key);
-  ConfigNode& Set(const std::string& key, ConfigNode value);  // replaces or appends
+  ConfigNode& Set(const std::string& key, ConfigNode value);  // replaces or inserts in order
   bool Erase(const std::string& key);
 
   // Value rendered as TOML text (for messages): 1, 0.5, "x", [1, 2], {...}.
