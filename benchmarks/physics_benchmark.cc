@@ -12,7 +12,7 @@
 //   BM_PhysicsStep_AutogradJet/<points>   the same step through the autograd jet
 //   BM_SupernovaLoss/<mode>               supernova_chi2 over the 1701 Pantheon+ supernovae,
 //       forward + backward + Adam; 0: reference mode (one ray), 1: physical mode with
-//       48 direction bins; items are supernovae
+//       48 direction bins, 2: reference mode through omega0 = 10 (part 5); items are supernovae
 //   BM_RayTrace/<mode>/<rays>             the rays alone towards z = 2.3, forward + backward
 //   BM_JetGemmFloor/<points>              only the matrix products of the step's jet:
 //       its time is the floor BM_PhysicsStep is measured against; items are FLOPs
@@ -178,10 +178,14 @@ BENCHMARK(BM_PhysicsStep_AutogradJet)->Arg(100)->Arg(1000)->Unit(benchmark::kMil
 // The supernova loss over all 1701 Pantheon+ supernovae, forward and
 // backward, SIREN 4x64 float32 (the catalogue from data/ or LUMPY_DATA_PATH).
 // Arg 0: reference mode (one ray); arg 1: physical mode with 48 direction
-// bins. Counters: the integrator's accepted and rejected steps.
+// bins; arg 2: reference mode through part 5's SIREN (omega0 = 10: more
+// integrator steps, and the exact read-out's crossings on a wiggly z).
+// Counters: the integrator's accepted and rejected steps.
 void BM_SupernovaLoss(benchmark::State& state) {
   Setup();
-  auto model = Make<MetricModel>("siren", {{"output_init_std", 0.05}});
+  std::map<std::string, ParamValue> siren = {{"output_init_std", 0.05}};
+  if (state.range(0) == 2) siren["omega0"] = 10.0;
+  auto model = Make<MetricModel>("siren", siren);
   model->to(torch::kFloat32);
   const bool physical = state.range(0) == 1;
   auto sn = Make<LossTerm>("supernova_chi2", {{"mode", std::string(physical ? "physical" : "reference")}});
@@ -197,10 +201,10 @@ void BM_SupernovaLoss(benchmark::State& state) {
   for (const auto& [k, v] : sn->telemetry()) {
     if (k == "ray_steps" || k == "ray_rejected" || k == "unreached") state.counters[k] = v;
   }
-  state.SetLabel(physical ? "physical, 48 bins" : "reference");
+  state.SetLabel(physical ? "physical, 48 bins" : state.range(0) == 2 ? "reference, omega0 = 10" : "reference");
   state.SetItemsProcessed(state.iterations() * 1701);
 }
-BENCHMARK(BM_SupernovaLoss)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SupernovaLoss)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Rays alone (forward and backward) towards z = 2.3 through a SIREN metric
 // (at its initialisation it stops at lambda = -10 short of that); arg 0:

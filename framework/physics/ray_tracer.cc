@@ -116,6 +116,20 @@ struct Redshift {
     // u^mu = (1/N, 0,0,0): -u.k = -g_0v k^v / N.
     return -(g.select(1, 0) * k).sum(1) / n;
   }
+  // d(1+z)/dl along the geodesic, from g, its derivatives dg [N,i,j,rho] =
+  // d_rho g_ij, k and dk/dl at the states.
+  torch::Tensor Rate(const torch::Tensor& g, const torch::Tensor& dg, const torch::Tensor& k,
+                     const torch::Tensor& kdot) const {
+    auto g00 = g.select(1, 0).select(1, 0);
+    auto n = torch::sqrt(g00.abs());
+    auto dg00 = (dg.select(1, 0).select(1, 0) * k).sum(1);  // d g00 / dl
+    auto dn = torch::sign(g00) * dg00 / (2.0 * n);
+    if (!physical) return (dn * k.select(1, 0) + n * kdot.select(1, 0)) / e_obs;  // f = N k^0 / E_obs
+    // f = -a / N, a = g_0v k^v.
+    auto a = (g.select(1, 0) * k).sum(1);
+    auto da = torch::einsum("rvp,rp,rv->r", {dg.select(1, 0), k, k}) + (g.select(1, 0) * kdot).sum(1);
+    return -(da * n - a * dn) / n.square();
+  }
 };
 
 struct Rhs {
@@ -262,6 +276,8 @@ double NextStepQuotient(double err, double h, bool after_rejection, AcceptedStep
 // The integrated paths of all rays: S saved states (with graph).
 struct Paths {
   std::vector<torch::Tensor> y, f;  // S x [R,D]: the states and dy/dl there
+  std::vector<torch::Tensor> g, dg;  // S x [R,4,4], [R,4,4,4]: the metric and its derivatives
+                                     // there (detached; 0 for rays stopped before)
   std::vector<torch::Tensor> c;     // S x [R,D]: the dense output's correction of the step
                                     // ending at each state (0 at the first)
   std::vector<double> lambda;       // [S]
@@ -308,6 +324,8 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
 
   Rhs f = Derivative(metric, y, o.fused);
   std::vector<torch::Tensor> ys = {y}, fs = {f.dy}, cs = {torch::zeros_like(y)};
+  p.g = {f.g.detach()};
+  p.dg = {f.dg.detach()};
   p.lambda = {0.0};
   p.z.push_back(std::vector<double>(n_rays, 0.0));
 
@@ -401,6 +419,8 @@ Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
     f = last;
     ys.push_back(y);
     fs.push_back(f.dy);
+    p.g.push_back(f.g.detach());
+    p.dg.push_back(f.dg.detach());
     cs.push_back(StageSum(torch::zeros_like(y), h, k, kDense, o.fused));
     p.lambda.push_back(lam);
     const int64_t here = static_cast<int64_t>(ys.size()) - 1;
@@ -504,24 +524,9 @@ torch::Tensor HubbleDistance(MetricModel& metric, const torch::Tensor& s, const 
                              bool fused) {
   auto k = s.narrow(1, 4, 4);
   Rhs at = Derivative(metric, s.narrow(1, 0, 8), fused);  // the geodesic alone: dk/dl and the jet
-  const auto& g = at.g;
-  const auto& dg = at.dg;  // [N,i,j,rho] = d_rho g_ij
-  auto kdot = at.dy.narrow(1, 4, 4);
-  auto f = redshift(g, k);  // 1 + z
-  auto g00 = g.select(1, 0).select(1, 0);
-  auto n = torch::sqrt(g00.abs());
-  auto dg00 = (dg.select(1, 0).select(1, 0) * k).sum(1);  // d g00 / dl
-  auto dn = torch::sign(g00) * dg00 / (2.0 * n);
-  torch::Tensor df, e_obs;
-  if (!redshift.physical) {  // f = N k^0 / E_obs
-    df = (dn * k.select(1, 0) + n * kdot.select(1, 0)) / redshift.e_obs;
-    e_obs = redshift.e_obs;
-  } else {  // f = -a / N, a = g_0v k^v
-    auto a = (g.select(1, 0) * k).sum(1);
-    auto da = torch::einsum("rvp,rp,rv->r", {dg.select(1, 0), k, k}) + (g.select(1, 0) * kdot).sum(1);
-    df = -(da * n - a * dn) / n.square();
-    e_obs = torch::ones({}, s.options());
-  }
+  auto f = redshift(at.g, k);  // 1 + z
+  auto df = redshift.Rate(at.g, at.dg, k, at.dy.narrow(1, 4, 4));
+  auto e_obs = redshift.physical ? torch::ones({}, s.options()) : redshift.e_obs;
   return -f.square() * e_obs / df * 1000.0;
 }
 
@@ -549,29 +554,77 @@ torch::Tensor RedshiftAtStates(MetricModel& metric, const Paths& p, const std::v
   return RedshiftAt(metric, s, redshift);
 }
 
-// Where z(theta) (theta in [0, 1] along each target's step, z(0) = za,
-// z(1) = zb) crosses the targets: a bracketed secant with the Illinois rule:
-// false position, and where the same end of a bracket is kept twice in a
-// row its function value is halved (plain false position keeps one end for
-// ever on a convex z(theta) and converges only linearly: 30 to 50 iterations
-// here); bisection where the secant leaves the bracket. Each iteration
-// evaluates z(theta) on the differentiable path with theta a leaf, so the
-// last one also gives the slope dz/dtheta and the differentiable Newton step
-// after it without another metric evaluation. Bracket updates are on
-// detached values. Returns the last evaluated theta (a leaf) and z there
-// (with graph).
+// A cubic model of z along each target's step: the Hermite interpolant of
+// z (z0, z1) and dz/dtheta (d0, d1) at the step's ends. z0, d0, z1, d1 are
+// [M]; entries may be non-finite where the model is unknown.
+struct StepModel {
+  torch::Tensor z0, d0, z1, d1;
+  torch::Tensor Slope(const torch::Tensor& t) const {
+    auto t2 = t * t;
+    return (6 * t2 - 6 * t) * (z0 - z1) + (3 * t2 - 4 * t + 1) * d0 + (3 * t2 - 2 * t) * d1;
+  }
+};
+
+// Where the model reaches target (z0 < target <= z1), by safeguarded Newton
+// in the bracket: [M], NaN where the model is not finite or does not bracket.
+std::vector<double> ModelCrossings(const std::vector<double>& z0, const std::vector<double>& d0,
+                                   const std::vector<double>& z1, const std::vector<double>& d1,
+                                   const std::vector<double>& target) {
+  std::vector<double> out(target.size(), NAN);
+  for (size_t j = 0; j < target.size(); ++j) {
+    const double za = z0[j], zb = z1[j], da = d0[j], db = d1[j], zt = target[j];
+    if (!std::isfinite(za) || !std::isfinite(zb) || !std::isfinite(da) || !std::isfinite(db) ||
+        !(za < zt && zt <= zb)) {
+      continue;
+    }
+    auto value = [&](double t) {
+      const double t2 = t * t, t3 = t2 * t;
+      return (2 * t3 - 3 * t2 + 1) * za + (t3 - 2 * t2 + t) * da + (-2 * t3 + 3 * t2) * zb + (t3 - t2) * db - zt;
+    };
+    auto slope = [&](double t) {
+      const double t2 = t * t;
+      return (6 * t2 - 6 * t) * (za - zb) + (3 * t2 - 4 * t + 1) * da + (3 * t2 - 2 * t) * db;
+    };
+    double a = 0, b = 1, t = (zt - za) / (zb - za);
+    for (int it = 0; it < 60; ++it) {
+      const double v = value(t);
+      if (v < 0) a = t; else b = t;
+      const double d = slope(t);
+      double next = d != 0 ? t - v / d : 0.5 * (a + b);
+      if (!(next > a && next < b)) next = 0.5 * (a + b);
+      const bool done = std::abs(next - t) < 1e-15;
+      t = next;
+      if (done) break;
+    }
+    out[j] = t;
+  }
+  return out;
+}
+
+// Where z(theta) (theta in [0, 1] along each target's step, z(0) = za < tgt
+// <= z(1) = zb) crosses the targets, on detached values: Newton steps with
+// the model's slope (the model's own crossing is the first guess), kept in
+// the bracket; where the model is unknown or its step leaves the bracket, a
+// secant with the Illinois rule: false position, and where the same end of a
+// bracket is kept twice in a row its function value is halved (plain false
+// position keeps one end for ever on a convex z(theta) and converges only
+// linearly: 30 to 50 iterations here); bisection where the secant leaves the
+// bracket. Each iteration evaluates z(theta) on the differentiable path with
+// theta a leaf, so the last one also gives the slope dz/dtheta and the
+// differentiable Newton step after it without another metric evaluation.
+// Returns the last evaluated theta (a leaf) and z there (with graph).
 std::pair<torch::Tensor, torch::Tensor> Crossings(const std::function<torch::Tensor(const torch::Tensor&)>& z_of,
-                                                  const std::vector<double>& za, const std::vector<double>& zb,
+                                                  const StepModel& model, const std::vector<double>& start,
                                                   const torch::Tensor& tgt, const torch::TensorOptions& options) {
   torch::Tensor theta, z_theta;
   const double tol = options.dtype() == torch::kFloat64 ? 1e-14 : 1e-7;
   torch::NoGradGuard no_grad;
   auto a = torch::zeros_like(tgt), b = torch::ones_like(tgt);
-  auto fa = torch::tensor(za, torch::kFloat64).to(options) - tgt;
-  auto fb = torch::tensor(zb, torch::kFloat64).to(options) - tgt;
+  auto fa = model.z0 - tgt, fb = model.z1 - tgt;
   auto last_below = torch::zeros(tgt.sizes(), tgt.options().dtype(torch::kBool));
   auto last_above = last_below.clone();
-  auto next = (fa / (fa - fb)).clamp(0, 1).nan_to_num(0.5);
+  auto guess = torch::tensor(start, torch::kFloat64).to(options);
+  auto next = torch::where((guess > 0) & (guess < 1), guess, (fa / (fa - fb)).clamp(0, 1).nan_to_num(0.5));
   // A target is close enough once |z - z*| <= ztol: the Newton step then
   // leaves an error of order ztol^2 (1e-20 / 1e-10 relative).
   const auto ztol = (options.dtype() == torch::kFloat64 ? 1e-10 : 1e-5) * (1 + tgt);
@@ -582,10 +635,11 @@ std::pair<torch::Tensor, torch::Tensor> Crossings(const std::function<torch::Ten
       z_theta = z_of(theta);
     }
     auto fz = z_theta.detach() - tgt;
+    auto th = theta.detach();
     auto below = fz < 0, above = fz >= 0;
-    a = torch::where(below, theta, a);
+    a = torch::where(below, th, a);
     fa = torch::where(below, fz, fa);
-    b = torch::where(below, b, theta);
+    b = torch::where(below, b, th);
     fb = torch::where(below, fb, fz);
     // Illinois: b kept twice (theta replaced a twice): halve fb; and vice versa.
     fb = torch::where(below & last_below, 0.5 * fb, fb);
@@ -594,8 +648,10 @@ std::pair<torch::Tensor, torch::Tensor> Crossings(const std::function<torch::Ten
     last_above = above;
     next = a - fa * (b - a) / (fb - fa);
     next = torch::where((next > a) & (next < b), next, 0.5 * (a + b));
-    next = torch::where(fz.abs() <= ztol, theta.detach(), next);
-    if ((next - theta).abs().max().item<double>() < tol) break;
+    auto newton = th - fz / model.Slope(th);
+    next = torch::where((newton > a) & (newton < b), newton, next);
+    next = torch::where(fz.abs() <= ztol, th, next);
+    if ((next - th).abs().max().item<double>() < tol) break;
   }
   return {theta, z_theta};
 }
@@ -676,14 +732,30 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
   };
   auto z_at = [&](const torch::Tensor& s) { return RedshiftAt(metric, s, redshift); };
 
-  std::vector<double> za(m), zb(m);
+  // The model of z along each step: z and dz/dtheta = h d(1+z)/dl at its
+  // ends, from the metric the integrator already evaluated there.
+  std::vector<double> rate;
+  {
+    torch::NoGradGuard no_grad;
+    auto flat_g = torch::stack(at::TensorList(p.g).slice(0, n_saved), 0).flatten(0, 1);
+    auto flat_dg = torch::stack(at::TensorList(p.dg).slice(0, n_saved), 0).flatten(0, 1);
+    auto r = redshift.Rate(flat_g, flat_dg, flat_y.narrow(1, 4, 4).detach(), flat_f.narrow(1, 4, 4).detach());
+    r = r.to(torch::kCPU, torch::kFloat64).contiguous();
+    rate.assign(r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
+  }
+  std::vector<double> za(m), zb(m), da(m), db(m), target(m);
   for (int64_t j = 0; j < m; ++j) {
     const int64_t r = rp[reached_idx[j]];
     za[j] = p.z[lo_step[j]][r];
     zb[j] = p.z[lo_step[j] + 1][r];
+    da[j] = steps[j] * rate[lo_flat[j]];
+    db[j] = steps[j] * rate[hi_flat[j]];
+    target[j] = zp[reached_idx[j]];
   }
-  auto [theta, z_theta] = Crossings([&](const torch::Tensor& th) { return z_at(state_at(th, true)); }, za, zb,
-                                    tgt, options);
+  auto as_tensor = [&](const std::vector<double>& v) { return torch::tensor(v, torch::kFloat64).to(options); };
+  const StepModel model{as_tensor(za), as_tensor(da), as_tensor(zb), as_tensor(db)};
+  auto [theta, z_theta] = Crossings([&](const torch::Tensor& th) { return z_at(state_at(th, true)); }, model,
+                                    ModelCrossings(za, da, zb, db, target), tgt, options);
   // One differentiable Newton step from the last evaluated theta: the exact
   // first-order gradient of the crossing.
   torch::Tensor slope;
