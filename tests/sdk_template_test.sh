@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs this build into a temporary prefix, builds the SDK template out of
-# tree against the installed package (as a plugin author would), runs the
-# template's own test, and trains an experiment that uses the new plugin.
+# Installs this build into a temporary prefix, builds the SDK templates (a
+# constraint handler and a metric) out of tree against the installed package
+# (as a plugin author would), runs each template's own tests (the SDK's
+# conformance kit among them), and trains an experiment with each new plugin.
 set -euo pipefail
 trap 'echo "sdk template test: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 build_dir=$1
@@ -10,7 +11,7 @@ rm -rf "$work"
 mkdir -p "$work"
 prefix=$work/prefix
 cmake --install "$build_dir" --prefix "$prefix" > "$work/install.log"
-cp -r "$prefix/share/lumpy/template" "$work/src"
+cp -r "$prefix/share/lumpy/template/constraint" "$work/src"
 cmake -S "$work/src" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
   > "$work/configure.log"
 cmake --build "$work/build" -j2 > "$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
@@ -28,4 +29,14 @@ grep -q "tolerant_linear" "$work/plugins.txt"
 grep -q '"status": "completed"' "$work/run/summary.json"
 # The installed quickstart is found without arguments.
 cd "$work" && LUMPY_PLUGIN_PATH= "$prefix/bin/lumpy" check "$prefix/share/lumpy/experiments/quickstart.toml"
-echo "sdk template: built out of tree, tested, and trained with"
+# The metric template: built, its conformance test run, and its exponent
+# fitted to the supernovae.
+cp -r "$prefix/share/lumpy/template/metric" "$work/metric_src"
+cmake -S "$work/metric_src" -B "$work/metric_build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+  > "$work/metric_configure.log"
+cmake --build "$work/metric_build" -j2 > "$work/metric_build.log" 2>&1 || { cat "$work/metric_build.log"; exit 1; }
+ctest --test-dir "$work/metric_build" --output-on-failure
+LUMPY_PLUGIN_PATH=$work/metric_build "$prefix/bin/lumpy" run "$work/metric_src/experiment.toml" --out "$work/metric_run"
+[[ "$(head -1 "$work/metric_run/metrics.csv")" == *model.p* ]]
+grep -q '"status": "completed"' "$work/metric_run/summary.json"
+echo "sdk templates: built out of tree, tested, and trained with"

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "lumpy/testing/conformance.h"
+
 namespace tolerant_linear {
 namespace {
 
@@ -37,6 +39,19 @@ TEST(TolerantLinear, PenaltyIsLinearBeyondTheTolerance) {
   EXPECT_DOUBLE_EQ(p.total.item<double>(), 6.0 / 5.0);
   (*handler)->update(v, 0);
   EXPECT_DOUBLE_EQ((*handler)->telemetry()[0].second, 2.0 / 5.0);
+}
+
+// The SDK's conformance kit: the contract every handler must meet (penalty
+// shapes, total == mean(per_point), finite gradients, stable telemetry
+// names, state through a checkpoint).
+TEST(TolerantLinear, MeetsTheHandlerContract) {
+  lumpy::Registry registry;
+  ASSERT_TRUE(Register(registry).ok());
+  lumpy::testing::ExpectHandlerConforms([&] {
+    auto made = registry.Make<lumpy::ConstraintHandler>("tolerant_linear", {{"tolerance", 1e-4}});
+    EXPECT_TRUE(made.ok()) << made.status();
+    return made.ok() ? *made : nullptr;
+  });
 }
 
 }  // namespace

@@ -1,0 +1,331 @@
+#pragma once
+// Conformance checks for plugin authors, on GoogleTest: call them from your
+// plugin's own tests (the SDK templates do) to check the contracts the SDK
+// headers state, with failures that name what broke. Header-only; link your
+// test with GTest and Lumpy::lumpy.
+//
+//   TEST(MyHandler, Conforms) {
+//     lumpy::testing::ExpectHandlerConforms([] { return std::make_shared<MyHandler>(...); });
+//   }
+//
+// Metrics (metric_model.h, jet.h): shapes and dtype of the jet at orders
+// 0-2; g, dg, d2g symmetric in (i,j) and d2g in (k,l); every order against
+// the nested-autograd oracle of the metric itself; finite values and
+// parameter gradients; in_domain a [B] bool; a float32 instance (same seed)
+// gives float32 numbers close to float64's.
+//
+// Handlers (constraint_handler.h): per_point [B] and a scalar total equal to
+// mean(per_point); finite values and gradients (to the violation and to the
+// handler's own parameters); telemetry names the same after every update;
+// state() through a checkpoint archive into a fresh handler gives the same
+// next penalty; a changed state changes the next penalty;
+// load_state refuses a missing key and a wrong shape, naming the key.
+//
+// Curricula (curriculum_weighter.h): a finite scalar with finite gradients to
+// the per-point loss and the parameters; telemetry names stable; the module's
+// state through a checkpoint archive gives the same reduction.
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lumpy/constraint_handler.h"
+#include "lumpy/curriculum_weighter.h"
+#include "lumpy/jet.h"
+#include "lumpy/metric_model.h"
+
+namespace lumpy::testing {
+
+// Points [n,4] in float64: t uniform in [t0, t1], x, y, z in [-r, r];
+// the same for the same seed.
+inline torch::Tensor UniformPoints(int64_t n, double t0 = -4.0, double t1 = 1.0, double r = 1.0,
+                                   uint64_t seed = 1) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto u = torch::rand({n, 4}, gen, torch::kFloat64);
+  auto lo = torch::tensor({t0, -r, -r, -r}, torch::kFloat64);
+  auto hi = torch::tensor({t1, r, r, r}, torch::kFloat64);
+  return lo + u * (hi - lo);
+}
+
+namespace internal {
+
+inline std::vector<std::string> Names(const std::vector<std::pair<std::string, double>>& telemetry) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : telemetry) out.push_back(k);
+  return out;
+}
+
+inline std::string Shape(const torch::Tensor& t) {
+  if (!t.defined()) return "undefined";
+  std::ostringstream s;
+  s << t.sizes();
+  return s.str();
+}
+
+// max |a - b| / (1 + max |b|): a relative error that stays meaningful where
+// components vanish.
+inline double Error(const torch::Tensor& a, const torch::Tensor& b) {
+  auto d = (a.detach().to(torch::kFloat64) - b.detach().to(torch::kFloat64)).abs().max().item<double>();
+  return d / (1.0 + b.detach().to(torch::kFloat64).abs().max().item<double>());
+}
+
+// The largest asymmetry of t in dimensions (a, b).
+inline double Asymmetry(const torch::Tensor& t, int64_t a, int64_t b) {
+  return Error(t, t.transpose(a, b));
+}
+
+inline std::map<std::string, torch::Tensor> ThroughArchive(const std::map<std::string, torch::Tensor>& state) {
+  torch::serialize::OutputArchive out;
+  for (const auto& [k, v] : state) out.write(k, v.detach().clone());
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  std::istringstream in_bytes(bytes.str());
+  torch::serialize::InputArchive in;
+  in.load_from(in_bytes);
+  std::map<std::string, torch::Tensor> loaded;
+  for (const auto& [k, v] : state) {
+    torch::Tensor t;
+    in.read(k, t);
+    loaded[k] = t;
+  }
+  return loaded;
+}
+
+inline void ExpectAllFinite(const torch::Tensor& t, const std::string& what) {
+  ASSERT_TRUE(t.defined()) << what << " is undefined";
+  EXPECT_TRUE(torch::isfinite(t.detach()).all().item<bool>()) << what << " has non-finite entries";
+}
+
+}  // namespace internal
+
+// ---------------------------------------------------------------- metrics
+
+using MetricFactory = std::function<std::shared_ptr<MetricModel>()>;
+
+struct MetricTolerances {
+  double oracle = 1e-9;    // float64 jet against the autograd oracle (relative)
+  double symmetry = 1e-12;
+  double float32 = 1e-4;   // float32 against float64 (relative)
+};
+
+// `make` builds the metric under test; it is called with torch's seed set to
+// the same value each time, so two calls give the same parameters. `points`
+// [B,4]: where to check (only those in_domain are used; at least one must be).
+inline void ExpectMetricConforms(const MetricFactory& make, const torch::Tensor& points,
+                                 MetricTolerances tol = {}) {
+  using internal::Asymmetry;
+  using internal::Error;
+  torch::manual_seed(0);
+  std::shared_ptr<MetricModel> metric = make();
+  ASSERT_NE(metric, nullptr) << "the factory made no metric";
+  metric->to(torch::kFloat64);
+  const auto x = points.to(torch::kFloat64);
+  ASSERT_EQ(x.dim(), 2);
+  ASSERT_EQ(x.size(1), 4);
+  const auto inside = metric->in_domain(x);
+  ASSERT_EQ(inside.scalar_type(), torch::kBool) << "in_domain must return bool, got " << inside.scalar_type();
+  ASSERT_EQ(inside.sizes(), torch::IntArrayRef({x.size(0)})) << "in_domain must return [B], got "
+                                                             << internal::Shape(inside);
+  ASSERT_TRUE(inside.any().item<bool>()) << "none of the test points is in the metric's domain";
+  const auto xi = x.index({inside});
+  const int64_t b = xi.size(0);
+
+  const Jet oracle = AutogradJet([&](const torch::Tensor& p) { return metric->jet(p, 0).g; }, xi, 2,
+                                 /*create_graph=*/false);
+  for (int order = 0; order <= 2; ++order) {
+    SCOPED_TRACE("jet of order " + std::to_string(order));
+    const Jet jet = metric->jet(xi, order);
+    EXPECT_GE(jet.order, order) << "Jet::order must say which derivatives it holds";
+    ASSERT_EQ(jet.g.sizes(), torch::IntArrayRef({b, 4, 4})) << "g: " << internal::Shape(jet.g);
+    EXPECT_EQ(jet.g.scalar_type(), torch::kFloat64) << "g must be in the points' dtype";
+    internal::ExpectAllFinite(jet.g, "g");
+    EXPECT_LE(Asymmetry(jet.g, 1, 2), tol.symmetry) << "g_ij != g_ji";
+    EXPECT_LE(Error(jet.g, oracle.g), tol.oracle) << "g differs from jet(x, 0).g";
+    if (order >= 1) {
+      ASSERT_EQ(jet.dg.sizes(), torch::IntArrayRef({b, 4, 4, 4})) << "dg: " << internal::Shape(jet.dg);
+      internal::ExpectAllFinite(jet.dg, "dg");
+      EXPECT_LE(Asymmetry(jet.dg, 1, 2), tol.symmetry) << "d_k g_ij != d_k g_ji";
+      EXPECT_LE(Error(jet.dg, oracle.dg), tol.oracle)
+          << "dg[b,i,j,k] must be d_k g_ij (the autograd oracle of the metric disagrees)";
+    }
+    if (order >= 2) {
+      ASSERT_EQ(jet.d2g.sizes(), torch::IntArrayRef({b, 4, 4, 4, 4})) << "d2g: " << internal::Shape(jet.d2g);
+      internal::ExpectAllFinite(jet.d2g, "d2g");
+      EXPECT_LE(Asymmetry(jet.d2g, 1, 2), tol.symmetry) << "d2g not symmetric in (i, j)";
+      EXPECT_LE(Asymmetry(jet.d2g, 3, 4), tol.symmetry) << "d2g not symmetric in (k, l)";
+      EXPECT_LE(Error(jet.d2g, oracle.d2g), tol.oracle)
+          << "d2g[b,i,j,k,l] must be d_k d_l g_ij (the autograd oracle of the metric disagrees)";
+    }
+  }
+
+  // Gradients reach the parameters, finite.
+  const auto params = metric->parameters();
+  if (!params.empty()) {
+    const Jet jet = metric->jet(xi, 2);
+    (jet.g.sum() + jet.dg.sum() + jet.d2g.sum()).backward();
+    bool any = false;
+    for (const auto& p : params) {
+      if (!p.grad().defined()) continue;
+      any = true;
+      internal::ExpectAllFinite(p.grad(), "a parameter's gradient");
+    }
+    EXPECT_TRUE(any) << "the metric has parameters but the jet's graph reaches none of them";
+  }
+
+  // float32: the same metric (same seed) in float32.
+  torch::manual_seed(0);
+  std::shared_ptr<MetricModel> metric32 = make();
+  metric32->to(torch::kFloat32);
+  const Jet j32 = metric32->jet(xi.to(torch::kFloat32), 1);
+  EXPECT_EQ(j32.g.scalar_type(), torch::kFloat32) << "a float32 metric must give float32 g";
+  EXPECT_EQ(j32.dg.scalar_type(), torch::kFloat32) << "a float32 metric must give float32 dg";
+  EXPECT_LE(Error(j32.g, oracle.g), tol.float32) << "float32 g far from float64 g";
+  EXPECT_LE(Error(j32.dg, oracle.dg), tol.float32) << "float32 dg far from float64 dg";
+}
+
+// --------------------------------------------------------------- handlers
+
+using HandlerFactory = std::function<std::shared_ptr<ConstraintHandler>()>;
+
+// Violations [points] >= 0 in float64, a quarter of them 0, of a scale that
+// changes with k (so updates see different steps).
+inline torch::Tensor Violations(int64_t points, int k) {
+  auto gen = at::detail::createCPUGenerator(100 + k);
+  auto v = torch::randn({points}, gen, torch::kFloat64).clamp_min(0) * std::pow(10.0, (k % 5) - 3);
+  return v;
+}
+
+// `updates` steps of penalty, backward and update, then the state checks.
+inline void ExpectHandlerConforms(const HandlerFactory& make, int64_t points = 32, int updates = 6) {
+  std::shared_ptr<ConstraintHandler> handler = make();
+  ASSERT_NE(handler, nullptr) << "the factory made no handler";
+  const auto names = internal::Names(handler->telemetry());
+  for (int k = 0; k < updates; ++k) {
+    SCOPED_TRACE("step " + std::to_string(k));
+    auto v = Violations(points, k).requires_grad_(true);
+    Penalty p = handler->penalty(v);
+    ASSERT_TRUE(p.per_point.defined() && p.total.defined()) << "penalty() must set per_point and total";
+    ASSERT_EQ(p.per_point.sizes(), torch::IntArrayRef({points}))
+        << "per_point must be [B] like the violation, got " << internal::Shape(p.per_point);
+    ASSERT_EQ(p.total.dim(), 0) << "total must be a scalar, got " << internal::Shape(p.total);
+    internal::ExpectAllFinite(p.per_point, "per_point");
+    const double total = p.total.item<double>(), mean = p.per_point.mean().item<double>();
+    EXPECT_LE(std::abs(total - mean), 1e-12 * (1.0 + std::abs(mean))) << "total " << total
+                                                                      << " != mean(per_point) " << mean;
+    for (auto& q : handler->parameters()) {
+      if (q.grad().defined()) q.grad().zero_();
+    }
+    p.total.backward();
+    if (v.grad().defined()) internal::ExpectAllFinite(v.grad(), "d total / d violation");
+    for (auto& q : handler->parameters()) {
+      if (q.grad().defined()) internal::ExpectAllFinite(q.grad(), "a handler parameter's gradient");
+    }
+    handler->update(v.detach(), k);
+    const auto telemetry = handler->telemetry();
+    EXPECT_EQ(internal::Names(telemetry), names) << "telemetry names must not change between steps";
+    for (const auto& [name, value] : telemetry) EXPECT_TRUE(std::isfinite(value)) << name << " = " << value;
+  }
+
+  // The state through a checkpoint archive into a fresh handler.
+  const auto state = handler->state();
+  for (const auto& [k, t] : state) ASSERT_TRUE(t.defined()) << "state \"" << k << "\" is undefined";
+  const auto loaded = internal::ThroughArchive(state);
+  std::shared_ptr<ConstraintHandler> resumed = make();
+  const absl::Status st = resumed->load_state(loaded);
+  ASSERT_TRUE(st.ok()) << "load_state of its own state(): " << st.message();
+  const auto v = Violations(points, updates);
+  const Penalty a = handler->penalty(v), b = resumed->penalty(v);
+  EXPECT_TRUE(torch::equal(a.per_point.detach(), b.per_point.detach()))
+      << "a handler loaded from state() gives another penalty: state() misses something penalty() uses";
+  if (state.empty()) return;
+
+  // A changed state changes the next penalty.
+  std::map<std::string, torch::Tensor> changed;
+  for (const auto& [k, t] : loaded) {
+    changed[k] = t.is_floating_point() ? t * 1.5 + 0.5 : t + 1;
+  }
+  std::shared_ptr<ConstraintHandler> other = make();
+  ASSERT_TRUE(other->load_state(changed).ok());
+  const auto large = Violations(points, 4) + 0.1;
+  EXPECT_FALSE(torch::allclose(other->penalty(large).per_point.detach(), handler->penalty(large).per_point.detach()))
+      << "changing every state tensor left the penalty as it was: load_state() ignores the state, or "
+         "state() holds nothing penalty() uses";
+
+  // load_state refuses a missing key and a wrong shape, naming the key.
+  const std::string key = state.begin()->first;
+  auto missing = loaded;
+  missing.erase(key);
+  const absl::Status no_key = make()->load_state(missing);
+  EXPECT_FALSE(no_key.ok()) << "load_state accepted a state without \"" << key << "\"";
+  EXPECT_NE(std::string(no_key.message()).find(key), std::string::npos)
+      << "the refusal must name the missing key: " << no_key.message();
+  auto reshaped = loaded;
+  reshaped[key] = torch::zeros({loaded.at(key).numel() + 2}, loaded.at(key).options());
+  const absl::Status bad_shape = make()->load_state(reshaped);
+  EXPECT_FALSE(bad_shape.ok()) << "load_state accepted \"" << key << "\" of shape [" << loaded.at(key).numel() + 2
+                               << "]";
+  EXPECT_NE(std::string(bad_shape.message()).find(key), std::string::npos)
+      << "the refusal must name the key: " << bad_shape.message();
+}
+
+// --------------------------------------------------------------- curricula
+
+using CurriculumFactory = std::function<std::shared_ptr<CurriculumWeighter>()>;
+
+inline void ExpectCurriculumConforms(const CurriculumFactory& make, int64_t points = 64) {
+  torch::manual_seed(0);
+  std::shared_ptr<CurriculumWeighter> curriculum = make();
+  ASSERT_NE(curriculum, nullptr) << "the factory made no curriculum";
+  curriculum->to(torch::kFloat64);
+  const auto x = UniformPoints(points);
+  const auto names = internal::Names(curriculum->telemetry());
+  for (int k = 0; k < 4; ++k) {
+    SCOPED_TRACE("step " + std::to_string(k));
+    auto loss = (Violations(points, k) + 1e-3).requires_grad_(true);
+    for (auto& p : curriculum->parameters()) {
+      if (p.grad().defined()) p.grad().zero_();
+    }
+    auto r = curriculum->reduce(x, loss);
+    ASSERT_EQ(r.dim(), 0) << "reduce() must return a scalar, got " << internal::Shape(r);
+    internal::ExpectAllFinite(r, "the reduced loss");
+    r.backward();
+    ASSERT_TRUE(loss.grad().defined()) << "the reduction does not depend on the per-point loss";
+    internal::ExpectAllFinite(loss.grad(), "d reduced / d per-point loss");
+    for (const auto& p : curriculum->parameters()) {
+      if (p.grad().defined()) internal::ExpectAllFinite(p.grad(), "a curriculum parameter's gradient");
+    }
+    {  // a gradient step, so that the state checked below is not the initial one
+      torch::NoGradGuard no_grad;
+      for (auto& p : curriculum->parameters()) {
+        if (p.grad().defined()) p.sub_(1e-2 * p.grad());
+      }
+    }
+    EXPECT_EQ(internal::Names(curriculum->telemetry()), names) << "telemetry names must not change";
+  }
+  // Through a checkpoint archive into a fresh instance of another seed.
+  torch::serialize::OutputArchive out;
+  curriculum->save(out);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  torch::manual_seed(12345);
+  std::shared_ptr<CurriculumWeighter> resumed = make();
+  resumed->to(torch::kFloat64);
+  std::istringstream in_bytes(bytes.str());
+  torch::serialize::InputArchive in;
+  in.load_from(in_bytes);
+  resumed->load(in);
+  const auto loss = Violations(points, 9) + 1e-3;
+  EXPECT_TRUE(torch::equal(curriculum->reduce(x, loss).detach(), resumed->reduce(x, loss).detach()))
+      << "a curriculum loaded from its archive reduces differently";
+}
+
+}  // namespace lumpy::testing

@@ -1,0 +1,204 @@
+// The SDK's conformance kit (lumpy/testing/conformance.h) on every built-in
+// metric, constraint handler and curriculum, with the variants whose code
+// paths differ (the SIREN's fused, tensor and autograd jets; the augmented
+// Lagrangian's adaptive, frozen and safeguarded multipliers). A plugin the
+// list does not name fails the coverage test, so a new built-in is checked
+// from the day it lands.
+
+#include "lumpy/testing/conformance.h"
+
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <set>
+
+#include "built_in_plugins.h"
+
+namespace lumpy {
+namespace {
+
+using testing::MakeBuiltIn;
+using Overrides = std::map<std::string, ParamValue>;
+
+struct Variant {
+  std::string plugin;
+  Overrides params;
+};
+
+const std::vector<Variant>& Metrics() {
+  static const std::vector<Variant> v = {
+      {"siren", {{"output_init_std", 0.05}}},
+      {"siren", {{"output_init_std", 0.05}, {"fused", false}}},
+      {"siren", {{"output_init_std", 0.05}, {"jet", std::string("autograd")}, {"omega0", 10.0}}},
+      {"minkowski", {}},
+      {"flrw", {}},
+      {"flrw", {{"scale_factor", std::string("lcdm")}, {"omega_m_trainable", true}}},
+      {"flrw", {{"scale_factor", std::string("de_sitter")}}},
+      {"kasner", {}},
+      {"schwarzschild", {}},
+  };
+  return v;
+}
+
+const std::vector<Variant>& Handlers() {
+  static const std::vector<Variant> v = {
+      {"soft_quadratic", {}},
+      {"linear", {}},
+      {"augmented_lagrangian", {}},
+      {"augmented_lagrangian", {{"adaptive", true}, {"check_every", int64_t{2}}, {"tau", 0.5}}},
+      {"augmented_lagrangian", {{"freeze_multiplier", true}}},
+      {"augmented_lagrangian", {{"lambda_max", 10.0}, {"feasibility_tol", 1e-6}}},
+      {"homoscedastic", {}},
+      {"homoscedastic", {{"base", std::string("linear")}}},
+  };
+  return v;
+}
+
+const std::vector<Variant>& Curricula() {
+  static const std::vector<Variant> v = {{"uniform", {}}, {"spatial_weight_net", {}}};
+  return v;
+}
+
+std::string Label(const Variant& v) {
+  std::string out = v.plugin;
+  for (const auto& [k, value] : v.params) out += " " + k + "=" + FormatParamValue(value);
+  return out;
+}
+
+TEST(Conformance, EveryBuiltInMetricConforms) {
+  // t in [0.5, 2] (Kasner and the FLRW scale factors are regular there), r <= 1
+  // plus points far out for Schwarzschild's domain r > 2M.
+  auto points = torch::cat({testing::UniformPoints(12, 0.5, 2.0, 1.0), testing::UniformPoints(12, 0.5, 2.0, 6.0, 7)});
+  for (const auto& v : Metrics()) {
+    SCOPED_TRACE(Label(v));
+    testing::ExpectMetricConforms([&] { return MakeBuiltIn<MetricModel>(v.plugin, v.params); }, points);
+  }
+}
+
+TEST(Conformance, EveryBuiltInHandlerConforms) {
+  for (const auto& v : Handlers()) {
+    SCOPED_TRACE(Label(v));
+    testing::ExpectHandlerConforms([&] { return MakeBuiltIn<ConstraintHandler>(v.plugin, v.params); });
+  }
+}
+
+TEST(Conformance, EveryBuiltInCurriculumConforms) {
+  for (const auto& v : Curricula()) {
+    SCOPED_TRACE(Label(v));
+    testing::ExpectCurriculumConforms([&] { return MakeBuiltIn<CurriculumWeighter>(v.plugin, v.params); });
+  }
+}
+
+TEST(Conformance, TheListsCoverEveryBuiltIn) {
+  const std::pair<PluginKind, const std::vector<Variant>*> kinds[] = {
+      {PluginKind::kMetric, &Metrics()}, {PluginKind::kConstraint, &Handlers()}, {PluginKind::kCurriculum, &Curricula()}};
+  for (const auto& [kind, variants] : kinds) {
+    std::set<std::string> listed;
+    for (const auto& v : *variants) listed.insert(v.plugin);
+    for (const auto& name : testing::BuiltInPlugins().Names(kind)) {
+      EXPECT_TRUE(listed.count(name)) << PluginKindName(kind) << " \"" << name
+                                      << "\" is not checked by the conformance kit; add it to this file";
+    }
+  }
+}
+
+// The kit fails what breaks the contract: a handler whose total is not the
+// mean of its per-point penalty, one whose telemetry names change, and one
+// whose state() misses what its penalty uses.
+class Broken : public ConstraintHandler {
+ public:
+  explicit Broken(int flaw) : flaw_(flaw) {}
+  Penalty penalty(const torch::Tensor& v) override {
+    auto per_point = weight_ * v;
+    return {per_point, flaw_ == 0 ? per_point.sum() : per_point.mean()};
+  }
+  void update(const torch::Tensor&, int64_t step) override {
+    weight_ += 1;
+    step_ = step;
+  }
+  std::vector<std::pair<std::string, double>> telemetry() const override {
+    if (flaw_ == 1 && step_ > 0) return {{"renamed", weight_}};
+    return {{"weight", weight_}};
+  }
+  std::map<std::string, torch::Tensor> state() const override {
+    if (flaw_ == 2) return {};
+    return {{"weight", torch::tensor(weight_, torch::kFloat64)}};
+  }
+  absl::Status load_state(const std::map<std::string, torch::Tensor>& s) override {
+    if (flaw_ == 2) return absl::OkStatus();
+    auto it = s.find("weight");
+    if (it == s.end()) return absl::InvalidArgumentError("missing weight");
+    if (it->second.numel() != 1) return absl::InvalidArgumentError("weight: wrong shape");
+    weight_ = it->second.item<double>();
+    return absl::OkStatus();
+  }
+
+ private:
+  int flaw_;
+  double weight_ = 1.0;
+  int64_t step_ = -1;
+};
+
+// The messages of the failures f() reports (intercepted: they do not fail
+// this test).
+std::vector<std::string> Failures(const std::function<void()>& f) {
+  ::testing::TestPartResultArray results;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+    f();
+  }
+  std::vector<std::string> out;
+  for (int i = 0; i < results.size(); ++i) out.push_back(results.GetTestPartResult(i).message());
+  return out;
+}
+
+TEST(Conformance, TheKitFailsBrokenHandlers) {
+  const char* expected[] = {"!= mean(per_point)", "telemetry names must not change", "gives another penalty"};
+  for (int flaw = 0; flaw < 3; ++flaw) {
+    SCOPED_TRACE("flaw " + std::to_string(flaw));
+    const auto failures = Failures([flaw] { testing::ExpectHandlerConforms([flaw] { return std::make_shared<Broken>(flaw); }); });
+    ASSERT_FALSE(failures.empty());
+    bool named = false;
+    for (const auto& f : failures) named |= f.find(expected[flaw]) != std::string::npos;
+    EXPECT_TRUE(named) << failures.front();
+  }
+  // The sound one passes.
+  EXPECT_EQ(Failures([] { testing::ExpectHandlerConforms([] { return std::make_shared<Broken>(3); }); }),
+            std::vector<std::string>{});
+}
+
+// g = diag(-1, 1 + x^2, 1, 1) with a hand-written jet whose d_x g_xx is x
+// (it is 2x): the kit names the wrong derivative.
+class WrongJet : public MetricModel {
+ public:
+  Jet jet(const torch::Tensor& p, int order) override {
+    const int64_t b = p.size(0);
+    auto x = p.select(1, 1);
+    auto g = torch::diag_embed(torch::stack({-torch::ones_like(x), 1 + x * x, torch::ones_like(x), torch::ones_like(x)}, 1));
+    Jet jet{g, {}, {}, order};
+    if (order >= 1) {
+      jet.dg = torch::zeros({b, 4, 4, 4}, p.options());
+      jet.dg.select(1, 1).select(1, 1).select(1, 1).copy_(x);
+    }
+    if (order >= 2) {
+      jet.d2g = torch::zeros({b, 4, 4, 4, 4}, p.options());
+      jet.d2g.select(1, 1).select(1, 1).select(1, 1).select(1, 1).fill_(2.0);
+    }
+    return jet;
+  }
+};
+
+TEST(Conformance, TheKitFailsAWrongJet) {
+  const auto failures = Failures([] {
+    testing::ExpectMetricConforms([] { return std::make_shared<WrongJet>(); }, testing::UniformPoints(8));
+  });
+  ASSERT_FALSE(failures.empty());
+  bool named = false;
+  for (const auto& f : failures) named |= f.find("dg[b,i,j,k] must be d_k g_ij") != std::string::npos;
+  EXPECT_TRUE(named) << failures.front();
+}
+
+}  // namespace
+}  // namespace lumpy
