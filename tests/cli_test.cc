@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_replace.h"
@@ -54,6 +56,46 @@ TEST_F(CliTest, UsageErrorsExitWith2) {
   auto missing = RunLumpy("check no_such.toml", dir_);
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_EQ(missing.err, "no_such.toml: no such experiment file\n");
+}
+
+// Every input is checked before it is opened: a directory, a FIFO or a
+// device where a file belongs is refused as such (a pipe or /dev/zero would
+// be read for ever), and a file over its kind's limit is refused naming the
+// limit and LUMPY_MAX_INPUT_MB.
+TEST_F(CliTest, NonRegularAndOversizedInputsAreRefusedAtOnce) {
+  fs::create_directory(dir_ / "a_dir.toml");
+  ASSERT_EQ(::mkfifo((dir_ / "pipe.toml").c_str(), 0600), 0);
+  auto directory = RunLumpy("check a_dir.toml", dir_);
+  EXPECT_EQ(directory.exit_code, 2);
+  EXPECT_EQ(directory.err, "a_dir.toml: is a directory; the experiment file must be a regular file\n");
+  auto fifo = RunLumpy("check pipe.toml", dir_);
+  EXPECT_EQ(fifo.exit_code, 2);
+  EXPECT_EQ(fifo.err, "pipe.toml: is a FIFO (named pipe); the experiment file must be a regular file\n");
+  auto device = RunLumpy("probe '" + kTiny + "' --points /dev/zero --out o.csv", dir_);
+  EXPECT_EQ(device.exit_code, 2);
+  EXPECT_EQ(device.err, "/dev/zero: is a character device; the points file must be a regular file\n");
+  // A supernova catalogue that is a folder.
+  fs::create_directory(dir_ / "catalogue");
+  {
+    std::ofstream f(dir_ / "sn.toml");
+    f << "extends = \"" << kTiny << "\"\n[loss.sn]\nplugin = \"supernova_chi2\"\ndata = \"catalogue\"\n";
+  }
+  auto catalogue = RunLumpy("run sn.toml --out r", dir_);
+  EXPECT_EQ(catalogue.exit_code, 2) << catalogue.err;
+  EXPECT_NE(catalogue.err.find("catalogue: is a directory; the supernova catalogue must be a regular file"),
+            std::string::npos)
+      << catalogue.err;
+  // Over the limit: a 2 MiB experiment (comments) with the limit at 1 MiB.
+  {
+    std::ofstream f(dir_ / "big.toml");
+    const std::string line(1023, '#');
+    for (int i = 0; i < 2048; ++i) f << line << "\n";
+  }
+  setenv("LUMPY_MAX_INPUT_MB", "1", 1);
+  auto big = RunLumpy("check big.toml", dir_);
+  unsetenv("LUMPY_MAX_INPUT_MB");
+  EXPECT_EQ(big.exit_code, 2);
+  EXPECT_EQ(big.err, "big.toml: 2 MiB, over the 1 MiB limit for the experiment file (LUMPY_MAX_INPUT_MB raises it)\n");
 }
 
 TEST_F(CliTest, RunWritesTheRunFolder) {

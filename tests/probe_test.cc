@@ -96,7 +96,7 @@ TEST_F(ProbeTest, BadPointsFilesNameTheLine) {
   }
   auto missing = RunLumpy("probe '" + kFlrw + "' --points nothing.csv --out o.csv", dir_);
   EXPECT_EQ(missing.exit_code, 2);
-  EXPECT_EQ(missing.err, "nothing.csv: cannot read the points file\n");
+  EXPECT_EQ(missing.err, "nothing.csv: no such points file\n");
 }
 
 TEST_F(ProbeTest, InsideTheHorizonIsReported) {

@@ -1,5 +1,7 @@
 #include "config/config_tree.h"
 
+#include "core/input_file.h"
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -312,9 +314,8 @@ void MergeAt(ConfigNode& base, const ConfigNode& overlay, std::vector<std::strin
 
 absl::StatusOr<ConfigNode> ParseTomlFile(const fs::path& file) {
   const std::string display = file.string();
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(display, ": no such experiment file"));
+  if (auto st = CheckInputFile(file, InputKind::kExperiment, "experiment file"); !st.ok()) {
+    return absl::InvalidArgumentError(st.message());
   }
   try {
     toml::table table = toml::parse_file(display);

@@ -1,5 +1,7 @@
 #include "lumpy/supernovae.h"
 
+#include "core/input_file.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -45,6 +47,7 @@ namespace {
 
 // Reads the covariance file: N, then N*N numbers.
 absl::StatusOr<torch::Tensor> ReadCovariance(const fs::path& file, int64_t rows_in_catalogue) {
+  if (auto st = CheckInputFile(file, InputKind::kCovariance, "covariance file"); !st.ok()) return st;
   std::ifstream in(file);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read the covariance file"));
   std::string token;

@@ -1,5 +1,7 @@
 #include "data/table.h"
 
+#include "core/input_file.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -13,6 +15,7 @@ namespace lumpy {
 
 absl::StatusOr<TextTable> TextTable::Read(const std::filesystem::path& file, Separator separator,
                                           const std::string& what) {
+  if (auto st = CheckInputFile(file, InputKind::kTable, what); !st.ok()) return st;
   std::ifstream in(file);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read the ", what));
   TextTable t;

@@ -1,5 +1,7 @@
 #include "physics/probe.h"
 
+#include "core/input_file.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -188,6 +190,9 @@ absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
     return absl::InvalidArgumentError(absl::StrCat(
         path.string(), ": no such checkpoint (give a run folder, its model.pt, or "
         "checkpoints/latest.pt or best.pt)"));
+  }
+  if (auto st = CheckInputFile(file, InputKind::kCheckpoint, "checkpoint"); !st.ok()) {
+    return absl::InvalidArgumentError(st.message());
   }
   absl::Status st;
   torch::serialize::InputArchive archive;

@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "core/input_file.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -437,6 +439,9 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
                             "failed before its first one; checkpoint.every = ",
                             exp_.checkpoint.GetInt("every"), ")"));
   }
+  if (auto st = CheckInputFile(file, InputKind::kCheckpoint, "checkpoint"); !st.ok()) {
+    return absl::InvalidArgumentError(st.message());
+  }
   torch::serialize::InputArchive a;
   try {
     a.load_from(file.string());
@@ -530,6 +535,9 @@ absl::Status Session::LoadHandlers(torch::serialize::InputArchive& handlers) {
 // Keeps metrics.csv's header and the rows of the steps before the
 // checkpoint; the resumed run writes the rest again.
 absl::Status Session::PrepareMetricsForResume(const fs::path& file) {
+  if (auto st = CheckInputFile(file, InputKind::kMetrics, "metrics table"); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(st.message(), "; cannot resume"));
+  }
   std::ifstream in(file);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": missing; cannot resume"));
   std::string header, line, kept;

@@ -1,0 +1,34 @@
+#pragma once
+// Every file lumpy reads passes one check before it is opened: it exists, it
+// is a regular file (a directory, FIFO, socket or device is refused as such:
+// /dev/zero or a pipe would be read for ever), and it is not larger than the
+// limit for its kind, so a wrong path fails at once with the file, the kind,
+// the limit and the way out named.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "absl/status/status.h"
+#include "engine_export.h"
+
+namespace lumpy {
+
+// The documented limits (README, "Limits"): LUMPY_MAX_INPUT_MB raises or
+// lowers all of them at once.
+enum class InputKind {
+  kExperiment,  // TOML: 16 MiB
+  kTable,       // CSV points files, supernova catalogues, BAO tables: 512 MiB
+  kCovariance,  // covariance matrices: 2 GiB
+  kCheckpoint,  // checkpoints: 4 GiB
+  kMetrics,     // a run's metrics.csv: 4 GiB
+};
+
+LUMPY_ENGINE_API uint64_t InputLimitBytes(InputKind kind);
+
+// OK, or InvalidArgument "FILE: <why>" naming the file's role `what`
+// ("supernova catalogue"): no such file, not a regular file, over the limit.
+LUMPY_ENGINE_API absl::Status CheckInputFile(const std::filesystem::path& file, InputKind kind,
+                                             const std::string& what);
+
+}  // namespace lumpy
