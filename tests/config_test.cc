@@ -39,6 +39,38 @@ TEST_F(ConfigTreeTest, ExtendsDeepMergesAndKeepsPositions) {
   EXPECT_EQ(runtime->Find("seed")->location().column, 8);
 }
 
+// Hostile nesting is refused at its line, not by a stack overflow: a table
+// header of a million components (TOML++ alone recursed once per component
+// and crashed), 40 (Convert recursed), a --set key as deep. Long lines of
+// numbers in an array, and dots in a multi-line string, are no keys.
+TEST_F(ConfigTreeTest, DeepNestingIsRefusedAtItsLine) {
+  auto header = [](int n) {
+    std::string key = "a";
+    for (int i = 1; i < n; ++i) key += ".a";
+    return key;
+  };
+  for (int n : {1000000, 40}) {
+    auto file = Write("deep.toml", "name = \"x\"\n[" + header(n) + "]\nk = 1\n");
+    auto tree = LoadConfigTree(file);
+    ASSERT_FALSE(tree.ok()) << n;
+    EXPECT_EQ(tree.status().message(), file.string() + ":2:1: a key of " + std::to_string(n) +
+                                           " components; tables nest at most 32 deep");
+  }
+  auto inline_deep = Write("inline.toml", "x = " + std::string(40, '[') + "1" + std::string(40, ']') + "\n");
+  auto tree = LoadConfigTree(inline_deep);
+  ASSERT_FALSE(tree.ok());
+  EXPECT_NE(tree.status().message().find("nested more than 32 tables or arrays deep"), std::string::npos)
+      << tree.status().message();
+  ConfigNode root = ConfigNode::Table();
+  auto deep_set = ApplyOverride(root, header(100000) + "=1");
+  ASSERT_FALSE(deep_set.ok());
+  EXPECT_NE(deep_set.message().find(": nested more than 32 tables deep"), std::string::npos);
+  std::string numbers;
+  for (int i = 0; i < 100; ++i) numbers += "1.5, ";
+  auto fine = Write("fine.toml", "vals = [\n" + numbers + "\n]\ndesc = \"\"\"\n" + header(50) + " = 3\n\"\"\"\n");
+  EXPECT_TRUE(LoadConfigTree(fine).ok()) << LoadConfigTree(fine).status();
+}
+
 TEST_F(ConfigTreeTest, OverridesAreTyped) {
   ConfigNode root = ConfigNode::Table();
   ASSERT_TRUE(ApplyOverride(root, "runtime.steps=100").ok());

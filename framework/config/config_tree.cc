@@ -5,8 +5,10 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -134,15 +136,24 @@ SourceLocation FromToml(const toml::source_region& region, const std::string& di
   return {display, static_cast<int>(region.begin.line), static_cast<int>(region.begin.column)};
 }
 
+// Tables and arrays nest at most this deep in an experiment (the deepest
+// real one is 4: domains.bulk.strata.early); deeper input is refused before
+// it can exhaust the stack.
+constexpr int kMaxDepth = 32;
+
 absl::StatusOr<ConfigNode> Convert(const toml::node& node, const std::string& display,
-                                   const std::string& key_path) {
+                                   const std::string& key_path, int depth = 0) {
   SourceLocation loc = FromToml(node.source(), display);
+  if (depth > kMaxDepth) {
+    return ConfigError(loc, key_path.substr(0, 200) + (key_path.size() > 200 ? "..." : ""),
+                       absl::StrCat("nested more than ", kMaxDepth, " tables or arrays deep"));
+  }
   switch (node.type()) {
     case toml::node_type::table: {
       ConfigNode out = ConfigNode::Table(loc);
       for (auto&& [key, child] : *node.as_table()) {
         std::string k(key.str());
-        auto converted = Convert(child, display, key_path.empty() ? k : key_path + "." + k);
+        auto converted = Convert(child, display, key_path.empty() ? k : key_path + "." + k, depth + 1);
         if (!converted.ok()) return converted.status();
         converted->set_key_location(FromToml(key.source(), display));
         out.Set(k, *std::move(converted));
@@ -152,7 +163,7 @@ absl::StatusOr<ConfigNode> Convert(const toml::node& node, const std::string& di
     case toml::node_type::array: {
       ConfigNode out = ConfigNode::Array(loc);
       for (const toml::node& item : *node.as_array()) {
-        auto converted = Convert(item, display, key_path);
+        auto converted = Convert(item, display, key_path, depth + 1);
         if (!converted.ok()) return converted.status();
         out.push_back(*std::move(converted));
       }
@@ -312,13 +323,75 @@ void MergeAt(ConfigNode& base, const ConfigNode& overlay, std::vector<std::strin
 
 }  // namespace
 
+namespace {
+
+// TOML++ parses a dotted key or table header recursively, one level per
+// component: a header of a million components overflows its stack before
+// Convert could refuse it. So the text is scanned first: a key or header
+// with more than kMaxDepth components (dots outside quotes, outside
+// multi-line strings) is refused at its line.
+absl::Status CheckKeyDepth(const std::string& text, const std::string& display) {
+  bool in_multiline = false;
+  int line_no = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_no;
+    // Multi-line strings: an odd number of triple quotes on a line toggles.
+    int triples = 0;
+    for (size_t i = 0; i + 2 < line.size(); ++i) {
+      const absl::string_view three = line.substr(i, 3);
+      if (three == "\"\"\"" || three == "'''") {
+        ++triples;
+        i += 2;
+      }
+    }
+    const bool was_in = in_multiline;
+    if (triples % 2 == 1) in_multiline = !in_multiline;
+    if (was_in) continue;
+    // A key line: a table header ("[a.b]", "[[a.b]]") or "a.b = value".
+    // Anything else (an array's continuation "1.5, 2.5, ...") has no key.
+    const absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(line);
+    const bool header = !trimmed.empty() && trimmed[0] == '[';
+    int dots = 0;
+    char quote = 0;
+    char stop = 0;
+    for (char c : trimmed) {
+      if (quote != 0) {
+        if (c == quote) quote = 0;
+        continue;
+      }
+      if (c == '"' || c == '\'') {
+        quote = c;
+      } else if (c == '=' || c == '#' || c == ']' || c == ',') {
+        stop = c;
+        break;
+      } else if (c == '.') {
+        ++dots;
+      }
+    }
+    const bool key = header ? stop == ']' : stop == '=';
+    if (key && dots >= kMaxDepth) {
+      return absl::InvalidArgumentError(absl::StrCat(display, ":", line_no, ":1: a key of ", dots + 1,
+                                                     " components; tables nest at most ", kMaxDepth, " deep"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<ConfigNode> ParseTomlFile(const fs::path& file) {
   const std::string display = file.string();
   if (auto st = CheckInputFile(file, InputKind::kExperiment, "experiment file"); !st.ok()) {
     return absl::InvalidArgumentError(st.message());
   }
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(display, ": cannot read the experiment file"));
+  const std::string text = bytes.str();
+  if (auto st = CheckKeyDepth(text, display); !st.ok()) return st;
   try {
-    toml::table table = toml::parse_file(display);
+    toml::table table = toml::parse(text, display);
     return Convert(table, display, "");
   } catch (const toml::parse_error& e) {
     SourceLocation loc = FromToml(e.source(), display);
@@ -349,6 +422,10 @@ absl::Status ApplyOverride(ConfigNode& root, const std::string& assignment) {
   const std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   std::vector<std::string> path = absl::StrSplit(key, '.');
+  if (path.size() > static_cast<size_t>(kMaxDepth)) {
+    return absl::InvalidArgumentError(absl::StrCat("--set ", key.substr(0, 200), key.size() > 200 ? "..." : "",
+                                                   ": nested more than ", kMaxDepth, " tables deep"));
+  }
   for (const auto& p : path) {
     if (p.empty()) {
       return absl::InvalidArgumentError(
