@@ -155,6 +155,24 @@ int Shell(const std::string& script, const fs::path& cwd) {
   return std::system(command.c_str());
 }
 
+// An allocation failure is an "out of memory" that says where and what needs
+// less, and the run stops (exit 1), not a raw allocator message: ten million
+// points in a step under a 6 GB address-space limit.
+TEST_F(EngineTest, OutOfMemorySaysWhereAndWhatNeedsLess) {
+  {
+    std::ofstream f(dir_ / "oom.toml");
+    f << "extends = \"" << LUMPY_TEST_SOURCE_DIR << "/data/tiny.toml\"\n[domains.bulk.strata.late]\ncount = 10000000\n";
+  }
+  ASSERT_EQ(Shell("ulimit -v 6000000; \"$LUMPY\" run oom.toml --out r >/dev/null 2>err; echo $? >rc", dir_), 0);
+  EXPECT_EQ(ReadFile(dir_ / "rc"), "1\n");
+  const std::string err = ReadFile(dir_ / "err");
+  EXPECT_NE(err.find("step 0: loss term \"efe\" (efe_residual) ran out of memory (DefaultCPUAllocator: can't "
+                     "allocate memory: you tried to allocate "),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("fewer points per step (domains.*.strata.*.count)"), std::string::npos) << err;
+}
+
 // One process owns a run folder. Two runs into one folder started together:
 // one trains, the other is refused (exit 2) and writes nothing; the rows are
 // the trainer's, each step once. While a run goes on, a resume of its folder

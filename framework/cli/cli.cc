@@ -1,5 +1,7 @@
 #include "cli/cli.h"
 
+#include "core/out_of_memory.h"
+
 #include "cli/ablate.h"
 #include "cli/exit_status.h"
 #include "cli/report.h"
@@ -403,6 +405,23 @@ int CommandPlugins() {
   return kExitOk;
 }
 
+// An allocation failure (core/out_of_memory.h): what the command was doing,
+// and what needs less memory.
+int OutOfMemory(const CLI::App& app, const std::string& detail) {
+  const auto subcommands = app.get_subcommands();
+  const std::string command = subcommands.empty() ? "run" : subcommands.front()->get_name();
+  const std::map<std::string, std::string> doing = {
+      {"run", "training"},          {"resume", "training"},          {"check", "checking the experiment"},
+      {"probe", "probing"},         {"certify", "certifying"},       {"sky", "tracing the sky"},
+      {"report", "reporting"},      {"distances", "tracing rays"},   {"mock-sn", "writing a mock catalogue"},
+      {"ablate", "running the sweep"}, {"plugins", "loading plugins"}};
+  const auto it = doing.find(command);
+  std::cerr << "lumpy " << command << ": out of memory while " << (it == doing.end() ? command : it->second)
+            << " (" << AllocatorDetail(detail) << "); " << OutOfMemoryAdvice()
+            << "; a run folder keeps its last checkpoint (lumpy resume)" << std::endl;
+  return kExitRuntime;
+}
+
 }  // namespace
 
 int LumpyMain(int argc, char** argv) {
@@ -598,8 +617,12 @@ int LumpyMain(int argc, char** argv) {
       return CommandDistances(dist_experiment, dist_sets, dist_checkpoint, dist_z, dist_direction, dist_mode);
     }
     return CommandRun(run_experiment, run_sets, run_out, run_steps);
+  } catch (const std::bad_alloc&) {
+    return OutOfMemory(app, "the C++ allocator failed");
   } catch (const c10::Error& e) {
-    std::cerr << "lumpy: internal error: " << e.what_without_backtrace() << std::endl;
+    const std::string what = e.what_without_backtrace();
+    if (IsOutOfMemory(what)) return OutOfMemory(app, what);
+    std::cerr << "lumpy: internal error: " << what << std::endl;
     return kExitRuntime;
   } catch (const std::exception& e) {
     std::cerr << "lumpy: internal error: " << e.what() << std::endl;

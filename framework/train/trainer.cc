@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include "core/input_file.h"
+#include "core/out_of_memory.h"
 
 #include <unistd.h>
 
@@ -664,7 +665,11 @@ absl::StatusOr<TermShare> Session::EvaluateTerm(const LossComponent& l, StepCont
   try {
     value = l.term->evaluate(ctx);
   } catch (const c10::Error& e) {
-    return failed(absl::StrCat("failed: ", e.what_without_backtrace()));
+    const std::string what = e.what_without_backtrace();
+    if (IsOutOfMemory(what)) {
+      return failed(absl::StrCat("ran out of memory (", AllocatorDetail(what), "); ", OutOfMemoryAdvice()));
+    }
+    return failed(absl::StrCat("failed: ", what));
   }
   const int64_t n = ctx.points().size(0);
   const bool dataset = spec.kind == LossKind::kDataset;
