@@ -98,6 +98,36 @@ TEST_F(EngineTest, KilledRunsResumeOnTheSameTrajectory) {
   EXPECT_EQ(Rows(dir_ / "a" / "metrics.csv"), Rows(dir_ / "d" / "metrics.csv"));
 }
 
+// The penalty-coupled decay: the engine sees the augmented Lagrangian raise
+// mu through the penalty itself (its curvature at a unit violation) and
+// halves the learning rate; without penalty_decay the two runs agree up to
+// that step and the rate there is twice as large. (The same run's rows are
+// those of the build before, where the handler reported the raise itself.)
+TEST_F(EngineTest, PenaltyDecayHalvesTheRateWhenMuIsRaised) {
+  ASSERT_EQ(RunLumpy("run '" + kEngine + "' --out decay", dir_).exit_code, 0);
+  ASSERT_EQ(RunLumpy("run '" + kEngine + "' --set optimizer.penalty_decay=false --out plain", dir_).exit_code, 0);
+  auto table = [&](const fs::path& csv) {
+    std::vector<std::string> lines = absl::StrSplit(ReadFile(csv), '\n', absl::SkipEmpty());
+    std::vector<std::string> header = absl::StrSplit(lines.at(0), ',');
+    const auto col = [&](const std::string& name) { return std::find(header.begin(), header.end(), name) - header.begin(); };
+    std::vector<std::pair<double, double>> mu_lr;
+    for (size_t i = 1; i < lines.size(); ++i) {
+      std::vector<std::string> f = absl::StrSplit(lines[i], ',');
+      mu_lr.emplace_back(std::stod(f.at(col("wec.mu"))), std::stod(f.at(col("lr"))));
+    }
+    return mu_lr;
+  };
+  const auto decay = table(dir_ / "decay" / "metrics.csv"), plain = table(dir_ / "plain" / "metrics.csv");
+  ASSERT_EQ(decay.size(), 200u);
+  size_t raised = 1;
+  while (raised < decay.size() && decay[raised].first == decay[raised - 1].first) ++raised;
+  ASSERT_LT(raised, decay.size()) << "mu was never raised in 200 steps";
+  // Row `raised` is the first with the raised mu (a row reports the state
+  // after its step's update, and the rate the next step uses): halved there.
+  for (size_t i = 0; i < raised; ++i) EXPECT_EQ(decay[i].second, plain[i].second) << "row " << i;
+  EXPECT_DOUBLE_EQ(decay[raised].second, 0.5 * plain[raised].second);
+}
+
 // A domain of ray_points draws from the previous step's rays: after a kill,
 // the resumed run draws from the same rays (they are in the checkpoint) and
 // follows the same trajectory. The first step has no rays yet (every point

@@ -207,10 +207,8 @@ TEST(ConstraintHandlers, AdaptivePenaltyRaisesMuOnlyWhenProgressStalls) {
   EXPECT_EQ(mu(), 1.0);
   for (; step < 10; ++step) feed(1.0, step);  // stalled: ema 1 > 0.9 * 1
   EXPECT_EQ(mu(), 10.0);
-  EXPECT_TRUE(al->raised_penalty());
   for (; step < 15; ++step) feed(0.01, step);  // falling fast: ema 0.59 * 1 + ... < 0.9
   EXPECT_EQ(mu(), 10.0);
-  EXPECT_FALSE(al->raised_penalty());
   for (; step < 40; ++step) feed(5.0, step);  // rising: raised at 20, capped at 1e3
   EXPECT_EQ(mu(), 1e3);
   // The EMA itself: 0.9 ema + 0.1 v.

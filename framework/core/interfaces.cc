@@ -29,7 +29,6 @@ std::vector<std::pair<std::string, double>> LossTerm::telemetry() const { return
 
 ConstraintHandler::~ConstraintHandler() = default;
 void ConstraintHandler::update(const torch::Tensor&, int64_t) {}
-bool ConstraintHandler::raised_penalty() const { return false; }
 std::vector<std::pair<std::string, double>> ConstraintHandler::telemetry() const { return {}; }
 std::vector<torch::Tensor> ConstraintHandler::parameters() { return {}; }
 std::map<std::string, torch::Tensor> ConstraintHandler::state() const { return {}; }

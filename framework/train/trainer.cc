@@ -36,6 +36,25 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// How strongly a handler penalises: the second difference of its penalty at
+// a unit violation, P(2) - 2 P(1) + P(0) (mu for lambda v + mu/2 v^2; 0 for
+// a linear penalty). The penalty-coupled decay halves the learning rate when
+// an update raises it: observed through penalty() itself, so no handler has
+// to report it.
+struct Curvature {
+  double value = 0;  // P(2) - 2 P(1) + P(0)
+  double noise = 0;  // its rounding error's bound (the terms cancel: lambda v)
+};
+Curvature PenaltyCurvature(ConstraintHandler& handler) {
+  torch::NoGradGuard no_grad;
+  auto p = handler.penalty(torch::tensor({0.0, 1.0, 2.0}, torch::kFloat64)).per_point.to(torch::kFloat64);
+  const double p0 = p[0].item<double>(), p1 = p[1].item<double>(), p2 = p[2].item<double>();
+  return {p2 - 2.0 * p1 + p0, 1e-12 * (std::abs(p0) + 2.0 * std::abs(p1) + std::abs(p2))};
+}
+bool Raised(const Curvature& before, const Curvature& after) {
+  return after.value - before.value > before.noise + after.noise;
+}
+
 // The held-out certificate during training: a failure (say a singular metric
 // at a point the search visits) is recorded, not fatal to the run.
 nlohmann::json CertifyOrError(Components& c, int64_t points, const torch::TensorOptions& options,
@@ -813,14 +832,17 @@ void Session::Update(const StepLoss& s, int64_t step) {
   if (!network_.empty()) torch::nn::utils::clip_grad_norm_(network_, exp_.optimizer.GetDouble("clip_norm"));
   optimizer_->step();
   ProjectPhysicalScalars(physical_);
+  const bool decay = exp_.optimizer.GetBool("penalty_decay");
   bool raised = false;
   for (size_t i = 0; i < c_.losses.size(); ++i) {
-    if (c_.losses[i].handler) {
-      c_.losses[i].handler->update(s.handler_inputs[i], step);
-      raised |= c_.losses[i].handler->raised_penalty();
-    }
+    ConstraintHandler* handler = c_.losses[i].handler.get();
+    if (!handler) continue;
+    const bool watched = decay && handler->parameters().empty();
+    const Curvature before = watched ? PenaltyCurvature(*handler) : Curvature{};
+    handler->update(s.handler_inputs[i], step);
+    if (watched && Raised(before, PenaltyCurvature(*handler))) raised = true;
   }
-  if (raised && exp_.optimizer.GetBool("penalty_decay")) loop_.lr_scale *= 0.5;
+  if (raised) loop_.lr_scale *= 0.5;
 }
 
 absl::Status Session::WriteRow(const std::vector<double>& row) {

@@ -58,7 +58,6 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
 
   void update(const torch::Tensor& v, int64_t step) override {
     const double mean = v.numel() ? v.mean().item<double>() : 0.0;
-    raised_ = false;
     if (!InRange(mean)) {
       ++skipped_;
       return;
@@ -77,15 +76,12 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
       ema_at_check_ = ema_at_check;
       seen_ = seen;
       checked_ = checked;
-      raised_ = false;
       ++skipped_;
     }
   }
 
   // Finite and within float32's range.
   static bool InRange(double x) { return std::isfinite(x) && std::abs(x) < 3e38; }
-
-  bool raised_penalty() const override { return raised_; }
 
   // The adaptive penalty: the EMA of the mean violation, and every
   // check_every steps a raise of mu if the EMA fell less than tau.
@@ -97,7 +93,6 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
     if (!check) return;
     if (checked_ && ema_ > tau_ * ema_at_check_ && ema_ > feasibility_tol_ && mu_ < mu_max_) {
       mu_ = std::min(gamma_ * mu_, mu_max_);
-      raised_ = true;
     }
     ema_at_check_ = ema_;
     checked_ = true;
@@ -111,11 +106,11 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
     auto d = [](double x) { return torch::tensor(x, torch::kFloat64); };
     return {{"lambda", d(lambda_)}, {"mu", d(mu_)},           {"ema", d(ema_)},
             {"ema_at_check", d(ema_at_check_)}, {"seen", d(seen_)}, {"checked", d(checked_)},
-            {"raised", d(raised_)}, {"skipped", d(static_cast<double>(skipped_))}};
+            {"skipped", d(static_cast<double>(skipped_))}};
   }
 
   absl::Status load_state(const std::map<std::string, torch::Tensor>& s) override {
-    for (const char* k : {"lambda", "mu", "ema", "ema_at_check", "seen", "checked", "raised", "skipped"}) {
+    for (const char* k : {"lambda", "mu", "ema", "ema_at_check", "seen", "checked", "skipped"}) {
       auto it = s.find(k);
       if (it == s.end() || it->second.numel() != 1) {
         return absl::InvalidArgumentError(
@@ -128,7 +123,6 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
     ema_at_check_ = s.at("ema_at_check").item<double>();
     seen_ = s.at("seen").item<double>() != 0;
     checked_ = s.at("checked").item<double>() != 0;
-    raised_ = s.at("raised").item<double>() != 0;
     skipped_ = static_cast<int64_t>(s.at("skipped").item<double>());
     return absl::OkStatus();
   }
@@ -144,7 +138,7 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
   double lambda_max_, feasibility_tol_;
   int64_t skipped_ = 0;
   double ema_ = 0, ema_at_check_ = 0;
-  bool seen_ = false, checked_ = false, raised_ = false;
+  bool seen_ = false, checked_ = false;
 };
 
 absl::Status Register(lumpy::Registry& registry) {

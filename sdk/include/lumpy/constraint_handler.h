@@ -28,12 +28,13 @@ class LUMPY_API ConstraintHandler {
   virtual Penalty penalty(const torch::Tensor& violation) = 0;
 
   // Called after each optimizer step with that step's violation (detached).
-  // `step` counts from 0; the first update is step 0.
+  // `step` counts from 0; the first update is step 0. The engine watches
+  // what an update does to penalty() itself: with optimizer.penalty_decay,
+  // an update that raises the penalty's curvature (its second difference
+  // at a unit violation: mu for lambda v + mu/2 v^2) halves the learning
+  // rate. Handlers with learned parameters() are not watched (the optimizer
+  // moves those).
   virtual void update(const torch::Tensor& violation, int64_t step);
-
-  // True when the last update() raised the penalty weight (the optimizer's
-  // penalty-coupled decay halves the learning rate then).
-  virtual bool raised_penalty() const;
 
   // Named scalars for metrics.csv (e.g. lambda, mu).
   virtual std::vector<std::pair<std::string, double>> telemetry() const;
