@@ -554,15 +554,25 @@ torch::Tensor RedshiftAtStates(MetricModel& metric, const Paths& p, const std::v
   return RedshiftAt(metric, s, redshift);
 }
 
+// The cubic Hermite interpolant through values z0, z1 and slopes d0, d1 at
+// t = 0, 1, and its slope: for doubles and for tensors alike.
+template <typename T>
+T HermiteValue(const T& t, const T& z0, const T& d0, const T& z1, const T& d1) {
+  const T t2 = t * t, t3 = t2 * t;
+  return (2 * t3 - 3 * t2 + 1) * z0 + (t3 - 2 * t2 + t) * d0 + (-2 * t3 + 3 * t2) * z1 + (t3 - t2) * d1;
+}
+template <typename T>
+T HermiteSlope(const T& t, const T& z0, const T& d0, const T& z1, const T& d1) {
+  const T t2 = t * t;
+  return (6 * t2 - 6 * t) * (z0 - z1) + (3 * t2 - 4 * t + 1) * d0 + (3 * t2 - 2 * t) * d1;
+}
+
 // A cubic model of z along each target's step: the Hermite interpolant of
 // z (z0, z1) and dz/dtheta (d0, d1) at the step's ends. z0, d0, z1, d1 are
 // [M]; entries may be non-finite where the model is unknown.
 struct StepModel {
   torch::Tensor z0, d0, z1, d1;
-  torch::Tensor Slope(const torch::Tensor& t) const {
-    auto t2 = t * t;
-    return (6 * t2 - 6 * t) * (z0 - z1) + (3 * t2 - 4 * t + 1) * d0 + (3 * t2 - 2 * t) * d1;
-  }
+  torch::Tensor Slope(const torch::Tensor& t) const { return HermiteSlope(t, z0, d0, z1, d1); }
 };
 
 // Where the model reaches target (z0 < target <= z1), by safeguarded Newton
@@ -577,19 +587,11 @@ std::vector<double> ModelCrossings(const std::vector<double>& z0, const std::vec
         !(za < zt && zt <= zb)) {
       continue;
     }
-    auto value = [&](double t) {
-      const double t2 = t * t, t3 = t2 * t;
-      return (2 * t3 - 3 * t2 + 1) * za + (t3 - 2 * t2 + t) * da + (-2 * t3 + 3 * t2) * zb + (t3 - t2) * db - zt;
-    };
-    auto slope = [&](double t) {
-      const double t2 = t * t;
-      return (6 * t2 - 6 * t) * (za - zb) + (3 * t2 - 4 * t + 1) * da + (3 * t2 - 2 * t) * db;
-    };
     double a = 0, b = 1, t = (zt - za) / (zb - za);
     for (int it = 0; it < 60; ++it) {
-      const double v = value(t);
+      const double v = HermiteValue(t, za, da, zb, db) - zt;
       if (v < 0) a = t; else b = t;
-      const double d = slope(t);
+      const double d = HermiteSlope(t, za, da, zb, db);
       double next = d != 0 ? t - v / d : 0.5 * (a + b);
       if (!(next > a && next < b)) next = 0.5 * (a + b);
       const bool done = std::abs(next - t) < 1e-15;
