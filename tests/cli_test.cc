@@ -58,6 +58,39 @@ TEST_F(CliTest, UsageErrorsExitWith2) {
   EXPECT_EQ(missing.err, "no_such.toml: no such experiment file\n");
 }
 
+// Numeric options are checked as their TOML twins are, in words (CLI11's own
+// check printed a 309-digit maximum and clamped 1e23 to 2^63-1); a --set
+// value hiding a second assignment on another line, and a run folder with a
+// file in its place, are usage errors.
+TEST_F(CliTest, OptionsAreCheckedAsTheirTomlTwinsAndNothingIsDroppedSilently) {
+  auto negative = RunLumpy("run '" + kTiny + "' --steps -5", dir_);
+  EXPECT_EQ(negative.exit_code, 2);
+  EXPECT_NE(negative.err.find("--steps: must be >= 1, got -5"), std::string::npos) << negative.err;
+  EXPECT_LT(negative.err.size(), 200u) << negative.err;
+  auto huge = RunLumpy("run '" + kTiny + "' --steps 99999999999999999999999", dir_);
+  EXPECT_EQ(huge.exit_code, 2);
+  EXPECT_NE(huge.err.find("got 99999999999999999999999 (beyond 64 bits)"), std::string::npos) << huge.err;
+  auto fraction = RunLumpy("resume r --steps 2.5", dir_);
+  EXPECT_EQ(fraction.exit_code, 2);
+  EXPECT_NE(fraction.err.find("must be a whole number >= 1, got 2.5"), std::string::npos) << fraction.err;
+  auto jobs = RunLumpy("ablate '" + kTiny + "' --jobs 0 --vary runtime.seed=1,2", dir_);
+  EXPECT_EQ(jobs.exit_code, 2);
+  EXPECT_NE(jobs.err.find("must be in [1, 1024], got 0"), std::string::npos) << jobs.err;
+
+  auto two_lines = RunLumpy("check '" + kTiny + "' --set 'runtime.steps=5\nruntime.seed=3'", dir_);
+  EXPECT_EQ(two_lines.exit_code, 2);
+  EXPECT_NE(two_lines.err.find("--set runtime.steps: the value holds more than one TOML value"),
+            std::string::npos) << two_lines.err;
+  auto array = RunLumpy("check '" + kTiny + "' --set 'domains.bulk.x=[-1.0,\n 1.0]'", dir_);
+  EXPECT_EQ(array.exit_code, 0) << array.err;  // one value over two lines is fine
+
+  { std::ofstream f(dir_ / "a_file"); f << "x\n"; }
+  auto onto_file = RunLumpy("run '" + kTiny + "' --out a_file", dir_);
+  EXPECT_EQ(onto_file.exit_code, 2);
+  EXPECT_NE(onto_file.err.find("cannot create run folder a_file: Not a directory (a file is in the way"),
+            std::string::npos) << onto_file.err;
+}
+
 // Every input is checked before it is opened: a directory, a FIFO or a
 // device where a file belongs is refused as such (a pipe or /dev/zero would
 // be read for ever), and a file over its kind's limit is refused naming the

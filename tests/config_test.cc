@@ -71,6 +71,23 @@ TEST_F(ConfigTreeTest, DeepNestingIsRefusedAtItsLine) {
   EXPECT_TRUE(LoadConfigTree(fine).ok()) << LoadConfigTree(fine).status();
 }
 
+// Non-ASCII text where TOML++ 3.3.0 tests for whitespace (a bare key, after
+// a value, after a multi-line string's line-ending backslash) reached its
+// "unreachable" branch: undefined behaviour, caught by UBSan in the fuzzer
+// (fuzz/crashes/experiment/). Now a located error, and in strings and
+// comments (where TOML allows any text) it is read as written.
+TEST_F(ConfigTreeTest, NonAsciiTextOutsideStringsIsALocatedError) {
+  for (const std::string text : {"caf\u00e9 = 1\n", "name = caf\u00e9\n", "n = 1 \u00fc\n",
+                                 "s = \"\"\"a\\\u00e9\"\"\"\n", "k = 1 \u2cff\n", "k\ufbff = 2\n"}) {
+    auto tree = LoadConfigTree(Write("bad.toml", text));
+    ASSERT_FALSE(tree.ok()) << text;
+    EXPECT_EQ(tree.status().message().rfind((dir_ / "bad.toml").string() + ":1:", 0), 0u) << tree.status();
+  }
+  auto good = LoadConfigTree(Write("good.toml", "# caf\u00e9 \u2cff\nname = \"caf\u00e9 \u00fc\"\n"));
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->Find("name")->as_string(), "caf\u00e9 \u00fc");
+}
+
 TEST_F(ConfigTreeTest, OverridesAreTyped) {
   ConfigNode root = ConfigNode::Table();
   ASSERT_TRUE(ApplyOverride(root, "runtime.steps=100").ok());

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "data/table.h"
 #include "lumpy/supernovae.h"
 #include "temp_dir.h"
 
@@ -124,6 +125,19 @@ TEST_F(SupernovaFiles, BadCatalogueNamesFileLineAndColumn) {
   SupernovaOptions far;
   far.z_min = 5;
   EXPECT_EQ(Error(header_ + rows_, far), "sn.dat: no supernova has 5 < zCMB <= inf");
+}
+
+// A byte-order mark (spreadsheets write one) is not part of the first
+// column's name; a header naming a column twice, or a field with no name, is
+// refused (the second column of a name was silently ignored before).
+TEST_F(SupernovaFiles, ByteOrderMarkIsIgnoredAndDuplicateColumnsRefused) {
+  auto with_bom = LoadSupernovae(Write("sn.dat", "\xEF\xBB\xBF" + header_ + rows_), {});
+  ASSERT_TRUE(with_bom.ok()) << with_bom.status();
+  EXPECT_EQ(with_bom->size(), 3);
+  EXPECT_EQ(Error("CID zCMB MU_SH0ES MU_SH0ES_ERR_DIAG zCMB\na 0.1 38 0.2 0.3\n"),
+            "sn.dat:1: the header names column zCMB twice (fields 2 and 5)");
+  auto points = TextTable::Read(Write("p.csv", "t,x,,z\n0,0,0,0\n"), TextTable::Separator::kComma, "points file");
+  EXPECT_EQ(Message(points.status()), "p.csv:1: field 3 of the header has no name");
 }
 
 TEST_F(SupernovaFiles, BadCovarianceSaysWhatWasExpected) {

@@ -291,6 +291,30 @@ TEST_F(EngineTest, APluginWhoseTelemetryChangesStopsTheRun) {
   EXPECT_EQ(Summary(dir_ / "run")["status"].get<std::string>(), "failed");
 }
 
+// A run killed after its last step's checkpoint and model.pt but before its
+// summary is finished by `lumpy resume` without asking for more steps (it
+// used to say "give a larger total with --steps"): the same rows, the same
+// final values, the run's own number of steps; then it is complete.
+TEST_F(EngineTest, ResumeFinishesARunKilledBeforeItsSummary) {
+  const std::string tiny = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/tiny.toml";
+  ASSERT_EQ(RunLumpy("run '" + tiny + "' --out a", dir_).exit_code, 0);
+  auto killed = RunWithFault("kill-before-summary:5", "run '" + tiny + "' --out b", dir_);
+  ASSERT_TRUE(killed.exit_code == -1 || killed.exit_code == 128 + SIGKILL) << killed.exit_code << " " << killed.err;
+  ASSERT_FALSE(fs::exists(dir_ / "b" / "summary.json"));
+  auto finished = RunLumpy("resume b", dir_);
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  EXPECT_EQ(Rows(dir_ / "b" / "metrics.csv"), Rows(dir_ / "a" / "metrics.csv"));
+  auto a = Summary(dir_ / "a"), b = Summary(dir_ / "b");
+  EXPECT_EQ(b["status"], "completed");
+  EXPECT_EQ(b["steps"].get<int64_t>(), 6);
+  EXPECT_EQ(b["final"], a["final"]);
+  EXPECT_EQ(b["timing"]["steps"].get<int64_t>(), 0);  // nothing was trained again
+  EXPECT_TRUE(fs::exists(dir_ / "b" / "model.pt"));
+  auto again = RunLumpy("resume b", dir_);
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_NE(again.err.find("give a larger total with --steps"), std::string::npos) << again.err;
+}
+
 TEST_F(EngineTest, RefusedResumesSayWhyAndChangeNothing) {
   auto killed = RunWithFault("kill-after-step:60", "run '" + kEngine + "' --out run", dir_);
   ASSERT_TRUE(killed.exit_code == -1 || killed.exit_code == 128 + SIGKILL) << killed.exit_code << " " << killed.err;

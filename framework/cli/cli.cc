@@ -4,12 +4,14 @@
 
 #include "cli/ablate.h"
 #include "cli/exit_status.h"
+#include "cli/run_folder.h"
 #include "cli/report.h"
 #include "cli/sky.h"
 
 #include <CLI/CLI.hpp>
 
 #include <boost/dll/runtime_symbol_info.hpp>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -67,6 +69,38 @@ CLI::Validator Finite(bool zero_ok) {
       zero_ok ? "FINITE>=0" : "FINITE>0");
 }
 
+// runtime.NAME's declaration, for the command-line options that override it.
+ParamSpec RuntimeSpec(const std::string& name) {
+  for (const auto& spec : RuntimeParams()) {
+    if (spec.name() == name) return spec;
+  }
+  throw std::logic_error("no runtime." + name);
+}
+
+// A whole number checked as its TOML twin `spec` is (the same bounds, the same
+// words): CLI11's own checks clamp 1e30 to the largest int64 and print a
+// 309-digit maximum.
+CLI::Validator WholeNumber(ParamSpec spec) {
+  const std::string range = spec.RangeText();
+  return CLI::Validator(
+      [spec](std::string& text) -> std::string {
+        int64_t v = 0;
+        const char* end = text.data() + text.size();
+        auto [ptr, ec] = std::from_chars(text.data(), end, v);
+        if (ec == std::errc::result_out_of_range) {
+          return absl::StrCat("must be a whole number ", spec.RangeText(), ", got ", text,
+                              " (beyond 64 bits)");
+        }
+        if (ec != std::errc() || ptr != end) {
+          return absl::StrCat("must be a whole number ", spec.RangeText(), ", got ", text);
+        }
+        ParamValue value = v;
+        if (auto error = spec.Check(value)) return *error;
+        return "";
+      },
+      range.empty() ? "INT" : "INT " + range);
+}
+
 // The quickstart: installed beside the binary, or in the source tree of a build.
 fs::path QuickstartPath() {
   fs::path exe(boost::dll::program_location().string());
@@ -89,24 +123,19 @@ fs::path DefaultRunDir(const std::string& name) {
 
 int CommandRun(const std::string& experiment_arg, const std::vector<std::string>& sets,
                const std::string& out, int64_t steps) {
-  Registry registry;
-  PluginLoader loader(registry);
-  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
   fs::path file = experiment_arg.empty() ? QuickstartPath() : fs::path(experiment_arg);
   std::vector<std::string> overrides = sets;
   if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
-  auto exp = LoadExperiment(file, overrides, loader, registry);
-  if (!exp.ok()) return ExitStatus(exp.status());
+  LoadedExperiment loaded;
+  if (int rc = ExitStatus(LoadAndBuild(file, overrides, &loaded))) return rc;
+  const Experiment* exp = &*loaded.exp;
   fs::path run_dir = out.empty() ? DefaultRunDir(exp->name) : fs::path(out);
-  ApplyRuntime(*exp);
-  auto components = Instantiate(*exp);
-  if (!components.ok()) return ExitStatus(components.status());
-  if (int rc = ExitStatus(CheckTrainable(*exp, *components))) return rc;
+  if (int rc = ExitStatus(CheckTrainable(*exp, loaded.c))) return rc;
   std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": " << exp->name << " ("
             << exp->runtime.GetInt("steps") << " steps, " << exp->runtime.GetString("dtype")
             << ", " << torch::get_num_threads() << " threads) -> " << run_dir.string()
             << std::endl;
-  absl::Status st = Train(*exp, *components, {run_dir, true});
+  absl::Status st = Train(*exp, loaded.c, {run_dir, true});
   if (st.ok()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
   return ExitStatus(st);
 }
@@ -122,37 +151,26 @@ int CommandResume(const std::string& run_arg, int64_t steps) {
               << std::endl;
     return kExitConfig;
   }
-  Registry registry;
-  PluginLoader loader(registry);
-  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
   std::vector<std::string> overrides;
   if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
-  auto exp = LoadExperiment(file, overrides, loader, registry);
-  if (!exp.ok()) return ExitStatus(exp.status());
-  ApplyRuntime(*exp);
-  auto components = Instantiate(*exp);
-  if (!components.ok()) return ExitStatus(components.status());
+  LoadedExperiment loaded;
+  if (int rc = ExitStatus(LoadAndBuild(file, overrides, &loaded))) return rc;
+  const Experiment* exp = &*loaded.exp;
   std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": resuming " << exp->name << " in "
             << run_dir.string() << " up to step " << exp->runtime.GetInt("steps") << std::endl;
-  absl::Status st = Train(*exp, *components, {run_dir, true, /*resume=*/true});
+  absl::Status st = Train(*exp, loaded.c, {run_dir, true, /*resume=*/true});
   if (st.ok()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
   return ExitStatus(st);
 }
 
 int CommandCheck(const std::vector<std::string>& files, const std::vector<std::string>& sets) {
-  Registry registry;
-  PluginLoader loader(registry);
-  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
   int worst = kExitOk;
   for (const auto& f : files) {
-    auto exp = LoadExperiment(f, sets, loader, registry);
-    absl::Status st = exp.status();
-    if (exp.ok()) {
-      ApplyRuntime(*exp);
-      auto components = Instantiate(*exp);
-      st = components.ok() ? CheckTrainable(*exp, *components) : components.status();
-    }
+    LoadedExperiment loaded;
+    absl::Status st = LoadAndBuild(f, sets, &loaded);
+    if (st.ok()) st = CheckTrainable(*loaded.exp, loaded.c);
     if (st.ok()) {
+      const Experiment* exp = &*loaded.exp;
       std::cout << f << ": ok (" << exp->model.entry->name << " metric, "
                 << exp->domains.size() << " domain(s), " << exp->losses.size()
                 << " loss term(s), " << exp->runtime.GetInt("steps") << " steps)" << std::endl;
@@ -163,49 +181,21 @@ int CommandCheck(const std::vector<std::string>& files, const std::vector<std::s
   return worst;
 }
 
-// What probe and distances share: the experiment's metric, on the runtime's
-// dtype and device, with a checkpoint's parameters if one is given.
-struct LoadedModel {
-  std::unique_ptr<Registry> registry = std::make_unique<Registry>();
-  std::optional<Experiment> experiment;
-  std::optional<Components> components;
-  torch::TensorOptions options;
-};
-
+// What probe, distances and mock-sn share: the experiment's metric, on the
+// runtime's dtype and device, with a checkpoint's parameters if one is given.
 int LoadModel(const std::string& experiment, const std::vector<std::string>& sets,
-              const std::string& checkpoint, LoadedModel* out) {
-  PluginLoader loader(*out->registry);
-  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
-  auto exp = LoadExperiment(experiment, sets, loader, *out->registry);
-  if (!exp.ok()) return ExitStatus(exp.status());
-  ApplyRuntime(*exp);
-  auto components = Instantiate(*exp);
-  if (!components.ok()) return ExitStatus(components.status());
-  out->options = RuntimeOptions(*exp);
-  MetricModel& model = *components->model;
-  model.to(out->options.device(), out->options.dtype().toScalarType());
-  model.eval();
-  if (!checkpoint.empty()) {
-    std::vector<std::pair<std::string, LossTerm*>> terms;
-    for (auto& l : components->losses) terms.push_back({l.spec->name, l.term.get()});
-    std::string note;
-    if (int rc = ExitStatus(LoadModelCheckpoint(model, checkpoint, exp->model.entry->name, terms, &note))) {
-      return rc;
-    }
-    if (!note.empty()) std::cerr << "note: " << note << std::endl;
-  }
-  out->experiment = *std::move(exp);
-  out->components = *std::move(components);
-  return kExitOk;
+              const std::string& checkpoint, LoadedExperiment* out) {
+  if (int rc = ExitStatus(LoadAndBuild(experiment, sets, out))) return rc;
+  return ExitStatus(LoadMetric(checkpoint, out));
 }
 
 int CommandProbe(const std::string& experiment, const std::vector<std::string>& sets,
                  const std::string& checkpoint, const std::string& points, const std::string& out) {
-  LoadedModel loaded;
+  LoadedExperiment loaded;
   if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
   // The efe_residual column is the experiment's own EFE term, if it has one.
   LossTerm* efe = nullptr;
-  for (auto& l : loaded.components->losses) {
+  for (auto& l : loaded.c.losses) {
     if (l.spec->term.entry->name == "efe_residual") {
       efe = l.term.get();
       break;
@@ -213,7 +203,7 @@ int CommandProbe(const std::string& experiment, const std::vector<std::string>& 
   }
   std::string warning;
   absl::Status st =
-      ProbeToCsv(*loaded.components->model, efe, points, out, loaded.options, &warning);
+      ProbeToCsv(*loaded.c.model, efe, points, out, loaded.options, &warning);
   if (!warning.empty()) std::cerr << "warning: " << warning << std::endl;
   if (st.ok() && efe == nullptr) {
     std::cerr << "note: the experiment has no efe_residual term; that column is empty" << std::endl;
@@ -248,13 +238,13 @@ int CommandDistances(const std::string& experiment, const std::vector<std::strin
       return kExitConfig;
     }
   }
-  LoadedModel loaded;
+  LoadedExperiment loaded;
   if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
   torch::NoGradGuard no_grad;
   auto zt = torch::tensor(z, torch::kFloat64).to(loaded.options);
   RayTracerOptions tracer;
   tracer.hubble_distance = true;
-  MetricModel& model = *loaded.components->model;
+  MetricModel& model = *loaded.c.model;
   SkyDistances traced;
   if (mode == "physical") {
     auto dir = SkyDirections(torch::tensor({radec[0]}), torch::tensor({radec[1]}));
@@ -306,7 +296,7 @@ int CommandMockSn(const std::string& experiment, const std::vector<std::string>&
     std::cerr << out << ": exists; mock-sn never overwrites a file" << std::endl;
     return kExitConfig;
   }
-  LoadedModel loaded;
+  LoadedExperiment loaded;
   if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(seed);
@@ -316,7 +306,7 @@ int CommandMockSn(const std::string& experiment, const std::vector<std::string>&
   auto ra = 360.0 * torch::rand({n}, gen, f64);
   auto dec = torch::rad2deg(torch::asin(2.0 * torch::rand({n}, gen, f64) - 1.0));
   auto eps = noise ? sigma * torch::randn({n}, gen, f64) : torch::zeros({n}, f64);
-  auto traced = TraceReference(*loaded.components->model, z.to(loaded.options), loaded.options);
+  auto traced = TraceReference(*loaded.c.model, z.to(loaded.options), loaded.options);
   if (!traced.reached.all().item<bool>()) {
     std::cerr << "the reference ray stopped (" << traced.stop.Summary() << ") at z = "
               << traced.z_max.item<double>() << ", below --z-max " << z_max << std::endl;
@@ -424,109 +414,168 @@ int OutOfMemory(const CLI::App& app, const std::string& detail) {
 
 }  // namespace
 
-int LumpyMain(int argc, char** argv) {
-  CLI::App app{
-      "lumpy: physics-informed neural networks for the metric of the universe.\n"
-      "With no command, trains the quickstart experiment."};
-  app.set_version_flag("--version", std::string("lumpy ") + LUMPY_VERSION_STRING);
-  app.require_subcommand(0, 1);
+// Each Add...Command declares one subcommand and its options; once the
+// command line names it, its callback sets *action to run it.
+using Action = std::function<int()>;
 
-  std::string run_experiment, run_out;
-  std::vector<std::string> run_sets;
-  int64_t run_steps = 0;
+void AddRunCommand(CLI::App& app, Action* action) {
+  struct Args {
+    std::string experiment, out;
+    std::vector<std::string> sets;
+    int64_t steps = 0;
+  };
+  auto o = std::make_shared<Args>();
   CLI::App* run = app.add_subcommand("run", "train an experiment (default: the quickstart)");
-  run->add_option("experiment", run_experiment, "experiment TOML file");
-  run->add_option("--set", run_sets, "override one key, e.g. --set loss.wec.constraint.weight=2")
+  run->add_option("experiment", o->experiment, "experiment TOML file");
+  run->add_option("--set", o->sets, "override one key, e.g. --set loss.wec.constraint.weight=2")
       ->allow_extra_args(false);
-  run->add_option("--out", run_out, "run folder (default runs/<name>, never overwritten)");
-  run->add_option("--steps", run_steps, "number of optimizer steps (overrides runtime.steps)")
-      ->check(CLI::PositiveNumber);
+  run->add_option("--out", o->out, "run folder (default runs/<name>, never overwritten)");
+  run->add_option("--steps", o->steps, "number of optimizer steps (overrides runtime.steps)")
+      ->check(WholeNumber(RuntimeSpec("steps")));
+  run->callback(
+      [o, action] { *action = [o] { return CommandRun(o->experiment, o->sets, o->out, o->steps); }; });
+}
 
-  std::string resume_dir;
-  int64_t resume_steps = 0;
+void AddResumeCommand(CLI::App& app, Action* action) {
+  struct Args {
+    std::string dir;
+    int64_t steps = 0;
+  };
+  auto o = std::make_shared<Args>();
   CLI::App* resume = app.add_subcommand(
       "resume", "continue a run from its latest checkpoint (the same trajectory as an unbroken run)");
-  resume->add_option("run_dir", resume_dir, "the run folder")->required();
-  resume->add_option("--steps", resume_steps, "new total number of steps (default: the run's own)")
-      ->check(CLI::PositiveNumber);
+  resume->add_option("run_dir", o->dir, "the run folder")->required();
+  resume->add_option("--steps", o->steps, "new total number of steps (default: the run's own)")
+      ->check(WholeNumber(RuntimeSpec("steps")));
+  resume->callback([o, action] { *action = [o] { return CommandResume(o->dir, o->steps); }; });
+}
 
-  std::vector<std::string> check_files, check_sets;
+void AddCheckCommand(CLI::App& app, Action* action) {
+  struct Args {
+    std::vector<std::string> files, sets;
+  };
+  auto o = std::make_shared<Args>();
   CLI::App* check = app.add_subcommand("check", "validate experiments without running them");
-  check->add_option("experiments", check_files, "experiment TOML files")->required();
-  check->add_option("--set", check_sets, "override one key in every file")->allow_extra_args(false);
+  check->add_option("experiments", o->files, "experiment TOML files")->required();
+  check->add_option("--set", o->sets, "override one key in every file")->allow_extra_args(false);
+  check->callback([o, action] { *action = [o] { return CommandCheck(o->files, o->sets); }; });
+}
 
-  std::string probe_experiment, probe_checkpoint, probe_points, probe_out;
-  std::vector<std::string> probe_sets;
-  CLI::App* probe = app.add_subcommand(
-      "probe", "metric, curvature, EFE residual, Hubble rates and shear at given points");
-  probe->add_option("experiment", probe_experiment, "experiment TOML file (its metric)")->required();
-  probe->add_option("--checkpoint", probe_checkpoint, "a run folder, its model.pt, or checkpoints/{latest,best}.pt (trained parameters)");
-  probe->add_option("--points", probe_points, "CSV with a header naming t,x,y,z")->required();
-  probe->add_option("--out", probe_out, "output CSV: " + absl::StrJoin(ProbeColumns(), ","))->required();
-  probe->add_option("--set", probe_sets, "override one key, e.g. --set runtime.dtype=float32")
+void AddProbeCommand(CLI::App& app, Action* action) {
+  struct Args {
+    std::string experiment, checkpoint, points, out;
+    std::vector<std::string> sets;
+  };
+  auto o = std::make_shared<Args>();
+  CLI::App* probe =
+      app.add_subcommand("probe", "metric, curvature, EFE residual, Hubble rates and shear at given points");
+  probe->add_option("experiment", o->experiment, "experiment TOML file (its metric)")->required();
+  probe->add_option("--checkpoint", o->checkpoint,
+                    "a run folder, its model.pt, or checkpoints/{latest,best}.pt (trained parameters)");
+  probe->add_option("--points", o->points, "CSV with a header naming t,x,y,z")->required();
+  probe->add_option("--out", o->out, "output CSV: " + absl::StrJoin(ProbeColumns(), ","))->required();
+  probe->add_option("--set", o->sets, "override one key, e.g. --set runtime.dtype=float32")
       ->allow_extra_args(false);
+  probe->callback([o, action] {
+    *action = [o] { return CommandProbe(o->experiment, o->sets, o->checkpoint, o->points, o->out); };
+  });
+}
 
-  std::string dist_experiment, dist_checkpoint, dist_mode;
-  std::vector<double> dist_direction;
-  std::vector<std::string> dist_sets;
-  std::vector<double> dist_z;
-  CLI::App* distances = app.add_subcommand(
-      "distances", "luminosity and angular-diameter distances and distance moduli along a ray "
-                   "(CSV z,d_L_mpc,d_A_mpc,mu on standard output)");
-  distances->add_option("experiment", dist_experiment, "experiment TOML file (its metric)")->required();
-  distances->add_option("--checkpoint", dist_checkpoint, "a run folder, its model.pt, or checkpoints/{latest,best}.pt (trained parameters)");
-  distances->add_option("--z", dist_z, "redshifts, e.g. --z 0.1,0.5,1")->required()->delimiter(',');
-  distances->add_option("--direction", dist_direction, "RA,DEC in degrees: a ray along this sky direction (physical mode)")
+void AddDistancesCommand(CLI::App& app, Action* action) {
+  struct Args {
+    std::string experiment, checkpoint, mode;
+    std::vector<double> direction, z;
+    std::vector<std::string> sets;
+  };
+  auto o = std::make_shared<Args>();
+  CLI::App* distances =
+      app.add_subcommand("distances",
+                         "luminosity and angular-diameter distances and distance moduli along a ray "
+                         "(CSV z,d_L_mpc,d_A_mpc,mu on standard output)");
+  distances->add_option("experiment", o->experiment, "experiment TOML file (its metric)")->required();
+  distances->add_option("--checkpoint", o->checkpoint,
+                        "a run folder, its model.pt, or checkpoints/{latest,best}.pt (trained parameters)");
+  distances->add_option("--z", o->z, "redshifts, e.g. --z 0.1,0.5,1")->required()->delimiter(',');
+  distances
+      ->add_option("--direction", o->direction,
+                   "RA,DEC in degrees: a ray along this sky direction (physical mode)")
       ->delimiter(',');
-  distances->add_option("--mode", dist_mode, "reference (one ray along +x, the default) or physical "
-                                             "(comoving observer's frame, Jacobi-map D_A)")
+  distances
+      ->add_option("--mode", o->mode,
+                   "reference (one ray along +x, the default) or physical "
+                   "(comoving observer's frame, Jacobi-map D_A)")
       ->check(CLI::IsMember({"reference", "physical"}));
-  distances->add_option("--set", dist_sets, "override one key, e.g. --set model.h0=67")
+  distances->add_option("--set", o->sets, "override one key, e.g. --set model.h0=67")
       ->allow_extra_args(false);
+  distances->callback([o, action] {
+    *action = [o] {
+      return CommandDistances(o->experiment, o->sets, o->checkpoint, o->z, o->direction, o->mode);
+    };
+  });
+}
 
-  std::string mock_experiment, mock_checkpoint, mock_out;
-  std::vector<std::string> mock_sets;
-  int64_t mock_n = 1000;
-  uint64_t mock_seed = 1;
-  double mock_sigma = 0.15, mock_zmin = 0.01, mock_zmax = 2.3;
-  bool mock_no_noise = false;
+void AddMockSnCommand(CLI::App& app, Action* action) {
+  struct Args {
+    std::string experiment, checkpoint, out;
+    std::vector<std::string> sets;
+    int64_t n = 1000;
+    uint64_t seed = 1;
+    double sigma = 0.15, zmin = 0.01, zmax = 2.3;
+    bool no_noise = false;
+  };
+  auto o = std::make_shared<Args>();
   CLI::App* mock = app.add_subcommand(
       "mock-sn", "a mock supernova catalogue (Pantheon+ format) from the experiment's metric");
-  mock->add_option("experiment", mock_experiment, "experiment TOML file (its metric)")->required();
-  mock->add_option("--checkpoint", mock_checkpoint, "a run folder, its model.pt, or checkpoints/{latest,best}.pt (trained parameters)");
-  mock->add_option("--out", mock_out, "the catalogue to write (never overwritten)")->required();
-  mock->add_option("--n", mock_n, "number of supernovae")->check(CLI::PositiveNumber);
-  mock->add_option("--seed", mock_seed, "seed of redshifts, sky positions and noise");
-  mock->add_option("--sigma", mock_sigma, "distance-modulus error (mag)")->check(Finite(false));
-  mock->add_flag("--no-noise", mock_no_noise, "exact distance moduli (sigma still written)");
-  mock->add_option("--z-min", mock_zmin, "smallest redshift")->check(Finite(true));
-  mock->add_option("--z-max", mock_zmax, "largest redshift")->check(Finite(false));
-  mock->add_option("--set", mock_sets, "override one key, e.g. --set model.h0=67")
-      ->allow_extra_args(false);
+  mock->add_option("experiment", o->experiment, "experiment TOML file (its metric)")->required();
+  mock->add_option("--checkpoint", o->checkpoint,
+                   "a run folder, its model.pt, or checkpoints/{latest,best}.pt (trained parameters)");
+  mock->add_option("--out", o->out, "the catalogue to write (never overwritten)")->required();
+  mock->add_option("--n", o->n, "number of supernovae")
+      ->check(WholeNumber(ParamSpec::Int("n", "").AtLeast(1).AtMost(10'000'000)));
+  mock->add_option("--seed", o->seed, "seed of redshifts, sky positions and noise");
+  mock->add_option("--sigma", o->sigma, "distance-modulus error (mag)")->check(Finite(false));
+  mock->add_flag("--no-noise", o->no_noise, "exact distance moduli (sigma still written)");
+  mock->add_option("--z-min", o->zmin, "smallest redshift")->check(Finite(true));
+  mock->add_option("--z-max", o->zmax, "largest redshift")->check(Finite(false));
+  mock->add_option("--set", o->sets, "override one key, e.g. --set model.h0=67")->allow_extra_args(false);
+  mock->callback([o, action] {
+    *action = [o] {
+      return CommandMockSn(o->experiment, o->sets, o->checkpoint, o->out, o->n, o->seed, o->sigma,
+                           !o->no_noise, o->zmin, o->zmax);
+    };
+  });
+}
 
-  AblateOptions ablate_options;
-  CLI::App* ablate = app.add_subcommand(
-      "ablate", "run every combination of --vary values (and seeds) as separate processes; "
-                "compare them in ablation.csv, ablation.md and ablation.png");
-  ablate->add_option("experiment", ablate_options.experiment, "experiment TOML file");
-  ablate->add_option("--vary", ablate_options.varies,
-                     "KEY=V1,V2,... (repeatable; every combination runs), e.g. --vary "
-                     "loss.wec.constraint.plugin=soft_quadratic,linear")
+void AddAblateCommand(CLI::App& app, Action* action) {
+  struct Args : AblateOptions {
+    bool no_wait = false;
+  };
+  auto o = std::make_shared<Args>();
+  CLI::App* ablate =
+      app.add_subcommand("ablate",
+                         "run every combination of --vary values (and seeds) as separate processes; "
+                         "compare them in ablation.csv, ablation.md and ablation.png");
+  ablate->add_option("experiment", o->experiment, "experiment TOML file");
+  ablate
+      ->add_option("--vary", o->varies,
+                   "KEY=V1,V2,... (repeatable; every combination runs), e.g. --vary "
+                   "loss.wec.constraint.plugin=soft_quadratic,linear")
       ->allow_extra_args(false);
-  ablate->add_option("--set", ablate_options.sets, "override one key in every variant")
-      ->allow_extra_args(false);
-  ablate->add_option("--seeds", ablate_options.seeds, "seeds per variant: the experiment's seed, +1, ...")
-      ->check(CLI::PositiveNumber);
-  ablate->add_option("--jobs", ablate_options.jobs,
-                     "variants at a time (each gets cores/jobs threads unless runtime.threads is set)")
-      ->check(CLI::PositiveNumber);
-  ablate->add_option("--out", ablate_options.out, "folder for the runs and the table (new or empty)");
-  ablate->add_option("--executor", ablate_options.executor,
-                     "local (processes here, the default) or slurm (one job array, OUT/sweep.sbatch)")
+  ablate->add_option("--set", o->sets, "override one key in every variant")->allow_extra_args(false);
+  ablate->add_option("--seeds", o->seeds, "seeds per variant: the experiment's seed, +1, ...")
+      ->check(WholeNumber(ParamSpec::Int("seeds", "").AtLeast(1).AtMost(1000)));
+  ablate
+      ->add_option("--jobs", o->jobs,
+                   "variants at a time (each gets cores/jobs threads unless runtime.threads is set)")
+      ->check(WholeNumber(ParamSpec::Int("jobs", "").AtLeast(1).AtMost(1024)));
+  ablate->add_option("--out", o->out, "folder for the runs and the table (new or empty)");
+  ablate
+      ->add_option("--executor", o->executor,
+                   "local (processes here, the default) or slurm (one job array, OUT/sweep.sbatch)")
       ->check(CLI::IsMember({"local", "slurm"}));
-  ablate->add_option("--collect", ablate_options.collect,
+  ablate->add_option("--collect", o->collect,
                      "build the table of the sweep in DIR from whatever finished, marking the rest");
-  auto& slurm = ablate_options.slurm;
+  auto& slurm = o->slurm;
   ablate->add_option("--partition", slurm.partition, "slurm: partition");
   ablate->add_option("--time", slurm.time, "slurm: time limit per task, e.g. 02:00:00");
   ablate->add_option("--cpus-per-task", slurm.cpus_per_task, "slurm: CPUs per task (runtime.threads follows)")
@@ -534,59 +583,103 @@ int LumpyMain(int argc, char** argv) {
   ablate->add_option("--mem", slurm.mem, "slurm: memory per task, e.g. 4G");
   ablate->add_option("--account", slurm.account, "slurm: account");
   ablate->add_option("--qos", slurm.qos, "slurm: quality of service");
-  ablate->add_option("--sbatch-arg", slurm.sbatch_args, "slurm: any other sbatch option, e.g. --sbatch-arg=--exclusive")
+  ablate
+      ->add_option("--sbatch-arg", slurm.sbatch_args,
+                   "slurm: any other sbatch option, e.g. --sbatch-arg=--exclusive")
       ->allow_extra_args(false);
-  ablate->add_option("--warn-seconds", slurm.warn_seconds,
-                     "slurm: seconds before the time limit at which a task checkpoints and requeues itself (default 120)")
+  ablate
+      ->add_option("--warn-seconds", slurm.warn_seconds,
+                   "slurm: seconds before the time limit at which a task checkpoints and requeues itself "
+                   "(default 120)")
       ->check(CLI::Range(10, 86400));
-  ablate->add_option("--poll", slurm.poll_seconds, "slurm: seconds between queue polls while waiting (default 5)")
+  ablate
+      ->add_option("--poll", slurm.poll_seconds,
+                   "slurm: seconds between queue polls while waiting (default 5)")
       ->check(CLI::Range(0.05, 3600.0));
-  bool ablate_no_wait = false;
-  ablate->add_flag("--no-wait", ablate_no_wait, "slurm: submit, print the job id and return");
+  ablate->add_flag("--no-wait", o->no_wait, "slurm: submit, print the job id and return");
+  ablate->callback([o, action] {
+    *action = [o] {
+      o->slurm.wait = !o->no_wait;
+      return RunAblation(*o);
+    };
+  });
+}
 
-  ReportOptions report_options;
-  CLI::App* report = app.add_subcommand(
-      "report", "tables and figures of a run in RUN_DIR/report/: training curves, Hubble rates and "
-                "shear along the observer's world line, curvature and shear today, the Hubble "
-                "diagram, curriculum weights (report.md shows them all)");
-  AddRunOptions(report, &report_options.run_dir, &report_options.checkpoint);
-  report->add_option("--grid", report_options.grid, "points per side of each plane (default 81)")
+void AddReportCommand(CLI::App& app, Action* action) {
+  struct Args : ReportOptions {
+    bool no_figures = false;
+  };
+  auto o = std::make_shared<Args>();
+  CLI::App* report =
+      app.add_subcommand("report",
+                         "tables and figures of a run in RUN_DIR/report/: training curves, Hubble rates and "
+                         "shear along the observer's world line, curvature and shear today, the Hubble "
+                         "diagram, curriculum weights (report.md shows them all)");
+  AddRunOptions(report, &o->run_dir, &o->checkpoint);
+  report->add_option("--grid", o->grid, "points per side of each plane (default 81)")
       ->check(CLI::Range(2, 1000));
-  report->add_option("--worldline", report_options.worldline,
-                     "points along the observer's world line, t in [-4, 1] (default 251)")
+  report
+      ->add_option("--worldline", o->worldline,
+                   "points along the observer's world line, t in [-4, 1] (default 251)")
       ->check(CLI::Range(2, 100000));
-  bool report_no_figures = false;
-  report->add_flag("--no-figures", report_no_figures, "tables only (no Python)");
-  report->add_flag("--notebook-kinematics", report_options.notebook_kinematics,
+  report->add_flag("--no-figures", o->no_figures, "tables only (no Python)");
+  report->add_flag("--notebook-kinematics", o->notebook_kinematics,
                    "also H_mean and shear along the world line as the part-1 notebook computed them "
                    "(its d_c g_a0 in place of d_t gamma_ij), beside the correct ones");
+  report->callback([o, action] {
+    *action = [o] {
+      o->figures = !o->no_figures;
+      return RunReport(*o);
+    };
+  });
+}
 
-  CertifyCommandOptions certify_options;
-  CLI::App* certify = app.add_subcommand(
-      "certify", "the held-out certificate of a run's checkpoint: R and every constraint on a grid "
-                 "through the domain's faces, edges and corners, then a search between its points "
-                 "(RUN_DIR/certificate_<checkpoint>.json)");
-  AddRunOptions(certify, &certify_options.run_dir, &certify_options.checkpoint);
-  certify->add_option("--points", certify_options.points,
-                      "grid size per constrained domain (default: the experiment's certify.points)")
+void AddCertifyCommand(CLI::App& app, Action* action) {
+  auto o = std::make_shared<CertifyCommandOptions>();
+  CLI::App* certify =
+      app.add_subcommand("certify",
+                         "the held-out certificate of a run's checkpoint: R and every constraint on a grid "
+                         "through the domain's faces, edges and corners, then a search between its points "
+                         "(RUN_DIR/certificate_<checkpoint>.json)");
+  AddRunOptions(certify, &o->run_dir, &o->checkpoint);
+  certify
+      ->add_option("--points", o->points,
+                   "grid size per constrained domain (default: the experiment's certify.points)")
       ->check(CLI::Range(int64_t{16}, int64_t{100000000}));
+  certify->callback([o, action] { *action = [o] { return RunCertify(*o); }; });
+}
 
-  SkyOptions sky_options;
+void AddSkyCommand(CLI::App& app, Action* action) {
+  auto o = std::make_shared<SkyOptions>();
   CLI::App* sky = app.add_subcommand(
-      "sky", "the trained metric on the real sky against flat LCDM: Pantheon+ (zHD > 0.01, calibrators "
-             "dropped), chi^2 along physical rays and the reference ray beside the LCDM best fit on the "
-             "same selection (RUN_DIR/sky_<checkpoint>.json)");
-  AddRunOptions(sky, &sky_options.run_dir, &sky_options.checkpoint);
-  sky->add_option("--data", sky_options.data, "the catalogue (default Pantheon+SH0ES.dat)");
-  sky->add_option("--covariance", sky_options.covariance,
+      "sky",
+      "the trained metric on the real sky against flat LCDM: Pantheon+ (zHD > 0.01, calibrators "
+      "dropped), chi^2 along physical rays and the reference ray beside the LCDM best fit on the "
+      "same selection (RUN_DIR/sky_<checkpoint>.json)");
+  AddRunOptions(sky, &o->run_dir, &o->checkpoint);
+  sky->add_option("--data", o->data, "the catalogue (default Pantheon+SH0ES.dat)");
+  sky->add_option("--covariance", o->covariance,
                   "also with this full covariance (N, then N*N numbers over all rows of the catalogue)");
-  sky->add_option("--bins", sky_options.bins,
+  sky->add_option("--bins", o->bins,
                   "physical rays along this many directions (each supernova read off its nearest); 0: one "
                   "ray per supernova (default 48)")
       ->check(CLI::Range(int64_t{0}, int64_t{100000}));
+  sky->callback([o, action] { *action = [o] { return RunSky(*o); }; });
+}
 
-  CLI::App* plugins = app.add_subcommand(
-      "plugins", "list every plugin: kind, library, parameters (type, default, range, doc)");
+int LumpyMain(int argc, char** argv) {
+  CLI::App app{
+      "lumpy: physics-informed neural networks for the metric of the universe.\n"
+      "With no command, trains the quickstart experiment."};
+  app.set_version_flag("--version", std::string("lumpy ") + LUMPY_VERSION_STRING);
+  app.require_subcommand(0, 1);
+  Action action = [] { return CommandRun("", {}, "", 0); };  // no command: the quickstart
+  for (auto add : {AddRunCommand, AddResumeCommand, AddCheckCommand, AddProbeCommand, AddDistancesCommand,
+                   AddMockSnCommand, AddAblateCommand, AddReportCommand, AddCertifyCommand, AddSkyCommand}) {
+    add(app, &action);
+  }
+  app.add_subcommand("plugins", "list every plugin: kind, library, parameters (type, default, range, doc)")
+      ->callback([&action] { action = CommandPlugins; });
 
   try {
     app.parse(argc, argv);
@@ -595,28 +688,7 @@ int LumpyMain(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitConfig;
   }
   try {
-    if (*check) return CommandCheck(check_files, check_sets);
-    if (*resume) return CommandResume(resume_dir, resume_steps);
-    if (*ablate) {
-      ablate_options.slurm.wait = !ablate_no_wait;
-      return RunAblation(ablate_options);
-    }
-    if (*plugins) return CommandPlugins();
-    if (*certify) return RunCertify(certify_options);
-    if (*sky) return RunSky(sky_options);
-    if (*report) {
-      report_options.figures = !report_no_figures;
-      return RunReport(report_options);
-    }
-    if (*probe) return CommandProbe(probe_experiment, probe_sets, probe_checkpoint, probe_points, probe_out);
-    if (*mock) {
-      return CommandMockSn(mock_experiment, mock_sets, mock_checkpoint, mock_out, mock_n, mock_seed,
-                           mock_sigma, !mock_no_noise, mock_zmin, mock_zmax);
-    }
-    if (*distances) {
-      return CommandDistances(dist_experiment, dist_sets, dist_checkpoint, dist_z, dist_direction, dist_mode);
-    }
-    return CommandRun(run_experiment, run_sets, run_out, run_steps);
+    return action();
   } catch (const std::bad_alloc&) {
     return OutOfMemory(app, "the C++ allocator failed");
   } catch (const c10::Error& e) {

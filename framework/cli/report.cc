@@ -24,6 +24,7 @@
 #include "train/certify.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "lumpy/status_macros.h"
 
 namespace lumpy {
 
@@ -52,7 +53,7 @@ absl::Status ProbeTable(MetricModel& model, LossTerm* efe, const torch::Tensor& 
   }
   auto kept = points.index({inside.to(points.device())});
   std::vector<int64_t> non_finite;
-  if (auto st = WriteProbeCsv(model, efe, kept, out, &non_finite); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(WriteProbeCsv(model, efe, kept, out, &non_finite));
   std::cerr << "  " << out.filename().string() << ": " << kept.size(0) << " points";
   if (kept.size(0) < points.size(0)) {
     std::cerr << " (" << points.size(0) - kept.size(0) << " outside the metric's domain left out)";
@@ -105,7 +106,7 @@ absl::Status NotebookWorldLine(MetricModel& model, const ReportOptions& o, const
                     Num(hnc[i].item<double>()), Num(snc[i].item<double>())});
   }
   const fs::path out = dir / "worldline_notebook.csv";
-  if (auto st = WriteCsv(out, "t,H_mean,shear_sq,H_mean_notebook,shear_sq_notebook", rows); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(WriteCsv(out, "t,H_mean,shear_sq,H_mean_notebook,shear_sq_notebook", rows));
   std::cerr << "  " << out.filename().string() << ": H_mean and shear as the part-1 notebook computed them "
             << "(d_c g_a0 in place of d_t gamma_ij) beside the correct ones" << std::endl;
   return absl::OkStatus();
@@ -187,7 +188,7 @@ absl::Status Curricula(Components& c, const fs::path& checkpoint, const ReportOp
       rows.push_back({Num(p[i][0].item<double>()), Num(p[i][1].item<double>()), Num(weight[i].item<double>())});
     }
     const fs::path out = dir / absl::StrCat("curriculum_", d->spec->name, ".csv");
-    if (auto st = WriteCsv(out, "t,x,weight", rows); !st.ok()) return st;
+    LUMPY_RETURN_IF_ERROR(WriteCsv(out, "t,x,weight", rows));
     std::cerr << "  " << out.filename().string() << ": " << d->spec->curriculum.entry->name
               << " on the t-x plane, weight " << weight.min().item<double>() << " to "
               << weight.max().item<double>() << std::endl;
@@ -201,14 +202,12 @@ absl::Status Curricula(Components& c, const fs::path& checkpoint, const ReportOp
 absl::Status Hubble(MetricModel& model, const LossSpec& l, const torch::TensorOptions& options,
                     const fs::path& dir) {
   const Params& p = l.term.params;
-  auto path = ResolveDataFile(p.GetString("data"));
-  if (!path.ok()) return path.status();
-  auto cat = LoadSupernovae(*path, rays::SupernovaSelection(p));
-  if (!cat.ok()) return cat.status();
-  const auto plan = rays::SupernovaRays(p, *cat);
+  LUMPY_ASSIGN_OR_RETURN(auto path, ResolveDataFile(p.GetString("data")));
+  LUMPY_ASSIGN_OR_RETURN(auto cat, LoadSupernovae(path, rays::SupernovaSelection(p)));
+  const auto plan = rays::SupernovaRays(p, cat);
   const auto tracer = rays::TracerOptions(p);
   torch::NoGradGuard no_grad;
-  auto traced = rays::Trace(model, plan, cat->z.to(options), options, tracer);
+  auto traced = rays::Trace(model, plan, cat.z.to(options), options, tracer);
   auto dl = traced.luminosity_distance.to(torch::kCPU, torch::kFloat64);
   auto reached = traced.reached.to(torch::kCPU);
   // The reference read-out gives every supernova a distance (one beyond the
@@ -219,20 +218,20 @@ absl::Status Hubble(MetricModel& model, const LossSpec& l, const torch::TensorOp
   };
   std::vector<std::vector<std::string>> rows;
   int64_t missed = 0;
-  for (int64_t i = 0; i < cat->size(); ++i) {
+  for (int64_t i = 0; i < cat.size(); ++i) {
     const bool ok = reached[i].item<bool>();
     missed += !ok;
     const double mu = ok || every ? modulus(dl[i].item<double>()) : NAN;
-    const double obs = cat->mu[i].item<double>();
-    rows.push_back({cat->names[i], Num(cat->z[i].item<double>()),
-                    cat->ra.defined() ? Num(cat->ra[i].item<double>()) : "",
-                    cat->dec.defined() ? Num(cat->dec[i].item<double>()) : "", Num(obs),
-                    Num(cat->sigma[i].item<double>()), Num(mu), Num(mu - obs), ok ? "1" : "0"});
+    const double obs = cat.mu[i].item<double>();
+    rows.push_back({cat.names[i], Num(cat.z[i].item<double>()),
+                    cat.ra.defined() ? Num(cat.ra[i].item<double>()) : "",
+                    cat.dec.defined() ? Num(cat.dec[i].item<double>()) : "", Num(obs),
+                    Num(cat.sigma[i].item<double>()), Num(mu), Num(mu - obs), ok ? "1" : "0"});
   }
   const fs::path out = dir / absl::StrCat("hubble_", l.name, ".csv");
-  if (auto st = WriteCsv(out, "cid,z,ra,dec,mu_obs,sigma,mu_model,residual,reached", rows); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(WriteCsv(out, "cid,z,ra,dec,mu_obs,sigma,mu_model,residual,reached", rows));
   // The curve, 200 redshifts log-spaced over the selection.
-  const double z0 = cat->z.min().item<double>(), z1 = cat->z.max().item<double>();
+  const double z0 = cat.z.min().item<double>(), z1 = cat.z.max().item<double>();
   auto zc = torch::logspace(std::log10(z0), std::log10(z1), 200, 10.0, torch::kFloat64);
   std::vector<std::vector<std::string>> curve;
   auto add = [&](const std::string& label, const SkyDistances& d) {
@@ -255,74 +254,14 @@ absl::Status Hubble(MetricModel& model, const LossSpec& l, const torch::TensorOp
     add("reference ray (+x)", TraceReference(model, zc.to(options), options, tracer));
   }
   const fs::path curve_out = dir / absl::StrCat("hubble_", l.name, "_curve.csv");
-  if (auto st = WriteCsv(curve_out, "ray,z,mu_model", curve); !st.ok()) return st;
-  std::cerr << "  " << out.filename().string() << ": " << cat->size() << " supernovae ("
+  LUMPY_RETURN_IF_ERROR(WriteCsv(curve_out, "ray,z,mu_model", curve));
+  std::cerr << "  " << out.filename().string() << ": " << cat.size() << " supernovae ("
             << p.GetString("mode") << " mode" << (missed ? absl::StrCat(", ", missed, " beyond the rays' reach") : "")
             << "), curve in " << curve_out.filename().string() << std::endl;
   return absl::OkStatus();
 }
 
 }  // namespace
-
-// `which` empty: the experiment's [report] checkpoint.
-int LoadRun(const fs::path& run_dir, const std::string& which_in, LoadedRun* run) {
-  if (!fs::is_regular_file(run_dir / "experiment.toml") || !fs::is_regular_file(run_dir / "metrics.csv")) {
-    std::cerr << run_dir.string() << ": not a run folder (it needs the experiment.toml and metrics.csv "
-                 "that `lumpy run` writes)" << std::endl;
-    return kExitConfig;
-  }
-  if (auto st = run->loader->LoadDefaults(); !st.ok()) return ExitStatus(st);
-  auto exp = LoadExperiment(run_dir / "experiment.toml", {}, *run->loader, *run->registry);
-  if (!exp.ok()) return ExitStatus(exp.status());
-  run->exp = *std::move(exp);
-  // Which model: as asked, else the experiment's [report] checkpoint (the
-  // as-run stages draw the best step's model, as the posts' figures did).
-  run->which = which_in.empty() ? run->exp->report.GetString("checkpoint") : which_in;
-  run->training_checkpoint = run_dir / "checkpoints" / "latest.pt";
-  if (run->which == "final") {
-    run->model_file = run_dir / "model.pt";
-    if (!fs::exists(run->model_file)) {
-      run->model_file = run_dir / "checkpoints" / "latest.pt";
-      std::cerr << "note: no model.pt (the run has not finished, or failed): using "
-                << run->model_file.string() << std::endl;
-    }
-  } else if (run->which == "latest" || run->which == "best" || run->which == "best_step") {
-    run->model_file = run_dir / "checkpoints" / (run->which + ".pt");
-    run->training_checkpoint = run->model_file;  // best.pt and best_step.pt hold their curricula too
-    if (!fs::exists(run->model_file)) {
-      std::cerr << run->model_file.string() << ": not written by this run ("
-                << (run->which == "best_step"
-                        ? "best_step.pt comes with stopping.best_step_checkpoint = true, at the first checkpoint"
-                        : "checkpoints come every checkpoint.every steps and at the end")
-                << ")" << std::endl;
-      return kExitConfig;
-    }
-  } else {
-    std::cerr << "--checkpoint: final, latest, best or best_step, got " << run->which << std::endl;
-    return kExitConfig;
-  }
-  ApplyRuntime(*run->exp);
-  auto c = Instantiate(*run->exp);
-  if (!c.ok()) return ExitStatus(c.status());
-  run->c = *std::move(c);
-  run->options = RuntimeOptions(*run->exp);
-  MetricModel& model = *run->c.model;
-  model.to(run->options.device(), run->options.dtype().toScalarType());
-  model.eval();
-  std::vector<std::pair<std::string, LossTerm*>> terms;
-  for (auto& l : run->c.losses) {
-    terms.push_back({l.spec->name, l.term.get()});
-    if (!run->efe && l.spec->term.entry->name == "efe_residual") run->efe = l.term.get();
-  }
-  std::string note;
-  if (auto st = LoadModelCheckpoint(model, run->model_file, run->exp->model.entry->name, terms, &note);
-      !st.ok()) {
-    return ExitStatus(st);
-  }
-  if (!note.empty()) std::cerr << "note: " << note << std::endl;
-  return kExitOk;
-}
-
 
 int RunCertify(const CertifyCommandOptions& o) {
   const fs::path run_dir(o.run_dir);

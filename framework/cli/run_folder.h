@@ -1,23 +1,39 @@
 #pragma once
-// A finished (or stopped) run loaded for reading (report, certify, sky): its
-// resolved experiment, the components it describes, and the metric with the
-// parameters of the chosen checkpoint.
+// The load sequence every command shares (run, resume, check, probe,
+// distances, mock-sn, report, certify, sky): the built-in plugins (and those
+// the file names), the experiment resolved and validated, the runtime applied
+// (threads), every plugin constructed; then, for the commands that read a
+// metric, the model on the runtime's dtype and device with a checkpoint's
+// parameters. A run folder (report, certify, sky) adds which checkpoint.
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/experiment.h"
 #include "loader/plugin_loader.h"
 
 namespace lumpy {
 
-struct LoadedRun {
+struct LoadedExperiment {
+  // The registry and loader outlive the components their libraries made.
   std::unique_ptr<Registry> registry = std::make_unique<Registry>();
   std::unique_ptr<PluginLoader> loader = std::make_unique<PluginLoader>(*registry);
   std::optional<Experiment> exp;
-  Components c;
-  torch::TensorOptions options;
+  Components c;  // points into *exp
+  torch::TensorOptions options;  // the runtime's dtype and device
+};
+
+// Errors as LoadExperiment's and Instantiate's (InvalidArgument: the file).
+absl::Status LoadAndBuild(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+                          LoadedExperiment* out);
+
+// The metric on out->options, in eval mode, with the parameters of
+// `checkpoint` (a run folder, model.pt or a checkpoint; none if empty).
+absl::Status LoadMetric(const std::filesystem::path& checkpoint, LoadedExperiment* out);
+
+struct LoadedRun : LoadedExperiment {
   std::string which;  // final, latest, best, best_step
   std::filesystem::path model_file, training_checkpoint;
   LossTerm* efe = nullptr;

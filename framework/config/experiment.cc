@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lumpy/status_macros.h"
 
 namespace lumpy {
 
@@ -397,9 +398,8 @@ absl::StatusOr<PluginSpec> ValidatePlugin(ConfigNode& table, PluginKind kind,
   }
   std::vector<std::string> all_others = others;
   all_others.push_back("plugin");
-  auto params = ValidateTable(table, spec.entry->params, path, all_others, &spec.param_locations);
-  if (!params.ok()) return params.status();
-  spec.params = *std::move(params);
+  LUMPY_ASSIGN_OR_RETURN(auto params, ValidateTable(table, spec.entry->params, path, all_others, &spec.param_locations));
+  spec.params = std::move(params);
   return spec;
 }
 
@@ -425,17 +425,10 @@ int64_t DomainSpec::total_points() const {
   return n;
 }
 
-absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
-                                          const std::vector<std::string>& overrides,
-                                          PluginLoader& loader, Registry& registry) {
-  auto tree = LoadConfigTree(file);
-  if (!tree.ok()) return tree.status();
-  ConfigNode& root = *tree;
-  root.set_location({file.string(), 1, 1});
-  for (const auto& o : overrides) {
-    if (auto st = ApplyOverride(root, o); !st.ok()) return st;
-  }
-  // `enabled` must be a bool wherever it is written.
+namespace {
+
+// `enabled` must be a bool wherever it is written.
+absl::Status CheckEnabledFlags(const ConfigNode& root) {
   std::vector<std::pair<const ConfigNode*, std::string>> stack{{&root, ""}};
   while (!stack.empty()) {
     auto [node, path] = stack.back();
@@ -448,19 +441,20 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
       if (v.is_table()) stack.push_back({&v, Join(path, k)});
     }
   }
-  DropDisabled(root);
+  return absl::OkStatus();
+}
 
-  Experiment exp;
-  exp.file = file;
+// The name, description and the sections with only core keys (runtime,
+// telemetry, optimizer, checkpoint, stopping, certify, report, plugins).
+absl::Status ReadCoreSections(const fs::path& file, ConfigNode& root, Experiment& exp) {
   std::vector<std::string> others = kSections;
-  auto top = ValidateTable(root, TopParams(), "", others);
-  if (!top.ok()) return top.status();
-  exp.name = top->GetString("name");
+  LUMPY_ASSIGN_OR_RETURN(auto top, ValidateTable(root, TopParams(), "", others));
+  exp.name = top.GetString("name");
   if (exp.name.empty()) {
     exp.name = file.stem().string();
     root.Set("name", ConfigNode::String(exp.name, root.location()));
   }
-  exp.description = top->GetString("description");
+  exp.description = top.GetString("description");
 
   // Sections with only core keys.
   struct Section {
@@ -486,11 +480,9 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
                            Section{"certify", CertifyParams(), &exp.certify},
                            Section{"report", ReportParams(), &exp.report},
                            Section{"plugins", PluginsParams(), &plugins_params}}) {
-    auto table = SubTable(root, s.key, "", false);
-    if (!table.ok()) return table.status();
-    auto params = ValidateTable(**table, s.specs, s.key, {});
-    if (!params.ok()) return params.status();
-    *s.out = *std::move(params);
+    LUMPY_ASSIGN_OR_RETURN(auto table, SubTable(root, s.key, "", false));
+    LUMPY_ASSIGN_OR_RETURN(auto params, ValidateTable(*table, s.specs, s.key, {}));
+    *s.out = std::move(params);
   }
   if (exp.optimizer.GetString("schedule") == "warm_restarts" &&
       exp.optimizer.GetDouble("peak_lr") < exp.optimizer.GetDouble("lr")) {
@@ -518,205 +510,241 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
                          absl::StrCat("not a device: \"", device, "\"; use cpu, cuda or cuda:N"));
     }
   }
+  return absl::OkStatus();
+}
 
-  // Extra plugin folders, relative to the file that names them.
-  {
-    ConfigNode* paths = root.Find("plugins")->Find("paths");
-    ConfigNode resolved_paths = ConfigNode::Array(paths->location());
-    for (size_t i = 0; i < paths->items().size(); ++i) {
-      const ConfigNode& item = paths->items()[i];
-      fs::path p(item.as_string());
-      if (p.is_relative() && item.location().line > 0) {
-        p = fs::path(item.location().file).parent_path() / p;
-      }
-      std::error_code ec;
-      p = fs::absolute(p, ec).lexically_normal();
-      if (auto st = loader.LoadPath(p); !st.ok()) {
-        return ConfigError(item.location(), absl::StrCat("plugins.paths[", i, "]"),
-                           std::string(st.message()));
-      }
-      resolved_paths.push_back(ConfigNode::String(p.string(), item.location()));
+// Extra plugin folders, relative to the file that names them, loaded.
+absl::Status LoadPluginPaths(ConfigNode& root, PluginLoader& loader) {
+  ConfigNode* paths = root.Find("plugins")->Find("paths");
+  ConfigNode resolved_paths = ConfigNode::Array(paths->location());
+  for (size_t i = 0; i < paths->items().size(); ++i) {
+    const ConfigNode& item = paths->items()[i];
+    fs::path p(item.as_string());
+    if (p.is_relative() && item.location().line > 0) {
+      p = fs::path(item.location().file).parent_path() / p;
     }
-    *paths = std::move(resolved_paths);
+    std::error_code ec;
+    p = fs::absolute(p, ec).lexically_normal();
+    if (auto st = loader.LoadPath(p); !st.ok()) {
+      return ConfigError(item.location(), absl::StrCat("plugins.paths[", i, "]"),
+                         std::string(st.message()));
+    }
+    resolved_paths.push_back(ConfigNode::String(p.string(), item.location()));
   }
+  *paths = std::move(resolved_paths);
+  return absl::OkStatus();
+}
 
-  // The metric.
-  {
-    auto model = SubTable(root, "model", "", true, "e.g. [model] plugin = \"siren\"");
-    if (!model.ok()) return model.status();
-    auto spec = ValidatePlugin(**model, PluginKind::kMetric, "model", {}, registry);
-    if (!spec.ok()) return spec.status();
-    exp.model = *std::move(spec);
+// One [domains.NAME] table: its box, strata and curriculum.
+absl::StatusOr<DomainSpec> ReadDomain(const std::string& name, ConfigNode& node, Registry& registry) {
+  const std::string path = Join("domains", name);
+  if (!node.is_table()) {
+    return ConfigError(node.location(), path,
+                       absl::StrCat("expected a table (a point domain), got ", node.ToText()));
   }
-
-  // Domains.
-  {
-    auto domains = SubTable(root, "domains", "", false);
-    if (!domains.ok()) return domains.status();
-    for (auto& [name, node_ref] : (*domains)->mutable_fields()) {
-      ConfigNode& node = node_ref;
-      const std::string path = Join("domains", name);
-      if (!node.is_table()) {
-        return ConfigError(node.location(), path,
-                           absl::StrCat("expected a table (a point domain), got ", node.ToText()));
-      }
-      DomainSpec d;
-      d.name = name;
-      auto params = ValidateTable(node, DomainParams(), path, {"strata", "curriculum"});
-      if (!params.ok()) return params.status();
-      d.x = params->GetDoubleList("x");
-      d.y = params->GetDoubleList("y");
-      d.z = params->GetDoubleList("z");
-      for (const char* axis : {"x", "y", "z"}) {
-        if (auto st = CheckInterval(node, axis, path, params->GetDoubleList(axis)); !st.ok()) return st;
-      }
-      d.ray_points = params->GetInt("ray_points");
-      const std::string example = absl::StrCat("e.g. [", path, ".strata.all] count = 128, t = [-4.0, 1.0]");
-      // Strata are required unless the domain draws its points from the rays.
-      ConfigNode* strata = nullptr;
-      if (d.ray_points == 0 || node.Find("strata") != nullptr) {
-        auto table = SubTable(node, "strata", path, true,
-                              absl::StrCat(example, " (or ", path, ".ray_points = 64: points along the rays)"));
-        if (!table.ok()) return table.status();
-        if ((*table)->fields().empty()) {
-          return ConfigError((*table)->location(), Join(path, "strata"),
-                             absl::StrCat("needs at least one stratum; ", example));
-        }
-        strata = *table;
-      }
-      std::vector<std::pair<std::string, ConfigNode>> no_strata;
-      for (auto& [sname, snode_ref] : strata ? strata->mutable_fields() : no_strata) {
-        ConfigNode& snode = snode_ref;
-        const std::string spath = Join(Join(path, "strata"), sname);
-        if (!snode.is_table()) {
-          return ConfigError(snode.location(), spath,
-                             absl::StrCat("expected a table (count, t), got ", snode.ToText()));
-        }
-        auto sp = ValidateTable(snode, StratumParams(), spath, {});
-        if (!sp.ok()) return sp.status();
-        if (auto st = CheckInterval(snode, "t", spath, sp->GetDoubleList("t")); !st.ok()) return st;
-        d.strata.push_back({sname, sp->GetInt("count"), sp->GetDoubleList("t")[0],
-                            sp->GetDoubleList("t")[1]});
-      }
-      ConfigNode* curriculum = node.Find("curriculum");
-      if (curriculum == nullptr) {
-        curriculum = &node.Set("curriculum", ConfigNode::Table(node.location()));
-        curriculum->Set("plugin", ConfigNode::String("uniform", node.location()));
-      } else if (!curriculum->is_table()) {
-        return ConfigError(curriculum->location(), Join(path, "curriculum"),
-                           absl::StrCat("expected a table, got ", curriculum->ToText()));
-      }
-      auto cspec = ValidatePlugin(*curriculum, PluginKind::kCurriculum, Join(path, "curriculum"),
-                                  {}, registry);
-      if (!cspec.ok()) return cspec.status();
-      d.curriculum = *std::move(cspec);
-      exp.domains.push_back(std::move(d));
+  DomainSpec d;
+  d.name = name;
+  LUMPY_ASSIGN_OR_RETURN(auto params, ValidateTable(node, DomainParams(), path, {"strata", "curriculum"}));
+  d.x = params.GetDoubleList("x");
+  d.y = params.GetDoubleList("y");
+  d.z = params.GetDoubleList("z");
+  for (const char* axis : {"x", "y", "z"}) {
+    LUMPY_RETURN_IF_ERROR(CheckInterval(node, axis, path, params.GetDoubleList(axis)));
+  }
+  d.ray_points = params.GetInt("ray_points");
+  const std::string example = absl::StrCat("e.g. [", path, ".strata.all] count = 128, t = [-4.0, 1.0]");
+  // Strata are required unless the domain draws its points from the rays.
+  ConfigNode* strata = nullptr;
+  if (d.ray_points == 0 || node.Find("strata") != nullptr) {
+    LUMPY_ASSIGN_OR_RETURN(
+        strata, SubTable(node, "strata", path, true,
+                         absl::StrCat(example, " (or ", path, ".ray_points = 64: points along the rays)")));
+    if (strata->fields().empty()) {
+      return ConfigError(strata->location(), Join(path, "strata"),
+                         absl::StrCat("needs at least one stratum; ", example));
     }
   }
-
-  // Loss terms.
-  {
-    auto loss = SubTable(root, "loss", "", true, "e.g. [loss.efe] plugin = \"efe_residual\"");
-    if (!loss.ok()) return loss.status();
-    if ((*loss)->fields().empty()) {
-      return ConfigError((*loss)->location(), "loss",
-                         "the experiment has no loss terms; add one, e.g. [loss.efe] plugin = "
-                         "\"efe_residual\"");
+  std::vector<std::pair<std::string, ConfigNode>> no_strata;
+  for (auto& [sname, snode_ref] : strata ? strata->mutable_fields() : no_strata) {
+    ConfigNode& snode = snode_ref;
+    const std::string spath = Join(Join(path, "strata"), sname);
+    if (!snode.is_table()) {
+      return ConfigError(snode.location(), spath,
+                         absl::StrCat("expected a table (count, t), got ", snode.ToText()));
     }
-    std::vector<std::string> domain_names;
-    for (const auto& d : exp.domains) domain_names.push_back(d.name);
-    for (auto& [name, node_ref] : (*loss)->mutable_fields()) {
-      ConfigNode& node = node_ref;
-      const std::string path = Join("loss", name);
-      if (!node.is_table()) {
-        return ConfigError(node.location(), path,
-                           absl::StrCat("expected a table (a loss term), got ", node.ToText()));
-      }
-      // The plugin decides which entry keys apply, so find it first.
-      const ConfigNode* plugin = node.Find("plugin");
-      const PluginEntry* entry =
-          plugin && plugin->kind() == ConfigNode::Kind::kString
-              ? registry.Find(PluginKind::kLoss, plugin->as_string())
-              : nullptr;
-      const bool is_constraint = entry && entry->loss_kind == LossKind::kConstraint;
-      const bool is_dataset = entry && entry->loss_kind == LossKind::kDataset;
-      const ParamSpecs& entry_specs = is_constraint ? ConstraintEntryParams()
-                                      : is_dataset  ? DatasetEntryParams()
-                                                    : ObjectiveEntryParams();
-      if (is_dataset && node.Find("domain")) {
-        return ConfigError(node.Find("domain")->key_location(), Join(path, "domain"),
-                           absl::StrCat("\"", entry->name,
-                                        "\" is a dataset term: it is evaluated once per step on "
-                                        "its data, not on a point domain; remove domain"));
-      }
-      // A constraint's handler is its `constraint` table (required); an
-      // objective or a dataset term may take a `weighting` (any handler).
-      const char* handler_key = is_constraint ? "constraint" : "weighting";
-      const char* wrong_key = is_constraint ? "weighting" : "constraint";
-      std::vector<std::string> entry_keys = Names(entry_specs);
-      entry_keys.push_back(handler_key);
-      if (entry && node.Find(wrong_key)) {
-        return ConfigError(
-            node.Find(wrong_key)->key_location(), Join(path, wrong_key),
-            is_constraint
-                ? absl::StrCat("\"", entry->name, "\" is a constraint: its handler is its constraint table (e.g. [",
-                               path, ".constraint] plugin = \"homoscedastic\"); a weighting is for objectives and "
-                               "dataset terms")
-                : absl::StrCat("\"", entry->name, "\" is ", is_dataset ? "a dataset term" : "an objective",
-                               ", not a constraint: it takes no constraint handler; scale it with weight, or give "
-                               "it a learned weighting with [", path, ".weighting] plugin = \"homoscedastic\""));
-      }
-      if (entry && is_constraint && node.Find("weight")) {
-        return ConfigError(node.Find("weight")->key_location(), Join(path, "weight"),
-                           absl::StrCat("\"", entry->name,
-                                        "\" is a constraint: its penalty is scaled by its "
-                                        "handler, e.g. constraint.weight"));
-      }
-      auto term = ValidatePlugin(node, PluginKind::kLoss, path, entry_keys, registry);
-      if (!term.ok()) return term.status();
-      std::vector<std::string> plugin_keys = Names(entry->params);
-      plugin_keys.push_back("plugin");
-      plugin_keys.push_back(handler_key);
-      auto core = ValidateTable(node, entry_specs, path, plugin_keys);
-      if (!core.ok()) return core.status();
-      LossSpec spec;
-      spec.name = name;
-      spec.kind = entry->loss_kind;
-      spec.term = *std::move(term);
-      if (!is_dataset) spec.domain = core->GetString("domain");
-      if (!is_dataset && std::find(domain_names.begin(), domain_names.end(), spec.domain) == domain_names.end()) {
-        std::string msg = absl::StrCat("unknown domain \"", spec.domain, "\"");
-        if (auto near = NearestName(spec.domain, domain_names)) {
-          absl::StrAppend(&msg, "; did you mean \"", *near, "\"?");
-        }
-        absl::StrAppend(&msg, domain_names.empty()
-                                  ? "; no domains are defined (add a [domains.NAME] table)"
-                                  : absl::StrCat(" known: ", absl::StrJoin(domain_names, ", ")));
-        return ConfigError(node.Find("domain")->location(), Join(path, "domain"), msg);
-      }
-      if (!is_constraint) spec.weight = core->GetDouble("weight");
-      if (!is_dataset) spec.handler_on_mean = core->GetString("handler_on") == "mean";
-      if (!is_constraint && spec.handler_on_mean && !node.Find(handler_key)) {
-        return ConfigError(node.Find("handler_on")->location(), Join(path, "handler_on"),
-                           absl::StrCat("\"mean\" gives the term's handler the domain mean, but \"", entry->name,
-                                        "\" has none; add [", path, ".weighting] or leave handler_on out"));
-      }
-      if (is_constraint || node.Find(handler_key)) {
-        auto handler_table = SubTable(
-            node, handler_key, path, true,
-            absl::StrCat("\"", entry->name, "\" is a constraint and needs a handler, e.g. [",
-                         path, ".constraint] plugin = \"soft_quadratic\"; known: ",
-                         absl::StrJoin(registry.Names(PluginKind::kConstraint), ", ")));
-        if (!handler_table.ok()) return handler_table.status();
-        auto handler = ValidatePlugin(**handler_table, PluginKind::kConstraint,
-                                      Join(path, handler_key), {}, registry);
-        if (!handler.ok()) return handler.status();
-        spec.handler = *std::move(handler);
-      }
-      exp.losses.push_back(std::move(spec));
-    }
+    LUMPY_ASSIGN_OR_RETURN(auto sp, ValidateTable(snode, StratumParams(), spath, {}));
+    LUMPY_RETURN_IF_ERROR(CheckInterval(snode, "t", spath, sp.GetDoubleList("t")));
+    d.strata.push_back({sname, sp.GetInt("count"), sp.GetDoubleList("t")[0],
+                        sp.GetDoubleList("t")[1]});
   }
+  ConfigNode* curriculum = node.Find("curriculum");
+  if (curriculum == nullptr) {
+    curriculum = &node.Set("curriculum", ConfigNode::Table(node.location()));
+    curriculum->Set("plugin", ConfigNode::String("uniform", node.location()));
+  } else if (!curriculum->is_table()) {
+    return ConfigError(curriculum->location(), Join(path, "curriculum"),
+                       absl::StrCat("expected a table, got ", curriculum->ToText()));
+  }
+  LUMPY_ASSIGN_OR_RETURN(d.curriculum, ValidatePlugin(*curriculum, PluginKind::kCurriculum,
+                                                      Join(path, "curriculum"), {}, registry));
+  return d;
+}
 
+// What a loss term's entry may hold depends on its plugin's kind: a
+// constraint takes a `constraint` handler and no weight, a dataset term no
+// domain, an objective or dataset term an optional `weighting`.
+struct EntryShape {
+  const PluginEntry* entry = nullptr;
+  bool is_constraint = false, is_dataset = false;
+  const ParamSpecs* specs = nullptr;
+  const char* handler_key = nullptr;
+  std::vector<std::string> keys;  // the entry's own keys and its handler's table
+};
+
+absl::StatusOr<EntryShape> ReadEntryShape(const std::string& path, const ConfigNode& node, Registry& registry) {
+  // The plugin decides which entry keys apply, so find it first.
+  const ConfigNode* plugin = node.Find("plugin");
+  const PluginEntry* entry =
+      plugin && plugin->kind() == ConfigNode::Kind::kString
+          ? registry.Find(PluginKind::kLoss, plugin->as_string())
+          : nullptr;
+  const bool is_constraint = entry && entry->loss_kind == LossKind::kConstraint;
+  const bool is_dataset = entry && entry->loss_kind == LossKind::kDataset;
+  const ParamSpecs& entry_specs = is_constraint ? ConstraintEntryParams()
+                                  : is_dataset  ? DatasetEntryParams()
+                                                : ObjectiveEntryParams();
+  if (is_dataset && node.Find("domain")) {
+    return ConfigError(node.Find("domain")->key_location(), Join(path, "domain"),
+                       absl::StrCat("\"", entry->name,
+                                    "\" is a dataset term: it is evaluated once per step on "
+                                    "its data, not on a point domain; remove domain"));
+  }
+  // A constraint's handler is its `constraint` table (required); an
+  // objective or a dataset term may take a `weighting` (any handler).
+  const char* handler_key = is_constraint ? "constraint" : "weighting";
+  const char* wrong_key = is_constraint ? "weighting" : "constraint";
+  std::vector<std::string> entry_keys = Names(entry_specs);
+  entry_keys.push_back(handler_key);
+  if (entry && node.Find(wrong_key)) {
+    return ConfigError(
+        node.Find(wrong_key)->key_location(), Join(path, wrong_key),
+        is_constraint
+            ? absl::StrCat("\"", entry->name, "\" is a constraint: its handler is its constraint table (e.g. [",
+                           path, ".constraint] plugin = \"homoscedastic\"); a weighting is for objectives and "
+                           "dataset terms")
+            : absl::StrCat("\"", entry->name, "\" is ", is_dataset ? "a dataset term" : "an objective",
+                           ", not a constraint: it takes no constraint handler; scale it with weight, or give "
+                           "it a learned weighting with [", path, ".weighting] plugin = \"homoscedastic\""));
+  }
+  if (entry && is_constraint && node.Find("weight")) {
+    return ConfigError(node.Find("weight")->key_location(), Join(path, "weight"),
+                       absl::StrCat("\"", entry->name,
+                                    "\" is a constraint: its penalty is scaled by its "
+                                    "handler, e.g. constraint.weight"));
+  }
+  EntryShape shape;
+  shape.entry = entry;
+  shape.is_constraint = is_constraint;
+  shape.is_dataset = is_dataset;
+  shape.specs = &entry_specs;
+  shape.handler_key = handler_key;
+  shape.keys = std::move(entry_keys);
+  return shape;
+}
+
+// One [loss.NAME] table: its term, entry keys and handler.
+absl::StatusOr<LossSpec> ReadLossTerm(const std::string& name, ConfigNode& node,
+                                      const std::vector<std::string>& domain_names, Registry& registry) {
+  const std::string path = Join("loss", name);
+  if (!node.is_table()) {
+    return ConfigError(node.location(), path,
+                       absl::StrCat("expected a table (a loss term), got ", node.ToText()));
+  }
+  LUMPY_ASSIGN_OR_RETURN(EntryShape shape, ReadEntryShape(path, node, registry));
+  const PluginEntry* entry = shape.entry;
+  const bool is_constraint = shape.is_constraint, is_dataset = shape.is_dataset;
+  const ParamSpecs& entry_specs = *shape.specs;
+  const char* handler_key = shape.handler_key;
+  LUMPY_ASSIGN_OR_RETURN(auto term, ValidatePlugin(node, PluginKind::kLoss, path, shape.keys, registry));
+  std::vector<std::string> plugin_keys = Names(entry->params);
+  plugin_keys.push_back("plugin");
+  plugin_keys.push_back(handler_key);
+  LUMPY_ASSIGN_OR_RETURN(auto core, ValidateTable(node, entry_specs, path, plugin_keys));
+  LossSpec spec;
+  spec.name = name;
+  spec.kind = entry->loss_kind;
+  spec.term = std::move(term);
+  if (!is_dataset) spec.domain = core.GetString("domain");
+  if (!is_dataset && std::find(domain_names.begin(), domain_names.end(), spec.domain) == domain_names.end()) {
+    std::string msg = absl::StrCat("unknown domain \"", spec.domain, "\"");
+    if (auto near = NearestName(spec.domain, domain_names)) {
+      absl::StrAppend(&msg, "; did you mean \"", *near, "\"?");
+    }
+    absl::StrAppend(&msg, domain_names.empty()
+                              ? "; no domains are defined (add a [domains.NAME] table)"
+                              : absl::StrCat(" known: ", absl::StrJoin(domain_names, ", ")));
+    return ConfigError(node.Find("domain")->location(), Join(path, "domain"), msg);
+  }
+  if (!is_constraint) spec.weight = core.GetDouble("weight");
+  if (!is_dataset) spec.handler_on_mean = core.GetString("handler_on") == "mean";
+  if (!is_constraint && spec.handler_on_mean && !node.Find(handler_key)) {
+    return ConfigError(node.Find("handler_on")->location(), Join(path, "handler_on"),
+                       absl::StrCat("\"mean\" gives the term's handler the domain mean, but \"", entry->name,
+                                    "\" has none; add [", path, ".weighting] or leave handler_on out"));
+  }
+  if (is_constraint || node.Find(handler_key)) {
+    LUMPY_ASSIGN_OR_RETURN(
+        ConfigNode * handler_table,
+        SubTable(node, handler_key, path, true,
+                 absl::StrCat("\"", entry->name, "\" is a constraint and needs a handler, e.g. [",
+                              path, ".constraint] plugin = \"soft_quadratic\"; known: ",
+                              absl::StrJoin(registry.Names(PluginKind::kConstraint), ", "))));
+    LUMPY_ASSIGN_OR_RETURN(spec.handler, ValidatePlugin(*handler_table, PluginKind::kConstraint,
+                                                        Join(path, handler_key), {}, registry));
+  }
+  return spec;
+}
+
+}  // namespace
+
+absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
+                                          const std::vector<std::string>& overrides,
+                                          PluginLoader& loader, Registry& registry) {
+  LUMPY_ASSIGN_OR_RETURN(ConfigNode root, LoadConfigTree(file));
+  root.set_location({file.string(), 1, 1});
+  for (const auto& o : overrides) {
+    LUMPY_RETURN_IF_ERROR(ApplyOverride(root, o));
+  }
+  LUMPY_RETURN_IF_ERROR(CheckEnabledFlags(root));
+  DropDisabled(root);
+
+  Experiment exp;
+  exp.file = file;
+  LUMPY_RETURN_IF_ERROR(ReadCoreSections(file, root, exp));
+  LUMPY_RETURN_IF_ERROR(LoadPluginPaths(root, loader));
+  {
+    LUMPY_ASSIGN_OR_RETURN(ConfigNode * model,
+                           SubTable(root, "model", "", true, "e.g. [model] plugin = \"siren\""));
+    LUMPY_ASSIGN_OR_RETURN(exp.model, ValidatePlugin(*model, PluginKind::kMetric, "model", {}, registry));
+  }
+  LUMPY_ASSIGN_OR_RETURN(ConfigNode * domains, SubTable(root, "domains", "", false));
+  std::vector<std::string> domain_names;
+  for (auto& [name, node] : domains->mutable_fields()) {
+    LUMPY_ASSIGN_OR_RETURN(DomainSpec domain, ReadDomain(name, node, registry));
+    exp.domains.push_back(std::move(domain));
+    domain_names.push_back(name);
+  }
+  LUMPY_ASSIGN_OR_RETURN(ConfigNode * loss,
+                         SubTable(root, "loss", "", true, "e.g. [loss.efe] plugin = \"efe_residual\""));
+  if (loss->fields().empty()) {
+    return ConfigError(loss->location(), "loss",
+                       "the experiment has no loss terms; add one, e.g. [loss.efe] plugin = "
+                       "\"efe_residual\"");
+  }
+  for (auto& [name, node] : loss->mutable_fields()) {
+    LUMPY_ASSIGN_OR_RETURN(LossSpec spec, ReadLossTerm(name, node, domain_names, registry));
+    exp.losses.push_back(std::move(spec));
+  }
   exp.resolved = root;
   return exp;
 }
@@ -755,24 +783,17 @@ absl::StatusOr<std::shared_ptr<T>> Build(const PluginSpec& spec) {
 
 absl::StatusOr<Components> Instantiate(const Experiment& exp) {
   Components c;
-  auto model = Build<MetricModel>(exp.model);
-  if (!model.ok()) return model.status();
-  c.model = *std::move(model);
+  LUMPY_ASSIGN_OR_RETURN(c.model, Build<MetricModel>(exp.model));
   for (const auto& d : exp.domains) {
-    auto w = Build<CurriculumWeighter>(d.curriculum);
-    if (!w.ok()) return w.status();
-    c.domains.push_back({&d, *std::move(w)});
+    LUMPY_ASSIGN_OR_RETURN(auto weighter, Build<CurriculumWeighter>(d.curriculum));
+    c.domains.push_back({&d, std::move(weighter)});
   }
   for (const auto& l : exp.losses) {
     LossComponent lc;
     lc.spec = &l;
-    auto term = Build<LossTerm>(l.term);
-    if (!term.ok()) return term.status();
-    lc.term = *std::move(term);
+    LUMPY_ASSIGN_OR_RETURN(lc.term, Build<LossTerm>(l.term));
     if (l.handler.entry != nullptr) {
-      auto h = Build<ConstraintHandler>(l.handler);
-      if (!h.ok()) return h.status();
-      lc.handler = *std::move(h);
+      LUMPY_ASSIGN_OR_RETURN(lc.handler, Build<ConstraintHandler>(l.handler));
     }
     c.losses.push_back(std::move(lc));
   }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "data/table.h"
+#include "lumpy/status_macros.h"
 
 namespace lumpy {
 
@@ -47,7 +48,7 @@ namespace {
 
 // Reads the covariance file: N, then N*N numbers.
 absl::StatusOr<torch::Tensor> ReadCovariance(const fs::path& file, int64_t rows_in_catalogue) {
-  if (auto st = CheckInputFile(file, InputKind::kCovariance, "covariance file"); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(CheckInputFile(file, InputKind::kCovariance, "covariance file"));
   std::ifstream in(file);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read the covariance file"));
   std::string token;
@@ -89,19 +90,17 @@ absl::StatusOr<torch::Tensor> ReadCovariance(const fs::path& file, int64_t rows_
 
 absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
                                                   const SupernovaOptions& options) {
-  auto table = TextTable::Read(file, TextTable::Separator::kWhitespace, "supernova catalogue");
-  if (!table.ok()) return table.status();
-  if (table->rows() == 0) {
+  LUMPY_ASSIGN_OR_RETURN(auto table, TextTable::Read(file, TextTable::Separator::kWhitespace, "supernova catalogue"));
+  if (table.rows() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no supernovae in the file"));
   }
   std::vector<std::string> wanted = {"CID", options.z_column, options.mu_column, options.sigma_column};
   if (options.drop_calibrators) wanted.push_back("IS_CALIBRATOR");
-  auto cols = table->Columns(wanted);
-  if (!cols.ok()) return cols.status();
+  LUMPY_ASSIGN_OR_RETURN(auto cols, table.Columns(wanted));
   int ra_col = -1, dec_col = -1;
-  for (size_t i = 0; i < table->header().size(); ++i) {
-    if (table->header()[i] == "RA") ra_col = static_cast<int>(i);
-    if (table->header()[i] == "DEC") dec_col = static_cast<int>(i);
+  for (size_t i = 0; i < table.header().size(); ++i) {
+    if (table.header()[i] == "RA") ra_col = static_cast<int>(i);
+    if (table.header()[i] == "DEC") dec_col = static_cast<int>(i);
   }
   const bool sky = ra_col >= 0 && dec_col >= 0;
 
@@ -109,42 +108,38 @@ absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
   cat.file = file.string();
   std::vector<double> z, mu, sigma, ra, dec;
   std::vector<int64_t> kept;
-  for (size_t row = 0; row < table->rows(); ++row) {
+  for (size_t row = 0; row < table.rows(); ++row) {
     double v[4];
     for (int k = 1; k < 4; ++k) {
-      auto x = table->Number(row, (*cols)[k]);
-      if (!x.ok()) return x.status();
-      v[k] = *x;
+      LUMPY_ASSIGN_OR_RETURN(auto x, table.Number(row, cols[k]));
+      v[k] = x;
     }
     if (v[3] <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(table->Where(row, (*cols)[3]),
+      return absl::InvalidArgumentError(absl::StrCat(table.Where(row, cols[3]),
                                                      ": an error must be positive, got ",
-                                                     table->Field(row, (*cols)[3])));
+                                                     table.Field(row, cols[3])));
     }
     double r = 0, d = 0;
     if (sky) {
-      auto a = table->Number(row, ra_col);
-      if (!a.ok()) return a.status();
-      auto b = table->Number(row, dec_col);
-      if (!b.ok()) return b.status();
-      if (*b < -90 || *b > 90) {
-        return absl::InvalidArgumentError(absl::StrCat(table->Where(row, dec_col),
+      LUMPY_ASSIGN_OR_RETURN(auto a, table.Number(row, ra_col));
+      LUMPY_ASSIGN_OR_RETURN(auto b, table.Number(row, dec_col));
+      if (b < -90 || b > 90) {
+        return absl::InvalidArgumentError(absl::StrCat(table.Where(row, dec_col),
                                                        ": a declination must lie in [-90, 90], got ",
-                                                       table->Field(row, dec_col)));
+                                                       table.Field(row, dec_col)));
       }
-      r = *a;
-      d = *b;
+      r = a;
+      d = b;
     }
     bool keep = v[1] > options.z_min && v[1] <= options.z_max;
     if (options.drop_calibrators) {
-      auto c = table->Number(row, (*cols)[4]);
-      if (!c.ok()) return c.status();
-      if (*c != 0) keep = false;
+      LUMPY_ASSIGN_OR_RETURN(auto c, table.Number(row, cols[4]));
+      if (c != 0) keep = false;
     }
     if (!keep) continue;
     kept.push_back(static_cast<int64_t>(row));
-    cat.names.push_back(table->Field(row, (*cols)[0]));
-    cat.lines.push_back(table->line(row));
+    cat.names.push_back(table.Field(row, cols[0]));
+    cat.lines.push_back(table.line(row));
     z.push_back(v[1]);
     mu.push_back(v[2]);
     sigma.push_back(v[3]);
@@ -165,22 +160,20 @@ absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
     cat.dec = torch::tensor(dec, f64);
   }
   if (!options.covariance.empty()) {
-    auto path = ResolveDataFile(options.covariance);
-    if (!path.ok()) return path.status();
-    auto full = ReadCovariance(*path, static_cast<int64_t>(table->rows()));
-    if (!full.ok()) return full.status();
+    LUMPY_ASSIGN_OR_RETURN(auto path, ResolveDataFile(options.covariance));
+    LUMPY_ASSIGN_OR_RETURN(auto full, ReadCovariance(path, static_cast<int64_t>(table.rows())));
     auto idx = torch::tensor(kept, torch::kLong);
-    auto c = full->index_select(0, idx).index_select(1, idx);
+    auto c = full.index_select(0, idx).index_select(1, idx);
     const double asym = (c - c.t()).abs().max().item<double>();
     if (asym > 1e-10 * c.abs().max().item<double>()) {
-      return absl::InvalidArgumentError(absl::StrCat(path->string(), ": the covariance is not symmetric (largest |C - C^T| = ",
+      return absl::InvalidArgumentError(absl::StrCat(path.string(), ": the covariance is not symmetric (largest |C - C^T| = ",
                                                      asym, ")"));
     }
     auto [l, info] = torch::linalg_cholesky_ex(c);
     const int64_t bad = info.item<int64_t>();
     if (bad > 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          path->string(), ": the covariance of the ", kept.size(),
+          path.string(), ": the covariance of the ", kept.size(),
           " selected supernovae is not positive definite (its leading minor of order ", bad,
           " is not positive; first failing supernova: ", cat.names[bad - 1], ", line ",
           cat.lines[bad - 1], " of ", file.string(), ")"));
@@ -206,28 +199,25 @@ torch::Tensor SupernovaCatalogue::Chi2(const torch::Tensor& residual) const {
 namespace lumpy {
 
 absl::StatusOr<BaoTable> LoadBao(const fs::path& file) {
-  auto table = TextTable::Read(file, TextTable::Separator::kComma, "BAO table");
-  if (!table.ok()) return table.status();
-  if (table->rows() == 0) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no rows"));
+  LUMPY_ASSIGN_OR_RETURN(auto table, TextTable::Read(file, TextTable::Separator::kComma, "BAO table"));
+  if (table.rows() == 0) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no rows"));
   const std::vector<std::string> names = {"z", "dm_over_rd", "dm_err", "dh_over_rd", "dh_err", "corr"};
-  auto cols = table->Columns(names);
-  if (!cols.ok()) return cols.status();
+  LUMPY_ASSIGN_OR_RETURN(auto cols, table.Columns(names));
   std::vector<std::vector<double>> v(names.size());
-  for (size_t row = 0; row < table->rows(); ++row) {
+  for (size_t row = 0; row < table.rows(); ++row) {
     for (size_t k = 0; k < names.size(); ++k) {
-      const int col = (*cols)[k];
-      auto x = table->Number(row, col);
-      if (!x.ok()) return x.status();
+      const int col = cols[k];
+      LUMPY_ASSIGN_OR_RETURN(auto x, table.Number(row, col));
       const bool positive = k < 5;  // all but the correlation
-      if (positive && !(*x > 0)) {
+      if (positive && !(x > 0)) {
         return absl::InvalidArgumentError(
-            absl::StrCat(table->Where(row, col), ": must be positive, got ", table->Field(row, col)));
+            absl::StrCat(table.Where(row, col), ": must be positive, got ", table.Field(row, col)));
       }
-      if (k == 5 && !(std::abs(*x) < 1)) {
+      if (k == 5 && !(std::abs(x) < 1)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            table->Where(row, col), ": a correlation must lie in (-1, 1), got ", table->Field(row, col)));
+            table.Where(row, col), ": a correlation must lie in (-1, 1), got ", table.Field(row, col)));
       }
-      v[k].push_back(*x);
+      v[k].push_back(x);
     }
   }
   BaoTable out;

@@ -5,17 +5,21 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <string_view>
+#include <unordered_map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "lumpy/status_macros.h"
 
 namespace lumpy {
 
 absl::StatusOr<TextTable> TextTable::Read(const std::filesystem::path& file, Separator separator,
                                           const std::string& what) {
-  if (auto st = CheckInputFile(file, InputKind::kTable, what); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(CheckInputFile(file, InputKind::kTable, what));
   std::ifstream in(file);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read the ", what));
   TextTable t;
@@ -25,6 +29,8 @@ absl::StatusOr<TextTable> TextTable::Read(const std::filesystem::path& file, Sep
   int64_t line_no = 0;
   while (std::getline(in, text)) {
     ++line_no;
+    // A UTF-8 byte-order mark, as spreadsheets write one: not part of the header.
+    if (line_no == 1 && absl::StartsWith(text, "\xEF\xBB\xBF")) text.erase(0, 3);
     absl::string_view view = absl::StripAsciiWhitespace(text);
     if (view.empty() || view[0] == '#') continue;
     std::vector<std::string> fields;
@@ -38,6 +44,19 @@ absl::StatusOr<TextTable> TextTable::Read(const std::filesystem::path& file, Sep
       }
     }
     if (t.header_.empty()) {
+      std::unordered_map<std::string_view, size_t> seen;
+      for (size_t i = 0; i < fields.size(); ++i) {
+        if (fields[i].empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(t.file_, ":", line_no, ": field ", i + 1, " of the header has no name"));
+        }
+        auto [at, fresh] = seen.emplace(fields[i], i);
+        if (!fresh) {
+          return absl::InvalidArgumentError(absl::StrCat(t.file_, ":", line_no, ": the header names column ",
+                                                         fields[i], " twice (fields ", at->second + 1,
+                                                         " and ", i + 1, ")"));
+        }
+      }
       t.header_ = std::move(fields);
       t.header_line_ = line_no;
       continue;

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "lumpy/plugin.h"
+#include "lumpy/status_macros.h"
 
 namespace lumpy {
 
@@ -50,7 +51,7 @@ fs::path PluginLoader::DefaultPluginDirectory() {
 absl::Status PluginLoader::LoadDefaults() {
   fs::path dir = DefaultPluginDirectory();
   if (fs::is_directory(dir)) {
-    if (auto st = LoadPath(dir); !st.ok()) return st;
+    LUMPY_RETURN_IF_ERROR(LoadPath(dir));
   }
   if (const char* env = std::getenv("LUMPY_PLUGIN_PATH")) {
     for (absl::string_view entry : absl::StrSplit(env, ':', absl::SkipEmpty())) {
@@ -79,7 +80,7 @@ absl::Status PluginLoader::LoadPath(const fs::path& path) {
     }
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
-      if (auto st = LoadLibrary(f); !st.ok()) return st;
+      LUMPY_RETURN_IF_ERROR(LoadLibrary(f));
     }
     return absl::OkStatus();
   }
@@ -145,7 +146,7 @@ absl::Status PluginLoader::LoadLibrary(const fs::path& file) {
   if (loaded_.count(canonical)) return absl::OkStatus();
   const std::string where = file.string();
 
-  if (auto st = CheckElf(file); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(CheckElf(file));
   boost::dll::shared_library lib;
   try {
     lib.load(boost::dll::fs::path(canonical), boost::dll::load_mode::rtld_lazy |

@@ -17,6 +17,7 @@
 #include "lumpy/geometry.h"
 #include "train/checkpoint.h"
 #include "train/point_set_context.h"
+#include "lumpy/status_macros.h"
 
 namespace lumpy {
 
@@ -39,23 +40,20 @@ std::string Lines(const std::vector<int64_t>& lines, size_t most = 8) {
 absl::StatusOr<torch::Tensor> ReadPointsCsv(const fs::path& file,
                                             const torch::TensorOptions& options,
                                             std::vector<int64_t>* lines) {
-  auto table = TextTable::Read(file, TextTable::Separator::kComma, "points file");
-  if (!table.ok()) return table.status();
+  LUMPY_ASSIGN_OR_RETURN(auto table, TextTable::Read(file, TextTable::Separator::kComma, "points file"));
   lines->clear();
-  if (table->header().empty() || table->rows() == 0) {
+  if (table.header().empty() || table.rows() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         file.string(), ": no points (expected a header t,x,y,z and one row per point)"));
   }
-  auto columns = table->Columns({"t", "x", "y", "z"});
-  if (!columns.ok()) return columns.status();
+  LUMPY_ASSIGN_OR_RETURN(auto columns, table.Columns({"t", "x", "y", "z"}));
   std::vector<double> values;
-  for (size_t row = 0; row < table->rows(); ++row) {
-    for (int c : *columns) {
-      auto v = table->Number(row, c);
-      if (!v.ok()) return v.status();
-      values.push_back(*v);
+  for (size_t row = 0; row < table.rows(); ++row) {
+    for (int c : columns) {
+      LUMPY_ASSIGN_OR_RETURN(auto v, table.Number(row, c));
+      values.push_back(v);
     }
-    lines->push_back(table->line(row));
+    lines->push_back(table.line(row));
   }
   return torch::tensor(values, torch::TensorOptions().dtype(torch::kFloat64))
       .view({-1, 4})
@@ -113,11 +111,10 @@ absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
                         const fs::path& out, const torch::TensorOptions& options,
                         std::string* warning) {
   std::vector<int64_t> lines;
-  auto points = ReadPointsCsv(in, options, &lines);
-  if (!points.ok()) return points.status();
+  LUMPY_ASSIGN_OR_RETURN(auto points, ReadPointsCsv(in, options, &lines));
   {
     torch::NoGradGuard no_grad;
-    auto inside = model.in_domain(*points).to(torch::kCPU);
+    auto inside = model.in_domain(points).to(torch::kCPU);
     std::vector<int64_t> outside;
     for (int64_t i = 0; i < inside.size(0); ++i) {
       if (!inside[i].item<bool>()) outside.push_back(lines[i]);
@@ -129,7 +126,7 @@ absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
     }
   }
   std::vector<int64_t> non_finite;
-  if (auto st = WriteProbeCsv(model, efe, *points, out, &non_finite); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(WriteProbeCsv(model, efe, points, out, &non_finite));
   if (!non_finite.empty()) {
     for (auto& row : non_finite) row = lines[row];
     *warning = absl::StrCat(in.string(), ": the geometry is not finite at ", non_finite.size(),
@@ -159,10 +156,10 @@ absl::Status LoadModuleState(torch::nn::Module& module, torch::serialize::InputA
     return absl::OkStatus();
   };
   for (auto& p : module.named_parameters(/*recurse=*/false)) {
-    if (auto st = copy(p.key(), p.value(), false); !st.ok()) return st;
+    LUMPY_RETURN_IF_ERROR(copy(p.key(), p.value(), false));
   }
   for (auto& b : module.named_buffers(/*recurse=*/false)) {
-    if (auto st = copy(b.key(), b.value(), true); !st.ok()) return st;
+    LUMPY_RETURN_IF_ERROR(copy(b.key(), b.value(), true));
   }
   for (auto& child : module.named_children()) {
     torch::serialize::InputArchive sub;

@@ -129,7 +129,15 @@ std::string ExperimentFingerprint(const Experiment& exp) {
 absl::StatusOr<std::unique_ptr<RunFolderLock>> RunFolderLock::Acquire(const fs::path& run_dir) {
   std::error_code ec;
   fs::create_directories(run_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create run folder ", run_dir.string(), ": ", ec.message()));
+  if (ec) {
+    const std::string message =
+        absl::StrCat("cannot create run folder ", run_dir.string(), ": ", ec.message());
+    // A file where the folder should be is the user's to fix (exit 2), not a run-time failure.
+    if (ec == std::errc::not_a_directory || ec == std::errc::file_exists) {
+      return absl::InvalidArgumentError(absl::StrCat(message, " (a file is in the way; choose another --out)"));
+    }
+    return absl::InternalError(message);
+  }
   const fs::path file = run_dir / ".lock";
   const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return absl::InternalError(absl::StrCat("cannot open ", file.string(), ": ", std::strerror(errno)));

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/threads.h"
@@ -29,6 +30,7 @@
 #include "train/progress.h"
 #include "train/schedule.h"
 #include "train/state.h"
+#include "lumpy/status_macros.h"
 
 namespace lumpy {
 
@@ -301,6 +303,7 @@ class Session {
   nlohmann::json previous_summary_;
   nlohmann::json best_checkpoint_;
   std::vector<double> last_row_;
+  bool finish_only_ = false;  // resumed at its last step: only the summary is missing
   int64_t points_per_step_ = 0;
   Timing timing_;
   std::chrono::steady_clock::time_point start_;
@@ -581,6 +584,12 @@ absl::Status Session::PrepareMetricsForResume(const fs::path& file) {
     if (step < loop_.next_step) {
       absl::StrAppend(&kept, line, "\n");
       resumed_wall_time_ = std::atof(line.substr(line.rfind(',') + 1).c_str());
+      if (step + 1 == loop_.next_step) {  // the checkpoint's own row: the summary's "final"
+        last_row_.clear();
+        for (absl::string_view field : absl::StrSplit(line, ',')) {
+          last_row_.push_back(std::atof(std::string(field).c_str()));
+        }
+      }
     }
   }
   return WriteAtomically(file, absl::StrCat(header, "\n", kept));
@@ -588,15 +597,20 @@ absl::Status Session::PrepareMetricsForResume(const fs::path& file) {
 
 // Resume: everything is checked before anything in the folder changes.
 absl::Status Session::PrepareResume() {
-  if (auto st = LoadCheckpoint(checkpoints_ / "latest.pt"); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(LoadCheckpoint(checkpoints_ / "latest.pt"));
   const int64_t steps = exp_.runtime.GetInt("steps");
-  if (loop_.next_step >= steps) {
+  std::ifstream prev(run_dir_ / "summary.json");
+  if (prev) previous_summary_ = nlohmann::json::parse(prev, nullptr, false);
+  // A run killed after its last step's checkpoint but before its summary (or
+  // whose summary says it failed there) is finished here: no step is run,
+  // model.pt and summary.json are written as an unbroken run would have.
+  const bool summarised = previous_summary_.is_object() && !previous_summary_.contains("error");
+  finish_only_ = loop_.next_step == steps && !summarised;
+  if (loop_.next_step >= steps && !finish_only_) {
     return absl::InvalidArgumentError(absl::StrCat(
         run_dir_.string(), ": the checkpoint is at step ", loop_.next_step,
         " and runtime.steps is ", steps, "; give a larger total with --steps"));
   }
-  std::ifstream prev(run_dir_ / "summary.json");
-  if (prev) previous_summary_ = nlohmann::json::parse(prev, nullptr, false);
   if (previous_summary_.is_object() && previous_summary_.contains("best_checkpoint")) {
     best_checkpoint_ = previous_summary_["best_checkpoint"];
   }
@@ -624,7 +638,7 @@ absl::Status Session::OpenRunFolder() {
 }
 
 absl::Status Session::Prepare() {
-  if (auto st = CheckTrainable(exp_, c_); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(CheckTrainable(exp_, c_));
   tensor_options_ = RuntimeOptions(exp_);
   MetricModel& model = *c_.model;
   model.to(tensor_options_.device(), tensor_options_.dtype().toScalarType());
@@ -645,7 +659,7 @@ absl::Status Session::Prepare() {
     best_step_ = std::make_unique<BestStep>(checkpoints_ / "best_step.pt", physical_, exp_.model.entry->name);
   }
   if (options_.resume) {
-    if (auto st = PrepareResume(); !st.ok()) return st;
+    LUMPY_RETURN_IF_ERROR(PrepareResume());
   }
   return OpenRunFolder();
 }
@@ -705,7 +719,7 @@ absl::StatusOr<TermShare> Session::EvaluateTerm(const LossComponent& l, StepCont
   double term_value = value.value.item<double>();
   share.row.push_back(term_value);
   const std::string who_term = absl::StrCat("loss term \"", spec.name, "\" (", spec.term.entry->name, ")");
-  if (auto st = AppendTelemetry(l.term->telemetry(), spec.name, who_term, column, &share.row); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(AppendTelemetry(l.term->telemetry(), spec.name, who_term, column, &share.row));
   // What the handler or the loss sees: a constraint's violation as it is; an
   // objective or dataset term times its weight.
   torch::Tensor input = dataset ? spec.weight * value.value.reshape({1})
@@ -720,7 +734,7 @@ absl::StatusOr<TermShare> Session::EvaluateTerm(const LossComponent& l, StepCont
     const double penalty = applied->penalty.total.item<double>();
     share.row.push_back(penalty);
     const std::string who = absl::StrCat("the handler of loss term \"", spec.name, "\" (", spec.handler.entry->name, ")");
-    if (auto st = AppendTelemetry(l.handler->telemetry(), spec.name, who, column, &share.row); !st.ok()) return st;
+    LUMPY_RETURN_IF_ERROR(AppendTelemetry(l.handler->telemetry(), spec.name, who, column, &share.row));
     if (std::isfinite(term_value) && !std::isfinite(penalty)) term_value = penalty;
     share.handler_input = applied->input;
     if (dataset) {
@@ -762,13 +776,12 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
   torch::Tensor direct;  // dataset terms and the like, past the curricula
   for (size_t i = 0; i < c_.losses.size(); ++i) {
     const int di = domain_of_[i];
-    auto share = EvaluateTerm(c_.losses[i], di >= 0 ? *contexts[di] : dataset_context, step, out.row.size());
-    if (!share.ok()) return share.status();
-    out.row.insert(out.row.end(), share->row.begin(), share->row.end());
-    WarnOnJump(i, share->row.front(), step);
-    out.handler_inputs[i] = share->handler_input;
-    if (share->per_point.defined()) add(sums[di], share->per_point);
-    if (share->direct.defined()) add(direct, share->direct);
+    LUMPY_ASSIGN_OR_RETURN(auto share, EvaluateTerm(c_.losses[i], di >= 0 ? *contexts[di] : dataset_context, step, out.row.size()));
+    out.row.insert(out.row.end(), share.row.begin(), share.row.end());
+    WarnOnJump(i, share.row.front(), step);
+    out.handler_inputs[i] = share.handler_input;
+    if (share.per_point.defined()) add(sums[di], share.per_point);
+    if (share.direct.defined()) add(direct, share.direct);
   }
   if (recorder) {
     rays_ = recorder->positions();
@@ -787,7 +800,7 @@ absl::StatusOr<StepLoss> Session::ComputeLoss(int64_t step) {
   for (const auto& d : c_.domains) {
     std::vector<double> values;
     const std::string who = absl::StrCat("the curriculum of domain \"", d.spec->name, "\" (", d.spec->curriculum.entry->name, ")");
-    if (auto st = AppendTelemetry(d.weighter->telemetry(), d.spec->name, who, out.row.size(), &values); !st.ok()) return st;
+    LUMPY_RETURN_IF_ERROR(AppendTelemetry(d.weighter->telemetry(), d.spec->name, who, out.row.size(), &values));
     out.row.insert(out.row.end(), values.begin(), values.end());
   }
   // Physical scalars as this step's loss used them.
@@ -870,13 +883,12 @@ std::string Session::StopReason(int64_t step, double loss) const {
 }
 
 absl::Status Session::Run() {
-  auto lock = RunFolderLock::Acquire(run_dir_);
-  if (!lock.ok()) return lock.status();
+  LUMPY_ASSIGN_OR_RETURN(auto lock, RunFolderLock::Acquire(run_dir_));
   if (!options_.resume && fs::exists(run_dir_ / "metrics.csv")) {
     return absl::InvalidArgumentError(absl::StrCat(
         run_dir_.string(), ": already holds a run; choose another --out (runs are never overwritten)"));
   }
-  if (auto st = Prepare(); !st.ok()) return st;
+  LUMPY_RETURN_IF_ERROR(Prepare());
   const int64_t steps = exp_.runtime.GetInt("steps");
   const int64_t every = exp_.telemetry.GetInt("every");
   const int64_t checkpoint_every = exp_.checkpoint.GetInt("every");
@@ -945,7 +957,7 @@ absl::Status Session::Run() {
 absl::Status Session::Finish(const Ending& ending_in) {
   Ending ending = ending_in;
   bool failed = !ending.failure.ok();
-  if (!failed && loop_.next_step > first_step_) {
+  if (!failed && (loop_.next_step > first_step_ || finish_only_)) {
     ending.failure = SaveCheckpoint(loop_.next_step - 1, /*certify=*/ending.interrupted.empty());
     if (ending.failure.ok()) {
       torch::serialize::OutputArchive archive;
@@ -975,6 +987,7 @@ absl::Status Session::Finish(const Ending& ending_in) {
   if (!failed && ending.interrupted.empty() && exp_.certify.GetInt("points") > 0) {
     summary["held_out"] = HeldOut(&summary);
   }
+  FaultPoint("kill-before-summary", loop_.next_step - 1);
   if (auto st = WriteAtomically(run_dir_ / "summary.json", summary.dump(2) + "\n"); !st.ok()) {
     if (!failed) return st;
     return absl::Status(ending.failure.code(), absl::StrCat(ending.failure.message(), "; ", st.message()));

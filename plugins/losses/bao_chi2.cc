@@ -13,6 +13,7 @@
 #include "lumpy/ray_tracer.h"
 #include "lumpy/supernovae.h"
 #include "lumpy/sky_rays.h"
+#include "lumpy/status_macros.h"
 
 namespace {
 
@@ -95,9 +96,8 @@ absl::Status Register(lumpy::Registry& registry) {
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
         auto path = lumpy::ResolveDataFile(p.GetString("data"));
         if (!path.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", path.status().message()));
-        auto table = lumpy::LoadBao(*path);
-        if (!table.ok()) return table.status();
-        return std::make_shared<BaoChi2>(p, *std::move(table));
+        LUMPY_ASSIGN_OR_RETURN(auto table, lumpy::LoadBao(*path));
+        return std::make_shared<BaoChi2>(p, std::move(table));
       });
 }
 

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lumpy/lumpy.h"
+#include "lumpy/status_macros.h"
 
 namespace {
 
@@ -94,7 +95,7 @@ absl::Status Register(lumpy::Registry& registry) {
           },
       }),
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
-        if (auto st = lumpy::PhysicalScalar::Check(p, "omega_m"); !st.ok()) return st;
+        LUMPY_RETURN_IF_ERROR(lumpy::PhysicalScalar::Check(p, "omega_m"));
         return std::make_shared<EfeResidual>(p);
       });
 }

@@ -22,6 +22,7 @@
 #include "lumpy/ray_tracer.h"
 #include "lumpy/sky_rays.h"
 #include "lumpy/supernovae.h"
+#include "lumpy/status_macros.h"
 
 namespace {
 
@@ -105,19 +106,18 @@ absl::Status Register(lumpy::Registry& registry) {
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
         auto path = lumpy::ResolveDataFile(p.GetString("data"));
         if (!path.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", path.status().message()));
-        auto cat = lumpy::LoadSupernovae(*path, lumpy::rays::SupernovaSelection(p));
-        if (!cat.ok()) return cat.status();
+        LUMPY_ASSIGN_OR_RETURN(auto cat, lumpy::LoadSupernovae(*path, lumpy::rays::SupernovaSelection(p)));
         if (p.GetString("interpolation") == "reference" && p.GetString("mode") != "reference") {
           return absl::InvalidArgumentError(
               "interpolation: \"reference\" is the reference implementation's read-out of its one "
               "ray along +x (d_L = (1+z) x coordinate radius); it needs mode = \"reference\"");
         }
-        if (p.GetString("mode") == "physical" && !cat->ra.defined()) {
+        if (p.GetString("mode") == "physical" && !cat.ra.defined()) {
           return absl::InvalidArgumentError(absl::StrCat(
-              cat->file, ": mode = \"physical\" traces rays along the supernovae's sky "
+              cat.file, ": mode = \"physical\" traces rays along the supernovae's sky "
               "directions, but the file has no RA and DEC columns"));
         }
-        return std::make_shared<SupernovaChi2>(p, *std::move(cat));
+        return std::make_shared<SupernovaChi2>(p, std::move(cat));
       });
 }
 

@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "lumpy/lumpy.h"
+#include "lumpy/status_macros.h"
 
 namespace {
 
@@ -135,7 +136,7 @@ absl::Status Register(lumpy::Registry& registry) {
       }),
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::MetricModel>> {
         for (const char* name : {"h0", "omega_m"}) {
-          if (auto st = lumpy::PhysicalScalar::Check(p, name); !st.ok()) return st;
+          LUMPY_RETURN_IF_ERROR(lumpy::PhysicalScalar::Check(p, name));
         }
         if (p.GetBool("omega_m_trainable") && p.GetString("scale_factor") != "lcdm") {
           return absl::InvalidArgumentError(

@@ -1,6 +1,7 @@
 #include "power_law.h"
 
 #include <algorithm>
+#include "lumpy/status_macros.h"
 
 namespace power_law {
 namespace {
@@ -61,7 +62,7 @@ absl::Status Register(lumpy::Registry& registry) {
               {0.2, 3.0}, 100.0),
       }),
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::MetricModel>> {
-        if (auto st = lumpy::PhysicalScalar::Check(p, "p"); !st.ok()) return st;
+        LUMPY_RETURN_IF_ERROR(lumpy::PhysicalScalar::Check(p, "p"));
         return std::make_shared<PowerLaw>(p);
       });
 }
