@@ -86,6 +86,33 @@ absl::StatusOr<torch::Tensor> ReadCovariance(const fs::path& file, int64_t rows_
   return torch::tensor(values, torch::kFloat64).view({n, n});
 }
 
+// The Cholesky factor of the covariance file's block for the `kept` rows of a
+// catalogue of `rows` rows (symmetric and positive definite, or refused
+// naming the first failing supernova).
+absl::StatusOr<torch::Tensor> SelectedCholesky(const std::string& covariance, int64_t rows,
+                                               const std::vector<int64_t>& kept,
+                                               const SupernovaCatalogue& cat) {
+  LUMPY_ASSIGN_OR_RETURN(auto path, ResolveDataFile(covariance));
+  LUMPY_ASSIGN_OR_RETURN(auto full, ReadCovariance(path, rows));
+  auto idx = torch::tensor(kept, torch::kLong);
+  auto c = full.index_select(0, idx).index_select(1, idx);
+  const double asym = (c - c.t()).abs().max().item<double>();
+  if (asym > 1e-10 * c.abs().max().item<double>()) {
+    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": the covariance is not symmetric (largest |C - C^T| = ",
+                                                   asym, ")"));
+  }
+  auto [l, info] = torch::linalg_cholesky_ex(c);
+  const int64_t bad = info.item<int64_t>();
+  if (bad > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path.string(), ": the covariance of the ", kept.size(),
+        " selected supernovae is not positive definite (its leading minor of order ", bad,
+        " is not positive; first failing supernova: ", cat.names[bad - 1], ", line ",
+        cat.lines[bad - 1], " of ", cat.file, ")"));
+  }
+  return l;
+}
+
 }  // namespace
 
 absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
@@ -160,25 +187,8 @@ absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
     cat.dec = torch::tensor(dec, f64);
   }
   if (!options.covariance.empty()) {
-    LUMPY_ASSIGN_OR_RETURN(auto path, ResolveDataFile(options.covariance));
-    LUMPY_ASSIGN_OR_RETURN(auto full, ReadCovariance(path, static_cast<int64_t>(table.rows())));
-    auto idx = torch::tensor(kept, torch::kLong);
-    auto c = full.index_select(0, idx).index_select(1, idx);
-    const double asym = (c - c.t()).abs().max().item<double>();
-    if (asym > 1e-10 * c.abs().max().item<double>()) {
-      return absl::InvalidArgumentError(absl::StrCat(path.string(), ": the covariance is not symmetric (largest |C - C^T| = ",
-                                                     asym, ")"));
-    }
-    auto [l, info] = torch::linalg_cholesky_ex(c);
-    const int64_t bad = info.item<int64_t>();
-    if (bad > 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path.string(), ": the covariance of the ", kept.size(),
-          " selected supernovae is not positive definite (its leading minor of order ", bad,
-          " is not positive; first failing supernova: ", cat.names[bad - 1], ", line ",
-          cat.lines[bad - 1], " of ", file.string(), ")"));
-    }
-    cat.covariance_cholesky = l;
+    LUMPY_ASSIGN_OR_RETURN(cat.covariance_cholesky,
+                           SelectedCholesky(options.covariance, static_cast<int64_t>(table.rows()), kept, cat));
   }
   return cat;
 }
