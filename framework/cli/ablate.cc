@@ -168,21 +168,23 @@ absl::StatusOr<Sweep> ReadSweep(const fs::path& dir) {
 }
 
 // Every variant, validated before anything runs. 0 or an exit status.
-int PlanSweep(const AblateOptions& o, Sweep* sweep) {
-  if (o.varies.empty()) {
-    std::cerr << "--vary: give at least one, e.g. --vary loss.wec.constraint.plugin=linear,augmented_lagrangian" << std::endl;
-    return kConfig;
-  }
-  // The grid of assignments.
-  std::vector<std::pair<std::string, std::vector<std::string>>> axes;
-  for (const auto& v : o.varies) {
+// --vary KEY=V1,V2,... as (KEY, [V1, V2, ...]) axes; false (with the
+// message printed) for a malformed one.
+using Axes = std::vector<std::pair<std::string, std::vector<std::string>>>;
+bool ParseAxes(const std::vector<std::string>& varies, Axes* axes) {
+  for (const auto& v : varies) {
     const size_t eq = v.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
       std::cerr << "--vary " << v << ": expected KEY=V1,V2,... e.g. --vary optimizer.lr=1e-4,1e-3" << std::endl;
-      return kConfig;
+      return false;
     }
-    axes.push_back({v.substr(0, eq), SplitValues(v.substr(eq + 1))});
+    axes->push_back({v.substr(0, eq), SplitValues(v.substr(eq + 1))});
   }
+  return true;
+}
+
+// Every combination of one value per axis, as KEY=V assignments in axis order.
+std::vector<std::vector<std::string>> Grid(const Axes& axes) {
   std::vector<std::vector<std::string>> grid = {{}};
   for (const auto& [key, values] : axes) {
     std::vector<std::vector<std::string>> next;
@@ -195,6 +197,17 @@ int PlanSweep(const AblateOptions& o, Sweep* sweep) {
     }
     grid = next;
   }
+  return grid;
+}
+
+int PlanSweep(const AblateOptions& o, Sweep* sweep) {
+  if (o.varies.empty()) {
+    std::cerr << "--vary: give at least one, e.g. --vary loss.wec.constraint.plugin=linear,augmented_lagrangian" << std::endl;
+    return kConfig;
+  }
+  Axes axes;
+  if (!ParseAxes(o.varies, &axes)) return kConfig;
+  const std::vector<std::vector<std::string>> grid = Grid(axes);
   // Validate every variant before anything runs.
   Registry registry;
   PluginLoader loader(registry);
