@@ -33,10 +33,25 @@ KMS_PER_UNIT = 299792.458 / 1000.0  # one H unit in km/s/Mpc
 
 
 def read_csv(path):
-    """Header and columns (floats; non-numbers as NaN; strings kept in raw)."""
+    """Header and columns (floats; non-numbers as NaN; strings kept in raw).
+
+    A row with another number of fields than the header, or a last line
+    without its newline (a write that did not finish, e.g. a run killed
+    mid-row), is dropped with a warning, never drawn as data."""
     with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    header, body = rows[0], rows[1:]
+        text = f.read()
+    rows = list(csv.reader(text.splitlines()))
+    header, body = rows[0], []
+    unfinished = len(rows) - 1 if text and not text.endswith("\n") and len(rows) > 1 else -1
+    for i, r in enumerate(rows[1:], start=1):
+        if not r:
+            continue
+        if len(r) != len(header) or i == unfinished:
+            print(f"warning: {path}:{i + 1}: dropped a row with {len(r)} of its {len(header)} fields"
+                  f"{'' if i != unfinished else ' and no line end'} (a write that did not finish)",
+                  file=sys.stderr)
+            continue
+        body.append(r)
     cols, raw = {}, {}
     for j, name in enumerate(header):
         vals = []

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -196,6 +197,15 @@ TEST_F(ReportTest, FiguresAndCurriculumWeightsOfATrainedNetwork) {
     EXPECT_NEAR(nb["H_mean"][i], h_mean, 1e-9 * std::max(1.0, std::abs(h_mean))) << i;
   }
   EXPECT_TRUE(fs::exists(dir_ / "run/report/worldline_notebook.png"));
+
+  // A truncated last row of metrics.csv (a run killed mid-write) is dropped
+  // with a warning, never drawn: losses.csv keeps the rows it had.
+  const std::string losses = testing::ReadFile(dir_ / "run/report/losses.csv");
+  { std::ofstream(dir_ / "run/metrics.csv", std::ios::app) << "30,0.12"; }
+  auto truncated = testing::RunLumpy("report run --grid 11 --worldline 51", dir_);
+  ASSERT_EQ(truncated.exit_code, 0) << truncated.err;
+  EXPECT_NE(truncated.err.find("metrics.csv:32: dropped a row with 2 of its"), std::string::npos) << truncated.err;
+  EXPECT_EQ(testing::ReadFile(dir_ / "run/report/losses.csv"), losses);
 }
 
 // `lumpy certify` on a checkpoint of a finished run: the same certificate
