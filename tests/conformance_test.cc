@@ -56,7 +56,7 @@ const std::vector<Variant>& Handlers() {
 }
 
 const std::vector<Variant>& Curricula() {
-  static const std::vector<Variant> v = {{"uniform", {}}, {"spatial_weight_net", {}}};
+  static const std::vector<Variant> v = {{"uniform", {}}, {"spatial_weight_net", {}}, {"spatial_weight_net", {{"w_min", -4.0}}}};
   return v;
 }
 

@@ -294,6 +294,37 @@ TEST(Curricula, SpatialWeightNetReducesAsPartThree) {
   EXPECT_NEAR(t["mean_weight"], std::exp(-0.8), 1e-15);
 }
 
+// Where the loss vanishes (l = 1e-12, a constraint that holds exactly) the
+// reduction's minimum W = 1/2 log l = -13.8 pulls W down without end: the
+// part-5 wreck (factor e^(-2W) ~ 1e15 by step 27,000). With w_min = -2 the
+// trained W stays above the bound, the factor below e^4, and when the loss
+// returns (l = 1) W rises again towards its minimum at 0.
+TEST(Curricula, SpatialWeightNetLowerBoundCapsTheFactor) {
+  auto x = torch::rand({64, 4}, torch::kFloat64) * 2 - 1;
+  auto train = [&](CurriculumWeighter& w, double l, int steps) {
+    torch::optim::Adam adam(w.parameters(), torch::optim::AdamOptions(0.05));
+    for (int i = 0; i < steps; ++i) {
+      adam.zero_grad();
+      w.reduce(x, torch::full({64}, l, torch::kFloat64)).backward();
+      adam.step();
+    }
+    const auto telemetry = w.telemetry();
+    return std::map<std::string, double>(telemetry.begin(), telemetry.end());
+  };
+  torch::manual_seed(3);
+  auto free = MakeBuiltIn<CurriculumWeighter>("spatial_weight_net");
+  free->to(torch::kFloat64);
+  EXPECT_LT(train(*free, 1e-12, 600)["mean_w"], -4.0);
+  torch::manual_seed(3);
+  auto bounded = MakeBuiltIn<CurriculumWeighter>("spatial_weight_net", {{"w_min", -2.0}});
+  bounded->to(torch::kFloat64);
+  auto t = train(*bounded, 1e-12, 600);
+  EXPECT_GT(t["mean_w"], -2.0);
+  EXPECT_LT(t["mean_w"], -1.5);
+  EXPECT_LE(t["mean_weight"], std::exp(4.0));
+  EXPECT_GT(train(*bounded, 1.0, 600)["mean_w"], -0.5);
+}
+
 // Kasner a_i = t^p_i: H_i = p_i / t and sigma^2 = 1/2 sum (H_i - theta/3)^2;
 // the metric depends on t only, so its spatial gradient vanishes.
 TEST(CmbPriors, KasnerClosedForms) {

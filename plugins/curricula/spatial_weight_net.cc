@@ -10,6 +10,18 @@
 // (metric.py@f2c0bec:45-52), so W != 0 at the start (factors e^(-2W) of
 // about 0.4-2.7); output_init = "zero" starts from W = 0 everywhere instead
 // (the plain mean of l/2).
+//
+// w_min (optional, not in the reference): a smooth lower bound,
+// W = w_min + softplus(W_net - w_min). The reduction's minimum in W is
+// W = 1/2 log l, so where a constraint holds exactly (l -> 0) W drifts down
+// without end (about -0.35 per 1000 steps in parts 3-4, -17 by step 27,000
+// of part 5) and the factor e^(-2W) reaches 1e15: in float32 that term's
+// gradient then dwarfs every other one inside the global clip and the metric
+// stops learning. The bound caps the factor at e^(-2 w_min), as log-variance
+// clamps do for homoscedastic weighting (Kendall, Gal & Cipolla 2018); the
+// softplus keeps a gradient, so W can rise again where the loss returns.
+
+#include <optional>
 
 #include "lumpy/lumpy.h"
 
@@ -18,6 +30,7 @@ namespace {
 class SpatialWeightNetImpl : public lumpy::CurriculumWeighter {
  public:
   explicit SpatialWeightNetImpl(const lumpy::Params& p) {
+    if (p.Has("w_min")) w_min_ = p.GetDouble("w_min");
     const int64_t h = p.GetInt("hidden");
     l0_ = register_module("l0", torch::nn::Linear(4, h));
     l1_ = register_module("l1", torch::nn::Linear(h, h));
@@ -32,7 +45,9 @@ class SpatialWeightNetImpl : public lumpy::CurriculumWeighter {
   torch::Tensor weight_exponent(const torch::Tensor& points) {
     auto h = torch::tanh(l0_(points.to(l0_->weight.dtype())));
     h = torch::tanh(l1_(h));
-    return l2_(h).squeeze(-1);
+    auto w = l2_(h).squeeze(-1);
+    if (w_min_) w = *w_min_ + torch::softplus(w - *w_min_);
+    return w;
   }
 
   torch::Tensor reduce(const torch::Tensor& points, const torch::Tensor& per_point) override {
@@ -53,6 +68,7 @@ class SpatialWeightNetImpl : public lumpy::CurriculumWeighter {
 
  private:
   torch::nn::Linear l0_{nullptr}, l1_{nullptr}, l2_{nullptr};
+  std::optional<double> w_min_;
   double mean_w_ = 0, mean_factor_ = 1;
 };
 TORCH_MODULE(SpatialWeightNet);
@@ -66,7 +82,14 @@ absl::Status Register(lumpy::Registry& registry) {
                                 "W's last layer at the start: default (uniform +-1/sqrt(fan_in), as "
                                 "the reference's Equinox MLP) or zero (W = 0 everywhere)")
            .Default(std::string("default"))
-           .OneOf({"default", "zero"})},
+           .OneOf({"default", "zero"}),
+       lumpy::ParamSpec::Double("w_min",
+                                "optional smooth lower bound on W (W = w_min + softplus(W_net - w_min)): "
+                                "caps the factor e^(-2W) near e^(-2 w_min) where a constraint holds "
+                                "exactly; unset (the reference) lets W fall without end")
+           .Optional()
+           .AtLeast(-30)
+           .AtMost(10)},
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::CurriculumWeighter>> {
         return SpatialWeightNet(p).ptr();
       });
