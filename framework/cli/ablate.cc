@@ -487,30 +487,72 @@ std::vector<TaskState> WaitSlurm(const Sweep& sweep, double poll_seconds) {
   }
 }
 
-// The table: fixed columns, then every loss term's final value. Exit status:
-// 1 if a finished run failed.
-int WriteTable(const Sweep& sweep, const std::vector<TaskState>& states) {
-  // The table: fixed columns, then every loss term's final value.
+// A finished run's held-out results: the worst constraint violation (and
+// which constraint) and the smallest Ricci scalar over every domain.
+void HeldOutCells(const nlohmann::json& held_out, std::map<std::string, std::string>* cell) {
+  double worst = -INFINITY, r_min = INFINITY;
+  std::string worst_name;
+  for (const auto& [domain, d] : held_out.items()) {
+    if (d.contains("ricci_min") && d["ricci_min"].is_number()) r_min = std::min(r_min, d["ricci_min"].get<double>());
+    for (const auto& [name, c] : d["constraints"].items()) {
+      if (c["max"].is_number() && c["max"].get<double>() > worst) {
+        worst = c["max"].get<double>();
+        worst_name = name;
+      }
+    }
+  }
+  if (std::isfinite(worst)) (*cell)["held_out_max_violation"] = absl::StrFormat("%.6g", worst);
+  (*cell)["held_out_worst_constraint"] = worst_name;
+  if (std::isfinite(r_min)) (*cell)["held_out_ricci_min"] = absl::StrFormat("%.6g", r_min);
+}
+
+// The cells of a finished run's row from its summary.json.
+void SummaryCells(const nlohmann::json& s, const std::set<std::string>& term_names,
+                  std::map<std::string, std::string>* cell) {
+  (*cell)["steps"] = Cell(s.value("steps", nlohmann::json()));
+  (*cell)["wall_time_s"] = Cell(s.value("wall_time_s", nlohmann::json()));
+  if (s.contains("final")) {
+    const auto& f = s["final"];
+    (*cell)["loss"] = Cell(f.value("loss", nlohmann::json()));
+    for (const auto& t : term_names) (*cell)[t] = Cell(f.value(t, nlohmann::json()));
+    for (const auto& [k, v] : f.items()) {
+      if (k.size() > 8 && k.substr(k.size() - 8) == ".omega_m") (*cell)["omega_m"] = Cell(v);
+    }
+  }
+  if (s.contains("held_out")) HeldOutCells(s["held_out"], cell);
+  if (s.contains("observer") && s["observer"].contains("H_mean")) {
+    (*cell)["H_mean_today"] = Cell(s["observer"]["H_mean"]);
+    (*cell)["shear_sq_today"] = Cell(s["observer"]["shear_sq"]);
+  }
+}
+
+// The table's contents: a header (fixed columns, then every loss term's
+// final value) and one row per variant.
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  int failures = 0, pending = 0;
+};
+
+Table CollectTable(const Sweep& sweep, const std::vector<TaskState>& states) {
   const auto& variants = sweep.variants;
-  const fs::path& dir = sweep.dir;
   std::vector<nlohmann::json> summaries(variants.size());
   std::set<std::string> term_names;
   for (size_t i = 0; i < variants.size(); ++i) {
-    std::ifstream in(dir / variants[i].name / "summary.json");
+    std::ifstream in(sweep.dir / variants[i].name / "summary.json");
     if (in) summaries[i] = nlohmann::json::parse(in, nullptr, false);
     if (summaries[i].is_object() && summaries[i].contains("terms")) {
       for (const auto& [name, plugin] : summaries[i]["terms"].items()) term_names.insert(name);
     }
   }
-  std::vector<std::string> header = {"variant", "seed", "status", "steps", "wall_time_s", "loss"};
-  for (const auto& t : term_names) header.push_back(t);
+  Table t;
+  t.header = {"variant", "seed", "status", "steps", "wall_time_s", "loss"};
+  for (const auto& name : term_names) t.header.push_back(name);
   for (const char* c : {"held_out_max_violation", "held_out_worst_constraint", "held_out_ricci_min",
                         "omega_m", "H_mean_today", "shear_sq_today", "error"}) {
-    header.push_back(c);
+    t.header.push_back(c);
   }
-  std::vector<std::vector<std::string>> rows;
-  int failures = 0, pending = 0;
-  for (const auto& st : states) pending += st.state == "pending" || st.state == "running";
+  for (const auto& st : states) t.pending += st.state == "pending" || st.state == "running";
   for (size_t i = 0; i < variants.size(); ++i) {
     const auto& s = summaries[i];
     std::map<std::string, std::string> cell;
@@ -519,86 +561,67 @@ int WriteTable(const Sweep& sweep, const std::vector<TaskState>& states) {
     const TaskState& state = states[i];
     const bool unfinished = state.state == "pending" || state.state == "running";
     const bool ok = !unfinished && state.exit_code == 0 && s.is_object();
-    failures += !ok && !unfinished;
+    t.failures += !ok && !unfinished;
     cell["status"] = unfinished ? state.state
                      : s.is_object() && s.contains("status") ? s["status"].get<std::string>() : "failed";
     if (!ok && !unfinished) {
       cell["error"] = s.is_object() && s.contains("error") ? s["error"].get<std::string>()
-                                                           : LastLine(dir / (variants[i].name + ".log"));
+                                                           : LastLine(sweep.dir / (variants[i].name + ".log"));
     }
-    if (s.is_object() && !unfinished) {
-      cell["steps"] = Cell(s.value("steps", nlohmann::json()));
-      cell["wall_time_s"] = Cell(s.value("wall_time_s", nlohmann::json()));
-      if (s.contains("final")) {
-        const auto& f = s["final"];
-        cell["loss"] = Cell(f.value("loss", nlohmann::json()));
-        for (const auto& t : term_names) cell[t] = Cell(f.value(t, nlohmann::json()));
-        for (const auto& [k, v] : f.items()) {
-          if (k.size() > 8 && k.substr(k.size() - 8) == ".omega_m") cell["omega_m"] = Cell(v);
-        }
-      }
-      if (s.contains("held_out")) {
-        double worst = -INFINITY, r_min = INFINITY;
-        std::string worst_name;
-        for (const auto& [domain, d] : s["held_out"].items()) {
-          if (d.contains("ricci_min") && d["ricci_min"].is_number()) r_min = std::min(r_min, d["ricci_min"].get<double>());
-          for (const auto& [name, c] : d["constraints"].items()) {
-            if (c["max"].is_number() && c["max"].get<double>() > worst) {
-              worst = c["max"].get<double>();
-              worst_name = name;
-            }
-          }
-        }
-        if (std::isfinite(worst)) cell["held_out_max_violation"] = absl::StrFormat("%.6g", worst);
-        cell["held_out_worst_constraint"] = worst_name;
-        if (std::isfinite(r_min)) cell["held_out_ricci_min"] = absl::StrFormat("%.6g", r_min);
-      }
-      if (s.contains("observer") && s["observer"].contains("H_mean")) {
-        cell["H_mean_today"] = Cell(s["observer"]["H_mean"]);
-        cell["shear_sq_today"] = Cell(s["observer"]["shear_sq"]);
-      }
-    }
+    if (s.is_object() && !unfinished) SummaryCells(s, term_names, &cell);
     std::vector<std::string> row;
-    for (const auto& h : header) row.push_back(cell[h]);
-    rows.push_back(row);
+    for (const auto& h : t.header) row.push_back(cell[h]);
+    t.rows.push_back(row);
   }
+  return t;
+}
+
+void WriteCsvTable(const fs::path& path, const Table& t) {
   auto csv_field = [](const std::string& v) {
     if (v.find_first_of(",\"\n") == std::string::npos) return v;
     std::string q = "\"";
     for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c == '\n' ? ' ' : c);
     return q + "\"";
   };
-  {
-    std::ofstream csv(dir / "ablation.csv");
-    for (size_t j = 0; j < header.size(); ++j) csv << (j ? "," : "") << header[j];
+  std::ofstream csv(path);
+  for (size_t j = 0; j < t.header.size(); ++j) csv << (j ? "," : "") << t.header[j];
+  csv << "\n";
+  for (const auto& r : t.rows) {
+    for (size_t j = 0; j < r.size(); ++j) csv << (j ? "," : "") << csv_field(r[j]);
     csv << "\n";
-    for (const auto& r : rows) {
-      for (size_t j = 0; j < r.size(); ++j) csv << (j ? "," : "") << csv_field(r[j]);
-      csv << "\n";
-    }
   }
-  {
-    std::ofstream md(dir / "ablation.md");
-    md << "# Ablation of " << sweep.experiment << "\n\n";
-    md << "Varied: " << absl::StrJoin(sweep.varies, "; ") << "; seeds: " << sweep.seeds
-       << "; executor: " << sweep.executor << (sweep.job_id.empty() ? "" : " (job " + sweep.job_id + ")")
-       << ". One run folder per row under this folder (`<variant>/`, log `<variant>.log`).\n"
-       << "Loss terms are their final values as configured (a supernova term with the reference "
-          "reduction is chi^2 per supernova); held-out values are on the grid of [certify]; "
-          "H_mean and shear today at the observer (1,0,0,0).\n\n";
-    md << "| " << absl::StrJoin(header, " | ") << " |\n|";
-    for (size_t j = 0; j < header.size(); ++j) md << " --- |";
-    md << "\n";
-    for (const auto& r : rows) {
-      std::vector<std::string> esc;
-      for (auto v : r) {
-        for (size_t p = v.find('|'); p != std::string::npos; p = v.find('|', p + 2)) v.replace(p, 1, "\\|");
-        esc.push_back(v);
-      }
-      md << "| " << absl::StrJoin(esc, " | ") << " |\n";
+}
+
+void WriteMarkdownTable(const fs::path& path, const Sweep& sweep, const Table& t) {
+  std::ofstream md(path);
+  md << "# Ablation of " << sweep.experiment << "\n\n";
+  md << "Varied: " << absl::StrJoin(sweep.varies, "; ") << "; seeds: " << sweep.seeds
+     << "; executor: " << sweep.executor << (sweep.job_id.empty() ? "" : " (job " + sweep.job_id + ")")
+     << ". One run folder per row under this folder (`<variant>/`, log `<variant>.log`).\n"
+     << "Loss terms are their final values as configured (a supernova term with the reference "
+        "reduction is chi^2 per supernova); held-out values are on the grid of [certify]; "
+        "H_mean and shear today at the observer (1,0,0,0).\n\n";
+  md << "| " << absl::StrJoin(t.header, " | ") << " |\n|";
+  for (size_t j = 0; j < t.header.size(); ++j) md << " --- |";
+  md << "\n";
+  for (const auto& r : t.rows) {
+    std::vector<std::string> esc;
+    for (auto v : r) {
+      for (size_t p = v.find('|'); p != std::string::npos; p = v.find('|', p + 2)) v.replace(p, 1, "\\|");
+      esc.push_back(v);
     }
-    md << "\n![ablation](ablation.png)\n";
+    md << "| " << absl::StrJoin(esc, " | ") << " |\n";
   }
+  md << "\n![ablation](ablation.png)\n";
+}
+
+// The table (ablation.csv, ablation.md) and its figure. Exit status: 1 if a
+// finished run failed.
+int WriteTable(const Sweep& sweep, const std::vector<TaskState>& states) {
+  const fs::path& dir = sweep.dir;
+  const Table t = CollectTable(sweep, states);
+  WriteCsvTable(dir / "ablation.csv", t);
+  WriteMarkdownTable(dir / "ablation.md", sweep, t);
   // The figure, if Python's matplotlib is there.
   std::string why;
   if (!RunFigureScript("ablation_figure.py", {(dir / "ablation.csv").string(), (dir / "ablation.png").string()},
@@ -606,10 +629,12 @@ int WriteTable(const Sweep& sweep, const std::vector<TaskState>& states) {
     std::cerr << "warning: no figure: " << why << std::endl;
   }
   std::cerr << "table: " << (dir / "ablation.md").string() << ", " << (dir / "ablation.csv").string()
-            << (failures ? absl::StrCat("; ", failures, " run(s) failed (see the error column)") : "")
-            << (pending ? absl::StrCat("; ", pending, " not finished yet (lumpy ablate --collect ", dir.string(), " later)") : "")
+            << (t.failures ? absl::StrCat("; ", t.failures, " run(s) failed (see the error column)") : "")
+            << (t.pending ? absl::StrCat("; ", t.pending, " not finished yet (lumpy ablate --collect ", dir.string(),
+                                          " later)")
+                          : "")
             << std::endl;
-  return failures ? 1 : 0;
+  return t.failures ? 1 : 0;
 }
 
 }  // namespace

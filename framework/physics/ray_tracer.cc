@@ -307,184 +307,256 @@ void RecordPositions(const std::vector<torch::Tensor>& ys, const Paths& p) {
   RayStateRecorder::Record(segments, bad);
 }
 
-Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
-                const std::vector<double>& z_stop, RayTracerOptions o) {
-  const int64_t n_rays = y.size(0);
-  if (y.scalar_type() != torch::kFloat64) {
-    // Below these, float32 rounding dominates the error estimate and the
-    // step size collapses.
-    o.rtol = std::max(o.rtol, kFloat32Rtol);
-    o.atol = std::max(o.atol, kFloat32Atol);
-  }
-  Paths p;
-  p.stop.reasons.assign(n_rays, "");
-  p.last.assign(n_rays, 0);
-  std::vector<char> alive(n_rays, 1);
-  auto alive_mask = torch::ones({n_rays}, torch::TensorOptions().dtype(torch::kBool));
+// The adaptive Dormand-Prince integration of a batch of rays, and the state
+// its steps share: which rays are alive, the current state and its
+// derivative, the affine parameter, the step size and its controller, and
+// the paths saved so far. Run() once.
+class Integrator {
+ public:
+  Integrator(MetricModel& metric, torch::Tensor y, const Redshift& redshift, const std::vector<double>& z_stop,
+             RayTracerOptions o);
+  Paths Run();
 
-  Rhs f = Derivative(metric, y, o.fused);
-  std::vector<torch::Tensor> ys = {y}, fs = {f.dy}, cs = {torch::zeros_like(y)};
-  p.g = {f.g.detach()};
-  p.dg = {f.dg.detach()};
-  p.lambda = {0.0};
-  p.z.push_back(std::vector<double>(n_rays, 0.0));
-
-  auto freeze = [&](const torch::Tensor& dy) { return FreezeRays(dy, alive_mask); };
-  // Where a ray stopped on a bad state: the state's position and the
-  // metric's eigenvalues there.
-  auto record_bad = [&](int64_t r, const char* why, const torch::Tensor& state, const torch::Tensor& g,
-                        double at) {
-    RayStop::Bad b;
-    b.ray = r;
-    b.reason = why;
-    b.lambda = at;
-    auto x = state[r].narrow(0, 0, 4).detach().to(torch::kCPU, torch::kFloat64).contiguous();
-    auto gr = g[r].detach().to(torch::kCPU, torch::kFloat64);
-    for (int i = 0; i < 4; ++i) b.x[i] = x.data_ptr<double>()[i];
-    b.eigenvalues.fill(NAN);
-    if (torch::isfinite(gr).all().item<bool>()) {
-      auto e = torch::linalg_eigvalsh(gr).contiguous();
-      for (int i = 0; i < 4; ++i) b.eigenvalues[i] = e.data_ptr<double>()[i];
-    }
-    p.stop.bad.push_back(b);
-  };
-  auto kill = [&](int64_t r, const char* why, int64_t last_index) {
-    alive[r] = 0;
-    p.stop.reasons[r] = why;
-    p.last[r] = last_index;
-  };
-  auto any_alive = [&] { return std::find(alive.begin(), alive.end(), 1) != alive.end(); };
-  auto update_mask = [&] {
-    alive_mask = torch::tensor(std::vector<int64_t>(alive.begin(), alive.end())).to(torch::kBool);
-  };
-
-  const double min_step = 1e-9 * std::max(1.0, std::abs(o.lambda_end));
-  double lam = 0.0;
-  // A first step, at the start and after stopping stalled rays: as asked,
-  // else the automatic one (ray_error.h) for the rays still moving.
-  auto start_step = [&] {
-    if (o.first_step > 0) return -o.first_step;
-    return -std::max(min_step, InitialStep(y, f.dy, o.rtol, std::abs(o.lambda_end - lam)));
-  };
-  double h = start_step();
-  int64_t accepted = 0, rejected = 0;
-  AcceptedStep last_accepted;
-  bool just_rejected = false;
-  while (any_alive() && accepted + rejected < o.max_steps) {
-    if (lam + h < o.lambda_end) h = o.lambda_end - lam;
-    std::vector<torch::Tensor> k = {f.dy};
+ private:
+  // One tried step: the stages, the state at its end and the error norms.
+  struct Trial {
+    std::vector<torch::Tensor> k;
     Rhs last;
     torch::Tensor y_new;
-    for (int s = 1; s < 7; ++s) {
-      auto ys_stage = StageSum(y, h, k, kA[s], o.fused);
-      last = Derivative(metric, ys_stage, o.fused, alive_mask);
-      k.push_back(last.dy);
-      if (s == 6) y_new = ys_stage;
-    }
-    // Per-ray error norms on detached values.
-    const std::vector<double> err_ray = ErrorNorms(y, y_new, k, kE, h, o.rtol, o.atol, o.fused);
-    double err = 0.0;
+    std::vector<double> err_ray;
+    double err = 0;
     bool non_finite = false;
-    for (int64_t r = 0; r < n_rays; ++r) {
-      if (!alive[r]) continue;
-      if (!std::isfinite(err_ray[r])) non_finite = true;
-      else err = std::max(err, err_ray[r]);
-    }
-    // The step size collapses only where a ray runs into a singularity: stop
-    // the rays that drive it (non-finite, or the largest errors) and go on.
-    auto stop_stalled = [&](double threshold) {
-      const int64_t here = static_cast<int64_t>(ys.size()) - 1;
-      for (int64_t r = 0; r < n_rays; ++r) {
-        if (!alive[r]) continue;
-        const char* why = !std::isfinite(err_ray[r]) ? "non-finite" : err_ray[r] >= threshold ? "singular" : nullptr;
-        if (why == nullptr) continue;
-        record_bad(r, why, y, f.g, lam);
-        kill(r, why, here);
-      }
-      update_mask();
-      f.dy = freeze(f.dy);
-      h = start_step();
-      last_accepted = {};
-    };
-    if (non_finite || !(err <= 1.0)) {
-      ++rejected;
-      just_rejected = true;
-      h *= non_finite ? 0.2 : std::max(0.2, 0.9 * std::pow(err, -0.2));
-      if (std::abs(h) < min_step) stop_stalled(1.0);
-      continue;
-    }
-    ++accepted;
-    lam += h;
-    y = y_new;
-    f = last;
-    ys.push_back(y);
-    fs.push_back(f.dy);
-    p.g.push_back(f.g.detach());
-    p.dg.push_back(f.dg.detach());
-    cs.push_back(StageSum(torch::zeros_like(y), h, k, kDense, o.fused));
-    p.lambda.push_back(lam);
-    const int64_t here = static_cast<int64_t>(ys.size()) - 1;
-    std::vector<double> z_now(n_rays), t_now(n_rays);
-    std::vector<char> lorentzian(n_rays);
-    {
-      torch::NoGradGuard no_grad;
-      auto zt = (redshift(f.g, y.narrow(1, 4, 4)) - 1.0).to(torch::kCPU, torch::kFloat64).contiguous();
-      auto tt = y.select(1, 0).to(torch::kCPU, torch::kFloat64).contiguous();
-      lorentzian = Lorentzian(f.g);
-      for (int64_t r = 0; r < n_rays; ++r) {
-        z_now[r] = zt.data_ptr<double>()[r];
-        t_now[r] = tt.data_ptr<double>()[r];
-      }
-    }
-    std::vector<double> z_row = p.z.back();
-    bool changed = false;
-    std::vector<int64_t> bad(n_rays, 0);  // stopped here at a bad state
-    for (int64_t r = 0; r < n_rays; ++r) {
-      if (!alive[r]) continue;
-      if (!lorentzian[r] && o.stop_non_lorentzian) {
-        record_bad(r, "non-lorentzian", y, f.g, lam);
-        kill(r, "non-lorentzian", here - 1);
-      } else if (!std::isfinite(z_now[r]) || !std::isfinite(t_now[r])) {
-        record_bad(r, "non-finite", y, f.g, lam);
-        kill(r, "non-finite", here - 1);
-      } else {
-        z_row[r] = z_now[r];
-        if (z_now[r] > z_stop[r]) kill(r, "redshift", here);
-        else if (t_now[r] < o.t_min) kill(r, "time", here);
-        else if (lam <= o.lambda_end) kill(r, "affine", here);
-      }
-      changed |= !alive[r];
-      bad[r] = !alive[r] && p.last[r] < here;
-    }
-    p.z.push_back(z_row);
-    if (changed) {
-      update_mask();
-      // A ray stopped at a bad state keeps its last good one from here on.
-      if (std::find(bad.begin(), bad.end(), 1) != bad.end()) {
-        auto mask = torch::tensor(bad).to(torch::kBool).view({n_rays, 1}).to(y.device());
-        y = torch::where(mask, ys[here - 1], y);
-        ys.back() = y;
-        f = Derivative(metric, y, o.fused, alive_mask);  // finite again (the live rays)
-      }
-      // Frozen rays advance no further (fs keeps the true derivative at their
-      // last state, for the read-out's interpolant).
-      f.dy = freeze(f.dy);
-    }
-    h /= NextStepQuotient(err, h, just_rejected, &last_accepted);
-    just_rejected = false;
-    if (std::abs(h) < min_step && any_alive()) stop_stalled(0.5 * err);
+  };
+  Trial TryStep() const;
+  void Reject(const Trial& trial);
+  void Accept(const Trial& trial);
+  bool StopRaysAt(int64_t here);
+  void StopStalled(const std::vector<double>& err_ray, double threshold);
+  void RecordBad(int64_t r, const char* why);
+  void Kill(int64_t r, const char* why, int64_t last_index);
+  bool AnyAlive() const { return std::find(alive_.begin(), alive_.end(), 1) != alive_.end(); }
+  void UpdateMask();
+  double StartStep() const;
+  int64_t Here() const { return static_cast<int64_t>(ys_.size()) - 1; }
+
+  MetricModel& metric_;
+  const Redshift& redshift_;
+  const std::vector<double>& z_stop_;
+  RayTracerOptions o_;
+  const int64_t n_rays_;
+  Paths p_;
+  std::vector<char> alive_;
+  torch::Tensor alive_mask_;
+  torch::Tensor y_;
+  Rhs f_;
+  std::vector<torch::Tensor> ys_, fs_, cs_;
+  double min_step_, lam_ = 0.0, h_ = 0.0;
+  int64_t accepted_ = 0, rejected_ = 0;
+  AcceptedStep last_accepted_;
+  bool just_rejected_ = false;
+};
+
+Integrator::Integrator(MetricModel& metric, torch::Tensor y, const Redshift& redshift,
+                       const std::vector<double>& z_stop, RayTracerOptions o)
+    : metric_(metric), redshift_(redshift), z_stop_(z_stop), o_(o), n_rays_(y.size(0)), y_(std::move(y)) {
+  if (y_.scalar_type() != torch::kFloat64) {
+    // Below these, float32 rounding dominates the error estimate and the
+    // step size collapses.
+    o_.rtol = std::max(o_.rtol, kFloat32Rtol);
+    o_.atol = std::max(o_.atol, kFloat32Atol);
   }
-  const int64_t here = static_cast<int64_t>(ys.size()) - 1;
-  for (int64_t r = 0; r < n_rays; ++r) {
-    if (alive[r]) kill(r, "steps", here);
+  p_.stop.reasons.assign(n_rays_, "");
+  p_.last.assign(n_rays_, 0);
+  alive_.assign(n_rays_, 1);
+  alive_mask_ = torch::ones({n_rays_}, torch::TensorOptions().dtype(torch::kBool));
+  f_ = Derivative(metric_, y_, o_.fused);
+  ys_ = {y_};
+  fs_ = {f_.dy};
+  cs_ = {torch::zeros_like(y_)};
+  p_.g = {f_.g.detach()};
+  p_.dg = {f_.dg.detach()};
+  p_.lambda = {0.0};
+  p_.z.push_back(std::vector<double>(n_rays_, 0.0));
+  min_step_ = 1e-9 * std::max(1.0, std::abs(o_.lambda_end));
+  h_ = StartStep();
+}
+
+// A first step, at the start and after stopping stalled rays: as asked, else
+// the automatic one (ray_error.h) for the rays still moving.
+double Integrator::StartStep() const {
+  if (o_.first_step > 0) return -o_.first_step;
+  return -std::max(min_step_, InitialStep(y_, f_.dy, o_.rtol, std::abs(o_.lambda_end - lam_)));
+}
+
+void Integrator::UpdateMask() {
+  alive_mask_ = torch::tensor(std::vector<int64_t>(alive_.begin(), alive_.end())).to(torch::kBool);
+}
+
+void Integrator::Kill(int64_t r, const char* why, int64_t last_index) {
+  alive_[r] = 0;
+  p_.stop.reasons[r] = why;
+  p_.last[r] = last_index;
+}
+
+// Where ray r stopped on a bad state (the current one): its position and the
+// metric's eigenvalues there.
+void Integrator::RecordBad(int64_t r, const char* why) {
+  RayStop::Bad b;
+  b.ray = r;
+  b.reason = why;
+  b.lambda = lam_;
+  auto x = y_[r].narrow(0, 0, 4).detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  auto gr = f_.g[r].detach().to(torch::kCPU, torch::kFloat64);
+  for (int i = 0; i < 4; ++i) b.x[i] = x.data_ptr<double>()[i];
+  b.eigenvalues.fill(NAN);
+  if (torch::isfinite(gr).all().item<bool>()) {
+    auto e = torch::linalg_eigvalsh(gr).contiguous();
+    for (int i = 0; i < 4; ++i) b.eigenvalues[i] = e.data_ptr<double>()[i];
   }
-  p.stop.accepted = accepted;
-  p.stop.rejected = rejected;
-  if (RayStateRecorder::Active()) RecordPositions(ys, p);
-  p.y = std::move(ys);
-  p.f = std::move(fs);
-  p.c = std::move(cs);
-  return p;
+  p_.stop.bad.push_back(b);
+}
+
+// The six stages of a step of size h_ from y_, and per-ray error norms on
+// detached values.
+Integrator::Trial Integrator::TryStep() const {
+  Trial t;
+  t.k = {f_.dy};
+  for (int s = 1; s < 7; ++s) {
+    auto ys_stage = StageSum(y_, h_, t.k, kA[s], o_.fused);
+    t.last = Derivative(metric_, ys_stage, o_.fused, alive_mask_);
+    t.k.push_back(t.last.dy);
+    if (s == 6) t.y_new = ys_stage;
+  }
+  t.err_ray = ErrorNorms(y_, t.y_new, t.k, kE, h_, o_.rtol, o_.atol, o_.fused);
+  for (int64_t r = 0; r < n_rays_; ++r) {
+    if (!alive_[r]) continue;
+    if (!std::isfinite(t.err_ray[r])) t.non_finite = true;
+    else t.err = std::max(t.err, t.err_ray[r]);
+  }
+  return t;
+}
+
+// The step size collapses only where a ray runs into a singularity: stop the
+// rays that drive it (non-finite, or errors at or above the threshold) and
+// go on.
+void Integrator::StopStalled(const std::vector<double>& err_ray, double threshold) {
+  const int64_t here = Here();
+  for (int64_t r = 0; r < n_rays_; ++r) {
+    if (!alive_[r]) continue;
+    const char* why = !std::isfinite(err_ray[r]) ? "non-finite" : err_ray[r] >= threshold ? "singular" : nullptr;
+    if (why == nullptr) continue;
+    RecordBad(r, why);
+    Kill(r, why, here);
+  }
+  UpdateMask();
+  f_.dy = FreezeRays(f_.dy, alive_mask_);
+  h_ = StartStep();
+  last_accepted_ = {};
+}
+
+void Integrator::Reject(const Trial& trial) {
+  ++rejected_;
+  just_rejected_ = true;
+  h_ *= trial.non_finite ? 0.2 : std::max(0.2, 0.9 * std::pow(trial.err, -0.2));
+  if (std::abs(h_) < min_step_) StopStalled(trial.err_ray, 1.0);
+}
+
+// Stops the rays whose new state (index here) is bad (non-Lorentzian, not
+// finite: they keep the state before) or past their end (redshift, time,
+// affine parameter). Returns whether any ray stopped.
+bool Integrator::StopRaysAt(int64_t here) {
+  std::vector<double> z_now(n_rays_), t_now(n_rays_);
+  std::vector<char> lorentzian(n_rays_);
+  {
+    torch::NoGradGuard no_grad;
+    auto zt = (redshift_(f_.g, y_.narrow(1, 4, 4)) - 1.0).to(torch::kCPU, torch::kFloat64).contiguous();
+    auto tt = y_.select(1, 0).to(torch::kCPU, torch::kFloat64).contiguous();
+    lorentzian = Lorentzian(f_.g);
+    for (int64_t r = 0; r < n_rays_; ++r) {
+      z_now[r] = zt.data_ptr<double>()[r];
+      t_now[r] = tt.data_ptr<double>()[r];
+    }
+  }
+  std::vector<double> z_row = p_.z.back();
+  bool changed = false;
+  std::vector<int64_t> bad(n_rays_, 0);  // stopped here at a bad state
+  for (int64_t r = 0; r < n_rays_; ++r) {
+    if (!alive_[r]) continue;
+    if (!lorentzian[r] && o_.stop_non_lorentzian) {
+      RecordBad(r, "non-lorentzian");
+      Kill(r, "non-lorentzian", here - 1);
+    } else if (!std::isfinite(z_now[r]) || !std::isfinite(t_now[r])) {
+      RecordBad(r, "non-finite");
+      Kill(r, "non-finite", here - 1);
+    } else {
+      z_row[r] = z_now[r];
+      if (z_now[r] > z_stop_[r]) Kill(r, "redshift", here);
+      else if (t_now[r] < o_.t_min) Kill(r, "time", here);
+      else if (lam_ <= o_.lambda_end) Kill(r, "affine", here);
+    }
+    changed |= !alive_[r];
+    bad[r] = !alive_[r] && p_.last[r] < here;
+  }
+  p_.z.push_back(z_row);
+  if (!changed) return false;
+  UpdateMask();
+  // A ray stopped at a bad state keeps its last good one from here on.
+  if (std::find(bad.begin(), bad.end(), 1) != bad.end()) {
+    auto mask = torch::tensor(bad).to(torch::kBool).view({n_rays_, 1}).to(y_.device());
+    y_ = torch::where(mask, ys_[here - 1], y_);
+    ys_.back() = y_;
+    f_ = Derivative(metric_, y_, o_.fused, alive_mask_);  // finite again (the live rays)
+  }
+  // Frozen rays advance no further (fs keeps the true derivative at their
+  // last state, for the read-out's interpolant).
+  f_.dy = FreezeRays(f_.dy, alive_mask_);
+  return true;
+}
+
+// Saves the step's end state, stops the rays it ends, and sizes the next step.
+void Integrator::Accept(const Trial& trial) {
+  ++accepted_;
+  lam_ += h_;
+  y_ = trial.y_new;
+  f_ = trial.last;
+  ys_.push_back(y_);
+  fs_.push_back(f_.dy);
+  p_.g.push_back(f_.g.detach());
+  p_.dg.push_back(f_.dg.detach());
+  cs_.push_back(StageSum(torch::zeros_like(y_), h_, trial.k, kDense, o_.fused));
+  p_.lambda.push_back(lam_);
+  StopRaysAt(Here());
+  h_ /= NextStepQuotient(trial.err, h_, just_rejected_, &last_accepted_);
+  just_rejected_ = false;
+  if (std::abs(h_) < min_step_ && AnyAlive()) StopStalled(trial.err_ray, 0.5 * trial.err);
+}
+
+Paths Integrator::Run() {
+  while (AnyAlive() && accepted_ + rejected_ < o_.max_steps) {
+    if (lam_ + h_ < o_.lambda_end) h_ = o_.lambda_end - lam_;
+    const Trial trial = TryStep();
+    if (trial.non_finite || !(trial.err <= 1.0)) {
+      Reject(trial);
+    } else {
+      Accept(trial);
+    }
+  }
+  const int64_t here = Here();
+  for (int64_t r = 0; r < n_rays_; ++r) {
+    if (alive_[r]) Kill(r, "steps", here);
+  }
+  p_.stop.accepted = accepted_;
+  p_.stop.rejected = rejected_;
+  if (RayStateRecorder::Active()) RecordPositions(ys_, p_);
+  p_.y = std::move(ys_);
+  p_.f = std::move(fs_);
+  p_.c = std::move(cs_);
+  return std::move(p_);
+}
+
+Paths Integrate(MetricModel& metric, torch::Tensor y, const Redshift& redshift, const std::vector<double>& z_stop,
+                const RayTracerOptions& o) {
+  return Integrator(metric, std::move(y), redshift, z_stop, o).Run();
 }
 
 // What a mode reads off a state: 1 + z, d_L and D_A (Mpc).
@@ -660,6 +732,101 @@ std::pair<torch::Tensor, torch::Tensor> Crossings(const std::function<torch::Ten
 
 // The exact read-out: each target at its first crossing on the dense output
 // (Crossings, then one differentiable Newton step).
+// Which saved step each target's redshift is first crossed in (the running
+// maximum of its ray's z up to the ray's last valid state), for the targets
+// whose ray reached them; and the state of largest z on each ray.
+struct Brackets {
+  std::vector<int64_t> argmax;      // per ray: the saved index of its largest z
+  std::vector<int64_t> reached_idx;  // the targets reached
+  std::vector<int64_t> lo_flat, hi_flat, lo_step;  // per reached target: its step's ends
+  std::vector<char> reached;         // per target
+  // The read-out interpolates between the first n_saved states only, so that
+  // later states (and the steps that led there) are not in its graph and the
+  // backward pass skips them where only z_max (read off its own state) or
+  // nothing uses them.
+  int64_t n_saved = 1;
+};
+
+Brackets FindBrackets(const Paths& p, const int64_t* rp, const double* zp, int64_t n) {
+  const int64_t n_rays = p.y.front().size(0);
+  std::vector<std::vector<double>> run(n_rays);
+  Brackets b;
+  b.argmax.assign(n_rays, 0);
+  for (int64_t r = 0; r < n_rays; ++r) {
+    for (int64_t i = 0; i <= p.last[r]; ++i) {
+      const double zi = p.z[i][r];
+      run[r].push_back(i == 0 ? zi : std::max(run[r].back(), zi));
+      if (zi >= p.z[b.argmax[r]][r]) b.argmax[r] = i;
+    }
+  }
+  b.reached.assign(n, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = rp[i];
+    TORCH_CHECK(r >= 0 && r < n_rays, "ray index ", r, " out of range [0, ", n_rays, ")");
+    const auto& zr = run[r];
+    if (!(zp[i] > 0) || zr.size() < 2 || zp[i] > zr.back()) continue;
+    b.reached[i] = 1;
+    b.reached_idx.push_back(i);
+    int64_t up = std::lower_bound(zr.begin(), zr.end(), zp[i]) - zr.begin();
+    up = std::clamp<int64_t>(up, 1, static_cast<int64_t>(zr.size()) - 1);
+    b.lo_step.push_back(up - 1);
+    b.lo_flat.push_back((up - 1) * n_rays + r);
+    b.hi_flat.push_back(up * n_rays + r);
+    b.n_saved = std::max(b.n_saved, up + 1);
+  }
+  return b;
+}
+
+// The model of z along each bracketing step: z and dz/dtheta = h d(1+z)/dl
+// at its ends, from the metric the integrator already evaluated there; and
+// the model's crossings of the targets.
+struct StepModels {
+  StepModel model;
+  std::vector<double> crossings;
+};
+
+StepModels ModelSteps(const Paths& p, const Redshift& redshift, const Brackets& b, const torch::Tensor& flat_y,
+                      const torch::Tensor& flat_f, const std::vector<double>& steps, const int64_t* rp,
+                      const double* zp, const torch::TensorOptions& options) {
+  std::vector<double> rate;
+  {
+    torch::NoGradGuard no_grad;
+    auto flat_g = torch::stack(at::TensorList(p.g).slice(0, b.n_saved), 0).flatten(0, 1);
+    auto flat_dg = torch::stack(at::TensorList(p.dg).slice(0, b.n_saved), 0).flatten(0, 1);
+    auto r = redshift.Rate(flat_g, flat_dg, flat_y.narrow(1, 4, 4).detach(), flat_f.narrow(1, 4, 4).detach());
+    r = r.to(torch::kCPU, torch::kFloat64).contiguous();
+    rate.assign(r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
+  }
+  const int64_t m = static_cast<int64_t>(b.reached_idx.size());
+  std::vector<double> za(m), zb(m), da(m), db(m), target(m);
+  for (int64_t j = 0; j < m; ++j) {
+    const int64_t r = rp[b.reached_idx[j]];
+    za[j] = p.z[b.lo_step[j]][r];
+    zb[j] = p.z[b.lo_step[j] + 1][r];
+    da[j] = steps[j] * rate[b.lo_flat[j]];
+    db[j] = steps[j] * rate[b.hi_flat[j]];
+    target[j] = zp[b.reached_idx[j]];
+  }
+  auto as_tensor = [&](const std::vector<double>& v) { return torch::tensor(v, torch::kFloat64).to(options); };
+  return {StepModel{as_tensor(za), as_tensor(da), as_tensor(zb), as_tensor(db)},
+          ModelCrossings(za, da, zb, db, target)};
+}
+
+// d_L at the crossing states: at the root 1 + z = 1 + z* to first order, so
+// the target itself is used. In reference mode d_L = (1+z) r (Observe's
+// (1+z) cancels: no metric needed).
+torch::Tensor LuminosityDistanceAt(MetricModel& metric, const torch::Tensor& state, const torch::Tensor& tgt,
+                                   const Redshift& redshift) {
+  if (redshift.physical) {
+    return (1.0 + tgt).square() * Observe(state, metric.jet(state.narrow(1, 0, 4), 0).g, redshift).angular;
+  }
+  return (1.0 + tgt) * SqrtOrZero(state.narrow(1, 1, 3).square().sum(1)) * 1000.0;
+}
+
+// The exact read-out: each target at its first crossing on the dense output,
+// found on the step model and refined on the dense output (Crossings), then
+// one differentiable Newton step for the crossing's exact first-order
+// gradient.
 SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshift,
                      const torch::Tensor& ray_of, const torch::Tensor& z_target,
                      const torch::TensorOptions& options, const RayTracerOptions& o) {
@@ -671,110 +838,43 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
   auto rays = ray_of.to(torch::kCPU, torch::kLong).contiguous();
   const double* zp = zt.data_ptr<double>();
   const int64_t* rp = rays.data_ptr<int64_t>();
-
-  // Running maximum of each ray's z up to its last valid state: the first
-  // crossing of each target's redshift.
-  std::vector<std::vector<double>> run(n_rays);
-  std::vector<int64_t> argmax(n_rays, 0);
-  for (int64_t r = 0; r < n_rays; ++r) {
-    for (int64_t i = 0; i <= p.last[r]; ++i) {
-      const double zi = p.z[i][r];
-      run[r].push_back(i == 0 ? zi : std::max(run[r].back(), zi));
-      if (zi >= p.z[argmax[r]][r]) argmax[r] = i;
-    }
-  }
-  std::vector<int64_t> reached_idx, lo_flat, hi_flat, lo_step;
-  std::vector<char> reached(n, 0);
-  // The saved states the read-out interpolates between: it uses the first
-  // n_saved only, so that later states (and the steps that led there) are not
-  // in its graph and the backward pass skips them where only z_max (read off
-  // its own state below) or nothing uses them.
-  int64_t n_saved = 1;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t r = rp[i];
-    TORCH_CHECK(r >= 0 && r < n_rays, "ray index ", r, " out of range [0, ", n_rays, ")");
-    const auto& zr = run[r];
-    if (!(zp[i] > 0) || zr.size() < 2 || zp[i] > zr.back()) continue;
-    reached[i] = 1;
-    reached_idx.push_back(i);
-    int64_t up = std::lower_bound(zr.begin(), zr.end(), zp[i]) - zr.begin();
-    up = std::clamp<int64_t>(up, 1, static_cast<int64_t>(zr.size()) - 1);
-    lo_step.push_back(up - 1);
-    lo_flat.push_back((up - 1) * n_rays + r);
-    hi_flat.push_back(up * n_rays + r);
-    n_saved = std::max(n_saved, up + 1);
-  }
+  Brackets b = FindBrackets(p, rp, zp, n);
   auto stack = [&](const std::vector<torch::Tensor>& v) {
-    return torch::stack(at::TensorList(v).slice(0, n_saved), 0).reshape({n_saved * n_rays, dim});
+    return torch::stack(at::TensorList(v).slice(0, b.n_saved), 0).reshape({b.n_saved * n_rays, dim});
   };
   auto flat_y = stack(p.y), flat_f = stack(p.f), flat_c = stack(p.c);
-  out.z_max = RedshiftAtStates(metric, p, argmax, redshift);
-  out.reached = torch::from_blob(reached.data(), {n}, torch::kBool).clone();
+  out.z_max = RedshiftAtStates(metric, p, b.argmax, redshift);
+  out.reached = torch::from_blob(b.reached.data(), {n}, torch::kBool).clone();
   out.luminosity_distance = torch::zeros({n}, options);
   out.angular_distance = torch::zeros({n}, options);
   out.source = torch::zeros({n, 8}, options);
   if (o.hubble_distance) out.hubble_distance = torch::zeros({n}, options);
-  if (reached_idx.empty()) return out;
+  if (b.reached_idx.empty()) return out;
 
-  const int64_t m = static_cast<int64_t>(reached_idx.size());
-  auto idx = torch::tensor(reached_idx, torch::kLong);
-  auto lo = torch::tensor(lo_flat, torch::kLong), hi = torch::tensor(hi_flat, torch::kLong);
+  const int64_t m = static_cast<int64_t>(b.reached_idx.size());
+  auto idx = torch::tensor(b.reached_idx, torch::kLong);
+  auto lo = torch::tensor(b.lo_flat, torch::kLong), hi = torch::tensor(b.hi_flat, torch::kLong);
   std::vector<double> steps(m);
-  for (int64_t j = 0; j < m; ++j) steps[j] = p.lambda[lo_step[j] + 1] - p.lambda[lo_step[j]];
+  for (int64_t j = 0; j < m; ++j) steps[j] = p.lambda[b.lo_step[j] + 1] - p.lambda[b.lo_step[j]];
   auto step = torch::tensor(steps, torch::kFloat64).to(options).view({-1, 1});
   auto tgt = zt.index_select(0, idx).to(options);
-
   auto y0 = flat_y.index_select(0, lo), f0 = flat_f.index_select(0, lo);
   auto y1 = flat_y.index_select(0, hi), f1 = flat_f.index_select(0, hi);
   auto c1 = flat_c.index_select(0, hi);
-  auto y0d = y0.detach(), f0d = f0.detach(), y1d = y1.detach(), f1d = f1.detach(), c1d = c1.detach();
-  auto state_at = [&](const torch::Tensor& theta, bool graph) {
-    return graph ? DenseOutput(theta, y0, f0, y1, f1, c1, step)
-                 : DenseOutput(theta, y0d, f0d, y1d, f1d, c1d, step);
-  };
-  auto z_at = [&](const torch::Tensor& s) { return RedshiftAt(metric, s, redshift); };
+  auto state_at = [&](const torch::Tensor& theta) { return DenseOutput(theta, y0, f0, y1, f1, c1, step); };
 
-  // The model of z along each step: z and dz/dtheta = h d(1+z)/dl at its
-  // ends, from the metric the integrator already evaluated there.
-  std::vector<double> rate;
-  {
-    torch::NoGradGuard no_grad;
-    auto flat_g = torch::stack(at::TensorList(p.g).slice(0, n_saved), 0).flatten(0, 1);
-    auto flat_dg = torch::stack(at::TensorList(p.dg).slice(0, n_saved), 0).flatten(0, 1);
-    auto r = redshift.Rate(flat_g, flat_dg, flat_y.narrow(1, 4, 4).detach(), flat_f.narrow(1, 4, 4).detach());
-    r = r.to(torch::kCPU, torch::kFloat64).contiguous();
-    rate.assign(r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
-  }
-  std::vector<double> za(m), zb(m), da(m), db(m), target(m);
-  for (int64_t j = 0; j < m; ++j) {
-    const int64_t r = rp[reached_idx[j]];
-    za[j] = p.z[lo_step[j]][r];
-    zb[j] = p.z[lo_step[j] + 1][r];
-    da[j] = steps[j] * rate[lo_flat[j]];
-    db[j] = steps[j] * rate[hi_flat[j]];
-    target[j] = zp[reached_idx[j]];
-  }
-  auto as_tensor = [&](const std::vector<double>& v) { return torch::tensor(v, torch::kFloat64).to(options); };
-  const StepModel model{as_tensor(za), as_tensor(da), as_tensor(zb), as_tensor(db)};
-  auto [theta, z_theta] = Crossings([&](const torch::Tensor& th) { return z_at(state_at(th, true)); }, model,
-                                    ModelCrossings(za, da, zb, db, target), tgt, options);
-  // One differentiable Newton step from the last evaluated theta: the exact
-  // first-order gradient of the crossing.
+  const StepModels models = ModelSteps(p, redshift, b, flat_y, flat_f, steps, rp, zp, options);
+  auto [theta, z_theta] =
+      Crossings([&](const torch::Tensor& th) { return RedshiftAt(metric, state_at(th), redshift); }, models.model,
+                models.crossings, tgt, options);
   torch::Tensor slope;
   {
     torch::AutoGradMode enable(true);
     slope = torch::autograd::grad({z_theta.sum()}, {theta}, {}, /*retain_graph=*/true)[0].detach();
   }
-  auto theta_g = theta.detach() - (z_theta - tgt) / slope;
-  auto state = state_at(theta_g, true);
-  // At the root 1 + z = 1 + z* to first order; the target itself is used. In
-  // reference mode d_L = (1+z) r (Observe's (1+z) cancels: no metric needed).
-  auto d_l = redshift.physical
-                 ? (1.0 + tgt).square() *
-                       Observe(state, metric.jet(state.narrow(1, 0, 4), 0).g, redshift).angular
-                 : (1.0 + tgt) * SqrtOrZero(state.narrow(1, 1, 3).square().sum(1)) * 1000.0;
+  auto state = state_at(theta.detach() - (z_theta - tgt) / slope);
+  auto d_l = LuminosityDistanceAt(metric, state, tgt, redshift);
   auto d_a = d_l / (1.0 + tgt).square();
-
   out.luminosity_distance = out.luminosity_distance.index_put({idx}, d_l);
   out.angular_distance = out.angular_distance.index_put({idx}, d_a);
   out.source = out.source.index_put({idx}, state.narrow(1, 0, 8));
