@@ -27,7 +27,7 @@
 #include "core/threads.h"
 #include "lumpy/ray_tracer.h"
 #include "loader/plugin_loader.h"
-#include "train/point_set_context.h"
+#include "physics/point_set_context.h"
 #include "train/trainer.h"
 
 namespace lumpy {

@@ -105,38 +105,28 @@ TEST(Conformance, TheListsCoverEveryBuiltIn) {
 
 // The kit fails what breaks the contract: a handler whose total is not the
 // mean of its per-point penalty, one whose telemetry names change, and one
-// whose state() misses what its penalty uses.
+// that keeps what its penalty uses outside its registered state.
 class Broken : public ConstraintHandler {
  public:
-  explicit Broken(int flaw) : flaw_(flaw) {}
+  explicit Broken(int flaw) : flaw_(flaw), weight_(register_buffer("weight", torch::tensor(1.0, torch::kFloat64))) {}
   Penalty penalty(const torch::Tensor& v) override {
-    auto per_point = weight_ * v;
+    auto per_point = (flaw_ == 2 ? unregistered_ : weight_.item<double>()) * v;
     return {per_point, flaw_ == 0 ? per_point.sum() : per_point.mean()};
   }
   void update(const torch::Tensor&, int64_t step) override {
-    weight_ += 1;
+    weight_.add_(1);
+    unregistered_ += 1;
     step_ = step;
   }
   std::vector<std::pair<std::string, double>> telemetry() const override {
-    if (flaw_ == 1 && step_ > 0) return {{"renamed", weight_}};
-    return {{"weight", weight_}};
-  }
-  std::map<std::string, torch::Tensor> state() const override {
-    if (flaw_ == 2) return {};
-    return {{"weight", torch::tensor(weight_, torch::kFloat64)}};
-  }
-  absl::Status load_state(const std::map<std::string, torch::Tensor>& s) override {
-    if (flaw_ == 2) return absl::OkStatus();
-    auto it = s.find("weight");
-    if (it == s.end()) return absl::InvalidArgumentError("missing weight");
-    if (it->second.numel() != 1) return absl::InvalidArgumentError("weight: wrong shape");
-    weight_ = it->second.item<double>();
-    return absl::OkStatus();
+    if (flaw_ == 1 && step_ > 0) return {{"renamed", weight_.item<double>()}};
+    return {{"weight", weight_.item<double>()}};
   }
 
  private:
   int flaw_;
-  double weight_ = 1.0;
+  torch::Tensor weight_;
+  double unregistered_ = 1.0;
   int64_t step_ = -1;
 };
 

@@ -8,8 +8,10 @@
 #include "built_in_plugins.h"
 #include "config/experiment.h"
 #include "lumpy/jet.h"
+#include "lumpy/module_state.h"
+#include "lumpy/testing/conformance.h"
 #include "train/certify.h"
-#include "train/point_set_context.h"
+#include "physics/point_set_context.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 #include "analytic_metrics.h"
@@ -148,9 +150,9 @@ TEST(ConstraintHandlers, SafeguardedAugmentedLagrangianAvoidsTheSpikes) {
   EXPECT_LT(state(*safe)["mu"], 1e6);
   EXPECT_LE(state(*safe)["lambda"], 10.0);
   EXPECT_LT(safe_spike, 2.0);
-  // The new state round-trips through a checkpoint's state map.
+  // The new state round-trips through a checkpoint.
   auto copy = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", safe_params);
-  ASSERT_TRUE(copy->load_state(safe->state()).ok());
+  ASSERT_TRUE(lumpy::testing::internal::ThroughCheckpoint(*safe, *copy).ok());
   EXPECT_EQ(state(*copy), state(*safe));
   // A non-finite violation is skipped and counted, the state kept.
   auto before = state(*safe);
@@ -224,14 +226,52 @@ TEST(ConstraintHandlers, AugmentedLagrangianStateRoundTrips) {
   auto a = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", {{"adaptive", true}, {"check_every", int64_t{2}}});
   for (int64_t s = 0; s < 7; ++s) a->update(torch::full({2}, 0.3 + s, torch::kFloat64), s);
   auto b = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian", {{"adaptive", true}, {"check_every", int64_t{2}}});
-  ASSERT_TRUE(b->load_state(a->state()).ok());
+  ASSERT_TRUE(lumpy::testing::internal::ThroughCheckpoint(*a, *b).ok());
   EXPECT_EQ(a->telemetry(), b->telemetry());
   a->update(torch::full({2}, 9.0, torch::kFloat64), 7);
   b->update(torch::full({2}, 9.0, torch::kFloat64), 7);
   EXPECT_EQ(a->telemetry(), b->telemetry());
-  auto st = b->load_state({});
+  // The engine's one check of names and shapes: an archive of another
+  // handler (homoscedastic's log_sigma) is refused, naming what is missing
+  // and what is extra.
+  auto other = MakeBuiltIn<ConstraintHandler>("homoscedastic");
+  auto st = lumpy::testing::internal::ThroughCheckpoint(*other, *b);
   EXPECT_FALSE(st.ok());
-  EXPECT_NE(st.message().find("lambda"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("no state \"lambda\""), std::string::npos) << st;
+}
+
+// A checkpoint written before handlers were modules (the state map written
+// key by key with OutputArchive::write, as the engine did up to SDK ABI 4)
+// still resumes: the same names, read into the buffers. One a plugin does
+// not keep is refused by name; so is another shape.
+TEST(ConstraintHandlers, ModuleStateReadsTheEarlierFormatAndChecksNamesAndShapes) {
+  auto through = [](torch::serialize::OutputArchive& out, torch::nn::Module& into) {
+    auto in = lumpy::testing::internal::Reopened(out);
+    return LoadModuleState(in, into, "the handler of loss.wec");
+  };
+  auto d = [](double x) { return torch::tensor(x, torch::kFloat64); };
+  auto old_format = [&](bool extra, bool reshaped) {
+    torch::serialize::OutputArchive out;
+    for (const char* k : {"lambda", "mu", "ema", "ema_at_check", "seen", "checked", "skipped"}) out.write(k, d(0.5));
+    out.write("lambda", reshaped ? torch::zeros({3}, torch::kFloat64) : d(7.0));
+    if (extra) out.write("sigma", d(1.0));
+    return out;
+  };
+  auto h = MakeBuiltIn<ConstraintHandler>("augmented_lagrangian");
+  auto a = old_format(false, false);
+  ASSERT_TRUE(through(a, *h).ok());
+  std::map<std::string, double> t;
+  for (const auto& [k, v] : h->telemetry()) t[k] = v;
+  EXPECT_EQ(t["lambda"], 7.0);
+  EXPECT_EQ(t["mu"], 0.5);
+  auto b = old_format(true, false);
+  auto extra = through(b, *h);
+  EXPECT_NE(extra.message().find("the handler of loss.wec: the checkpoint holds state \"sigma\""), std::string::npos)
+      << extra;
+  auto c = old_format(false, true);
+  auto shape = through(c, *h);
+  EXPECT_NE(shape.message().find("state \"lambda\" is [3] in the checkpoint, [] in the plugin"), std::string::npos)
+      << shape;
 }
 
 // Homoscedastic: 1/2 e^(-2s) mean(v^2) + s; d/ds = -e^(-2s) mean(v^2) + 1, so
@@ -255,7 +295,7 @@ TEST(ConstraintHandlers, HomoscedasticValueGradientAndLazyOptimum) {
   }
   EXPECT_NEAR(s.item<double>(), 0.5 * std::log(l), 1e-10);
   auto copy = MakeBuiltIn<ConstraintHandler>("homoscedastic");
-  ASSERT_TRUE(copy->load_state(h->state()).ok());
+  ASSERT_TRUE(lumpy::testing::internal::ThroughCheckpoint(*h, *copy).ok());
   EXPECT_EQ(copy->parameters()[0].item<double>(), s.item<double>());
 }
 

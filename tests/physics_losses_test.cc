@@ -5,7 +5,7 @@
 
 #include "analytic_metrics.h"
 #include "built_in_plugins.h"
-#include "train/point_set_context.h"
+#include "physics/point_set_context.h"
 
 namespace lumpy {
 namespace {
@@ -13,6 +13,40 @@ namespace {
 using namespace lumpy::testing;
 
 constexpr double kH0 = 70.0 / 299792.458 * 1000.0;  // 70 km/s/Mpc in 1/(1000 Mpc)
+
+// A term that asks for a higher order than an earlier one extends the
+// context's Geometry in place: the earlier reference stays valid (it used to
+// dangle: the cache replaced itself), now of order 2, with what it had
+// computed unchanged and the curvature available.
+TEST(PointSetContext, AHigherOrderExtendsTheSameGeometry) {
+  auto eds = MakeBuiltIn<MetricModel>("flrw", {{"scale_factor", std::string("eds")}});
+  auto x = RandomPoints(16, {-1, -1, -1, -1}, {1, 1, 1, 1});
+  PointSetContext ctx(*eds, x);
+  Geometry& first = ctx.geometry(1);
+  const auto h = first.hubble_rates().detach().clone();
+  Geometry& second = ctx.geometry(2);
+  EXPECT_EQ(&first, &second);
+  EXPECT_EQ(first.order(), 2);
+  EXPECT_TRUE(torch::equal(first.hubble_rates().detach(), h));
+  // EdS: R = 6 (a''/a + (a'/a)^2) = 3 H^2 (dust, 8 pi G rho = 3 H^2, R = 8 pi G rho).
+  auto hm = first.hubble_mean().detach();
+  EXPECT_LT((first.ricci_scalar().detach() - 3.0 * hm.square()).abs().max().item<double>(), 1e-10);
+  Geometry& observer = ctx.observer(1);
+  EXPECT_EQ(&ctx.observer(2), &observer);
+  EXPECT_EQ(observer.order(), 2);
+}
+
+// What the CLI and `lumpy report` ask a term instead of its plugin's name:
+// the EFE residual fills the probe tables' efe_residual column; a term
+// without a Hubble diagram says Unimplemented (supernova_chi2's is checked
+// against the report's closed forms in ReportTest).
+TEST(PhysicsPlugins, TermsSayWhatTheyOfferTheCli) {
+  EXPECT_EQ(MakeBuiltIn<LossTerm>("efe_residual")->probe_column(), "efe_residual");
+  auto wec = MakeBuiltIn<LossTerm>("wec");
+  EXPECT_EQ(wec->probe_column(), "");
+  auto eds = MakeBuiltIn<MetricModel>("flrw", {{"scale_factor", std::string("eds")}});
+  EXPECT_TRUE(absl::IsUnimplemented(wec->hubble_diagram(*eds, torch::kFloat64).status()));
+}
 
 TEST(PhysicsPlugins, EinsteinDeSitterIsAnExactDustSolutionWithOmegaOne) {
   // Both residual forms vanish to rounding (|r| <= 1e-10, so r^2 <= 1e-20).

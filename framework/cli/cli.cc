@@ -193,14 +193,9 @@ int CommandProbe(const std::string& experiment, const std::vector<std::string>& 
                  const std::string& checkpoint, const std::string& points, const std::string& out) {
   LoadedExperiment loaded;
   if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
-  // The efe_residual column is the experiment's own EFE term, if it has one.
-  LossTerm* efe = nullptr;
-  for (auto& l : loaded.c.losses) {
-    if (l.spec->term.entry->name == "efe_residual") {
-      efe = l.term.get();
-      break;
-    }
-  }
+  // The efe_residual column is filled by the experiment's term that offers
+  // it (LossTerm::probe_column), if any.
+  LossTerm* efe = ProbeColumnTerm(loaded.c);
   std::string warning;
   absl::Status st =
       ProbeToCsv(*loaded.c.model, efe, points, out, loaded.options, &warning);

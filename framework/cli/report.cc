@@ -17,9 +17,7 @@
 #include "config/experiment.h"
 #include "loader/plugin_loader.h"
 #include "lumpy/geometry.h"
-#include "lumpy/ray_tracer.h"
-#include "lumpy/sky_rays.h"
-#include "lumpy/supernovae.h"
+#include "lumpy/module_state.h"
 #include "physics/probe.h"
 #include "train/certify.h"
 #include "train/checkpoint.h"
@@ -163,7 +161,7 @@ absl::Status Curricula(Components& c, const fs::path& checkpoint, const ReportOp
       return absl::InvalidArgumentError(absl::StrCat(checkpoint.string(), ": no curriculum of domain ",
                                                      d->spec->name));
     }
-    if (auto st = LoadModuleState(*d->weighter, w, d->spec->name + "."); !st.ok()) {
+    if (auto st = LoadModuleState(w, *d->weighter, "the curriculum of domain " + d->spec->name); !st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(checkpoint.string(), ": ", st.message()));
     }
     double t0 = 1e300, t1 = -1e300;
@@ -196,68 +194,28 @@ absl::Status Curricula(Components& c, const fs::path& checkpoint, const ReportOp
   return absl::OkStatus();
 }
 
-// The Hubble diagram of a supernova_chi2 term: every supernova of its
-// selection with the model's distance modulus along the term's own rays, and
-// the model's curve (the reference ray; in physical mode along +-x, +-y, +-z).
-absl::Status Hubble(MetricModel& model, const LossSpec& l, const torch::TensorOptions& options,
+// The Hubble diagram of a term that has one (distance datasets: the SDK's
+// LossTerm::hubble_diagram): hubble_<term>.csv, and the model's curve in
+// hubble_<term>_curve.csv. A term without one is skipped.
+absl::Status Hubble(MetricModel& model, const LossComponent& l, const torch::TensorOptions& options,
                     const fs::path& dir) {
-  const Params& p = l.term.params;
-  LUMPY_ASSIGN_OR_RETURN(auto path, ResolveDataFile(p.GetString("data")));
-  LUMPY_ASSIGN_OR_RETURN(auto cat, LoadSupernovae(path, rays::SupernovaSelection(p)));
-  const auto plan = rays::SupernovaRays(p, cat);
-  const auto tracer = rays::TracerOptions(p);
-  torch::NoGradGuard no_grad;
-  auto traced = rays::Trace(model, plan, cat.z.to(options), options, tracer);
-  auto dl = traced.luminosity_distance.to(torch::kCPU, torch::kFloat64);
-  auto reached = traced.reached.to(torch::kCPU);
-  // The reference read-out gives every supernova a distance (one beyond the
-  // ray's largest sampled z carries its shortfall): the loss's mu for all.
-  const bool every = tracer.reference_read_out;
-  auto modulus = [&](double d) {
-    return every ? 5.0 * std::log10(std::abs(d) + 1e-6) + 25.0 : 5.0 * std::log10(d) + 25.0;
-  };
+  auto diagram = l.term->hubble_diagram(model, options);
+  if (absl::IsUnimplemented(diagram.status())) return absl::OkStatus();
+  LUMPY_RETURN_IF_ERROR(diagram.status());
+  auto num = [](double v) { return std::isnan(v) ? std::string() : Num(v); };
   std::vector<std::vector<std::string>> rows;
-  int64_t missed = 0;
-  for (int64_t i = 0; i < cat.size(); ++i) {
-    const bool ok = reached[i].item<bool>();
-    missed += !ok;
-    const double mu = ok || every ? modulus(dl[i].item<double>()) : NAN;
-    const double obs = cat.mu[i].item<double>();
-    rows.push_back({cat.names[i], Num(cat.z[i].item<double>()),
-                    cat.ra.defined() ? Num(cat.ra[i].item<double>()) : "",
-                    cat.dec.defined() ? Num(cat.dec[i].item<double>()) : "", Num(obs),
-                    Num(cat.sigma[i].item<double>()), Num(mu), Num(mu - obs), ok ? "1" : "0"});
+  for (const auto& o : diagram->objects) {
+    rows.push_back({o.name, Num(o.z), num(o.ra), num(o.dec), Num(o.mu_obs), Num(o.sigma), Num(o.mu_model),
+                    Num(o.mu_model - o.mu_obs), o.reached ? "1" : "0"});
   }
-  const fs::path out = dir / absl::StrCat("hubble_", l.name, ".csv");
+  const fs::path out = dir / absl::StrCat("hubble_", l.spec->name, ".csv");
   LUMPY_RETURN_IF_ERROR(WriteCsv(out, "cid,z,ra,dec,mu_obs,sigma,mu_model,residual,reached", rows));
-  // The curve, 200 redshifts log-spaced over the selection.
-  const double z0 = cat.z.min().item<double>(), z1 = cat.z.max().item<double>();
-  auto zc = torch::logspace(std::log10(z0), std::log10(z1), 200, 10.0, torch::kFloat64);
   std::vector<std::vector<std::string>> curve;
-  auto add = [&](const std::string& label, const SkyDistances& d) {
-    auto c = d.luminosity_distance.to(torch::kCPU, torch::kFloat64);
-    auto r = d.reached.to(torch::kCPU);
-    for (int64_t i = 0; i < zc.size(0); ++i) {
-      if (!r[i].item<bool>() && !every) continue;
-      curve.push_back({label, Num(zc[i].item<double>()), Num(modulus(c[i].item<double>()))});
-    }
-  };
-  if (plan.physical) {
-    const struct { const char* label; double ra, dec; } dirs[] = {
-        {"+x", 0, 0}, {"-x", 180, 0}, {"+y", 90, 0}, {"-y", 270, 0}, {"+z", 0, 90}, {"-z", 0, -90}};
-    for (const auto& d : dirs) {
-      auto dir_t = SkyDirections(torch::tensor({d.ra}, torch::kFloat64), torch::tensor({d.dec}, torch::kFloat64));
-      auto ray_of = torch::zeros({zc.size(0)}, torch::kLong);
-      add(d.label, TraceSky(model, dir_t, ray_of, zc.to(options), options, tracer));
-    }
-  } else {
-    add("reference ray (+x)", TraceReference(model, zc.to(options), options, tracer));
-  }
-  const fs::path curve_out = dir / absl::StrCat("hubble_", l.name, "_curve.csv");
+  for (const auto& p : diagram->curve) curve.push_back({p.ray, Num(p.z), Num(p.mu)});
+  const fs::path curve_out = dir / absl::StrCat("hubble_", l.spec->name, "_curve.csv");
   LUMPY_RETURN_IF_ERROR(WriteCsv(curve_out, "ray,z,mu_model", curve));
-  std::cerr << "  " << out.filename().string() << ": " << cat.size() << " supernovae ("
-            << p.GetString("mode") << " mode" << (missed ? absl::StrCat(", ", missed, " beyond the rays' reach") : "")
-            << "), curve in " << curve_out.filename().string() << std::endl;
+  std::cerr << "  " << out.filename().string() << ": " << diagram->note << ", curve in "
+            << curve_out.filename().string() << std::endl;
   return absl::OkStatus();
 }
 
@@ -328,8 +286,7 @@ int RunReport(const ReportOptions& o) {
     }
     if (auto st = Planes(model, efe, *exp, o, options, dir); !st.ok()) return ExitStatus(st);
     if (auto st = Curricula(*c, training_checkpoint, o, options, dir); !st.ok()) return ExitStatus(st);
-    for (const auto& l : exp->losses) {
-      if (l.term.entry->name != "supernova_chi2") continue;
+    for (const auto& l : c->losses) {
       if (auto st = Hubble(model, l, options, dir); !st.ok()) return ExitStatus(st);
     }
   } catch (const c10::Error& e) {

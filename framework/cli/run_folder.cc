@@ -5,6 +5,7 @@
 #include "cli/exit_status.h"
 #include "lumpy/status_macros.h"
 #include "physics/probe.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 
 namespace lumpy {
@@ -68,10 +69,15 @@ int LoadRun(const fs::path& run_dir, const std::string& which_in, LoadedRun* run
     std::cerr << "--checkpoint: final, latest, best or best_step, got " << run->which << std::endl;
     return kExitConfig;
   }
-  for (auto& l : run->c.losses) {
-    if (!run->efe && l.spec->term.entry->name == "efe_residual") run->efe = l.term.get();
-  }
+  run->efe = ProbeColumnTerm(run->c);
   return ExitStatus(LoadMetric(run->model_file, run));
+}
+
+LossTerm* ProbeColumnTerm(Components& c) {
+  for (auto& l : c.losses) {
+    if (l.term->probe_column() == "efe_residual") return l.term.get();
+  }
+  return nullptr;
 }
 
 }  // namespace lumpy

@@ -43,4 +43,8 @@ struct LoadedRun : LoadedExperiment {
 // status (0, or 2 for a bad folder or checkpoint, with the message printed).
 int LoadRun(const std::filesystem::path& run_dir, const std::string& which, LoadedRun* run);
 
+// The experiment's term that fills the probe tables' efe_residual column
+// (it says so through LossTerm::probe_column), or null.
+LossTerm* ProbeColumnTerm(Components& c);
+
 }  // namespace lumpy

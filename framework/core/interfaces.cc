@@ -26,15 +26,14 @@ StepContext::~StepContext() = default;
 LossTerm::~LossTerm() = default;
 std::vector<PhysicalParameter> LossTerm::physical_parameters() { return {}; }
 std::vector<std::pair<std::string, double>> LossTerm::telemetry() const { return {}; }
+std::string LossTerm::probe_column() const { return ""; }
+absl::StatusOr<HubbleDiagram> LossTerm::hubble_diagram(MetricModel&, const torch::TensorOptions&) {
+  return absl::UnimplementedError("no Hubble diagram");
+}
 
 ConstraintHandler::~ConstraintHandler() = default;
 void ConstraintHandler::update(const torch::Tensor&, int64_t) {}
 std::vector<std::pair<std::string, double>> ConstraintHandler::telemetry() const { return {}; }
-std::vector<torch::Tensor> ConstraintHandler::parameters() { return {}; }
-std::map<std::string, torch::Tensor> ConstraintHandler::state() const { return {}; }
-absl::Status ConstraintHandler::load_state(const std::map<std::string, torch::Tensor>&) {
-  return absl::OkStatus();
-}
 
 CurriculumWeighter::~CurriculumWeighter() = default;
 std::vector<std::pair<std::string, double>> CurriculumWeighter::telemetry() const { return {}; }

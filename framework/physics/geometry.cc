@@ -22,6 +22,13 @@ Geometry::Geometry(Jet jet) : jet_(std::move(jet)) {
               "Geometry: the jet's metric must be [B,4,4]");
 }
 
+void Geometry::Extend(Jet higher) {
+  TORCH_CHECK(higher.order > jet_.order, "Geometry::Extend: order ", higher.order, " is not above ", jet_.order);
+  TORCH_CHECK(higher.g.defined() && higher.g.sizes() == jet_.g.sizes(),
+              "Geometry::Extend: the higher-order jet must be of the same points");
+  jet_ = std::move(higher);
+}
+
 void Geometry::Require(int order, const char* what) const {
   if (jet_.order < order) {
     throw std::logic_error(std::string("Geometry: ") + what + " needs a jet of order " +

@@ -15,8 +15,8 @@
 #include "absl/strings/strip.h"
 #include "data/table.h"
 #include "lumpy/geometry.h"
-#include "train/checkpoint.h"
-#include "train/point_set_context.h"
+#include "core/atomic_file.h"
+#include "physics/point_set_context.h"
 #include "lumpy/status_macros.h"
 
 namespace lumpy {
@@ -139,114 +139,4 @@ absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
 // float64 checkpoint read into a float32 model, or a checkpoint of another
 // width, silently breaks it. This copies tensor by tensor instead, converting
 // dtype and device and refusing any shape that differs.
-absl::Status LoadModuleState(torch::nn::Module& module, torch::serialize::InputArchive& archive,
-                             const std::string& prefix) {
-  torch::NoGradGuard no_grad;
-  auto copy = [&](const std::string& name, torch::Tensor& target, bool is_buffer) -> absl::Status {
-    torch::Tensor saved;
-    if (!archive.try_read(name, saved, is_buffer)) {
-      return absl::InvalidArgumentError(absl::StrCat("it has no ", prefix, name));
-    }
-    if (saved.sizes() != target.sizes()) {
-      return absl::InvalidArgumentError(absl::StrCat(prefix, name, " is ", c10::str(saved.sizes()),
-                                                     " there and ", c10::str(target.sizes()),
-                                                     " in the model"));
-    }
-    target.copy_(saved);
-    return absl::OkStatus();
-  };
-  for (auto& p : module.named_parameters(/*recurse=*/false)) {
-    LUMPY_RETURN_IF_ERROR(copy(p.key(), p.value(), false));
-  }
-  for (auto& b : module.named_buffers(/*recurse=*/false)) {
-    LUMPY_RETURN_IF_ERROR(copy(b.key(), b.value(), true));
-  }
-  for (auto& child : module.named_children()) {
-    torch::serialize::InputArchive sub;
-    if (!archive.try_read(child.key(), sub)) {
-      return absl::InvalidArgumentError(absl::StrCat("it has no module ", prefix, child.key()));
-    }
-    if (auto st = LoadModuleState(*child.value(), sub, prefix + child.key() + ".");
-        !st.ok()) {
-      return st;
-    }
-  }
-  return absl::OkStatus();
-}
-
-void WriteModelKind(torch::serialize::OutputArchive& archive, const std::string& model_name) {
-  archive.write("model_kind", c10::IValue(model_name));
-}
-
-absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
-                                 const std::string& model_name,
-                                 const std::vector<std::pair<std::string, LossTerm*>>& terms,
-                                 std::string* note) {
-  fs::path file = fs::is_directory(path) ? path / "model.pt" : path;
-  if (!fs::is_regular_file(file)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path.string(), ": no such checkpoint (give a run folder, its model.pt, or "
-        "checkpoints/latest.pt or best.pt)"));
-  }
-  if (auto st = CheckInputFile(file, InputKind::kCheckpoint, "checkpoint"); !st.ok()) {
-    return absl::InvalidArgumentError(st.message());
-  }
-  absl::Status st;
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(file.string());
-    c10::IValue kind;
-    if (archive.try_read("model_kind", kind) && kind.isString() && kind.toStringRef() != model_name) {
-      return absl::InvalidArgumentError(absl::StrCat(file.string(), ": a checkpoint of a ", kind.toStringRef(),
-                                                     " metric; this experiment's model is ", model_name));
-    }
-    // A training checkpoint (checkpoints/latest.pt, best.pt) holds the
-    // metric under "model"; model.pt holds it at the top.
-    c10::IValue format;
-    torch::serialize::InputArchive inner;
-    if (archive.try_read("format", format) && archive.try_read("model", inner)) {
-      st = LoadModuleState(model, inner, "");
-    } else {
-      st = LoadModuleState(model, archive, "");
-    }
-  } catch (const c10::Error& e) {
-    st = absl::InvalidArgumentError(e.what_without_backtrace());
-  }
-  if (!st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file.string(), ": does not fit this experiment's model (", model_name, "): ", st.message()));
-  }
-  // The fitted physical scalars, by the column names metrics.csv gives them.
-  std::vector<std::pair<std::string, PhysicalParameter>> wanted;
-  for (auto& p : model.physical_parameters()) wanted.push_back({"model." + p.name, p});
-  for (const auto& [name, term] : terms) {
-    for (auto& p : term->physical_parameters()) wanted.push_back({name + "." + p.name, p});
-  }
-  if (wanted.empty()) return absl::OkStatus();
-  c10::IValue names;
-  torch::Tensor values;
-  if (!archive.try_read("physical_names", names) || !names.isString() ||
-      !archive.try_read("physical", values)) {
-    if (note) {
-      *note = absl::StrCat(file.string(), " holds no fitted physical scalars (written by an older "
-                           "lumpy): ", wanted.front().first, " and the others keep their "
-                           "experiment values");
-    }
-    return absl::OkStatus();
-  }
-  std::vector<std::string> saved = absl::StrSplit(names.toStringRef(), '\n', absl::SkipEmpty());
-  values = values.to(torch::kCPU, torch::kFloat64);
-  torch::NoGradGuard no_grad;
-  for (auto& [column, p] : wanted) {
-    auto it = std::find(saved.begin(), saved.end(), column);
-    if (it == saved.end() || it - saved.begin() >= values.numel()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file.string(), ": has no value of ", column, " (fitted by this experiment); it holds ",
-          saved.empty() ? std::string("none") : absl::StrJoin(saved, ", ")));
-    }
-    p.value.fill_(values[it - saved.begin()].item<double>());
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace lumpy

@@ -39,10 +39,6 @@ LUMPY_ENGINE_API absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe,
                                          const torch::TensorOptions& options,
                                          std::string* warning);
 
-// Archives of a metric (model.pt, training checkpoints) name its plugin
-// under "model_kind"; LoadModelCheckpoint refuses an archive of another kind.
-LUMPY_ENGINE_API void WriteModelKind(torch::serialize::OutputArchive& archive, const std::string& model_name);
-
 // The same columns for the points [N,4] (all inside the metric's domain),
 // written to `out` atomically; rows whose geometry is not finite are written
 // and their indices appended to `non_finite`.
@@ -50,20 +46,5 @@ LUMPY_ENGINE_API absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe,
                                             const torch::Tensor& points,
                                             const std::filesystem::path& out,
                                             std::vector<int64_t>* non_finite);
-// Copies a saved module's parameters and buffers into `module` tensor by
-// tensor (Module::load would adopt the saved dtype or shape as they are),
-// converting dtype and device, refusing a missing tensor or another shape;
-// messages name the tensor after `prefix`.
-LUMPY_ENGINE_API absl::Status LoadModuleState(torch::nn::Module& module,
-                                              torch::serialize::InputArchive& archive,
-                                              const std::string& prefix = "");
-// Loads model parameters saved by a run (`model.pt`, a run folder that holds
-// one, or checkpoints/latest.pt or best.pt) into `model`, and the fitted
-// physical scalars (h0, Omega_m, ...) of the model and of `terms` (each with
-// its loss name), matched by their metrics.csv names. A file written before
-// lumpy saved them leaves them as they are and says so in `note`.
-LUMPY_ENGINE_API absl::Status LoadModelCheckpoint(
-    MetricModel& model, const std::filesystem::path& path, const std::string& model_name,
-    const std::vector<std::pair<std::string, LossTerm*>>& terms = {}, std::string* note = nullptr);
 
 }  // namespace lumpy

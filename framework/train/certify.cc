@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "train/point_set_context.h"
+#include "physics/point_set_context.h"
 
 namespace lumpy {
 

@@ -5,119 +5,18 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <csignal>
 #include <cstring>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/input_file.h"
+#include "lumpy/module_state.h"
 
 namespace lumpy {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-bool FaultRequested(const char* what, int64_t step) {
-  const char* env = std::getenv("LUMPY_FAULT");
-  return env != nullptr && std::string(env) == absl::StrCat(what, ":", step);
-}
-
-}  // namespace
-
-void FaultPoint(const char* what, int64_t step) {
-  if (FaultRequested(what, step)) std::raise(SIGKILL);
-}
-
-namespace {
-
-// "cannot write FILE: WHAT (the OS's reason)", an Unavailable error (the
-// cause, e.g. a full disk, is outside the run: resuming continues once it is
-// fixed), after removing the temporary file.
-absl::Status WriteFailed(const fs::path& tmp, const fs::path& target, const std::string& what, int os_error) {
-  std::error_code ec;
-  fs::remove(tmp, ec);
-  return absl::UnavailableError(absl::StrCat("cannot write ", target.string(), what.empty() ? "" : ": ", what,
-                                             os_error != 0 ? absl::StrCat(" (", std::strerror(os_error), ")") : ""));
-}
-
-// fsync(2) of a file or folder; the OS's error number, 0 if it succeeded.
-int Sync(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  const int rc = ::fsync(fd) == 0 ? 0 : errno;
-  ::close(fd);
-  return rc;
-}
-
-// Writes TMP with `bytes` (write(2), checked), fsyncs it, renames it over
-// PATH and syncs the folder.
-absl::Status WriteAndReplace(const fs::path& tmp, const fs::path& path, const std::string& bytes) {
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return WriteFailed(tmp, path, "", errno);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int e = n < 0 ? errno : EIO;
-      ::close(fd);
-      return WriteFailed(tmp, path, "", e);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return WriteFailed(tmp, path, "", e);
-  }
-  if (::close(fd) != 0) return WriteFailed(tmp, path, "", errno);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return WriteFailed(tmp, path, absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()), 0);
-  Sync(path.parent_path());
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::Status SaveArchiveAtomically(torch::serialize::OutputArchive& archive, const fs::path& path,
-                                   int64_t step) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  // Serialized in memory first: LibTorch's file writer throws from its
-  // destructor when the disk is full, which no caller can catch.
-  std::ostringstream bytes;
-  try {
-    archive.save_to(bytes);
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    return WriteFailed(tmp, path, what.substr(0, what.find('\n')), 0);
-  }
-  if (FaultRequested("kill-in-checkpoint", step)) {
-    const std::string all = bytes.str();
-    (void)WriteAndReplace(tmp, tmp, all.substr(0, all.size() / 2));  // half of it, under .tmp
-    std::raise(SIGKILL);
-  }
-  return WriteAndReplace(tmp, path, bytes.str());
-}
-
-absl::Status CopyAtomically(const fs::path& from, const fs::path& to) {
-  fs::path tmp = to;
-  tmp += ".tmp";
-  std::ifstream in(from, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (!in) return WriteFailed(tmp, to, absl::StrCat("cannot read ", from.string()), errno);
-  return WriteAndReplace(tmp, to, bytes.str());
-}
-
-absl::Status WriteAtomically(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  return WriteAndReplace(tmp, path, text);
-}
 
 std::string ExperimentFingerprint(const Experiment& exp) {
   ConfigNode tree = exp.resolved;
@@ -165,5 +64,80 @@ absl::StatusOr<std::unique_ptr<RunFolderLock>> RunFolderLock::Acquire(const fs::
 }
 
 RunFolderLock::~RunFolderLock() { ::close(fd_); }
+
+void WriteModelKind(torch::serialize::OutputArchive& archive, const std::string& model_name) {
+  archive.write("model_kind", c10::IValue(model_name));
+}
+
+absl::Status LoadModelCheckpoint(MetricModel& model, const fs::path& path,
+                                 const std::string& model_name,
+                                 const std::vector<std::pair<std::string, LossTerm*>>& terms,
+                                 std::string* note) {
+  fs::path file = fs::is_directory(path) ? path / "model.pt" : path;
+  if (!fs::is_regular_file(file)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path.string(), ": no such checkpoint (give a run folder, its model.pt, or "
+        "checkpoints/latest.pt or best.pt)"));
+  }
+  if (auto st = CheckInputFile(file, InputKind::kCheckpoint, "checkpoint"); !st.ok()) {
+    return absl::InvalidArgumentError(st.message());
+  }
+  absl::Status st;
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string());
+    c10::IValue kind;
+    if (archive.try_read("model_kind", kind) && kind.isString() && kind.toStringRef() != model_name) {
+      return absl::InvalidArgumentError(absl::StrCat(file.string(), ": a checkpoint of a ", kind.toStringRef(),
+                                                     " metric; this experiment's model is ", model_name));
+    }
+    // A training checkpoint (checkpoints/latest.pt, best.pt) holds the
+    // metric under "model"; model.pt holds it at the top.
+    c10::IValue format;
+    torch::serialize::InputArchive inner;
+    if (archive.try_read("format", format) && archive.try_read("model", inner)) {
+      st = LoadModuleState(inner, model, "");
+    } else {
+      st = LoadModuleState(archive, model, "", /*shared=*/true);
+    }
+  } catch (const c10::Error& e) {
+    st = absl::InvalidArgumentError(e.what_without_backtrace());
+  }
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file.string(), ": does not fit this experiment's model (", model_name, "): ", st.message()));
+  }
+  // The fitted physical scalars, by the column names metrics.csv gives them.
+  std::vector<std::pair<std::string, PhysicalParameter>> wanted;
+  for (auto& p : model.physical_parameters()) wanted.push_back({"model." + p.name, p});
+  for (const auto& [name, term] : terms) {
+    for (auto& p : term->physical_parameters()) wanted.push_back({name + "." + p.name, p});
+  }
+  if (wanted.empty()) return absl::OkStatus();
+  c10::IValue names;
+  torch::Tensor values;
+  if (!archive.try_read("physical_names", names) || !names.isString() ||
+      !archive.try_read("physical", values)) {
+    if (note) {
+      *note = absl::StrCat(file.string(), " holds no fitted physical scalars (written by an older "
+                           "lumpy): ", wanted.front().first, " and the others keep their "
+                           "experiment values");
+    }
+    return absl::OkStatus();
+  }
+  std::vector<std::string> saved = absl::StrSplit(names.toStringRef(), '\n', absl::SkipEmpty());
+  values = values.to(torch::kCPU, torch::kFloat64);
+  torch::NoGradGuard no_grad;
+  for (auto& [column, p] : wanted) {
+    auto it = std::find(saved.begin(), saved.end(), column);
+    if (it == saved.end() || it - saved.begin() >= values.numel()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file.string(), ": has no value of ", column, " (fitted by this experiment); it holds ",
+          saved.empty() ? std::string("none") : absl::StrJoin(saved, ", ")));
+    }
+    p.value.fill_(values[it - saved.begin()].item<double>());
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace lumpy

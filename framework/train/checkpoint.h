@@ -1,40 +1,28 @@
 #pragma once
-// What checkpoints need besides the trainer's own bookkeeping: an atomic,
-// durable archive write, the experiment's fingerprint (so a checkpoint is
-// never resumed into a different experiment), and the fault points the crash
-// tests use.
+// What checkpoints need besides the trainer's own bookkeeping: the
+// experiment's fingerprint (so a checkpoint is never resumed into a
+// different experiment), the run folder's lock, and the model's own record
+// in an archive (its kind; loading it back for the CLI). The durable writes
+// and the crash tests' fault points are in core/atomic_file.h.
 
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "config/experiment.h"
+#include "core/atomic_file.h"
+#include "lumpy/loss_term.h"
+#include "lumpy/metric_model.h"
 #include "engine_export.h"
 
 namespace lumpy {
 
-// Writes the archive to PATH.tmp, flushes it to disk and renames it over
-// PATH: a reader sees the old file or the new one, never half of one.
-LUMPY_ENGINE_API absl::Status SaveArchiveAtomically(torch::serialize::OutputArchive& archive,
-                                                    const std::filesystem::path& path,
-                                                    int64_t step);
-
-// Writes `text` to PATH.tmp, flushes it to disk and renames it over PATH,
-// so a crash never leaves a half-written file (summaries, tables, experiment
-// copies).
-//
-// These writers never throw: a failure (a full disk, a read-only folder) is
-// an Unavailable error "cannot write PATH: ... (the OS's reason)", the
-// temporary file is removed and PATH keeps its previous content.
-// Copies FROM over TO the same way.
-LUMPY_ENGINE_API absl::Status CopyAtomically(const std::filesystem::path& from,
-                                             const std::filesystem::path& to);
-LUMPY_ENGINE_API absl::Status WriteAtomically(const std::filesystem::path& path,
-                                              const std::string& text);
 // The resolved experiment as TOML, without runtime.steps (a resume may
 // extend a run) and telemetry.progress (display only).
 LUMPY_ENGINE_API std::string ExperimentFingerprint(const Experiment& experiment);
@@ -56,10 +44,17 @@ class LUMPY_ENGINE_API RunFolderLock {
   int fd_;
 };
 
-// Fault injection for the crash tests; inert unless LUMPY_FAULT is set:
-//   kill-after-step:N      SIGKILL once step N is done (its metrics row written)
-//   kill-in-checkpoint:N   SIGKILL half-way through writing the checkpoint
-//                          taken after step N (before the rename)
-LUMPY_ENGINE_API void FaultPoint(const char* what, int64_t step);
+// Archives of a metric (model.pt, training checkpoints) name its plugin
+// under "model_kind"; LoadModelCheckpoint refuses an archive of another kind.
+LUMPY_ENGINE_API void WriteModelKind(torch::serialize::OutputArchive& archive, const std::string& model_name);
+
+// Loads model parameters saved by a run (`model.pt`, a run folder that holds
+// one, or checkpoints/latest.pt or best.pt) into `model`, and the fitted
+// physical scalars (h0, Omega_m, ...) of the model and of `terms` (each with
+// its loss name), matched by their metrics.csv names. A file written before
+// lumpy saved them leaves them as they are and says so in `note`.
+LUMPY_ENGINE_API absl::Status LoadModelCheckpoint(
+    MetricModel& model, const std::filesystem::path& path, const std::string& model_name,
+    const std::vector<std::pair<std::string, LossTerm*>>& terms = {}, std::string* note = nullptr);
 
 }  // namespace lumpy

@@ -5,6 +5,7 @@
 #include "physics/probe.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lumpy/module_state.h"
 #include "train/checkpoint.h"
 
 namespace lumpy {
@@ -54,7 +55,7 @@ torch::serialize::OutputArchive WeightersArchive(Components& c) {
   torch::serialize::OutputArchive weighters;
   for (const auto& d : c.domains) {
     torch::serialize::OutputArchive w;
-    d.weighter->save(w);
+    SaveModuleState(*d.weighter, w);
     weighters.write(d.spec->name, w);
   }
   return weighters;
@@ -174,7 +175,7 @@ absl::Status BestStep::Write(Components& c) {
   absl::Status st;
   {
     torch::serialize::OutputArchive archive;
-    c.model->save(archive);
+    SaveModuleState(*c.model, archive);
     WritePhysicalScalars(scalars_, archive);
     auto weighters = WeightersArchive(c);
     archive.write("weighters", weighters);

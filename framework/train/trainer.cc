@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "lumpy/module_state.h"
+
 #include "core/input_file.h"
 #include "core/out_of_memory.h"
 
@@ -26,7 +28,7 @@
 #include "physics/probe.h"
 #include "train/certify.h"
 #include "train/checkpoint.h"
-#include "train/point_set_context.h"
+#include "physics/point_set_context.h"
 #include "train/progress.h"
 #include "train/schedule.h"
 #include "train/state.h"
@@ -273,7 +275,7 @@ class Session {
   // Slurm's warning leaves little time).
   absl::Status SaveCheckpoint(int64_t step, bool certify = true);
   absl::Status LoadCheckpoint(const fs::path& file);
-  absl::Status LoadHandlers(torch::serialize::InputArchive& handlers);
+  absl::Status LoadPluginStates(torch::serialize::InputArchive& weighters, torch::serialize::InputArchive& handlers);
   absl::Status PrepareMetricsForResume(const fs::path& file);
   // The finish.
   absl::Status Finish(const Ending& ending);
@@ -398,7 +400,7 @@ torch::serialize::OutputArchive Session::Checkpoint() const {
     a.write("rng", gen.get_state());
   }
   torch::serialize::OutputArchive model;
-  c_.model->save(model);
+  SaveModuleState(*c_.model, model);
   a.write("model", model);
   WriteModelKind(a, exp_.model.entry->name);
   torch::serialize::OutputArchive optimizer;
@@ -410,7 +412,7 @@ torch::serialize::OutputArchive Session::Checkpoint() const {
   for (const auto& l : c_.losses) {
     if (!l.handler) continue;
     torch::serialize::OutputArchive h;
-    for (const auto& [k, v] : l.handler->state()) h.write(k, v.detach());
+    SaveModuleState(*l.handler, h);
     handlers.write(l.spec->name, h);
   }
   a.write("handlers", handlers);
@@ -498,17 +500,12 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
     a.read("rng", rng);
     torch::serialize::InputArchive model, optimizer, weighters, handlers;
     a.read("model", model);
-    c_.model->load(model);
+    if (auto st = LoadModuleState(model, *c_.model, "the model"); !st.ok()) return bad(std::string(st.message()));
     a.read("optimizer", optimizer);
     optimizer_->load(optimizer);
     a.read("weighters", weighters);
-    for (const auto& d : c_.domains) {
-      torch::serialize::InputArchive w;
-      weighters.read(d.spec->name, w);
-      d.weighter->load(w);
-    }
     a.read("handlers", handlers);
-    if (auto st = LoadHandlers(handlers); !st.ok()) return bad(std::string(st.message()));
+    if (auto st = LoadPluginStates(weighters, handlers); !st.ok()) return bad(std::string(st.message()));
     if (auto st = ReadPhysicalScalars(a, physical_); !st.ok()) return bad(std::string(st.message()));
     if (best_step_) {
       if (auto st = best_step_->Load(a, c_); !st.ok()) return bad(std::string(st.message()));
@@ -533,24 +530,22 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
   return absl::OkStatus();
 }
 
-// Every handler's state from a checkpoint's "handlers" archive.
-absl::Status Session::LoadHandlers(torch::serialize::InputArchive& handlers) {
+// Every curriculum's and every handler's state from a checkpoint's
+// "weighters" and "handlers" archives.
+absl::Status Session::LoadPluginStates(torch::serialize::InputArchive& weighters,
+                                       torch::serialize::InputArchive& handlers) {
+  for (const auto& d : c_.domains) {
+    const std::string what = absl::StrCat("the curriculum of domains.", d.spec->name);
+    torch::serialize::InputArchive w;
+    if (!weighters.try_read(d.spec->name, w)) return absl::InvalidArgumentError(absl::StrCat(what, ": not saved"));
+    LUMPY_RETURN_IF_ERROR(LoadModuleState(w, *d.weighter, what));
+  }
   for (const auto& l : c_.losses) {
     if (!l.handler) continue;
+    const std::string what = absl::StrCat("the handler of loss.", l.spec->name);
     torch::serialize::InputArchive h;
-    handlers.read(l.spec->name, h);
-    std::map<std::string, torch::Tensor> state;
-    for (const auto& [k, v] : l.handler->state()) {
-      torch::Tensor value;
-      if (!h.try_read(k, value)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("handler of loss.", l.spec->name, " has no state \"", k, "\""));
-      }
-      state[k] = value;
-    }
-    if (auto st = l.handler->load_state(state); !st.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(l.spec->handler.key_path, ": ", st.message()));
-    }
+    if (!handlers.try_read(l.spec->name, h)) return absl::InvalidArgumentError(absl::StrCat(what, ": not saved"));
+    LUMPY_RETURN_IF_ERROR(LoadModuleState(h, *l.handler, what));
   }
   return absl::OkStatus();
 }

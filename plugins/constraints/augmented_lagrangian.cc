@@ -22,9 +22,11 @@
 // (or lies beyond float32's range: 3e38) is skipped and counted, so one bad
 // step cannot poison the state.
 //
-// penalty() always reads the current lambda and mu (they are plain doubles
-// copied into the graph at each call), so a changed multiplier changes the
-// very next gradient. `freeze_multiplier` reproduces the part-3 reference,
+// The state (lambda, mu, the EMA and the schedule's flags, the count of
+// skipped updates) is the handler's registered buffers: 0-dim float64
+// tensors that the engine saves and restores. penalty() always reads the
+// current lambda and mu (copied into the graph as numbers at each call), so
+// a changed multiplier changes the very next gradient. `freeze_multiplier` reproduces the part-3 reference,
 // whose multiplier never reached the compiled loss (it stayed at lambda0).
 
 #include <algorithm>
@@ -37,9 +39,7 @@ namespace {
 class AugmentedLagrangian : public lumpy::ConstraintHandler {
  public:
   explicit AugmentedLagrangian(const lumpy::Params& p)
-      : lambda_(p.GetDouble("lambda0")),
-        mu_(p.GetDouble("mu0")),
-        multiplier_every_(p.GetInt("multiplier_every")),
+      : multiplier_every_(p.GetInt("multiplier_every")),
         freeze_(p.GetBool("freeze_multiplier")),
         adaptive_(p.GetBool("adaptive")),
         tau_(p.GetDouble("tau")),
@@ -49,35 +49,63 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
         ema_decay_(p.GetDouble("ema_decay")),
         reference_timing_(p.GetBool("reference_timing")),
         lambda_max_(p.GetDouble("lambda_max")),
-        feasibility_tol_(p.GetDouble("feasibility_tol")) {}
+        feasibility_tol_(p.GetDouble("feasibility_tol")) {
+    auto buffer = [&](const char* name, double value) {
+      return register_buffer(name, torch::tensor(value, torch::kFloat64));
+    };
+    lambda_ = buffer("lambda", p.GetDouble("lambda0"));
+    mu_ = buffer("mu", p.GetDouble("mu0"));
+    ema_ = buffer("ema", 0.0);
+    ema_at_check_ = buffer("ema_at_check", 0.0);
+    seen_ = buffer("seen", 0.0);
+    checked_ = buffer("checked", 0.0);
+    skipped_ = buffer("skipped", 0.0);
+  }
 
   lumpy::Penalty penalty(const torch::Tensor& v) override {
-    auto per_point = lambda_ * v + 0.5 * mu_ * v.square();
+    auto per_point = lambda_.item<double>() * v + 0.5 * mu_.item<double>() * v.square();
     return {per_point, per_point.mean()};
   }
 
   void update(const torch::Tensor& v, int64_t step) override {
     const double mean = v.numel() ? v.mean().item<double>() : 0.0;
-    if (!InRange(mean)) {
-      ++skipped_;
-      return;
+    State s = Read();
+    if (InRange(mean)) {
+      if (reference_timing_) Schedule(mean, step, &s);
+      if (!freeze_ && (step + 1) % multiplier_every_ == 0) s.lambda = std::min(s.lambda + s.mu * mean, lambda_max_);
+      if (!reference_timing_) Schedule(mean, step, &s);
+      if (InRange(s.lambda) && InRange(s.mu) && InRange(0.5 * s.mu * mean * mean + s.lambda * mean)) {
+        Write(s);
+        return;
+      }
     }
-    const double lambda = lambda_, mu = mu_, ema = ema_, ema_at_check = ema_at_check_;
-    const bool seen = seen_, checked = checked_;
-    if (reference_timing_) Schedule(mean, step);
-    if (!freeze_ && (step + 1) % multiplier_every_ == 0) {
-      lambda_ = std::min(lambda_ + mu_ * mean, lambda_max_);
-    }
-    if (!reference_timing_) Schedule(mean, step);
-    if (!InRange(lambda_) || !InRange(mu_) || !InRange(0.5 * mu_ * mean * mean + lambda_ * mean)) {
-      lambda_ = lambda;  // the state before this update
-      mu_ = mu;
-      ema_ = ema;
-      ema_at_check_ = ema_at_check;
-      seen_ = seen;
-      checked_ = checked;
-      ++skipped_;
-    }
+    skipped_.fill_(skipped_.item<double>() + 1);  // the state stays as it was
+  }
+
+  std::vector<std::pair<std::string, double>> telemetry() const override {
+    return {{"lambda", lambda_.item<double>()},
+            {"mu", mu_.item<double>()},
+            {"ema", ema_.item<double>()},
+            {"skipped", skipped_.item<double>()}};
+  }
+
+ private:
+  // The buffers as numbers, for an update.
+  struct State {
+    double lambda, mu, ema, ema_at_check;
+    bool seen, checked;
+  };
+  State Read() const {
+    return {lambda_.item<double>(), mu_.item<double>(), ema_.item<double>(), ema_at_check_.item<double>(),
+            seen_.item<double>() != 0, checked_.item<double>() != 0};
+  }
+  void Write(const State& s) {
+    lambda_.fill_(s.lambda);
+    mu_.fill_(s.mu);
+    ema_.fill_(s.ema);
+    ema_at_check_.fill_(s.ema_at_check);
+    seen_.fill_(s.seen ? 1.0 : 0.0);
+    checked_.fill_(s.checked ? 1.0 : 0.0);
   }
 
   // Finite and within float32's range.
@@ -85,50 +113,19 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
 
   // The adaptive penalty: the EMA of the mean violation, and every
   // check_every steps a raise of mu if the EMA fell less than tau.
-  void Schedule(double mean, int64_t step) {
+  void Schedule(double mean, int64_t step, State* s) const {
     if (!adaptive_) return;
-    ema_ = seen_ ? ema_decay_ * ema_ + (1 - ema_decay_) * mean : mean;
-    seen_ = true;
+    s->ema = s->seen ? ema_decay_ * s->ema + (1 - ema_decay_) * mean : mean;
+    s->seen = true;
     const bool check = reference_timing_ ? step > 0 && step % check_every_ == 0 : (step + 1) % check_every_ == 0;
     if (!check) return;
-    if (checked_ && ema_ > tau_ * ema_at_check_ && ema_ > feasibility_tol_ && mu_ < mu_max_) {
-      mu_ = std::min(gamma_ * mu_, mu_max_);
+    if (s->checked && s->ema > tau_ * s->ema_at_check && s->ema > feasibility_tol_ && s->mu < mu_max_) {
+      s->mu = std::min(gamma_ * s->mu, mu_max_);
     }
-    ema_at_check_ = ema_;
-    checked_ = true;
+    s->ema_at_check = s->ema;
+    s->checked = true;
   }
 
-  std::vector<std::pair<std::string, double>> telemetry() const override {
-    return {{"lambda", lambda_}, {"mu", mu_}, {"ema", ema_}, {"skipped", static_cast<double>(skipped_)}};
-  }
-
-  std::map<std::string, torch::Tensor> state() const override {
-    auto d = [](double x) { return torch::tensor(x, torch::kFloat64); };
-    return {{"lambda", d(lambda_)}, {"mu", d(mu_)},           {"ema", d(ema_)},
-            {"ema_at_check", d(ema_at_check_)}, {"seen", d(seen_)}, {"checked", d(checked_)},
-            {"skipped", d(static_cast<double>(skipped_))}};
-  }
-
-  absl::Status load_state(const std::map<std::string, torch::Tensor>& s) override {
-    for (const char* k : {"lambda", "mu", "ema", "ema_at_check", "seen", "checked", "skipped"}) {
-      auto it = s.find(k);
-      if (it == s.end() || it->second.numel() != 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("augmented_lagrangian state: missing or malformed \"", k, "\""));
-      }
-    }
-    lambda_ = s.at("lambda").item<double>();
-    mu_ = s.at("mu").item<double>();
-    ema_ = s.at("ema").item<double>();
-    ema_at_check_ = s.at("ema_at_check").item<double>();
-    seen_ = s.at("seen").item<double>() != 0;
-    checked_ = s.at("checked").item<double>() != 0;
-    skipped_ = static_cast<int64_t>(s.at("skipped").item<double>());
-    return absl::OkStatus();
-  }
-
- private:
-  double lambda_, mu_;
   int64_t multiplier_every_;
   bool freeze_, adaptive_;
   double tau_, gamma_, mu_max_;
@@ -136,9 +133,7 @@ class AugmentedLagrangian : public lumpy::ConstraintHandler {
   double ema_decay_;
   bool reference_timing_;
   double lambda_max_, feasibility_tol_;
-  int64_t skipped_ = 0;
-  double ema_ = 0, ema_at_check_ = 0;
-  bool seen_ = false, checked_ = false;
+  torch::Tensor lambda_, mu_, ema_, ema_at_check_, seen_, checked_, skipped_;
 };
 
 absl::Status Register(lumpy::Registry& registry) {

@@ -13,7 +13,7 @@ class Homoscedastic : public lumpy::ConstraintHandler {
  public:
   explicit Homoscedastic(const lumpy::Params& p)
       : quadratic_(p.GetString("base") == "quadratic"),
-        log_sigma_(torch::tensor(p.GetDouble("log_sigma0"), torch::kFloat64).requires_grad_(true)) {}
+        log_sigma_(register_parameter("log_sigma", torch::tensor(p.GetDouble("log_sigma0"), torch::kFloat64))) {}
 
   lumpy::Penalty penalty(const torch::Tensor& v) override {
     auto s = log_sigma_.to(v.dtype());
@@ -24,22 +24,6 @@ class Homoscedastic : public lumpy::ConstraintHandler {
 
   std::vector<std::pair<std::string, double>> telemetry() const override {
     return {{"log_sigma", log_sigma_.item<double>()}};
-  }
-
-  std::vector<torch::Tensor> parameters() override { return {log_sigma_}; }
-
-  std::map<std::string, torch::Tensor> state() const override {
-    return {{"log_sigma", log_sigma_.detach().clone()}};
-  }
-
-  absl::Status load_state(const std::map<std::string, torch::Tensor>& s) override {
-    auto it = s.find("log_sigma");
-    if (it == s.end() || it->second.numel() != 1) {
-      return absl::InvalidArgumentError("homoscedastic state: missing or malformed \"log_sigma\"");
-    }
-    torch::NoGradGuard no_grad;
-    log_sigma_.copy_(it->second.reshape({}));
-    return absl::OkStatus();
   }
 
  private:

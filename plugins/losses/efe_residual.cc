@@ -30,6 +30,9 @@ class EfeResidual : public lumpy::LossTerm {
     return omega_m_.parameters();
   }
 
+  // `lumpy probe` and `lumpy report` draw the residual at any points.
+  std::string probe_column() const override { return "efe_residual"; }
+
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     lumpy::Geometry& geo = ctx.geometry(2);
     const auto& g = geo.metric();

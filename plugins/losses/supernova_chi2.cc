@@ -17,6 +17,8 @@
 //   10 (z - z_max) (in 1000 Mpc) added to its distance instead of dropping
 //   out; mu = 5 log10(|d_L| + 1e-6) + 25.
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "lumpy/lumpy.h"
 #include "lumpy/ray_tracer.h"
@@ -26,6 +28,61 @@
 
 namespace {
 
+// The read-out keys: how d_L is read off the reference ray.
+std::vector<lumpy::ParamSpec> ReadOutSpecs() {
+  using lumpy::ParamSpec;
+  return {
+      ParamSpec::String("interpolation",
+                        "exact: each supernova at its crossing on the dense output; reference: the "
+                        "reference implementation's read-out (reference mode only: d_L linear in z "
+                        "between saved_points samples evenly spaced in the affine parameter, samples "
+                        "past the ray's end at the largest z and d_L found, every supernova in the "
+                        "chi^2, 10 (z - z_max) x 1000 Mpc added to the distance of one beyond z_max, "
+                        "mu = 5 log10(|d_L| + 1e-6) + 25)")
+          .Default(std::string("exact"))
+          .OneOf({"exact", "reference"}),
+      ParamSpec::Int("saved_points", "interpolation = reference: how many samples")
+          .Default(int64_t{50})
+          .AtLeast(2)
+          .AtMost(100000),
+  };
+}
+
+// The catalogue selection, from its parameters.
+lumpy::SupernovaOptions SupernovaSelection(const lumpy::Params& p) {
+  lumpy::SupernovaOptions o;
+  o.z_column = p.GetString("z_column");
+  o.mu_column = p.GetString("mu_column");
+  o.sigma_column = p.GetString("sigma_column");
+  o.z_min = p.GetDouble("z_min");
+  o.z_max = p.GetDouble("z_max");
+  o.drop_calibrators = p.GetBool("drop_calibrators");
+  o.covariance = p.GetString("covariance");
+  return o;
+}
+
+// The term's rays: physical mode, one per direction bin (each
+// supernova read off its nearest bin) or one per supernova (bins = 0); else
+// the reference ray. Needs the catalogue's RA/DEC in physical mode.
+lumpy::rays::Plan SupernovaRays(const lumpy::Params& p, const lumpy::SupernovaCatalogue& catalogue) {
+  lumpy::rays::Plan plan;
+  plan.physical = p.GetString("mode") == "physical";
+  if (!plan.physical) {
+    plan.ray_of = torch::zeros({catalogue.size()}, torch::kLong);
+    return plan;
+  }
+  auto sky = lumpy::SkyDirections(catalogue.ra, catalogue.dec);
+  const int64_t bins = p.GetInt("bins");
+  if (bins > 0) {
+    plan.directions = lumpy::DirectionBins(bins);
+    plan.ray_of = lumpy::NearestBin(sky, plan.directions);
+  } else {
+    plan.directions = sky;
+    plan.ray_of = torch::arange(catalogue.size(), torch::kLong);
+  }
+  return plan;
+}
+
 class SupernovaChi2 : public lumpy::LossTerm {
  public:
   SupernovaChi2(const lumpy::Params& p, lumpy::SupernovaCatalogue catalogue)
@@ -34,7 +91,7 @@ class SupernovaChi2 : public lumpy::LossTerm {
         unreached_weight_(p.GetDouble("unreached_weight")),
         tracer_(lumpy::rays::TracerOptions(p)),
         reference_(tracer_.reference_read_out),
-        rays_(lumpy::rays::SupernovaRays(p, catalogue_)) {}
+        rays_(SupernovaRays(p, catalogue_)) {}
 
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     const auto options = ctx.options();
@@ -62,6 +119,63 @@ class SupernovaChi2 : public lumpy::LossTerm {
     return telemetry_.values();
   }
 
+  // Every supernova of the selection with the model's distance modulus along
+  // the term's own rays, and the model's curve at 200 redshifts log-spaced
+  // over the selection (the reference ray; in physical mode along +-x, +-y,
+  // +-z). The reference read-out gives every supernova a distance (one
+  // beyond the ray's largest sampled z carries its shortfall): the loss's mu
+  // for all.
+  absl::StatusOr<lumpy::HubbleDiagram> hubble_diagram(lumpy::MetricModel& metric,
+                                                      const torch::TensorOptions& options) override {
+    torch::NoGradGuard no_grad;
+    const auto& cat = catalogue_;
+    auto traced = lumpy::rays::Trace(metric, rays_, cat.z.to(options), options, tracer_);
+    auto dl = traced.luminosity_distance.to(torch::kCPU, torch::kFloat64);
+    auto reached = traced.reached.to(torch::kCPU);
+    auto modulus = [&](double d) {
+      return reference_ ? 5.0 * std::log10(std::abs(d) + 1e-6) + 25.0 : 5.0 * std::log10(d) + 25.0;
+    };
+    lumpy::HubbleDiagram out;
+    int64_t missed = 0;
+    for (int64_t i = 0; i < cat.size(); ++i) {
+      lumpy::HubbleDiagram::Object o;
+      o.name = cat.names[i];
+      o.z = cat.z[i].item<double>();
+      if (cat.ra.defined()) o.ra = cat.ra[i].item<double>();
+      if (cat.dec.defined()) o.dec = cat.dec[i].item<double>();
+      o.mu_obs = cat.mu[i].item<double>();
+      o.sigma = cat.sigma[i].item<double>();
+      o.reached = reached[i].item<bool>();
+      if (o.reached || reference_) o.mu_model = modulus(dl[i].item<double>());
+      missed += !o.reached;
+      out.objects.push_back(o);
+    }
+    const double z0 = cat.z.min().item<double>(), z1 = cat.z.max().item<double>();
+    auto zc = torch::logspace(std::log10(z0), std::log10(z1), 200, 10.0, torch::kFloat64);
+    auto add = [&](const std::string& label, const lumpy::SkyDistances& d) {
+      auto c = d.luminosity_distance.to(torch::kCPU, torch::kFloat64);
+      auto r = d.reached.to(torch::kCPU);
+      for (int64_t i = 0; i < zc.size(0); ++i) {
+        if (!r[i].item<bool>() && !reference_) continue;
+        out.curve.push_back({label, zc[i].item<double>(), modulus(c[i].item<double>())});
+      }
+    };
+    if (rays_.physical) {
+      const struct { const char* label; double ra, dec; } dirs[] = {
+          {"+x", 0, 0}, {"-x", 180, 0}, {"+y", 90, 0}, {"-y", 270, 0}, {"+z", 0, 90}, {"-z", 0, -90}};
+      for (const auto& d : dirs) {
+        auto dir = lumpy::SkyDirections(torch::tensor({d.ra}, torch::kFloat64), torch::tensor({d.dec}, torch::kFloat64));
+        auto ray_of = torch::zeros({zc.size(0)}, torch::kLong);
+        add(d.label, lumpy::TraceSky(metric, dir, ray_of, zc.to(options), options, tracer_));
+      }
+    } else {
+      add("reference ray (+x)", lumpy::TraceReference(metric, zc.to(options), options, tracer_));
+    }
+    out.note = absl::StrCat(cat.size(), " supernovae (", rays_.physical ? "physical" : "reference", " mode",
+                            missed ? absl::StrCat(", ", missed, " beyond the rays' reach") : "", ")");
+    return out;
+  }
+
  private:
   lumpy::SupernovaCatalogue catalogue_;
   bool total_;
@@ -78,7 +192,7 @@ absl::Status Register(lumpy::Registry& registry) {
       "supernova_chi2",
       "Pantheon+ distance moduli against light rays traced in the metric (reference or physical mode)",
       lumpy::LossKind::kDataset,
-      lumpy::Concat({lumpy::rays::RaySpecs(), lumpy::rays::ReadOutSpecs(), {
+      lumpy::Concat({lumpy::rays::RaySpecs(), ReadOutSpecs(), {
           ParamSpec::String("data", "the catalogue: a path, or a name looked up in "
                                     "LUMPY_DATA_PATH and ./data")
               .Default(std::string("Pantheon+SH0ES.dat")),
@@ -106,7 +220,7 @@ absl::Status Register(lumpy::Registry& registry) {
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
         auto path = lumpy::ResolveDataFile(p.GetString("data"));
         if (!path.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", path.status().message()));
-        LUMPY_ASSIGN_OR_RETURN(auto cat, lumpy::LoadSupernovae(*path, lumpy::rays::SupernovaSelection(p)));
+        LUMPY_ASSIGN_OR_RETURN(auto cat, lumpy::LoadSupernovae(*path, SupernovaSelection(p)));
         if (p.GetString("interpolation") == "reference" && p.GetString("mode") != "reference") {
           return absl::InvalidArgumentError(
               "interpolation: \"reference\" is the reference implementation's read-out of its one "

@@ -19,6 +19,12 @@ class LUMPY_API Geometry {
  public:
   explicit Geometry(Jet jet);
 
+  // Raises the jet to a higher order in place: `higher` is the jet of the
+  // same points at a higher order. What was computed stays valid, and so
+  // does every reference to this object (a StepContext hands out one per
+  // domain and step, and extends it when a term asks for more).
+  void Extend(Jet higher);
+
   const Jet& jet() const { return jet_; }
   int order() const { return jet_.order; }
   int64_t batch_size() const { return jet_.g.size(0); }

@@ -3,7 +3,15 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
 #include "lumpy/export.h"
+#include "lumpy/metric_model.h"
 #include "lumpy/physical_parameter.h"
 #include "lumpy/step_context.h"
 
@@ -25,6 +33,26 @@ struct LUMPY_API LossValue {
   torch::Tensor value;      // scalar: the term (the mean for point terms)
 };
 
+// A distance dataset's Hubble diagram under a metric, for `lumpy report`:
+// each object's observed and model distance modulus (NaN where the model
+// gives none: beyond its rays' reach) and the model's curve mu(z) along
+// labelled rays.
+struct LUMPY_API HubbleDiagram {
+  struct Object {
+    std::string name;
+    double z = 0, ra = NAN, dec = NAN;  // ra, dec NaN where the catalogue has none
+    double mu_obs = 0, sigma = 0, mu_model = NAN;
+    bool reached = false;
+  };
+  struct CurvePoint {
+    std::string ray;
+    double z = 0, mu = 0;
+  };
+  std::vector<Object> objects;
+  std::vector<CurvePoint> curve;
+  std::string note;  // one line for the report's log (mode, objects out of reach)
+};
+
 // Whether a term is an objective or a constraint is declared when the plugin
 // is registered (Registry::AddLoss), so the core can validate the experiment
 // (a constraint needs a handler) before constructing anything.
@@ -38,6 +66,16 @@ class LUMPY_API LossTerm {
   // stopped and why), as name/value pairs. The names must be the same from
   // construction on: the trainer reads them once for the header.
   virtual std::vector<std::pair<std::string, double>> telemetry() const;
+
+  // Optional capabilities, which the CLI and `lumpy report` ask for instead
+  // of knowing plugins by name.
+  // The column of `lumpy probe`'s and `lumpy report`'s point tables that this
+  // term's per_point value fills at any points ("efe_residual" for the
+  // Einstein equations' residual); "" (the default): none.
+  virtual std::string probe_column() const;
+  // The term's Hubble diagram under `metric` (distance datasets); the
+  // default is an Unimplemented error: the term has none.
+  virtual absl::StatusOr<HubbleDiagram> hubble_diagram(MetricModel& metric, const torch::TensorOptions& options);
 };
 
 }  // namespace lumpy

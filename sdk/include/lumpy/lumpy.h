@@ -7,6 +7,7 @@
 #include "lumpy/jet.h"
 #include "lumpy/loss_term.h"
 #include "lumpy/metric_model.h"
+#include "lumpy/module_state.h"
 #include "lumpy/params.h"
 #include "lumpy/physical_parameter.h"
 #include "lumpy/plugin.h"

@@ -1,7 +1,7 @@
 #pragma once
-// What the dataset terms (supernova_chi2, bao_chi2) and `lumpy report` share:
-// the ray-tracing parameters, how a supernova term's catalogue and rays are
-// chosen from its parameters, and the telemetry of the rays a step traced.
+// What the dataset terms (supernova_chi2, bao_chi2) share: the ray-tracing
+// parameters, which rays a term traces, the shortfall towards unreached
+// targets, and the telemetry of the rays a step traced.
 // Header-only: inline functions over the SDK's ray tracer.
 
 #include <algorithm>
@@ -47,26 +47,6 @@ inline std::vector<lumpy::ParamSpec> RaySpecs() {
   };
 }
 
-// supernova_chi2's read-out keys: how d_L is read off the reference ray.
-inline std::vector<lumpy::ParamSpec> ReadOutSpecs() {
-  using lumpy::ParamSpec;
-  return {
-      ParamSpec::String("interpolation",
-                        "exact: each supernova at its crossing on the dense output; reference: the "
-                        "reference implementation's read-out (reference mode only: d_L linear in z "
-                        "between saved_points samples evenly spaced in the affine parameter, samples "
-                        "past the ray's end at the largest z and d_L found, every supernova in the "
-                        "chi^2, 10 (z - z_max) x 1000 Mpc added to the distance of one beyond z_max, "
-                        "mu = 5 log10(|d_L| + 1e-6) + 25)")
-          .Default(std::string("exact"))
-          .OneOf({"exact", "reference"}),
-      ParamSpec::Int("saved_points", "interpolation = reference: how many samples")
-          .Default(int64_t{50})
-          .AtLeast(2)
-          .AtMost(100000),
-  };
-}
-
 inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
   lumpy::RayTracerOptions o;
   // Physical rays stop once past their own farthest target (+0.2): most
@@ -95,41 +75,6 @@ inline lumpy::SkyDistances Trace(lumpy::MetricModel& metric, const Plan& plan, c
                                  const lumpy::RayTracerOptions& tracer) {
   return plan.physical ? lumpy::TraceSky(metric, plan.directions, plan.ray_of, z, options, tracer)
                        : lumpy::TraceReference(metric, z, options, tracer);
-}
-
-// supernova_chi2's catalogue selection, from its parameters.
-inline lumpy::SupernovaOptions SupernovaSelection(const lumpy::Params& p) {
-  lumpy::SupernovaOptions o;
-  o.z_column = p.GetString("z_column");
-  o.mu_column = p.GetString("mu_column");
-  o.sigma_column = p.GetString("sigma_column");
-  o.z_min = p.GetDouble("z_min");
-  o.z_max = p.GetDouble("z_max");
-  o.drop_calibrators = p.GetBool("drop_calibrators");
-  o.covariance = p.GetString("covariance");
-  return o;
-}
-
-// supernova_chi2's rays: physical mode, one per direction bin (each
-// supernova read off its nearest bin) or one per supernova (bins = 0); else
-// the reference ray. Needs the catalogue's RA/DEC in physical mode.
-inline Plan SupernovaRays(const lumpy::Params& p, const lumpy::SupernovaCatalogue& catalogue) {
-  Plan plan;
-  plan.physical = p.GetString("mode") == "physical";
-  if (!plan.physical) {
-    plan.ray_of = torch::zeros({catalogue.size()}, torch::kLong);
-    return plan;
-  }
-  auto sky = lumpy::SkyDirections(catalogue.ra, catalogue.dec);
-  const int64_t bins = p.GetInt("bins");
-  if (bins > 0) {
-    plan.directions = lumpy::DirectionBins(bins);
-    plan.ray_of = lumpy::NearestBin(sky, plan.directions);
-  } else {
-    plan.directions = sky;
-    plan.ray_of = torch::arange(catalogue.size(), torch::kLong);
-  }
-  return plan;
 }
 
 // The compass towards targets the rays fell short of (the reference's

@@ -2,8 +2,10 @@
 // tolerant_linear: a linear penalty that ignores violations up to a tolerance,
 //   per point  w * max(0, v - tol),   total  mean over the domain.
 // Copy this folder to start your own constraint handler: rename the class,
-// the plugin name and the files, change penalty() (and update(), state(),
-// telemetry() if your handler keeps state between steps).
+// the plugin name and the files, change penalty() (and update() and
+// telemetry() if your handler keeps state between steps: register what
+// update() changes with register_buffer in the constructor, and the engine
+// saves and restores it; see lumpy/constraint_handler.h).
 
 #include <lumpy/lumpy.h>
 

@@ -17,9 +17,9 @@
 // Handlers (constraint_handler.h): per_point [B] and a scalar total equal to
 // mean(per_point); finite values and gradients (to the violation and to the
 // handler's own parameters); telemetry names the same after every update;
-// state() through a checkpoint archive into a fresh handler gives the same
-// next penalty; a changed state changes the next penalty;
-// load_state refuses a missing key and a wrong shape, naming the key.
+// its state (registered buffers and parameters, module_state.h) through a
+// checkpoint into a fresh handler gives the same next penalty; a changed
+// state changes the next penalty.
 //
 // Curricula (curriculum_weighter.h): a finite scalar with finite gradients to
 // the per-point loss and the parameters; telemetry names stable; the module's
@@ -42,6 +42,7 @@
 #include "lumpy/curriculum_weighter.h"
 #include "lumpy/jet.h"
 #include "lumpy/metric_model.h"
+#include "lumpy/module_state.h"
 
 namespace lumpy::testing {
 
@@ -83,21 +84,23 @@ inline double Asymmetry(const torch::Tensor& t, int64_t a, int64_t b) {
   return Error(t, t.transpose(a, b));
 }
 
-inline std::map<std::string, torch::Tensor> ThroughArchive(const std::map<std::string, torch::Tensor>& state) {
-  torch::serialize::OutputArchive out;
-  for (const auto& [k, v] : state) out.write(k, v.detach().clone());
+// An archive as a checkpoint file holds it, read back.
+inline torch::serialize::InputArchive Reopened(torch::serialize::OutputArchive& out) {
   std::ostringstream bytes;
   out.save_to(bytes);
   std::istringstream in_bytes(bytes.str());
   torch::serialize::InputArchive in;
   in.load_from(in_bytes);
-  std::map<std::string, torch::Tensor> loaded;
-  for (const auto& [k, v] : state) {
-    torch::Tensor t;
-    in.read(k, t);
-    loaded[k] = t;
-  }
-  return loaded;
+  return in;
+}
+
+// `from`'s state (module_state.h) through the bytes of a checkpoint into
+// `to`, as the engine saves and resumes it.
+inline absl::Status ThroughCheckpoint(const torch::nn::Module& from, torch::nn::Module& to) {
+  torch::serialize::OutputArchive out;
+  SaveModuleState(from, out);
+  auto in = Reopened(out);
+  return LoadModuleState(in, to, "the plugin");
 }
 
 inline void ExpectAllFinite(const torch::Tensor& t, const std::string& what) {
@@ -235,46 +238,28 @@ inline void ExpectHandlerConforms(const HandlerFactory& make, int64_t points = 3
     for (const auto& [name, value] : telemetry) EXPECT_TRUE(std::isfinite(value)) << name << " = " << value;
   }
 
-  // The state through a checkpoint archive into a fresh handler.
-  const auto state = handler->state();
-  for (const auto& [k, t] : state) ASSERT_TRUE(t.defined()) << "state \"" << k << "\" is undefined";
-  const auto loaded = internal::ThroughArchive(state);
+  // The state through a checkpoint into a fresh handler.
   std::shared_ptr<ConstraintHandler> resumed = make();
-  const absl::Status st = resumed->load_state(loaded);
-  ASSERT_TRUE(st.ok()) << "load_state of its own state(): " << st.message();
+  const absl::Status st = internal::ThroughCheckpoint(*handler, *resumed);
+  ASSERT_TRUE(st.ok()) << "its own state does not load back: " << st.message();
   const auto v = Violations(points, updates);
   const Penalty a = handler->penalty(v), b = resumed->penalty(v);
   EXPECT_TRUE(torch::equal(a.per_point.detach(), b.per_point.detach()))
-      << "a handler loaded from state() gives another penalty: state() misses something penalty() uses";
-  if (state.empty()) return;
+      << "a resumed handler gives another penalty: penalty() reads something update() changed that is not a "
+         "registered buffer or parameter";
+  auto named = resumed->named_parameters();
+  for (const auto& b : resumed->named_buffers()) named.insert(b.key(), b.value());
+  if (named.is_empty()) return;
 
   // A changed state changes the next penalty.
-  std::map<std::string, torch::Tensor> changed;
-  for (const auto& [k, t] : loaded) {
-    changed[k] = t.is_floating_point() ? t * 1.5 + 0.5 : t + 1;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& t : named) t.value().is_floating_point() ? t.value().mul_(1.5).add_(0.5) : t.value().add_(1);
   }
-  std::shared_ptr<ConstraintHandler> other = make();
-  ASSERT_TRUE(other->load_state(changed).ok());
   const auto large = Violations(points, 4) + 0.1;
-  EXPECT_FALSE(torch::allclose(other->penalty(large).per_point.detach(), handler->penalty(large).per_point.detach()))
-      << "changing every state tensor left the penalty as it was: load_state() ignores the state, or "
-         "state() holds nothing penalty() uses";
-
-  // load_state refuses a missing key and a wrong shape, naming the key.
-  const std::string key = state.begin()->first;
-  auto missing = loaded;
-  missing.erase(key);
-  const absl::Status no_key = make()->load_state(missing);
-  EXPECT_FALSE(no_key.ok()) << "load_state accepted a state without \"" << key << "\"";
-  EXPECT_NE(std::string(no_key.message()).find(key), std::string::npos)
-      << "the refusal must name the missing key: " << no_key.message();
-  auto reshaped = loaded;
-  reshaped[key] = torch::zeros({loaded.at(key).numel() + 2}, loaded.at(key).options());
-  const absl::Status bad_shape = make()->load_state(reshaped);
-  EXPECT_FALSE(bad_shape.ok()) << "load_state accepted \"" << key << "\" of shape [" << loaded.at(key).numel() + 2
-                               << "]";
-  EXPECT_NE(std::string(bad_shape.message()).find(key), std::string::npos)
-      << "the refusal must name the key: " << bad_shape.message();
+  EXPECT_FALSE(torch::allclose(resumed->penalty(large).per_point.detach(), handler->penalty(large).per_point.detach()))
+      << "changing every buffer and parameter left the penalty as it was: the registered state holds nothing "
+         "penalty() reads";
 }
 
 // --------------------------------------------------------------- curricula
@@ -311,18 +296,12 @@ inline void ExpectCurriculumConforms(const CurriculumFactory& make, int64_t poin
     }
     EXPECT_EQ(internal::Names(curriculum->telemetry()), names) << "telemetry names must not change";
   }
-  // Through a checkpoint archive into a fresh instance of another seed.
-  torch::serialize::OutputArchive out;
-  curriculum->save(out);
-  std::ostringstream bytes;
-  out.save_to(bytes);
+  // Through a checkpoint into a fresh instance of another seed.
   torch::manual_seed(12345);
   std::shared_ptr<CurriculumWeighter> resumed = make();
   resumed->to(torch::kFloat64);
-  std::istringstream in_bytes(bytes.str());
-  torch::serialize::InputArchive in;
-  in.load_from(in_bytes);
-  resumed->load(in);
+  const absl::Status st = internal::ThroughCheckpoint(*curriculum, *resumed);
+  ASSERT_TRUE(st.ok()) << "its own state does not load back: " << st.message();
   const auto loss = Violations(points, 9) + 1e-3;
   EXPECT_TRUE(torch::equal(curriculum->reduce(x, loss).detach(), resumed->reduce(x, loss).detach()))
       << "a curriculum loaded from its archive reduces differently";

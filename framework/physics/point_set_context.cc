@@ -1,4 +1,4 @@
-#include "train/point_set_context.h"
+#include "physics/point_set_context.h"
 
 namespace lumpy {
 
@@ -10,8 +10,10 @@ PointSetContext::PointSetContext(MetricModel& model, torch::Tensor points,
       step_(step) {}
 
 Geometry& PointSetContext::geometry(int order) {
-  if (!geometry_ || geometry_->order() < order) {
+  if (!geometry_) {
     geometry_ = std::make_unique<Geometry>(model_.jet(points_, order));
+  } else if (geometry_->order() < order) {
+    geometry_->Extend(model_.jet(points_, order));
   }
   return *geometry_;
 }
@@ -19,7 +21,11 @@ Geometry& PointSetContext::geometry(int order) {
 Geometry& PointSetContext::observer(int order) {
   if (!*observer_ || (*observer_)->order() < order) {
     auto x = torch::tensor({1.0, 0.0, 0.0, 0.0}, points_.options()).view({1, 4});
-    *observer_ = std::make_unique<Geometry>(model_.jet(x, order));
+    if (!*observer_) {
+      *observer_ = std::make_unique<Geometry>(model_.jet(x, order));
+    } else {
+      (*observer_)->Extend(model_.jet(x, order));
+    }
   }
   return **observer_;
 }
