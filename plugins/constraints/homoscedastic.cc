@@ -39,9 +39,7 @@ absl::Status Register(lumpy::Registry& registry) {
        ParamSpec::String("base", "l(v): quadratic (v^2) or linear (v)")
            .Default(std::string("quadratic"))
            .OneOf({"quadratic", "linear"})},
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::ConstraintHandler>> {
-        return std::make_shared<Homoscedastic>(p);
-      });
+      lumpy::FactoryOf<Homoscedastic>());
 }
 
 }  // namespace

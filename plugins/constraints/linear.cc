@@ -23,9 +23,7 @@ absl::Status Register(lumpy::Registry& registry) {
   return registry.AddConstraint(
       "linear", "fixed linear penalty: weight * mean(v)",
       {lumpy::ParamSpec::Double("weight", "penalty weight w").Default(1.0).AtLeast(0)},
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::ConstraintHandler>> {
-        return std::make_shared<Linear>(p);
-      });
+      lumpy::FactoryOf<Linear>());
 }
 
 }  // namespace

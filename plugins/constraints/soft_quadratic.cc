@@ -22,9 +22,7 @@ absl::Status Register(lumpy::Registry& registry) {
   return registry.AddConstraint(
       "soft_quadratic", "fixed quadratic penalty: weight * mean(v^2)",
       {lumpy::ParamSpec::Double("weight", "penalty weight w").Default(1.0).AtLeast(0)},
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::ConstraintHandler>> {
-        return std::make_shared<SoftQuadratic>(p);
-      });
+      lumpy::FactoryOf<SoftQuadratic>());
 }
 
 }  // namespace

@@ -71,7 +71,6 @@ class SpatialWeightNetImpl : public lumpy::CurriculumWeighter {
   std::optional<double> w_min_;
   double mean_w_ = 0, mean_factor_ = 1;
 };
-TORCH_MODULE(SpatialWeightNet);
 
 absl::Status Register(lumpy::Registry& registry) {
   return registry.AddCurriculum(
@@ -90,9 +89,7 @@ absl::Status Register(lumpy::Registry& registry) {
            .Optional()
            .AtLeast(-30)
            .AtMost(10)},
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::CurriculumWeighter>> {
-        return SpatialWeightNet(p).ptr();
-      });
+      lumpy::FactoryOf<SpatialWeightNetImpl>());
 }
 
 }  // namespace

@@ -11,14 +11,11 @@ class UniformImpl : public lumpy::CurriculumWeighter {
     return per_point.mean();
   }
 };
-TORCH_MODULE(Uniform);
 
 absl::Status Register(lumpy::Registry& registry) {
   return registry.AddCurriculum(
       "uniform", "plain mean of the per-point losses", {},
-      [](const lumpy::Params&) -> absl::StatusOr<std::shared_ptr<lumpy::CurriculumWeighter>> {
-        return Uniform().ptr();
-      });
+      lumpy::FactoryOf<UniformImpl>());
 }
 
 }  // namespace

@@ -19,9 +19,7 @@ absl::Status Register(lumpy::Registry& registry) {
   return registry.AddLoss(
       "cmb_expansion", "early-universe expansion prior: violation sum_i max(0, -H_i)^2 per point",
       lumpy::LossKind::kConstraint, {},
-      [](const lumpy::Params&) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
-        return std::make_shared<CmbExpansion>();
-      });
+      lumpy::FactoryOf<CmbExpansion>());
 }
 
 }  // namespace

@@ -29,9 +29,7 @@ absl::Status Register(lumpy::Registry& registry) {
       {lumpy::ParamSpec::Double("tolerance", "spatial metric gradient allowed without penalty")
            .Default(1e-5)
            .AtLeast(0)},
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
-        return std::make_shared<CmbHomogeneity>(p);
-      });
+      lumpy::FactoryOf<CmbHomogeneity>());
 }
 
 }  // namespace

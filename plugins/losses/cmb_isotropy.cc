@@ -23,9 +23,7 @@ absl::Status Register(lumpy::Registry& registry) {
       "cmb_isotropy", "early-universe isotropy prior: violation max(0, sigma^2 - tolerance)^2 per point",
       lumpy::LossKind::kConstraint,
       {lumpy::ParamSpec::Double("tolerance", "shear allowed without penalty").Default(1e-5).AtLeast(0)},
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
-        return std::make_shared<CmbIsotropy>(p);
-      });
+      lumpy::FactoryOf<CmbIsotropy>());
 }
 
 }  // namespace

@@ -52,9 +52,7 @@ absl::Status Register(lumpy::Registry& registry) {
                                 "of gamma_ij and the lapse squared)")
            .Default(1e-2)
            .AtLeast(0)},
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
-        return std::make_shared<Lorentzian>(p);
-      });
+      lumpy::FactoryOf<Lorentzian>());
 }
 
 }  // namespace

@@ -18,9 +18,7 @@ absl::Status Register(lumpy::Registry& registry) {
   return registry.AddLoss(
       "wec", "weak energy condition for dust: violation max(0, -R) per point",
       lumpy::LossKind::kConstraint, {},
-      [](const lumpy::Params&) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
-        return std::make_shared<WeakEnergyCondition>();
-      });
+      lumpy::FactoryOf<WeakEnergyCondition>());
 }
 
 }  // namespace

@@ -32,9 +32,7 @@ absl::Status Register(lumpy::Registry& registry) {
           ParamSpec::Double("p2", "exponent of y").Default(2.0 / 3.0),
           ParamSpec::Double("p3", "exponent of z").Default(2.0 / 3.0),
       },
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::MetricModel>> {
-        return std::make_shared<Kasner>(p);
-      });
+      lumpy::FactoryOf<Kasner>());
 }
 
 }  // namespace

@@ -14,9 +14,7 @@ class Minkowski : public lumpy::AnalyticMetric {
 absl::Status Register(lumpy::Registry& registry) {
   return registry.AddMetric(
       "minkowski", "flat spacetime: g = diag(-1, 1, 1, 1)", {},
-      [](const lumpy::Params&) -> absl::StatusOr<std::shared_ptr<lumpy::MetricModel>> {
-        return std::make_shared<Minkowski>();
-      });
+      lumpy::FactoryOf<Minkowski>());
 }
 
 }  // namespace

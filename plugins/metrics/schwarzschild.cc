@@ -30,9 +30,7 @@ absl::Status Register(lumpy::Registry& registry) {
   return registry.AddMetric(
       "schwarzschild", "Schwarzschild black hole at the origin, isotropic Cartesian coordinates",
       {lumpy::ParamSpec::Double("mass", "mass m (geometric units, 1000 Mpc)").Default(0.1).Greater(0)},
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::MetricModel>> {
-        return std::make_shared<Schwarzschild>(p);
-      });
+      lumpy::FactoryOf<Schwarzschild>());
 }
 
 }  // namespace

@@ -17,6 +17,9 @@
 #include "lumpy/export.h"
 #include "lumpy/loss_term.h"
 #include "lumpy/metric_model.h"
+#include <memory>
+#include <type_traits>
+
 #include "lumpy/params.h"
 
 namespace lumpy {
@@ -33,6 +36,23 @@ LUMPY_API const char* PluginKindName(PluginKind kind);
 // naming one of its keys, and the core points at that key in the file.
 template <class T>
 using Factory = std::function<absl::StatusOr<std::shared_ptr<T>>(const Params&)>;
+
+// The one-line factory of a plugin class built from its validated
+// parameters (or from nothing, if it takes none):
+//   registry.AddConstraint("mine", "doc", specs, lumpy::FactoryOf<Mine>());
+// Write the lambda yourself when the factory may still refuse the values
+// (a data file to load, a combination of keys).
+template <class Impl>
+auto FactoryOf() {
+  return [](const Params& p) {
+    if constexpr (std::is_constructible_v<Impl, const Params&>) {
+      return std::make_shared<Impl>(p);
+    } else {
+      (void)p;
+      return std::make_shared<Impl>();
+    }
+  };
+}
 
 template <>
 struct PluginKindOf<MetricModel> { static constexpr PluginKind value = PluginKind::kMetric; };

@@ -26,9 +26,7 @@ absl::Status Register(lumpy::Registry& registry) {
           ParamSpec::Double("weight", "penalty weight w").Default(1.0).AtLeast(0),
           ParamSpec::Double("tolerance", "violations up to this are free").Default(0.0).AtLeast(0),
       },
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::ConstraintHandler>> {
-        return std::make_shared<TolerantLinear>(p);
-      });
+      lumpy::FactoryOf<TolerantLinear>());
 }
 
 }  // namespace tolerant_linear
