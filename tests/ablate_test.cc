@@ -87,5 +87,23 @@ TEST_F(AblateTest, AVariedSeedIsTheRunsSeed) {
   }
 }
 
+// --seeds alone sweeps the experiment itself over seeds (a stage's spread
+// over seeds); it once demanded a --vary.
+TEST_F(AblateTest, SeedsAloneSweepTheExperimentItself) {
+  auto r = RunLumpy("ablate '" + kTiny + "' --seeds 2 --set runtime.steps=2 --out s", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (int seed : {11, 12}) {
+    const auto dir = dir_ / "s" / ("v01-seed" + std::to_string(seed));
+    ASSERT_TRUE(fs::exists(dir / "summary.json")) << dir;
+    EXPECT_EQ(nlohmann::json::parse(testing::ReadFile(dir / "summary.json"))["runtime"]["seed"].get<int64_t>(), seed);
+  }
+  std::vector<std::string> lines = absl::StrSplit(ReadFile(dir_ / "s" / "ablation.csv"), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[1].rfind(",11,completed,2,", 0), 0u) << lines[1];
+  auto none = RunLumpy("ablate '" + kTiny + "' --out n", dir_);
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("--seeds N alone"), std::string::npos) << none.err;
+}
+
 }  // namespace
 }  // namespace lumpy

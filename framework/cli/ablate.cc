@@ -201,8 +201,10 @@ std::vector<std::vector<std::string>> Grid(const Axes& axes) {
 }
 
 int PlanSweep(const AblateOptions& o, Sweep* sweep) {
-  if (o.varies.empty()) {
-    std::cerr << "--vary: give at least one, e.g. --vary loss.wec.constraint.plugin=linear,augmented_lagrangian" << std::endl;
+  if (o.varies.empty() && o.seeds < 2) {
+    std::cerr << "--vary: give at least one, e.g. --vary loss.wec.constraint.plugin=linear,augmented_lagrangian "
+                 "(or --seeds N for the experiment itself on N seeds)"
+              << std::endl;
     return kConfig;
   }
   Axes axes;
@@ -244,7 +246,8 @@ int PlanSweep(const AblateOptions& o, Sweep* sweep) {
       for (const auto& a : grid[i]) {
         if (a.rfind("runtime.seed=", 0) == 0) v.seed = std::strtoll(a.c_str() + 13, nullptr, 10);
       }
-      v.name = absl::StrCat(absl::StrFormat("v%02d-", i + 1), absl::StrJoin(slugs, "-"), "-seed", v.seed);
+      v.name = absl::StrCat(absl::StrFormat("v%02d-", i + 1), absl::StrJoin(slugs, "-"), slugs.empty() ? "" : "-",
+                            "seed", v.seed);
       v.overrides = o.sets;
       v.overrides.insert(v.overrides.end(), grid[i].begin(), grid[i].end());
       if (!varies_seed) v.overrides.push_back(absl::StrCat("runtime.seed=", v.seed));
@@ -661,9 +664,9 @@ int RunAblation(const AblateOptions& o) {
     }
     return WriteTable(*sweep, states);
   }
-  if (o.experiment.empty() || o.varies.empty() || o.out.empty()) {
-    std::cerr << "lumpy ablate: give EXPERIMENT, --vary KEY=V1,V2,... and --out DIR (or --collect DIR); e.g. "
-                 "--vary loss.wec.constraint.plugin=linear,augmented_lagrangian" << std::endl;
+  if (o.experiment.empty() || (o.varies.empty() && o.seeds < 2) || o.out.empty()) {
+    std::cerr << "lumpy ablate: give EXPERIMENT, --vary KEY=V1,V2,... (or --seeds N alone) and --out DIR (or "
+                 "--collect DIR); e.g. --vary loss.wec.constraint.plugin=linear,augmented_lagrangian" << std::endl;
     return kConfig;
   }
   if (fs::exists(o.out) && !fs::is_empty(o.out)) {
