@@ -90,9 +90,44 @@ TEST(Conformance, EveryBuiltInCurriculumConforms) {
   }
 }
 
+// Point terms on a small SIREN (float64) at points from t = -3.5 to today;
+// dataset terms on flat LCDM, whose rays reach every target.
+const std::vector<Variant>& Losses() {
+  static const std::vector<Variant> v = {
+      {"efe_residual", {}},
+      {"efe_residual", {{"form", std::string("covariant")}}},
+      {"wec", {}},
+      {"lorentzian", {}},
+      {"cmb_expansion", {}},
+      {"cmb_isotropy", {}},
+      {"cmb_homogeneity", {}},
+      {"supernova_chi2", {}},
+      {"supernova_chi2", {{"mode", std::string("physical")}, {"bins", int64_t{8}}}},
+      {"supernova_chi2", {{"interpolation", std::string("reference")}}},
+      {"bao_chi2", {}},
+  };
+  return v;
+}
+
+TEST(Conformance, EveryBuiltInLossTermConforms) {
+  torch::manual_seed(0);
+  auto siren = MakeBuiltIn<MetricModel>("siren", {{"output_init_std", 0.05}});
+  siren->to(torch::kFloat64);
+  auto lcdm = MakeBuiltIn<MetricModel>("flrw", {{"scale_factor", std::string("lcdm")}});
+  const auto points = testing::UniformPoints(12, -3.5, 1.0);
+  for (const auto& v : Losses()) {
+    SCOPED_TRACE(Label(v));
+    const LossKind kind = testing::BuiltInPlugins().Find(PluginKind::kLoss, v.plugin)->loss_kind;
+    MetricModel& metric = kind == LossKind::kDataset ? *lcdm : *siren;
+    testing::ExpectLossTermConforms([&] { return MakeBuiltIn<LossTerm>(v.plugin, v.params); }, kind, metric,
+                                    points);
+  }
+}
+
 TEST(Conformance, TheListsCoverEveryBuiltIn) {
   const std::pair<PluginKind, const std::vector<Variant>*> kinds[] = {
-      {PluginKind::kMetric, &Metrics()}, {PluginKind::kConstraint, &Handlers()}, {PluginKind::kCurriculum, &Curricula()}};
+      {PluginKind::kMetric, &Metrics()}, {PluginKind::kConstraint, &Handlers()}, {PluginKind::kCurriculum, &Curricula()},
+      {PluginKind::kLoss, &Losses()}};
   for (const auto& [kind, variants] : kinds) {
     std::set<std::string> listed;
     for (const auto& v : *variants) listed.insert(v.plugin);
@@ -188,6 +223,25 @@ TEST(Conformance, TheKitFailsAWrongJet) {
   bool named = false;
   for (const auto& f : failures) named |= f.find("dg[b,i,j,k] must be d_k g_ij") != std::string::npos;
   EXPECT_TRUE(named) << failures.front();
+}
+
+// The kit fails a point term whose value is not the mean of per_point.
+class SumNotMean : public LossTerm {
+ public:
+  LossValue evaluate(StepContext& ctx) override {
+    auto per_point = ctx.geometry(0).metric().select(1, 0).select(1, 0).square();
+    return {per_point, per_point.sum()};
+  }
+};
+
+TEST(Conformance, TheKitFailsALossTermWhoseValueIsNotItsMean) {
+  auto flat = MakeBuiltIn<MetricModel>("minkowski");
+  const auto failures = Failures([&] {
+    testing::ExpectLossTermConforms([] { return std::make_shared<SumNotMean>(); }, LossKind::kObjective, *flat,
+                                    testing::UniformPoints(4));
+  });
+  ASSERT_FALSE(failures.empty());
+  EXPECT_NE(failures.front().find("!= mean(per_point)"), std::string::npos) << failures.front();
 }
 
 }  // namespace

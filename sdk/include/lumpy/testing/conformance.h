@@ -21,6 +21,12 @@
 // checkpoint into a fresh handler gives the same next penalty; a changed
 // state changes the next penalty.
 //
+// Loss terms (loss_term.h), on a metric and points you give: a scalar value
+// in the points' dtype; for point terms per_point [B], finite, value equal
+// to its mean, a constraint's violation >= 0; a dataset term leaves
+// per_point undefined; finite gradients to the metric's parameters; the
+// same points give the same value; telemetry names stable.
+//
 // Curricula (curriculum_weighter.h): a finite scalar with finite gradients to
 // the per-point loss and the parameters; telemetry names stable; the module's
 // state through a checkpoint archive gives the same reduction.
@@ -40,7 +46,9 @@
 
 #include "lumpy/constraint_handler.h"
 #include "lumpy/curriculum_weighter.h"
+#include "lumpy/geometry.h"
 #include "lumpy/jet.h"
+#include "lumpy/loss_term.h"
 #include "lumpy/metric_model.h"
 #include "lumpy/module_state.h"
 
@@ -260,6 +268,93 @@ inline void ExpectHandlerConforms(const HandlerFactory& make, int64_t points = 3
   EXPECT_FALSE(torch::allclose(resumed->penalty(large).per_point.detach(), handler->penalty(large).per_point.detach()))
       << "changing every buffer and parameter left the penalty as it was: the registered state holds nothing "
          "penalty() reads";
+}
+
+// -------------------------------------------------------------- loss terms
+
+namespace internal {
+
+// A StepContext over fixed points of one metric, as the engine's: each
+// Geometry computed on first use and extended when a higher order is asked.
+class PointsContext final : public StepContext {
+ public:
+  PointsContext(MetricModel& metric, torch::Tensor points, int64_t step)
+      : metric_(metric), points_(std::move(points)), step_(step) {}
+  const torch::Tensor& points() override { return points_; }
+  Geometry& geometry(int order) override { return At(points_, order, &geometry_); }
+  Geometry& observer(int order) override {
+    return At(torch::tensor({1.0, 0.0, 0.0, 0.0}, points_.options()).view({1, 4}), order, &observer_);
+  }
+  MetricModel& metric() override { return metric_; }
+  int64_t step() const override { return step_; }
+  torch::TensorOptions options() const override { return points_.options(); }
+
+ private:
+  Geometry& At(const torch::Tensor& x, int order, std::unique_ptr<Geometry>* slot) {
+    if (!*slot) {
+      *slot = std::make_unique<Geometry>(metric_.jet(x, order));
+    } else if ((*slot)->order() < order) {
+      (*slot)->Extend(metric_.jet(x, order));
+    }
+    return **slot;
+  }
+  MetricModel& metric_;
+  torch::Tensor points_;
+  int64_t step_;
+  std::unique_ptr<Geometry> geometry_, observer_;
+};
+
+}  // namespace internal
+
+using LossFactory = std::function<std::shared_ptr<LossTerm>()>;
+
+// `kind` as the plugin registers it; `points` [B,4] inside the metric's
+// domain (a dataset term is evaluated on none of them, as the engine does).
+inline void ExpectLossTermConforms(const LossFactory& make, LossKind kind, MetricModel& metric,
+                                   const torch::Tensor& points) {
+  std::shared_ptr<LossTerm> term = make();
+  ASSERT_NE(term, nullptr) << "the factory made no loss term";
+  const bool dataset = kind == LossKind::kDataset;
+  const auto names = internal::Names(term->telemetry());
+  double first = 0;
+  for (int k = 0; k < 2; ++k) {
+    SCOPED_TRACE("evaluation " + std::to_string(k));
+    for (auto& p : metric.parameters()) {
+      if (p.grad().defined()) p.grad().zero_();
+    }
+    internal::PointsContext ctx(metric, dataset ? points.narrow(0, 0, 0) : points, k);
+    const LossValue v = term->evaluate(ctx);
+    ASSERT_TRUE(v.value.defined()) << "evaluate() must set value";
+    ASSERT_EQ(v.value.dim(), 0) << "value must be a scalar, got " << internal::Shape(v.value);
+    EXPECT_EQ(v.value.scalar_type(), points.scalar_type()) << "value must be in the points' dtype";
+    internal::ExpectAllFinite(v.value, "value");
+    if (dataset) {
+      EXPECT_FALSE(v.per_point.defined()) << "a dataset term leaves per_point undefined";
+    } else {
+      ASSERT_TRUE(v.per_point.defined()) << "a point term must set per_point";
+      ASSERT_EQ(v.per_point.sizes(), torch::IntArrayRef({points.size(0)}))
+          << "per_point must be [B], got " << internal::Shape(v.per_point);
+      internal::ExpectAllFinite(v.per_point, "per_point");
+      const double value = v.value.item<double>(), mean = v.per_point.mean().item<double>();
+      EXPECT_LE(std::abs(value - mean), 1e-10 * (1.0 + std::abs(mean))) << "value " << value << " != mean(per_point) "
+                                                                        << mean;
+      if (kind == LossKind::kConstraint) {
+        EXPECT_GE(v.per_point.min().item<double>(), 0.0) << "a constraint's violation must be >= 0";
+      }
+    }
+    if (v.value.requires_grad()) {
+      v.value.backward();
+      for (const auto& p : metric.parameters()) {
+        if (p.grad().defined()) internal::ExpectAllFinite(p.grad(), "a metric parameter's gradient");
+      }
+    }
+    if (k == 0) {
+      first = v.value.item<double>();
+    } else {
+      EXPECT_EQ(v.value.item<double>(), first) << "the same metric and points gave another value";
+    }
+    EXPECT_EQ(internal::Names(term->telemetry()), names) << "telemetry names must not change between steps";
+  }
 }
 
 // --------------------------------------------------------------- curricula
