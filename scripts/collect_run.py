@@ -21,7 +21,10 @@ import sys
 
 def main(run, dest):
     os.makedirs(dest, exist_ok=True)
-    shutil.copy(os.path.join(run, "summary.json"), dest)
+    if os.path.exists(os.path.join(run, "summary.json")):
+        shutil.copy(os.path.join(run, "summary.json"), dest)
+    else:  # a run still going: its metrics so far, no summary yet
+        print(f"{run}: no summary.json yet (the run is still going); metrics only", file=sys.stderr)
     with open(os.path.join(run, "metrics.csv")) as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
