@@ -534,18 +534,18 @@ absl::Status Session::LoadCheckpoint(const fs::path& file) {
 // "weighters" and "handlers" archives.
 absl::Status Session::LoadPluginStates(torch::serialize::InputArchive& weighters,
                                        torch::serialize::InputArchive& handlers) {
+  // The plugin's own archive under `name` in `parent`.
+  auto load = [](torch::serialize::InputArchive& parent, const std::string& name, torch::nn::Module& plugin,
+                 const std::string& what) -> absl::Status {
+    torch::serialize::InputArchive own;
+    if (!parent.try_read(name, own)) return absl::InvalidArgumentError(absl::StrCat(what, ": not saved"));
+    return LoadModuleState(own, plugin, what);
+  };
   for (const auto& d : c_.domains) {
-    const std::string what = absl::StrCat("the curriculum of domains.", d.spec->name);
-    torch::serialize::InputArchive w;
-    if (!weighters.try_read(d.spec->name, w)) return absl::InvalidArgumentError(absl::StrCat(what, ": not saved"));
-    LUMPY_RETURN_IF_ERROR(LoadModuleState(w, *d.weighter, what));
+    LUMPY_RETURN_IF_ERROR(load(weighters, d.spec->name, *d.weighter, "the curriculum of domains." + d.spec->name));
   }
   for (const auto& l : c_.losses) {
-    if (!l.handler) continue;
-    const std::string what = absl::StrCat("the handler of loss.", l.spec->name);
-    torch::serialize::InputArchive h;
-    if (!handlers.try_read(l.spec->name, h)) return absl::InvalidArgumentError(absl::StrCat(what, ": not saved"));
-    LUMPY_RETURN_IF_ERROR(LoadModuleState(h, *l.handler, what));
+    if (l.handler) LUMPY_RETURN_IF_ERROR(load(handlers, l.spec->name, *l.handler, "the handler of loss." + l.spec->name));
   }
   return absl::OkStatus();
 }

@@ -26,8 +26,9 @@
 // skipped updates) is the handler's registered buffers: 0-dim float64
 // tensors that the engine saves and restores. penalty() always reads the
 // current lambda and mu (copied into the graph as numbers at each call), so
-// a changed multiplier changes the very next gradient. `freeze_multiplier` reproduces the part-3 reference,
-// whose multiplier never reached the compiled loss (it stayed at lambda0).
+// a changed multiplier changes the very next gradient. `freeze_multiplier`
+// reproduces the part-3 reference, whose multiplier never reached the
+// compiled loss (it stayed at lambda0).
 
 #include <algorithm>
 #include <cmath>

@@ -15,9 +15,9 @@
 // W = w_min + softplus(W_net - w_min). The reduction's minimum in W is
 // W = 1/2 log l, so where a constraint holds exactly (l -> 0) W drifts down
 // without end (about -0.35 per 1000 steps in parts 3-4, -17 by step 27,000
-// of part 5) and the factor e^(-2W) reaches 1e15: in float32 that term's
-// gradient then dwarfs every other one inside the global clip and the metric
-// stops learning. The bound caps the factor at e^(-2 w_min), as log-variance
+// of part 5) and the factor e^(-2W) reaches 1e15; part 5's metric then
+// stopped learning (most likely this term's gradient dwarfing every other
+// one inside the global clip). The bound caps the factor at e^(-2 w_min), as log-variance
 // clamps do for homoscedastic weighting (Kendall, Gal & Cipolla 2018); the
 // softplus keeps a gradient, so W can rise again where the loss returns.
 
