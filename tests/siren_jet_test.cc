@@ -101,6 +101,43 @@ TEST_P(SirenJetTest, PointGradientsAgree) {
   }
 }
 
+// The fused jet takes the parameters as one flat tensor that it keeps while
+// they are unchanged: an optimizer step, a copy into them (a checkpoint's
+// load) and a change of grad mode must each be seen by the next jet.
+TEST(SirenFusedJet, FollowsParameterUpdatesAndGradMode) {
+  auto fast = MakeSiren("taylor", torch::kFloat64, 11, true);
+  auto slow = MakeSiren("autograd", torch::kFloat64, 11);
+  auto x = RandomPoints(2, {-1, -1, -1, -1}, {1, 1, 1, 1}, 11).to(torch::kFloat64);
+  auto agree = [&](const char* when) {
+    Jet a = fast->jet(x, 1), b = slow->jet(x, 1);
+    EXPECT_LT(MaxAbs(a.g - b.g), 1e-10) << when;
+    EXPECT_LT(MaxAbs(a.dg - b.dg), 1e-10) << when;
+    return a.dg.detach().clone();
+  };
+  {
+    torch::NoGradGuard no_grad;  // kept without a graph first
+    agree("without grad");
+  }
+  JetLoss(fast->jet(x, 1)).backward();  // then with one: gradients must flow
+  JetLoss(slow->jet(x, 1)).backward();
+  auto pf = fast->parameters(), ps = slow->parameters();
+  for (size_t i = 0; i < pf.size(); ++i) {
+    ASSERT_TRUE(pf[i].grad().defined()) << "parameter " << i;
+    EXPECT_LT(MaxAbs(pf[i].grad() - ps[i].grad()), 1e-10) << "parameter " << i;
+  }
+  const auto before = agree("before the step");
+  torch::optim::SGD(fast->parameters(), 0.05).step();
+  torch::optim::SGD(slow->parameters(), 0.05).step();
+  const auto after = agree("after an optimizer step");
+  EXPECT_GT(MaxAbs(after - before), 1e-4);  // the step changed the jet
+  {
+    torch::NoGradGuard no_grad;
+    pf[0].copy_(pf[0] * 1.5);
+    ps[0].copy_(ps[0] * 1.5);
+  }
+  EXPECT_GT(MaxAbs(agree("after a copy into a parameter") - after), 1e-4);
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, SirenJetTest,
                          ::testing::Combine(::testing::Values(torch::kFloat64, torch::kFloat32),
                                             ::testing::Bool()),

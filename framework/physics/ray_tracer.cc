@@ -141,13 +141,14 @@ struct Rhs {
 // dy/dl at the states y (geodesic_rhs.h has the formulas); rays not alive
 // ([R] bool, or undefined: all) get dy = 0, and g = dg = 0. The metric is
 // evaluated at the live rays only: once rays stop (their targets passed, or
-// a singularity met) the batch the jet sees shrinks with them.
+// a singularity met) the batch the jet sees shrinks with them. x: the
+// positions y[:, 0:4] where the caller has them as a tensor of their own.
 Rhs Derivative(MetricModel& metric, const torch::Tensor& y, bool fused,
-               const torch::Tensor& alive = {}) {
+               const torch::Tensor& alive = {}, const torch::Tensor& x = {}) {
   const int64_t order = y.size(1) == kJacobi ? 2 : 1;
   const int64_t live = alive.defined() ? alive.sum().item<int64_t>() : y.size(0);
   if (live == y.size(0)) {
-    Jet jet = metric.jet(y.narrow(1, 0, 4), order);
+    Jet jet = metric.jet(x.defined() ? x : y.narrow(1, 0, 4), order);
     return {GeodesicRhs(y, jet, fused), jet.g, jet.dg};
   }
   auto idx = alive.nonzero().squeeze(1).to(y.device());
@@ -165,48 +166,87 @@ Rhs Derivative(MetricModel& metric, const torch::Tensor& y, bool fused,
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// A Runge-Kutta stage's state y + h sum_j a_j k_j as one autograd node (the
-// tensor form is two operations per term, each paying LibTorch's dispatch on
-// a state of a few hundred numbers). The adjoint: dL/dy = g, dL/dk_j = h a_j g.
+// A Runge-Kutta stage's state y + h sum_j a_j k_j, and its positions (the
+// state's first 4 columns, which the jet takes) as a second output, in one
+// autograd node: the tensor form is two operations per term and a slice,
+// each paying LibTorch's dispatch on a state of a few hundred numbers, and
+// each a node of the backward pass. The adjoint, with g the state's gradient
+// plus the positions' in its first 4 columns: dL/dy = g, dL/dk_j = h a_j g.
 struct StageState : public torch::autograd::Function<StageState> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, torch::TensorList k,
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& y, torch::TensorList k,
                                std::vector<double> weights) {
     auto out = y.clone(at::MemoryFormat::Contiguous);
+    auto x = torch::empty({y.size(0), 4}, y.options());
     std::vector<torch::Tensor> kc;
     for (const auto& kj : k) kc.push_back(kj.contiguous());
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "stage_state", [&] {
       scalar_t* o = out.data_ptr<scalar_t>();
-      const int64_t n = out.numel();
+      const int64_t n = out.numel(), dim = out.size(1);
       for (size_t j = 0; j < kc.size(); ++j) {
         if (weights[j] == 0) continue;
         const scalar_t w = static_cast<scalar_t>(weights[j]);
         const scalar_t* kj = kc[j].data_ptr<scalar_t>();
         for (int64_t i = 0; i < n; ++i) o[i] += w * kj[i];
       }
+      scalar_t* xp = x.data_ptr<scalar_t>();
+      for (int64_t r = 0; r < out.size(0); ++r)
+        for (int64_t i = 0; i < 4; ++i) xp[r * 4 + i] = o[r * dim + i];
     });
     ctx->saved_data["weights"] = weights;
-    return out;
+    return {out, x};
   }
+  // The stages' gradients are written into one buffer and handed out as its
+  // rows: one allocation instead of an operation per stage.
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto weights = ctx->saved_data["weights"].toDoubleVector();
-    variable_list out = {grads[0]};
-    for (double w : weights) out.push_back(w == 0 ? torch::Tensor() : grads[0] * w);
+    const auto& gy = grads[0];
+    const auto& gx = grads[1];
+    TORCH_CHECK(gy.defined(), "ray tracer: a stage's positions were used without its state");
+    const int64_t rays = gy.size(0), dim = gy.size(1);
+    auto gyc = gy.contiguous();
+    auto gxc = gx.defined() ? gx.contiguous() : torch::Tensor();
+    auto rows = torch::empty({static_cast<int64_t>(weights.size()) + 1, rays, dim}, gy.options());
+    AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "stage_state_backward", [&] {
+      const scalar_t* a = gyc.data_ptr<scalar_t>();
+      const scalar_t* b = gxc.defined() ? gxc.data_ptr<scalar_t>() : nullptr;
+      scalar_t* g = rows.data_ptr<scalar_t>();  // row 0: dL/dy
+      const int64_t n = rays * dim;
+      for (int64_t r = 0; r < rays; ++r)
+        for (int64_t i = 0; i < dim; ++i)
+          g[r * dim + i] = b != nullptr && i < 4 ? a[r * dim + i] + b[r * 4 + i] : a[r * dim + i];
+      for (size_t j = 0; j < weights.size(); ++j) {
+        const scalar_t w = static_cast<scalar_t>(weights[j]);
+        for (int64_t i = 0; i < n; ++i) g[(j + 1) * n + i] = g[i] * w;
+      }
+    });
+    variable_list out = {rows.select(0, 0)};
+    for (size_t j = 0; j < weights.size(); ++j) {
+      out.push_back(weights[j] == 0 ? torch::Tensor() : rows.select(0, static_cast<int64_t>(j) + 1));
+    }
     out.push_back(torch::Tensor());
     return out;
   }
 };
 
+// A stage: its state and the positions in it.
+struct Stage {
+  torch::Tensor y, x;
+};
+
 // y + h sum_j a_j k_j: the fused node on the CPU, tensor operations elsewhere.
-torch::Tensor StageSum(const torch::Tensor& y, double h, const std::vector<torch::Tensor>& k,
-                       const double* a, bool fused) {
+Stage StageSum(const torch::Tensor& y, double h, const std::vector<torch::Tensor>& k, const double* a,
+               bool fused) {
   std::vector<double> w(k.size());
   for (size_t j = 0; j < k.size(); ++j) w[j] = h * a[j];
-  if (RayFusedApplies(y, fused)) return StageState::apply(y, torch::TensorList(k), w);
+  if (RayFusedApplies(y, fused)) {
+    auto out = StageState::apply(y, torch::TensorList(k), w);
+    return {out[0], out[1]};
+  }
   auto out = y;
   for (size_t j = 0; j < k.size(); ++j) {
     if (w[j] != 0) out = out + w[j] * k[j];
   }
-  return out;
+  return {out, out.narrow(1, 0, 4)};
 }
 
 // The dense output between (y0, f0) and (y1, f1) over a step h, at theta in
@@ -346,7 +386,7 @@ class Integrator {
   const int64_t n_rays_;
   Paths p_;
   std::vector<char> alive_;
-  torch::Tensor alive_mask_;
+  torch::Tensor alive_mask_;  // [R] bool; undefined: all alive
   torch::Tensor y_;
   Rhs f_;
   std::vector<torch::Tensor> ys_, fs_, cs_;
@@ -368,7 +408,6 @@ Integrator::Integrator(MetricModel& metric, torch::Tensor y, const Redshift& red
   p_.stop.reasons.assign(n_rays_, "");
   p_.last.assign(n_rays_, 0);
   alive_.assign(n_rays_, 1);
-  alive_mask_ = torch::ones({n_rays_}, torch::TensorOptions().dtype(torch::kBool));
   f_ = Derivative(metric_, y_, o_.fused);
   ys_ = {y_};
   fs_ = {f_.dy};
@@ -388,7 +427,13 @@ double Integrator::StartStep() const {
   return -std::max(min_step_, InitialStep(y_, f_.dy, o_.rtol, std::abs(o_.lambda_end - lam_)));
 }
 
+// Undefined while every ray is alive: the stages then skip the mask (and
+// the count it would take to read it) altogether.
 void Integrator::UpdateMask() {
+  if (std::find(alive_.begin(), alive_.end(), 0) == alive_.end()) {
+    alive_mask_ = torch::Tensor();
+    return;
+  }
   alive_mask_ = torch::tensor(std::vector<int64_t>(alive_.begin(), alive_.end())).to(torch::kBool);
 }
 
@@ -422,10 +467,10 @@ Integrator::Trial Integrator::TryStep() const {
   Trial t;
   t.k = {f_.dy};
   for (int s = 1; s < 7; ++s) {
-    auto ys_stage = StageSum(y_, h_, t.k, kA[s], o_.fused);
-    t.last = Derivative(metric_, ys_stage, o_.fused, alive_mask_);
+    const Stage stage = StageSum(y_, h_, t.k, kA[s], o_.fused);
+    t.last = Derivative(metric_, stage.y, o_.fused, alive_mask_, stage.x);
     t.k.push_back(t.last.dy);
-    if (s == 6) t.y_new = ys_stage;
+    if (s == 6) t.y_new = stage.y;
   }
   t.err_ray = ErrorNorms(y_, t.y_new, t.k, kE, h_, o_.rtol, o_.atol, o_.fused);
   for (int64_t r = 0; r < n_rays_; ++r) {
@@ -523,7 +568,7 @@ void Integrator::Accept(const Trial& trial) {
   fs_.push_back(f_.dy);
   p_.g.push_back(f_.g.detach());
   p_.dg.push_back(f_.dg.detach());
-  cs_.push_back(StageSum(torch::zeros_like(y_), h_, trial.k, kDense, o_.fused));
+  cs_.push_back(StageSum(torch::zeros_like(y_), h_, trial.k, kDense, o_.fused).y);
   p_.lambda.push_back(lam_);
   StopRaysAt(Here());
   h_ /= NextStepQuotient(trial.err, h_, just_rejected_, &last_accepted_);

@@ -13,6 +13,7 @@
 // oracle the Taylor jet is tested against).
 
 #include <cmath>
+#include <memory>
 
 #include "lumpy/lumpy.h"
 #include "taylor_sin.h"
@@ -92,7 +93,7 @@ class SirenImpl : public lumpy::MetricModel {
       }
       params.push_back(out_->weight);
       params.push_back(out_->bias);
-      return lumpy::siren::FusedTaylorJet(x, params, clip_, order);
+      return lumpy::siren::FusedTaylorJet(x, params, clip_, order, flat_.get());
     }
     const int64_t batch = x.size(0);
     const auto pair_k = lumpy::siren::PairIndex(lumpy::siren::kPairK, x.device());
@@ -143,6 +144,8 @@ class SirenImpl : public lumpy::MetricModel {
 
   double clip_;
   bool taylor_;
+  // The parameters as one tensor for the fused jet, kept while they are unchanged.
+  std::shared_ptr<lumpy::siren::FlatParams> flat_ = std::make_shared<lumpy::siren::FlatParams>();
   bool fused_;
   std::vector<torch::nn::Linear> hidden_;
   torch::nn::Linear out_{nullptr};

@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstring>
+#include <mutex>
 
 namespace lumpy::siren {
 namespace {
@@ -259,48 +261,66 @@ void SinCos(const T* y, const T* b, T* s, T* c, int64_t points, int64_t channels
     }
 }
 
-// The whole jet as one autograd node: the input's channels, every sine layer,
-// the output layer and the output map, each block of points through all of
-// them while it is in cache. Inputs: x [B,4], then weight and bias of each
-// layer (the output layer last). Outputs: g, dg and (order 2) d2g.
-struct FusedJet : public torch::autograd::Function<FusedJet> {
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x_in,
-                               torch::TensorList params_in, double clip, int64_t order) {
-    auto x = x_in.contiguous();
-    std::vector<torch::Tensor> w, b;
-    for (size_t i = 0; i < params_in.size(); i += 2) {
-      w.push_back(params_in[i].contiguous());
-      b.push_back(params_in[i + 1].contiguous());
+// Where each layer's tensors lie: the weight [n, m] and bias [n] in the flat
+// parameters (FlatParams' order), and per block of points its input h
+// [p, C, m], product y [p, C, n] and (hidden layers) sin z, cos z [p, n] in
+// one workspace, so that a jet allocates and saves two tensors whatever its
+// depth (a ray's stages are 1-point jets, where each tensor costs more than
+// its arithmetic).
+struct Layout {
+  struct Layer {
+    int64_t n = 0, m = 0, weight = 0, bias = 0, h = 0, y = 0, s = 0, c = 0;
+  };
+  std::vector<Layer> layer;  // hidden layers, then the output layer
+  int64_t params = 0, workspace = 0;
+
+  Layout(const std::vector<int64_t>& dims, int64_t points, int64_t channels) {
+    for (size_t i = 0; i < dims.size(); i += 2) {
+      Layer l;
+      l.n = dims[i];
+      l.m = dims[i + 1];
+      l.weight = params;
+      l.bias = params + l.n * l.m;
+      params = l.bias + l.n;
+      layer.push_back(l);
     }
-    const int64_t layers = static_cast<int64_t>(w.size()) - 1;  // hidden layers
-    const int64_t points = x.size(0), channels = order >= 2 ? 15 : 5;
-    // Saved per layer: its input h [B,C,m], product y [B,C,n]; per hidden
-    // layer sin z and cos z [B,n].
-    std::vector<torch::Tensor> h(layers + 1), y(layers + 1), s(layers), c(layers);
-    for (int64_t l = 0; l <= layers; ++l) {
-      h[l] = torch::empty({points, channels, w[l].size(1)}, x.options());
-      y[l] = torch::empty({points, channels, w[l].size(0)}, x.options());
-      if (l < layers) {
-        s[l] = torch::empty({points, w[l].size(0)}, x.options());
-        c[l] = torch::empty({points, w[l].size(0)}, x.options());
+    for (size_t i = 0; i < layer.size(); ++i) {
+      Layer& l = layer[i];
+      l.h = workspace;
+      l.y = l.h + points * channels * l.m;
+      workspace = l.y + points * channels * l.n;
+      if (i + 1 < layer.size()) {
+        l.s = workspace;
+        l.c = l.s + points * l.n;
+        workspace = l.c + points * l.n;
       }
     }
+  }
+  int64_t hidden() const { return static_cast<int64_t>(layer.size()) - 1; }
+};
+
+// The whole jet as one autograd node: the input's channels, every sine layer,
+// the output layer and the output map, each block of points through all of
+// them while it is in cache. Inputs: x [B,4], the flat parameters and the
+// layers' shapes dims = {n_0, m_0, n_1, m_1, ...} (the output layer last).
+// Outputs: g, dg and (order 2) d2g.
+struct FusedJet : public torch::autograd::Function<FusedJet> {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& flat_in,
+                               std::vector<int64_t> dims, double clip, int64_t order) {
+    auto x = x_in.contiguous();
+    auto flat = flat_in.contiguous();
+    const int64_t points = x.size(0), channels = order >= 2 ? 15 : 5;
+    const Layout lay(dims, points, channels);
+    const int64_t layers = lay.hidden();
+    auto work = torch::empty({lay.workspace}, x.options());
     auto g = torch::empty({points, 4, 4}, x.options());
     auto dg = torch::empty({points, 4, 4, 4}, x.options());
     auto d2g = order >= 2 ? torch::empty({points, 4, 4, 4, 4}, x.options())
                           : torch::empty({0}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "siren_fused_jet_forward", [&] {
       using T = scalar_t;
-      std::vector<const T*> wp, bp;
-      std::vector<T*> hp, yp, sp, cp;
-      for (int64_t l = 0; l <= layers; ++l) {
-        wp.push_back(w[l].data_ptr<T>());
-        bp.push_back(b[l].data_ptr<T>());
-        hp.push_back(h[l].data_ptr<T>());
-        yp.push_back(y[l].data_ptr<T>());
-        sp.push_back(l < layers ? s[l].data_ptr<T>() : nullptr);
-        cp.push_back(l < layers ? c[l].data_ptr<T>() : nullptr);
-      }
+      const T* pp = flat.data_ptr<T>();
+      T* wk = work.data_ptr<T>();
       const T* xp = x.data_ptr<T>();
       T* gp = g.data_ptr<T>();
       T* dgp = dg.data_ptr<T>();
@@ -308,7 +328,7 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
       ForBlocks(points, BlockSize(points), [&](int64_t b0, int64_t b1) {
         const int64_t p = b1 - b0;
         {  // h = clip(x), dh_j/dx_k = [inside] delta_jk, second derivatives 0.
-          T* h0 = hp[0] + b0 * channels * 4;
+          T* h0 = wk + lay.layer[0].h + b0 * channels * 4;
           std::fill(h0, h0 + p * channels * 4, T(0));
           for (int64_t i = 0; i < p; ++i)
             for (int j = 0; j < 4; ++j) {
@@ -318,39 +338,30 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
             }
         }
         for (int64_t l = 0; l <= layers; ++l) {
-          const int64_t m = w[l].size(1), n = w[l].size(0);
-          T* yb = yp[l] + b0 * channels * n;
-          Product<T>(hp[l] + b0 * channels * m, wp[l], yb, p * channels, m, n);
+          const auto& ll = lay.layer[l];
+          const int64_t m = ll.m, n = ll.n;
+          T* yb = wk + ll.y + b0 * channels * n;
+          Product<T>(wk + ll.h + b0 * channels * m, pp + ll.weight, yb, p * channels, m, n);
           if (l == layers) {
             for (int64_t i = 0; i < p; ++i)
-              for (int64_t j = 0; j < n; ++j) yb[i * channels * n + j] += bp[l][j];
+              for (int64_t j = 0; j < n; ++j) yb[i * channels * n + j] += pp[ll.bias + j];
             break;
           }
-          T* sb = sp[l] + b0 * n;
-          T* cb = cp[l] + b0 * n;
-          SinCos<T>(yb, bp[l], sb, cb, p, channels, n);
-          ChainForward<T>(yb, sb, cb, hp[l + 1] + b0 * channels * n, p, channels, n);
+          T* sb = wk + ll.s + b0 * n;
+          T* cb = wk + ll.c + b0 * n;
+          SinCos<T>(yb, pp + ll.bias, sb, cb, p, channels, n);
+          ChainForward<T>(yb, sb, cb, wk + lay.layer[l + 1].h + b0 * channels * n, p, channels, n);
         }
-        const T* yo = yp[layers];
+        const T* yo = wk + lay.layer[layers].y;
         for (int64_t i = b0; i < b1; ++i) {
           OutputMap<T>(yo + i * channels * 10, channels, gp + i * 16, dgp + i * 64,
                        order >= 2 ? d2gp + i * 256 : nullptr);
         }
       });
     });
-    std::vector<torch::Tensor> saved = {x};
-    for (int64_t l = 0; l <= layers; ++l) {
-      saved.push_back(w[l]);
-      saved.push_back(h[l]);
-      saved.push_back(y[l]);
-      if (l < layers) {
-        saved.push_back(s[l]);
-        saved.push_back(c[l]);
-      }
-    }
-    ctx->save_for_backward(saved);
+    ctx->save_for_backward({x, flat, work});
+    ctx->saved_data["dims"] = dims;
     ctx->saved_data["clip"] = clip;
-    ctx->saved_data["layers"] = layers;
     ctx->saved_data["order"] = order;
     if (order < 2) ctx->mark_non_differentiable({d2g});
     return {g, dg, d2g};
@@ -362,21 +373,15 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
                 "siren: the fused Taylor jet is not twice differentiable (create_graph = true "
                 "was asked); set fused = false or jet = \"autograd\"");
     auto saved = ctx->get_saved_variables();
-    const double clip = ctx->saved_data["clip"].toDouble();
-    const int64_t layers = ctx->saved_data["layers"].toInt();
-    const int64_t order = ctx->saved_data["order"].toInt();
     const auto& x = saved[0];
-    std::vector<torch::Tensor> w, h, y, s, c;
-    for (int64_t l = 0, k = 1; l <= layers; ++l) {
-      w.push_back(saved[k++]);
-      h.push_back(saved[k++]);
-      y.push_back(saved[k++]);
-      if (l < layers) {
-        s.push_back(saved[k++]);
-        c.push_back(saved[k++]);
-      }
-    }
+    const auto& flat = saved[1];
+    const auto& work = saved[2];
+    const auto dims = ctx->saved_data["dims"].toIntVector();
+    const double clip = ctx->saved_data["clip"].toDouble();
+    const int64_t order = ctx->saved_data["order"].toInt();
     const int64_t points = x.size(0), channels = order >= 2 ? 15 : 5;
+    const Layout lay(dims, points, channels);
+    const int64_t layers = lay.hidden();
     auto defined_or_zeros = [&](const torch::Tensor& t, at::IntArrayRef shape) {
       return t.defined() ? t.contiguous() : torch::zeros(shape, x.options());
     };
@@ -385,27 +390,25 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
     auto d2gb = order >= 2 ? defined_or_zeros(grads[2], {points, 4, 4, 4, 4}) : torch::Tensor();
     const bool need_x = ctx->needs_input_grad(0);
     auto xb = need_x ? torch::zeros_like(x) : torch::Tensor();
-    // Weight and bias gradients: one partial sum per thread where several
+    // The parameters' gradient: one partial sum per thread where several
     // blocks run (added up at the end), else written in place.
     const int64_t block = BlockSize(points);
     const int64_t parts = points > block ? at::get_num_threads() : 1;
-    std::vector<torch::Tensor> gw(layers + 1), gbias(layers + 1);
+    auto gflat = torch::zeros({parts, lay.params}, x.options());
     int64_t widest = 10;
-    for (int64_t l = 0; l <= layers; ++l) {
-      const int64_t n = w[l].size(0), m = w[l].size(1);
-      gw[l] = parts == 1 ? torch::zeros({n, m}, x.options()) : torch::zeros({parts, n, m}, x.options());
-      gbias[l] = parts == 1 ? torch::zeros({n}, x.options()) : torch::zeros({parts, n}, x.options());
-      widest = std::max({widest, w[l].size(0), w[l].size(1)});
-    }
+    for (const auto& ll : lay.layer) widest = std::max({widest, ll.n, ll.m});
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "siren_fused_jet_backward", [&] {
       using T = scalar_t;
+      const T* pp = flat.data_ptr<T>();
+      const T* wk = work.data_ptr<T>();
       ForBlocks(points, block, [&](int64_t b0, int64_t b1) {
         const int64_t p = b1 - b0, part = parts == 1 ? 0 : at::get_thread_num();
+        T* gpart = gflat.data_ptr<T>() + part * lay.params;
         // Two work buffers of a block's widest channels, used in turn.
         std::vector<T> buf_a(p * channels * widest), buf_b(p * channels * widest);
         T* ga = buf_a.data();  // dL/d(this layer's output)
         T* gy = buf_b.data();  // dL/d(this layer's product)
-        const T* yo = y[layers].data_ptr<T>();
+        const T* yo = wk + lay.layer[layers].y;
         for (int64_t i = 0; i < p; ++i) {
           const int64_t pt = b0 + i;
           OutputMapBackward<T>(yo + pt * channels * 10, channels, gb.data_ptr<T>() + pt * 16,
@@ -414,20 +417,20 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
                                ga + i * channels * 10);
         }
         for (int64_t l = layers; l >= 0; --l) {
-          const int64_t m = w[l].size(1), n = w[l].size(0), rows = p * channels;
+          const auto& ll = lay.layer[l];
+          const int64_t m = ll.m, n = ll.n, rows = p * channels;
           if (l < layers) {
-            ChainBackward<T>(y[l].data_ptr<T>() + b0 * channels * n, s[l].data_ptr<T>() + b0 * n,
-                             c[l].data_ptr<T>() + b0 * n, ga, gy, p, channels, n);
+            ChainBackward<T>(wk + ll.y + b0 * channels * n, wk + ll.s + b0 * n, wk + ll.c + b0 * n, ga, gy, p,
+                             channels, n);
           } else {
             std::swap(ga, gy);  // the output layer has no sine
           }
-          WeightGrad<T>(gy, h[l].data_ptr<T>() + b0 * channels * m, gw[l].data_ptr<T>() + part * n * m,
-                        rows, m, n);
-          T* gbl = gbias[l].data_ptr<T>() + part * n;
+          WeightGrad<T>(gy, wk + ll.h + b0 * channels * m, gpart + ll.weight, rows, m, n);
+          T* gbl = gpart + ll.bias;
           for (int64_t i = 0; i < p; ++i)
             for (int64_t j = 0; j < n; ++j) gbl[j] += gy[i * channels * n + j];
           if (l == 0 && !need_x) break;
-          InputGrad<T>(gy, w[l].data_ptr<T>(), ga, rows, m, n);  // ga: dL/d(layer input)
+          InputGrad<T>(gy, pp + ll.weight, ga, rows, m, n);  // ga: dL/d(layer input)
         }
         if (need_x) {  // only the value channel depends on x (through the clip)
           const T* xp = x.data_ptr<T>() + b0 * 4;
@@ -438,14 +441,8 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
         }
       });
     });
-    variable_list out = {xb};
-    for (int64_t l = 0; l <= layers; ++l) {
-      out.push_back(parts == 1 ? gw[l] : gw[l].sum(0));
-      out.push_back(parts == 1 ? gbias[l] : gbias[l].sum(0));
-    }
-    out.push_back(torch::Tensor());
-    out.push_back(torch::Tensor());
-    return out;
+    return {xb, parts == 1 ? gflat.view({lay.params}) : gflat.sum(0), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -504,13 +501,51 @@ bool FusedJetApplies(const torch::Tensor& x) {
          (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64);
 }
 
-Jet FusedTaylorJet(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip,
-                   int order) {
+const torch::Tensor& FlatParams::Get(const std::vector<torch::Tensor>& params) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const bool grad = torch::GradMode::is_enabled();
+  bool fresh = flat_.defined() && grad == grad_mode_ && key_.size() == params.size();
+  const auto* kept = fresh ? static_cast<const char*>(flat_.data_ptr()) : nullptr;
+  for (size_t i = 0; fresh && i < params.size(); ++i) {
+    const auto& p = params[i];
+    const Key& k = key_[i];
+    fresh = k.impl == p.unsafeGetTensorImpl() && k.data == p.data_ptr() &&
+            k.requires_grad == p.requires_grad() && p.is_contiguous() && p.scalar_type() == flat_.scalar_type() &&
+            std::memcmp(p.data_ptr(), kept + k.offset, k.bytes) == 0;
+  }
+  if (fresh) return flat_;
+  std::vector<torch::Tensor> flat;
+  key_.clear();
+  int64_t offset = 0;
+  for (const auto& p : params) {
+    const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
+    flat.push_back(p.reshape({-1}));
+    key_.push_back({p.unsafeGetTensorImpl(), p.data_ptr(), offset, bytes, p.requires_grad()});
+    offset += bytes;
+  }
+  flat_ = torch::cat(flat);
+  grad_mode_ = grad;
+  return flat_;
+}
+
+Jet FusedTaylorJet(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip, int order,
+                   FlatParams* cache) {
   TORCH_CHECK(order == 1 || order == 2, "siren: the fused jet is of order 1 or 2, got ", order);
   TORCH_CHECK(x.dim() == 2 && x.size(1) == 4, "siren: points must be [B,4], got ", x.sizes());
   TORCH_CHECK(params.size() >= 4 && params.size() % 2 == 0 && params.back().size(0) == 10,
               "siren: the fused jet needs weight, bias pairs ending in the 10-output layer");
-  auto out = FusedJet::apply(x, torch::TensorList(params), clip, static_cast<int64_t>(order));
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < params.size(); i += 2) {
+    const auto& w = params[i];
+    TORCH_CHECK(w.dim() == 2 && params[i + 1].dim() == 1 && params[i + 1].size(0) == w.size(0) &&
+                    w.size(1) == (i == 0 ? 4 : params[i - 2].size(0)),
+                "siren: layer ", i / 2, " has weight ", w.sizes(), " and bias ", params[i + 1].sizes());
+    dims.push_back(w.size(0));
+    dims.push_back(w.size(1));
+  }
+  FlatParams local;
+  const torch::Tensor& flat = (cache != nullptr ? cache : &local)->Get(params);
+  auto out = FusedJet::apply(x, flat, dims, clip, static_cast<int64_t>(order));
   Jet jet;
   jet.order = order;
   jet.g = out[0];

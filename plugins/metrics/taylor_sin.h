@@ -24,6 +24,8 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "lumpy/jet.h"
@@ -54,10 +56,37 @@ torch::Tensor TaylorLinearLayer(const torch::Tensor& h, const torch::Tensor& wei
 // Whether the fused jet runs on these points (CPU, float32/float64).
 bool FusedJetApplies(const torch::Tensor& x);
 
+// The parameters {W_0, b_0, ..., W_out, b_out} as one flat tensor (each
+// flattened, in that order), concatenated again only when one of them has
+// changed (another tensor or storage, other values, requires_grad) or grad
+// mode has. A jet takes its parameters through this one tensor: a ray's
+// hundreds of 1-point jets per step then add their parameter gradients into
+// one buffer, one operation each, where ten tensors each would cost ten, and
+// the concatenation's backward splits the sum once. The values are compared
+// byte for byte (a few microseconds): an update through .data() (LibTorch's
+// own SGD makes one) leaves the version counter as it was.
+class FlatParams {
+ public:
+  const torch::Tensor& Get(const std::vector<torch::Tensor>& params);
+
+ private:
+  struct Key {
+    const void* impl;
+    const void* data;
+    int64_t offset, bytes;  // where its values lie in flat_
+    bool requires_grad;
+  };
+  std::mutex mu_;
+  std::vector<Key> key_;
+  torch::Tensor flat_;
+  bool grad_mode_ = false;
+};
+
 // The jet of order 1 or 2 at points x [B,4] of the SIREN whose layers are
 // params = {W_0, b_0, ..., W_out, b_out} (W_out [10, hidden]), inputs
-// clipped to [-clip, clip]; g_ij from the outputs as in siren.cc.
-Jet FusedTaylorJet(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip,
-                   int order);
+// clipped to [-clip, clip]; g_ij from the outputs as in siren.cc. With a
+// cache, the flat parameters come from it.
+Jet FusedTaylorJet(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip, int order,
+                   FlatParams* cache = nullptr);
 
 }  // namespace lumpy::siren
