@@ -511,6 +511,7 @@ const torch::Tensor& FlatParams::Get(const std::vector<torch::Tensor>& params) {
     const Key& k = key_[i];
     fresh = k.impl == p.unsafeGetTensorImpl() && k.data == p.data_ptr() &&
             k.requires_grad == p.requires_grad() && p.is_contiguous() && p.scalar_type() == flat_.scalar_type() &&
+            p.numel() * static_cast<int64_t>(p.element_size()) == k.bytes &&
             std::memcmp(p.data_ptr(), kept + k.offset, k.bytes) == 0;
   }
   if (fresh) return flat_;
