@@ -61,18 +61,25 @@ class SirenImpl : public lumpy::MetricModel {
                            torch::kLong);
   }
 
-  torch::Tensor metric(const torch::Tensor& x) {
-    auto h = torch::clamp(x, -clip_, clip_);
-    for (auto& layer : hidden_) h = torch::sin(layer(h));
-    auto o = out_(h);
-    auto diag = torch::exp(o.narrow(1, 0, 4)) *
-                DiagonalSign(o.options()).view({1, 4});
-    auto values = torch::cat({diag, o.narrow(1, 4, 6)}, 1);
-    return values.index_select(1, index_.to(values.device())).view({-1, 4, 4});
+  torch::Tensor metric(const torch::Tensor& x) { return lumpy::siren::TensorMetric(x, Params(), clip_); }
+
+  // {W_0, b_0, ..., W_out, b_out}: the layers as the fused jet takes them.
+  std::vector<torch::Tensor> Params() {
+    std::vector<torch::Tensor> params;
+    for (auto& layer : hidden_) {
+      params.push_back(layer->weight);
+      params.push_back(layer->bias);
+    }
+    params.push_back(out_->weight);
+    params.push_back(out_->bias);
+    return params;
   }
 
   lumpy::Jet jet(const torch::Tensor& x, int order) override {
     TORCH_CHECK(order >= 0 && order <= 2, "siren: jet order must be 0, 1 or 2, got ", order);
+    // Order 0 through the fused node where it applies (one node; the sine's
+    // cosine kept from the forward pass), else the layers as tensor operations.
+    if (order == 0 && taylor_ && fused_ && lumpy::siren::FusedJetApplies(x)) return TaylorJet(x, 0);
     if (!taylor_ || order == 0) {
       if (order == 0) return {metric(x), {}, {}, 0};
       const bool keep_graph = torch::GradMode::is_enabled();
@@ -86,14 +93,7 @@ class SirenImpl : public lumpy::MetricModel {
   // Channels [B, C, n]: 0 value, 1..4 d/dx_k, 5..14 d2/dx_k dx_l (pairs).
   lumpy::Jet TaylorJet(const torch::Tensor& x, int order) {
     if (fused_ && lumpy::siren::FusedJetApplies(x)) {
-      std::vector<torch::Tensor> params;
-      for (auto& layer : hidden_) {
-        params.push_back(layer->weight);
-        params.push_back(layer->bias);
-      }
-      params.push_back(out_->weight);
-      params.push_back(out_->bias);
-      return lumpy::siren::FusedTaylorJet(x, params, clip_, order, flat_.get());
+      return lumpy::siren::FusedTaylorJet(x, Params(), clip_, order, flat_.get());
     }
     const int64_t batch = x.size(0);
     const auto pair_k = lumpy::siren::PairIndex(lumpy::siren::kPairK, x.device());

@@ -112,6 +112,7 @@ void OutputMap(const T* y, int64_t channels, T* g, T* dg, T* d2g) {
     const bool diag = i < 4;
     const T e = diag ? static_cast<T>(kDiagonalSign[i]) * std::exp(y[i]) : T(1);
     v[i] = diag ? e : y[i];
+    if (channels < 5) continue;
     for (int k = 0; k < 4; ++k) f[k][i] = diag ? e * y[(1 + k) * 10 + i] : y[(1 + k) * 10 + i];
     if (channels < 15) continue;
     for (int p = 0; p < 10; ++p) {
@@ -122,6 +123,7 @@ void OutputMap(const T* y, int64_t channels, T* g, T* dg, T* d2g) {
   for (int ij = 0; ij < 16; ++ij) {
     const int i = kMetricIndex[ij];
     g[ij] = v[i];
+    if (channels < 5) continue;
     for (int k = 0; k < 4; ++k) dg[ij * 4 + k] = f[k][i];
     if (channels < 15) continue;
     for (int kl = 0; kl < 16; ++kl) d2g[ij * 16 + kl] = s[kPairOf[kl]][i];
@@ -136,6 +138,7 @@ void OutputMapBackward(const T* y, int64_t channels, const T* gb, const T* dgb, 
   for (int ij = 0; ij < 16; ++ij) {
     const int i = kMetricIndex[ij];
     vb[i] += gb[ij];
+    if (channels < 5) continue;
     for (int k = 0; k < 4; ++k) fb[k][i] += dgb[ij * 4 + k];
     if (channels < 15) continue;
     for (int kl = 0; kl < 16; ++kl) sb[kPairOf[kl]][i] += d2gb[ij * 16 + kl];
@@ -143,6 +146,7 @@ void OutputMapBackward(const T* y, int64_t channels, const T* gb, const T* dgb, 
   for (int i = 0; i < 10; ++i) {
     if (i >= 4) {
       yb[i] = vb[i];
+      if (channels < 5) continue;
       for (int k = 0; k < 4; ++k) yb[(1 + k) * 10 + i] = fb[k][i];
       if (channels < 15) continue;
       for (int p = 0; p < 10; ++p) yb[(5 + p) * 10 + i] = sb[p][i];
@@ -150,7 +154,7 @@ void OutputMapBackward(const T* y, int64_t channels, const T* gb, const T* dgb, 
     }
     const T e = static_cast<T>(kDiagonalSign[i]) * std::exp(y[i]);
     T eb = vb[i];
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < 4 && channels >= 5; ++k) {
       const T yk = y[(1 + k) * 10 + i];
       eb += fb[k][i] * yk;
       yb[(1 + k) * 10 + i] = fb[k][i] * e;
@@ -261,6 +265,9 @@ void SinCos(const T* y, const T* b, T* s, T* c, int64_t points, int64_t channels
     }
 }
 
+// The jet's channels: the value, then 4 first and 10 second derivatives.
+int64_t Channels(int64_t order) { return order >= 2 ? 15 : order == 1 ? 5 : 1; }
+
 // Where each layer's tensors lie: the weight [n, m] and bias [n] in the flat
 // parameters (FlatParams' order), and per block of points its input h
 // [p, C, m], product y [p, C, n] and (hidden layers) sin z, cos z [p, n] in
@@ -299,6 +306,46 @@ struct Layout {
   int64_t hidden() const { return static_cast<int64_t>(layer.size()) - 1; }
 };
 
+// The metric g [B,4,4] at x [B,4] of the layers params = {W_0, b_0, ...,
+// W_out, b_out}, as tensor operations (differentiable to any order).
+torch::Tensor TensorMetricImpl(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip) {
+  auto h = torch::clamp(x, -clip, clip);
+  const size_t out = params.size() - 2;
+  for (size_t i = 0; i < out; i += 2) h = torch::sin(torch::addmm(params[i + 1], h, params[i].t()));
+  auto o = torch::addmm(params[out + 1], h, params[out].t());
+  auto sign = torch::tensor(std::vector<double>(std::begin(kDiagonalSign), std::end(kDiagonalSign)), o.options());
+  auto values = torch::cat({torch::exp(o.narrow(1, 0, 4)) * sign.view({1, 4}), o.narrow(1, 4, 6)}, 1);
+  auto index = torch::tensor(std::vector<int64_t>(std::begin(kMetricIndex), std::end(kMetricIndex)),
+                             torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+  return values.index_select(1, index).view({-1, 4, 4});
+}
+
+// The order-0 node's backward when its own gradient is to be differentiated
+// (create_graph): the metric again as tensor operations on the saved inputs
+// (the parameters as views of the flat tensor), and their gradient with a
+// graph.
+variable_list RecomputedBackward(const torch::Tensor& x, const torch::Tensor& flat, const std::vector<int64_t>& dims,
+                                 double clip, const torch::Tensor& grad_g) {
+  const Layout lay(dims, x.size(0), 1);
+  std::vector<torch::Tensor> params;
+  for (const auto& ll : lay.layer) {
+    params.push_back(flat.narrow(0, ll.weight, ll.n * ll.m).view({ll.n, ll.m}));
+    params.push_back(flat.narrow(0, ll.bias, ll.n));
+  }
+  variable_list out = {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  if (!grad_g.defined()) return out;
+  auto g = TensorMetricImpl(x, params, clip);
+  std::vector<torch::Tensor> wrt;
+  std::vector<int> slot;
+  if (x.requires_grad()) wrt.push_back(x), slot.push_back(0);
+  if (flat.requires_grad()) wrt.push_back(flat), slot.push_back(1);
+  if (wrt.empty()) return out;
+  auto d = torch::autograd::grad({g}, wrt, {grad_g}, /*retain_graph=*/true, /*create_graph=*/true,
+                                 /*allow_unused=*/true);
+  for (size_t i = 0; i < d.size(); ++i) out[slot[i]] = d[i];
+  return out;
+}
+
 // The whole jet as one autograd node: the input's channels, every sine layer,
 // the output layer and the output map, each block of points through all of
 // them while it is in cache. Inputs: x [B,4], the flat parameters and the
@@ -309,12 +356,12 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
                                std::vector<int64_t> dims, double clip, int64_t order) {
     auto x = x_in.contiguous();
     auto flat = flat_in.contiguous();
-    const int64_t points = x.size(0), channels = order >= 2 ? 15 : 5;
+    const int64_t points = x.size(0), channels = Channels(order);
     const Layout lay(dims, points, channels);
     const int64_t layers = lay.hidden();
     auto work = torch::empty({lay.workspace}, x.options());
     auto g = torch::empty({points, 4, 4}, x.options());
-    auto dg = torch::empty({points, 4, 4, 4}, x.options());
+    auto dg = order >= 1 ? torch::empty({points, 4, 4, 4}, x.options()) : torch::empty({0}, x.options());
     auto d2g = order >= 2 ? torch::empty({points, 4, 4, 4, 4}, x.options())
                           : torch::empty({0}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "siren_fused_jet_forward", [&] {
@@ -323,7 +370,7 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
       T* wk = work.data_ptr<T>();
       const T* xp = x.data_ptr<T>();
       T* gp = g.data_ptr<T>();
-      T* dgp = dg.data_ptr<T>();
+      T* dgp = order >= 1 ? dg.data_ptr<T>() : nullptr;
       T* d2gp = order >= 2 ? d2g.data_ptr<T>() : nullptr;
       ForBlocks(points, BlockSize(points), [&](int64_t b0, int64_t b1) {
         const int64_t p = b1 - b0;
@@ -334,7 +381,7 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
             for (int j = 0; j < 4; ++j) {
               const T v = xp[(b0 + i) * 4 + j];
               h0[i * channels * 4 + j] = std::min<T>(std::max<T>(v, -clip), clip);
-              h0[i * channels * 4 + (1 + j) * 4 + j] = std::abs(v) < clip ? 1 : 0;
+              if (channels > 1) h0[i * channels * 4 + (1 + j) * 4 + j] = std::abs(v) < clip ? 1 : 0;
             }
         }
         for (int64_t l = 0; l <= layers; ++l) {
@@ -354,39 +401,45 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
         }
         const T* yo = wk + lay.layer[layers].y;
         for (int64_t i = b0; i < b1; ++i) {
-          OutputMap<T>(yo + i * channels * 10, channels, gp + i * 16, dgp + i * 64,
+          OutputMap<T>(yo + i * channels * 10, channels, gp + i * 16, order >= 1 ? dgp + i * 64 : nullptr,
                        order >= 2 ? d2gp + i * 256 : nullptr);
         }
       });
     });
-    ctx->save_for_backward({x, flat, work});
+    // The inputs as given (x may be a view): a backward with create_graph
+    // recomputes from them, connected to their graphs.
+    ctx->save_for_backward({x_in, flat_in, work});
     ctx->saved_data["dims"] = dims;
     ctx->saved_data["clip"] = clip;
     ctx->saved_data["order"] = order;
+    if (order < 1) ctx->mark_non_differentiable({dg});
     if (order < 2) ctx->mark_non_differentiable({d2g});
     return {g, dg, d2g};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    // Grad mode is on in backward exactly when create_graph was asked.
-    TORCH_CHECK(!torch::GradMode::is_enabled(),
-                "siren: the fused Taylor jet is not twice differentiable (create_graph = true "
-                "was asked); set fused = false or jet = \"autograd\"");
     auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];
-    const auto& flat = saved[1];
-    const auto& work = saved[2];
     const auto dims = ctx->saved_data["dims"].toIntVector();
     const double clip = ctx->saved_data["clip"].toDouble();
     const int64_t order = ctx->saved_data["order"].toInt();
-    const int64_t points = x.size(0), channels = order >= 2 ? 15 : 5;
+    // Grad mode is on in backward exactly when create_graph was asked.
+    if (torch::GradMode::is_enabled()) {
+      TORCH_CHECK(order == 0,
+                  "siren: the fused Taylor jet of order >= 1 is not twice differentiable (create_graph = "
+                  "true was asked); set fused = false or jet = \"autograd\"");
+      return RecomputedBackward(saved[0], saved[1], dims, clip, grads[0]);
+    }
+    const auto x = saved[0].contiguous();
+    const auto& flat = saved[1];
+    const auto& work = saved[2];
+    const int64_t points = x.size(0), channels = Channels(order);
     const Layout lay(dims, points, channels);
     const int64_t layers = lay.hidden();
     auto defined_or_zeros = [&](const torch::Tensor& t, at::IntArrayRef shape) {
       return t.defined() ? t.contiguous() : torch::zeros(shape, x.options());
     };
     auto gb = defined_or_zeros(grads[0], {points, 4, 4});
-    auto dgb = defined_or_zeros(grads[1], {points, 4, 4, 4});
+    auto dgb = order >= 1 ? defined_or_zeros(grads[1], {points, 4, 4, 4}) : torch::Tensor();
     auto d2gb = order >= 2 ? defined_or_zeros(grads[2], {points, 4, 4, 4, 4}) : torch::Tensor();
     const bool need_x = ctx->needs_input_grad(0);
     auto xb = need_x ? torch::zeros_like(x) : torch::Tensor();
@@ -412,7 +465,7 @@ struct FusedJet : public torch::autograd::Function<FusedJet> {
         for (int64_t i = 0; i < p; ++i) {
           const int64_t pt = b0 + i;
           OutputMapBackward<T>(yo + pt * channels * 10, channels, gb.data_ptr<T>() + pt * 16,
-                               dgb.data_ptr<T>() + pt * 64,
+                               order >= 1 ? dgb.data_ptr<T>() + pt * 64 : nullptr,
                                order >= 2 ? d2gb.data_ptr<T>() + pt * 256 : nullptr,
                                ga + i * channels * 10);
         }
@@ -496,6 +549,10 @@ torch::Tensor TaylorLinearLayer(const torch::Tensor& h, const torch::Tensor& wei
   return TensorLinear(h, weight, bias);
 }
 
+torch::Tensor TensorMetric(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip) {
+  return TensorMetricImpl(x, params, clip);
+}
+
 bool FusedJetApplies(const torch::Tensor& x) {
   return x.device().is_cpu() &&
          (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64);
@@ -531,7 +588,7 @@ const torch::Tensor& FlatParams::Get(const std::vector<torch::Tensor>& params) {
 
 Jet FusedTaylorJet(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip, int order,
                    FlatParams* cache) {
-  TORCH_CHECK(order == 1 || order == 2, "siren: the fused jet is of order 1 or 2, got ", order);
+  TORCH_CHECK(order >= 0 && order <= 2, "siren: the fused jet is of order 0, 1 or 2, got ", order);
   TORCH_CHECK(x.dim() == 2 && x.size(1) == 4, "siren: points must be [B,4], got ", x.sizes());
   TORCH_CHECK(params.size() >= 4 && params.size() % 2 == 0 && params.back().size(0) == 10,
               "siren: the fused jet needs weight, bias pairs ending in the 10-output layer");
@@ -550,7 +607,7 @@ Jet FusedTaylorJet(const torch::Tensor& x, const std::vector<torch::Tensor>& par
   Jet jet;
   jet.order = order;
   jet.g = out[0];
-  jet.dg = out[1];
+  if (order >= 1) jet.dg = out[1];
   if (order >= 2) jet.d2g = out[2];
   return jet;
 }

@@ -53,6 +53,11 @@ torch::Tensor TaylorSinLayer(const torch::Tensor& h, const torch::Tensor& weight
 torch::Tensor TaylorLinearLayer(const torch::Tensor& h, const torch::Tensor& weight,
                                 const torch::Tensor& bias);
 
+// The metric g [B,4,4] at x [B,4] of the SIREN whose layers are params (as
+// FusedTaylorJet's), inputs clipped to [-clip, clip], as tensor operations
+// (differentiable to any order): the one definition of the network's value.
+torch::Tensor TensorMetric(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip);
+
 // Whether the fused jet runs on these points (CPU, float32/float64).
 bool FusedJetApplies(const torch::Tensor& x);
 
@@ -82,7 +87,7 @@ class FlatParams {
   bool grad_mode_ = false;
 };
 
-// The jet of order 1 or 2 at points x [B,4] of the SIREN whose layers are
+// The jet of order 0, 1 or 2 at points x [B,4] of the SIREN whose layers are
 // params = {W_0, b_0, ..., W_out, b_out} (W_out [10, hidden]), inputs
 // clipped to [-clip, clip]; g_ij from the outputs as in siren.cc. With a
 // cache, the flat parameters come from it.
