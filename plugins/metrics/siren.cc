@@ -20,13 +20,6 @@
 
 namespace {
 
-// The signs of the diagonal outputs' exponentials, as a tensor.
-torch::Tensor DiagonalSign(const torch::TensorOptions& options) {
-  return torch::tensor(std::vector<double>(std::begin(lumpy::siren::kDiagonalSign),
-                                           std::end(lumpy::siren::kDiagonalSign)),
-                       options);
-}
-
 class SirenImpl : public lumpy::MetricModel {
  public:
   explicit SirenImpl(const lumpy::Params& p)
@@ -54,11 +47,6 @@ class SirenImpl : public lumpy::MetricModel {
     const double std = p.GetDouble("output_init_std");
     out_->weight.normal_(0.0, std);
     out_->bias.normal_(0.0, std);
-    // g_ij from the 10 mapped outputs [-e^o0, e^o1, e^o2, e^o3, o4..o9]. Not a
-    // buffer: Module::to(dtype) would turn the indices into floats.
-    index_ = torch::tensor(std::vector<int64_t>(std::begin(lumpy::siren::kMetricIndex),
-                                                std::end(lumpy::siren::kMetricIndex)),
-                           torch::kLong);
   }
 
   torch::Tensor metric(const torch::Tensor& x) { return lumpy::siren::TensorMetric(x, Params(), clip_); }
@@ -77,11 +65,13 @@ class SirenImpl : public lumpy::MetricModel {
 
   lumpy::Jet jet(const torch::Tensor& x, int order) override {
     TORCH_CHECK(order >= 0 && order <= 2, "siren: jet order must be 0, 1 or 2, got ", order);
-    // Order 0 through the fused node where it applies (one node; the sine's
-    // cosine kept from the forward pass), else the layers as tensor operations.
-    if (order == 0 && taylor_ && fused_ && lumpy::siren::FusedJetApplies(x)) return TaylorJet(x, 0);
-    if (!taylor_ || order == 0) {
-      if (order == 0) return {metric(x), {}, {}, 0};
+    if (order == 0) {
+      // The fused node where it applies (one node; the sine's cosine kept from
+      // the forward pass), else the layers as tensor operations.
+      if (taylor_ && fused_ && lumpy::siren::FusedJetApplies(x)) return TaylorJet(x, 0);
+      return {metric(x), {}, {}, 0};
+    }
+    if (!taylor_) {
       const bool keep_graph = torch::GradMode::is_enabled();
       return lumpy::AutogradJet([this](const torch::Tensor& xx) { return metric(xx); }, x, order,
                                 keep_graph);
@@ -115,11 +105,11 @@ class SirenImpl : public lumpy::MetricModel {
     auto o = y.select(1, 0);                                                // [B,10]
     auto ok = y.narrow(1, 1, 4);                                            // [B,4,10]
     // Output map. Diagonal: e = sign exp(o): e_k = e o_k, e_kl = e (o_kl + o_k o_l).
-    auto sign = DiagonalSign(o.options());
+    auto sign = lumpy::siren::DiagonalSign(o.options());
     auto e = torch::exp(o.narrow(1, 0, 4)) * sign;                  // [B,4]
     auto value = torch::cat({e, o.narrow(1, 4, 6)}, 1);             // [B,10]
     auto first = torch::cat({e.unsqueeze(1) * ok.narrow(2, 0, 4), ok.narrow(2, 4, 6)}, 2);
-    const auto idx = index_.to(x.device());
+    const auto idx = lumpy::siren::MetricIndex(x.device());
     lumpy::Jet jet;
     jet.order = order;
     jet.g = value.index_select(1, idx).view({batch, 4, 4});
@@ -149,7 +139,6 @@ class SirenImpl : public lumpy::MetricModel {
   bool fused_;
   std::vector<torch::nn::Linear> hidden_;
   torch::nn::Linear out_{nullptr};
-  torch::Tensor index_;
 };
 TORCH_MODULE(Siren);
 

@@ -306,20 +306,6 @@ struct Layout {
   int64_t hidden() const { return static_cast<int64_t>(layer.size()) - 1; }
 };
 
-// The metric g [B,4,4] at x [B,4] of the layers params = {W_0, b_0, ...,
-// W_out, b_out}, as tensor operations (differentiable to any order).
-torch::Tensor TensorMetricImpl(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip) {
-  auto h = torch::clamp(x, -clip, clip);
-  const size_t out = params.size() - 2;
-  for (size_t i = 0; i < out; i += 2) h = torch::sin(torch::addmm(params[i + 1], h, params[i].t()));
-  auto o = torch::addmm(params[out + 1], h, params[out].t());
-  auto sign = torch::tensor(std::vector<double>(std::begin(kDiagonalSign), std::end(kDiagonalSign)), o.options());
-  auto values = torch::cat({torch::exp(o.narrow(1, 0, 4)) * sign.view({1, 4}), o.narrow(1, 4, 6)}, 1);
-  auto index = torch::tensor(std::vector<int64_t>(std::begin(kMetricIndex), std::end(kMetricIndex)),
-                             torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-  return values.index_select(1, index).view({-1, 4, 4});
-}
-
 // The order-0 node's backward when its own gradient is to be differentiated
 // (create_graph): the metric again as tensor operations on the saved inputs
 // (the parameters as views of the flat tensor), and their gradient with a
@@ -334,7 +320,7 @@ variable_list RecomputedBackward(const torch::Tensor& x, const torch::Tensor& fl
   }
   variable_list out = {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   if (!grad_g.defined()) return out;
-  auto g = TensorMetricImpl(x, params, clip);
+  auto g = TensorMetric(x, params, clip);
   std::vector<torch::Tensor> wrt;
   std::vector<int> slot;
   if (x.requires_grad()) wrt.push_back(x), slot.push_back(0);
@@ -549,8 +535,22 @@ torch::Tensor TaylorLinearLayer(const torch::Tensor& h, const torch::Tensor& wei
   return TensorLinear(h, weight, bias);
 }
 
+torch::Tensor DiagonalSign(const torch::TensorOptions& options) {
+  return torch::tensor(std::vector<double>(std::begin(kDiagonalSign), std::end(kDiagonalSign)), options);
+}
+
+torch::Tensor MetricIndex(const torch::Device& device) {
+  return torch::tensor(std::vector<int64_t>(std::begin(kMetricIndex), std::end(kMetricIndex)),
+                       torch::TensorOptions().dtype(torch::kLong).device(device));
+}
+
 torch::Tensor TensorMetric(const torch::Tensor& x, const std::vector<torch::Tensor>& params, double clip) {
-  return TensorMetricImpl(x, params, clip);
+  auto h = torch::clamp(x, -clip, clip);
+  const size_t out = params.size() - 2;
+  for (size_t i = 0; i < out; i += 2) h = torch::sin(torch::addmm(params[i + 1], h, params[i].t()));
+  auto o = torch::addmm(params[out + 1], h, params[out].t());
+  auto values = torch::cat({torch::exp(o.narrow(1, 0, 4)) * DiagonalSign(o.options()), o.narrow(1, 4, 6)}, 1);
+  return values.index_select(1, MetricIndex(x.device())).view({-1, 4, 4});
 }
 
 bool FusedJetApplies(const torch::Tensor& x) {

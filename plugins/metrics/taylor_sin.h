@@ -19,8 +19,10 @@
 //     all layers (single-threaded BLAS products and the chain rule) while it
 //     is in cache, and the threads never wait on each other or on a BLAS
 //     thread pool. One node instead of ~30 matters where batches are small
-//     (a ray tracer's stages: 1 to 48 points). First-order only: gradients of
-//     its gradients are not supported (the tensor path gives those).
+//     (a ray tracer's stages: 1 to 48 points). Orders 1 and 2 are
+//     differentiable once (the tensor path gives gradients of gradients);
+//     order 0 to any order (asked for a graph, its backward recomputes
+//     TensorMetric and differentiates that).
 
 #include <torch/torch.h>
 
@@ -52,6 +54,11 @@ torch::Tensor TaylorSinLayer(const torch::Tensor& h, const torch::Tensor& weight
 // The output layer: the linear map alone, y = h W^T with b added to the value.
 torch::Tensor TaylorLinearLayer(const torch::Tensor& h, const torch::Tensor& weight,
                                 const torch::Tensor& bias);
+
+// The signs of the diagonal outputs' exponentials [4], and kMetricIndex as a
+// long tensor on a device.
+torch::Tensor DiagonalSign(const torch::TensorOptions& options);
+torch::Tensor MetricIndex(const torch::Device& device);
 
 // The metric g [B,4,4] at x [B,4] of the SIREN whose layers are params (as
 // FusedTaylorJet's), inputs clipped to [-clip, clip], as tensor operations
