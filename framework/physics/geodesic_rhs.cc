@@ -10,7 +10,7 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-constexpr int64_t kJacobi = 24;
+using ray::kJacobi;
 constexpr int64_t kGrain = 16;
 
 inline int I2(int a, int b) { return a * 4 + b; }
@@ -371,5 +371,29 @@ torch::Tensor GeodesicRhsFused(const torch::Tensor& y, const Jet& jet) {
 torch::Tensor GeodesicRhs(const torch::Tensor& y, const Jet& jet, bool fused) {
   return RayFusedApplies(y, fused) ? GeodesicRhsFused(y, jet) : GeodesicRhsOps(y, jet);
 }
+
+namespace ray {
+
+Rhs Derivative(MetricModel& metric, const torch::Tensor& y, bool fused,
+               const torch::Tensor& alive, const torch::Tensor& x) {
+  const int64_t order = y.size(1) == kJacobi ? 2 : 1;
+  const int64_t live = alive.defined() ? alive.sum().item<int64_t>() : y.size(0);
+  if (live == y.size(0)) {
+    Jet jet = metric.jet(x.defined() ? x : y.narrow(1, 0, 4), order);
+    return {GeodesicRhs(y, jet, fused), jet.g, jet.dg};
+  }
+  auto idx = alive.nonzero().squeeze(1).to(y.device());
+  auto yl = y.index_select(0, idx);
+  Jet jet = metric.jet(yl.narrow(1, 0, 4), order);
+  auto dy = GeodesicRhs(yl, jet, fused);
+  auto widen = [&](const torch::Tensor& t) {
+    auto sizes = t.sizes().vec();
+    sizes[0] = y.size(0);
+    return torch::zeros(sizes, t.options()).index_copy(0, idx, t);
+  };
+  return {widen(dy), widen(jet.g), widen(jet.dg)};
+}
+
+}  // namespace ray
 
 }  // namespace lumpy

@@ -25,6 +25,7 @@
 
 #include "engine_export.h"
 #include "lumpy/jet.h"
+#include "lumpy/metric_model.h"
 
 namespace lumpy {
 
@@ -43,3 +44,25 @@ LUMPY_ENGINE_API torch::Tensor FreezeRays(const torch::Tensor& dy, const torch::
 LUMPY_ENGINE_API torch::Tensor GeodesicRhs(const torch::Tensor& y, const Jet& jet, bool fused);
 
 }  // namespace lumpy
+
+namespace lumpy::ray {
+
+// State layout per ray: x^mu (0..3), k^mu (4..7); with the Jacobi map also
+// xi_1 (8..11), dxi_1/dl (12..15), xi_2 (16..19), dxi_2/dl (20..23).
+inline constexpr int64_t kJacobi = 24;
+
+struct Rhs {
+  torch::Tensor dy;  // [R,D]
+  torch::Tensor g;   // [R,4,4] at the state
+  torch::Tensor dg;  // [R,4,4,4] at the state
+};
+
+// dy/dl at the states y (geodesic_rhs.h has the formulas); rays not alive
+// ([R] bool, or undefined: all) get dy = 0, and g = dg = 0. The metric is
+// evaluated at the live rays only: once rays stop (their targets passed, or
+// a singularity met) the batch the jet sees shrinks with them. x: the
+// positions y[:, 0:4] where the caller has them as a tensor of their own.
+Rhs Derivative(MetricModel& metric, const torch::Tensor& y, bool fused,
+               const torch::Tensor& alive = {}, const torch::Tensor& x = {});
+
+}  // namespace lumpy::ray

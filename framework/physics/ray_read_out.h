@@ -4,6 +4,9 @@
 #include <torch/torch.h>
 
 #include "engine_export.h"
+#include "lumpy/ray_tracer.h"
+#include "physics/ray_integrator.h"
+#include "physics/ray_observables.h"
 
 namespace lumpy {
 
@@ -26,3 +29,21 @@ LUMPY_ENGINE_API torch::Tensor ReferenceDistances(const torch::Tensor& z, const 
                                                   int64_t samples, const torch::Tensor& target);
 
 }  // namespace lumpy
+
+namespace lumpy::ray {
+
+// The exact read-out: each target at its first crossing on the dense output
+// (Crossings), then one differentiable Newton step for the crossing's exact
+// first-order gradient. Target i is read off ray ray_of[i] at z_target[i].
+SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshift,
+                     const torch::Tensor& ray_of, const torch::Tensor& z_target,
+                     const torch::TensorOptions& options, const RayTracerOptions& o);
+
+// The reference implementation's read-out (geodesics.py@0bd4b52:192-262) of
+// the reference ray: samples at `saved_points` affine parameters, then
+// ReferenceDistances.
+SkyDistances ReadOffReference(MetricModel& metric, const Paths& p, const Redshift& redshift,
+                              const torch::Tensor& z_target, const torch::TensorOptions& options,
+                              const RayTracerOptions& o);
+
+}  // namespace lumpy::ray
