@@ -28,7 +28,7 @@
 #include "lumpy/ray_tracer.h"
 #include "loader/plugin_loader.h"
 #include "physics/point_set_context.h"
-#include "train/trainer.h"
+#include "train/sampling.h"
 
 namespace lumpy {
 namespace {

@@ -98,6 +98,28 @@ TEST_F(EngineTest, KilledRunsResumeOnTheSameTrajectory) {
   EXPECT_EQ(Rows(dir_ / "a" / "metrics.csv"), Rows(dir_ / "d" / "metrics.csv"));
 }
 
+// A slow run never loses more than checkpoint.every_minutes: with interval
+// checkpoints off and the wall-time one due at every step, a run killed
+// after step 120 resumes from step 121 and ends on the uninterrupted
+// trajectory (the same rows; best.pt is still the intervals' alone).
+TEST_F(EngineTest, WallTimeCheckpointsBoundWhatAKilledRunLoses) {
+  const std::string flags = " --set checkpoint.every=0 --set checkpoint.every_minutes=1e-9";
+  auto a = RunLumpy("run '" + kEngine + "'" + flags + " --out a", dir_);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  auto b = RunWithFault("kill-after-step:120", "run '" + kEngine + "'" + flags + " --out b", dir_);
+  EXPECT_TRUE(b.exit_code == -1 || b.exit_code == 128 + SIGKILL) << b.exit_code << " " << b.err;
+  EXPECT_FALSE(fs::exists(dir_ / "b" / "checkpoints" / "best.pt"));
+  auto resumed = RunLumpy("resume b", dir_);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(Summary(dir_ / "b")["resumed_at_step"].get<int64_t>(), 121);
+  EXPECT_EQ(Rows(dir_ / "b" / "metrics.csv"), Rows(dir_ / "a" / "metrics.csv"));
+  // Off (0), and a run of the default 10 minutes, write none between the
+  // intervals: killed after step 120 with intervals of 100, it resumes at 100.
+  auto c = RunWithFault("kill-after-step:120", "run '" + kEngine + "' --set checkpoint.every_minutes=0 --out c", dir_);
+  ASSERT_EQ(RunLumpy("resume c", dir_).exit_code, 0);
+  EXPECT_EQ(Summary(dir_ / "c")["resumed_at_step"].get<int64_t>(), 100);
+}
+
 // The penalty-coupled decay: the engine sees the augmented Lagrangian raise
 // mu through the penalty itself (its curvature at a unit violation) and
 // halves the learning rate; without penalty_decay the two runs agree up to

@@ -13,7 +13,7 @@
 #include "train/certify.h"
 #include "physics/point_set_context.h"
 #include "train/schedule.h"
-#include "train/trainer.h"
+#include "train/step_loss.h"
 #include "analytic_metrics.h"
 
 namespace lumpy {

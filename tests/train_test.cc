@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_split.h"
 #include "cli_runner.h"
+#include "train/sampling.h"
 #include "train/trainer.h"
 #include "temp_dir.h"
 

@@ -6,7 +6,7 @@
 #include "lumpy/status_macros.h"
 #include "physics/probe.h"
 #include "train/checkpoint.h"
-#include "train/trainer.h"
+#include "train/runtime.h"
 
 namespace lumpy {
 

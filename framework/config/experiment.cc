@@ -77,6 +77,11 @@ const ParamSpecs& CheckpointParams() {
                      "write checkpoints/latest.pt every N steps (and at the end); 0 = only at the end")
           .Default(int64_t{500})
           .AtLeast(0),
+      ParamSpec::Double("every_minutes",
+                        "also write checkpoints/latest.pt once this many minutes of wall time have passed "
+                        "since the last checkpoint (a slow run never loses more); 0 = off")
+          .Default(10.0)
+          .AtLeast(0),
   };
   return specs;
 }

@@ -22,6 +22,7 @@ std::string ExperimentFingerprint(const Experiment& exp) {
   ConfigNode tree = exp.resolved;
   if (ConfigNode* runtime = tree.Find("runtime")) runtime->Erase("steps");
   if (ConfigNode* telemetry = tree.Find("telemetry")) telemetry->Erase("progress");
+  if (ConfigNode* checkpoint = tree.Find("checkpoint")) checkpoint->Erase("every_minutes");
   return ToToml(tree);
 }
 

@@ -24,7 +24,8 @@
 namespace lumpy {
 
 // The resolved experiment as TOML, without runtime.steps (a resume may
-// extend a run) and telemetry.progress (display only).
+// extend a run), telemetry.progress (display only) and
+// checkpoint.every_minutes (when latest.pt is written, not what it holds).
 LUMPY_ENGINE_API std::string ExperimentFingerprint(const Experiment& experiment);
 
 // One process owns a run folder: an exclusive advisory lock (flock) on

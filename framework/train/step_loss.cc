@@ -1,0 +1,264 @@
+#include "train/step_loss.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/out_of_memory.h"
+#include "lumpy/geometry.h"
+#include "lumpy/status_macros.h"
+#include "physics/point_set_context.h"
+#include "train/sampling.h"
+
+namespace lumpy {
+namespace {
+
+std::string Num(double v) { return absl::StrFormat("%.17g", v); }
+
+}  // namespace
+
+absl::StatusOr<HandledTerm> ApplyHandler(ConstraintHandler& handler, const torch::Tensor& values,
+                                         bool on_mean) {
+  HandledTerm out;
+  const int64_t n = values.size(0);
+  auto input = on_mean ? values.mean().reshape({1}) : values;
+  Penalty p = handler.penalty(input);
+  if (!p.per_point.defined() || p.per_point.sizes() != input.sizes() || !p.total.defined() ||
+      p.total.numel() != 1) {
+    return absl::InternalError(absl::StrCat(
+        "returned a penalty of shape ", p.per_point.defined() ? c10::str(p.per_point.sizes()) : "undefined",
+        " (total ", p.total.defined() ? c10::str(p.total.sizes()) : "undefined", ") for an input of shape ",
+        c10::str(input.sizes()), "; it must return one value per input value and a scalar total"));
+  }
+  {
+    // The engine reduces per_point (through the curricula); summaries and
+    // the trap's telemetry read total: they must agree.
+    const double total = p.total.item<double>(), mean = p.per_point.mean().item<double>();
+    if (std::isfinite(total) && std::isfinite(mean) &&
+        std::abs(total - mean) > 1e-4 * std::max(1.0, std::abs(mean))) {
+      return absl::InternalError(absl::StrCat("returned a total of ", total, " but its per-point values average ",
+                                              mean, "; Penalty::total must be mean(per_point)"));
+    }
+  }
+  out.input = input.detach();
+  out.penalty.total = p.total.reshape({});
+  // On the mean: the penalty of the mean as one value per point, so that a
+  // uniform curriculum gives back exactly the penalty.
+  out.penalty.per_point = on_mean ? out.penalty.total.expand({n}) : p.per_point;
+  return out;
+}
+
+// What one term contributes to a step: its metrics.csv values, and its share
+// of the loss (per point on its domain, or direct for a dataset term or a
+// handler acting on the term's mean), plus what its handler's update needs.
+// What one term contributes to a step: its metrics.csv values, and its share
+// of the loss (per point on its domain, or direct for a dataset term or a
+// handler acting on the term's mean), plus what its handler's update needs.
+struct StepLossEvaluator::TermShare {
+  std::vector<double> row;
+  torch::Tensor per_point;     // [B] on the term's domain, or undefined
+  torch::Tensor direct;        // scalar, or undefined
+  torch::Tensor handler_input; // what the handler saw (detached for update), or undefined
+};
+
+StepLossEvaluator::StepLossEvaluator(Components& components, std::vector<std::string> columns,
+                                     const std::vector<PhysicalScalarSlot>& physical, torch::TensorOptions options)
+    : c_(components), columns_(std::move(columns)), physical_(physical), options_(options) {
+  domain_of_.assign(c_.losses.size(), -1);
+  last_value_.assign(c_.losses.size(), NAN);
+  warned_.assign(c_.losses.size(), 0);
+  for (const auto& d : c_.domains) uses_ray_points_ |= d.spec->ray_points > 0;
+  for (size_t i = 0; i < c_.losses.size(); ++i) {
+    for (size_t d = 0; d < c_.domains.size(); ++d) {
+      if (c_.domains[d].spec->name == c_.losses[i].spec->domain) domain_of_[i] = static_cast<int>(d);
+    }
+  }
+}
+
+// Appends a plugin's telemetry values to `row`, whose first value goes in
+// metrics.csv column `column`, checking that the names are the ones the
+// columns were made from (the file is written by position: a plugin whose
+// list changed would shift every later column).
+// One term: evaluate it, check what it returned, and let its handler (a
+// constraint's, or an objective's weighting) turn it into its share.
+// Appends a plugin's telemetry values to `row`, whose first value goes in
+// metrics.csv column `column`, checking that the names are the ones the
+// columns were made from (the file is written by position: a plugin whose
+// list changed would shift every later column).
+absl::Status StepLossEvaluator::AppendTelemetry(const std::vector<std::pair<std::string, double>>& telemetry,
+                                                const std::string& prefix, const std::string& who, size_t column,
+                                      std::vector<double>* row) const {
+  for (const auto& [k, v] : telemetry) {
+    const size_t at = column + row->size();
+    const std::string name = absl::StrCat(prefix, ".", k);
+    if (at + 2 >= columns_.size() || columns_[at] != name) {
+      return absl::InternalError(absl::StrCat(
+          who, " broke its contract: its telemetry changed after the first step (metrics.csv column ", at + 1, " is \"",
+          at + 2 < columns_.size() ? columns_[at] : std::string("lr"), "\", it now reports \"", name,
+          "\"); a plugin must report the same names, in the same order, every step"));
+    }
+    row->push_back(v);
+  }
+  return absl::OkStatus();
+}
+
+// One term: evaluate it, check what it returned, and let its handler (a
+// constraint's, or an objective's weighting) turn it into its share.
+absl::StatusOr<StepLossEvaluator::TermShare> StepLossEvaluator::EvaluateTerm(const LossComponent& l,
+                                                                             StepContext& ctx, int64_t step,
+                                                                             size_t column) {
+  const LossSpec& spec = *l.spec;
+  auto failed = [&](const std::string& what) {
+    return absl::AbortedError(absl::StrCat("step ", step, ": loss term \"", spec.name, "\" (",
+                                           spec.term.entry->name, ") ", what));
+  };
+  LossValue value;
+  try {
+    value = l.term->evaluate(ctx);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    if (IsOutOfMemory(what)) {
+      return failed(absl::StrCat("ran out of memory (", AllocatorDetail(what), "); ", OutOfMemoryAdvice()));
+    }
+    return failed(absl::StrCat("failed: ", what));
+  }
+  const int64_t n = ctx.points().size(0);
+  const bool dataset = spec.kind == LossKind::kDataset;
+  if (dataset && value.per_point.defined()) {
+    return absl::InternalError(absl::StrCat("loss term \"", spec.name, "\" (", spec.term.entry->name,
+                                            ") is registered as a dataset term but returned per-point values"));
+  }
+  if (!dataset && (!value.per_point.defined() || value.per_point.dim() != 1 || value.per_point.size(0) != n)) {
+    return absl::InternalError(absl::StrCat(
+        "loss term \"", spec.name, "\" (", spec.term.entry->name, ") returned per-point values of shape ",
+        value.per_point.defined() ? c10::str(value.per_point.sizes()) : "undefined", ", expected [", n, "]"));
+  }
+  TermShare share;
+  double term_value = value.value.item<double>();
+  share.row.push_back(term_value);
+  const std::string who_term = absl::StrCat("loss term \"", spec.name, "\" (", spec.term.entry->name, ")");
+  LUMPY_RETURN_IF_ERROR(AppendTelemetry(l.term->telemetry(), spec.name, who_term, column, &share.row));
+  // What the handler or the loss sees: a constraint's violation as it is; an
+  // objective or dataset term times its weight.
+  torch::Tensor input = dataset ? spec.weight * value.value.reshape({1})
+                        : spec.kind == LossKind::kConstraint ? value.per_point
+                                                             : spec.weight * value.per_point;
+  if (l.handler) {
+    auto applied = ApplyHandler(*l.handler, input, dataset || spec.handler_on_mean);
+    if (!applied.ok()) {
+      return absl::InternalError(absl::StrCat("the handler of loss term \"", spec.name, "\" (",
+                                              spec.handler.entry->name, ") ", applied.status().message()));
+    }
+    const double penalty = applied->penalty.total.item<double>();
+    share.row.push_back(penalty);
+    const std::string who = absl::StrCat("the handler of loss term \"", spec.name, "\" (", spec.handler.entry->name, ")");
+    LUMPY_RETURN_IF_ERROR(AppendTelemetry(l.handler->telemetry(), spec.name, who, column, &share.row));
+    if (std::isfinite(term_value) && !std::isfinite(penalty)) term_value = penalty;
+    share.handler_input = applied->input;
+    if (dataset) {
+      share.direct = applied->penalty.total;
+    } else {
+      share.per_point = applied->penalty.per_point;
+    }
+  } else if (dataset) {
+    share.direct = input.reshape({});
+  } else {
+    share.per_point = input;
+  }
+  if (!std::isfinite(term_value)) {
+    return absl::AbortedError(absl::StrCat("step ", step, ": loss term \"", spec.name, "\" is ", term_value, "; stopping"));
+  }
+  return share;
+}
+
+absl::StatusOr<StepLoss> StepLossEvaluator::Compute(int64_t step, RayPositions* rays) {
+  MetricModel& model = *c_.model;
+  std::unique_ptr<Geometry> observer;
+  std::vector<std::unique_ptr<PointSetContext>> contexts;
+  for (const auto& d : c_.domains) {
+    contexts.push_back(std::make_unique<PointSetContext>(
+        model, SamplePoints(*d.spec, options_, *rays), &observer, step));
+  }
+  // The rays this step traces feed the next step's ray_points.
+  std::optional<RayStateRecorder> recorder;
+  if (uses_ray_points_) recorder.emplace();
+  PointSetContext dataset_context(model, torch::zeros({0, 4}, options_), &observer, step);
+  points_per_step_ = 0;
+  for (auto& ctx : contexts) points_per_step_ += ctx->points().size(0);
+
+  StepLoss out;
+  out.row = {static_cast<double>(step), 0.0};
+  out.handler_inputs.resize(c_.losses.size());
+  std::vector<torch::Tensor> sums(c_.domains.size());
+  auto add = [](torch::Tensor& sum, const torch::Tensor& x) { sum = sum.defined() ? sum + x : x; };
+  torch::Tensor direct;  // dataset terms and the like, past the curricula
+  for (size_t i = 0; i < c_.losses.size(); ++i) {
+    const int di = domain_of_[i];
+    LUMPY_ASSIGN_OR_RETURN(auto share, EvaluateTerm(c_.losses[i], di >= 0 ? *contexts[di] : dataset_context, step, out.row.size()));
+    out.row.insert(out.row.end(), share.row.begin(), share.row.end());
+    WarnOnJump(i, share.row.front(), step);
+    out.handler_inputs[i] = share.handler_input;
+    if (share.per_point.defined()) add(sums[di], share.per_point);
+    if (share.direct.defined()) add(direct, share.direct);
+  }
+  if (recorder) {
+    *rays = recorder->positions();
+    // Kept (and checkpointed) no more than the draws need: 64 per ray point.
+    int64_t need = 0;
+    for (const auto& d : c_.domains) need = std::max(need, 64 * d.spec->ray_points);
+    if (rays->segments.defined() && rays->segments.size(0) > need) {
+      rays->segments = rays->segments.index_select(0, torch::randperm(rays->segments.size(0), torch::kInt64).narrow(0, 0, need));
+    }
+  }
+  out.loss = direct;
+  for (size_t di = 0; di < c_.domains.size(); ++di) {
+    if (!sums[di].defined()) continue;
+    add(out.loss, c_.domains[di].weighter->reduce(contexts[di]->points(), sums[di]));
+  }
+  for (const auto& d : c_.domains) {
+    std::vector<double> values;
+    const std::string who = absl::StrCat("the curriculum of domain \"", d.spec->name, "\" (", d.spec->curriculum.entry->name, ")");
+    LUMPY_RETURN_IF_ERROR(AppendTelemetry(d.weighter->telemetry(), d.spec->name, who, out.row.size(), &values));
+    out.row.insert(out.row.end(), values.begin(), values.end());
+  }
+  // Physical scalars as this step's loss used them.
+  for (const auto& p : physical_) out.row.push_back(p.parameter.value.item<double>());
+  if (out.row.size() + 2 != columns_.size()) {
+    return absl::InternalError(absl::StrCat("step ", step, ": the row has ", out.row.size() + 2, " values for ",
+                                            columns_.size(), " metrics.csv columns: a plugin reports fewer telemetry "
+                                            "values than at the first step; a plugin must report the same names every step"));
+  }
+  out.row[1] = out.loss.item<double>();
+  if (!std::isfinite(out.row[1])) {
+    return absl::AbortedError(absl::StrCat("step ", step, ": the total loss is ", out.row[1], "; stopping"));
+  }
+  return out;
+}
+
+// A dataset term whose value jumps a hundredfold from one step to the next
+// (a ray that stopped on a bad state, supernovae suddenly unreached) is
+// reported once, with the step and what the term's telemetry says.
+// A dataset term whose value jumps a hundredfold from one step to the next
+// (a ray that stopped on a bad state, supernovae suddenly unreached) is
+// reported once, with the step and what the term's telemetry says.
+void StepLossEvaluator::WarnOnJump(size_t term, double value, int64_t step) {
+  const auto& l = c_.losses[term];
+  const double last = last_value_[term];
+  last_value_[term] = value;
+  if (l.spec->kind != LossKind::kDataset || warned_[term] || !(last > 0) || !(value > 100 * last)) return;
+  warned_[term] = 1;
+  std::string why;
+  for (const auto& [k, v] : l.term->telemetry()) {
+    if (v != 0 && std::isfinite(v)) absl::StrAppend(&why, why.empty() ? "" : ", ", k, " = ", Num(v));
+  }
+  std::fprintf(stderr, "\nwarning: step %lld: loss term \"%s\" jumped from %.4g to %.4g (x%.3g)%s%s\n",
+               static_cast<long long>(step), l.spec->name.c_str(), last, value, value / last,
+               why.empty() ? "" : "; its telemetry: ", why.c_str());
+}
+
+
+}  // namespace lumpy

@@ -1,0 +1,80 @@
+#pragma once
+// One training step's loss: each domain's points drawn, one jet and one
+// Geometry per domain shared by its terms (PointSetContext), every term
+// evaluated and checked, constraint violations turned into penalties by
+// their handlers, each domain reduced by its curriculum; with the step's
+// metrics.csv row (handler and curriculum telemetry included).
+
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "config/experiment.h"
+#include "engine_export.h"
+#include "lumpy/constraint_handler.h"
+#include "physics/ray_states.h"
+#include "train/state.h"
+
+namespace lumpy {
+
+// What a handler (a constraint's, or an objective's weighting) makes of a
+// term's values [B] (a constraint's violations, or weight x an objective's
+// values): per point, its per-point penalty; `on_mean`, the penalty of the
+// mean over the points (lambda mean(v) + mu/2 mean(v)^2 for the augmented
+// Lagrangian, as the reference's CMB priors), spread as that one value over
+// the B points. `input` is what the handler saw (detached: its update()
+// receives it). An error if the handler returns another shape.
+struct HandledTerm {
+  Penalty penalty;      // per_point [B], total scalar
+  torch::Tensor input;  // [B], or [1] on the mean
+};
+LUMPY_ENGINE_API absl::StatusOr<HandledTerm> ApplyHandler(ConstraintHandler& handler,
+                                                          const torch::Tensor& values, bool on_mean);
+
+// One step's loss and its metrics row (the learning rate and wall time not
+// yet appended).
+struct StepLoss {
+  torch::Tensor loss;
+  std::vector<double> row;
+  std::vector<torch::Tensor> handler_inputs;  // per loss term, for its handler's update
+};
+
+class StepLossEvaluator {
+ public:
+  // columns: metrics.csv's (MetricsLog::Columns): the row is checked against them.
+  StepLossEvaluator(Components& components, std::vector<std::string> columns,
+                    const std::vector<PhysicalScalarSlot>& physical, torch::TensorOptions options);
+
+  // The loss of step `step`. Domains with ray_points draw from `rays` (where
+  // the previous step's rays went), which is replaced by this step's rays.
+  // Aborted for a non-finite loss or a term that threw; Internal for a
+  // plugin that broke its contract.
+  absl::StatusOr<StepLoss> Compute(int64_t step, RayPositions* rays);
+
+  bool uses_ray_points() const { return uses_ray_points_; }
+  int64_t points_per_step() const { return points_per_step_; }
+
+ private:
+  // What one term contributes to a step (see the .cc).
+  struct TermShare;
+  absl::StatusOr<TermShare> EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step, size_t column);
+  absl::Status AppendTelemetry(const std::vector<std::pair<std::string, double>>& telemetry,
+                               const std::string& prefix, const std::string& who, size_t column,
+                               std::vector<double>* row) const;
+  void WarnOnJump(size_t term, double value, int64_t step);
+
+  Components& c_;
+  const std::vector<std::string> columns_;
+  const std::vector<PhysicalScalarSlot>& physical_;
+  const torch::TensorOptions options_;
+  std::vector<int> domain_of_;      // per loss term: its domain's index, -1 for a dataset term
+  std::vector<double> last_value_;  // per loss term: its value at the previous step
+  std::vector<char> warned_;        // per loss term: a jump was reported
+  bool uses_ray_points_ = false;    // some domain draws ray_points
+  int64_t points_per_step_ = 0;
+};
+
+}  // namespace lumpy
