@@ -16,6 +16,7 @@
 #include "built_in_plugins.h"
 #include "physics/geodesic_rhs.h"
 #include "physics/ray_error.h"
+#include "physics/ray_observables.h"
 #include "physics/ray_read_out.h"
 #include "physics/ray_states.h"
 
@@ -512,6 +513,33 @@ TEST(JacobiMap, AgreesWithTheAreaOfANarrowBundle) {
                                           << " Mpc, " << got.stop.accepted << " steps";
   EXPECT_GT(std::abs(got.angular_distance[5].item<double>() / jacobi - 1), 1e-3)
       << got.angular_distance[5].item<double>() << " vs " << jacobi << " Mpc";
+}
+
+// A strongly sheared bundle in float32: screen vectors a = L e_y and b =
+// L (e_y + 1e-4 e_z), each carrying a large multiple of the null k (which
+// the Jacobi vectors may: only their screen part is the bundle), in
+// Minkowski space. The area is 1e-4 L^2. The Gram determinant |a|^2 |b|^2 -
+// (a.b)^2 needs 1e-8 relative precision and gave 0 in float32 (D_A = 0, mu
+// = -infinity: the physical-mode run that died at step 63); the area as
+// |a| |b_perp| on the projected screen vectors is within 1e-3.
+TEST(JacobiMap, AreaOfAStronglyShearedBundleSurvivesFloat32) {
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  const double l = 30.0;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  auto k = torch::tensor({1.0, 1.0, 0.0, 0.0}, f64);
+  auto a = torch::tensor({0.0, 0.0, l, 0.0}, f64) + 7.0 * k;
+  auto b = torch::tensor({0.0, 0.0, l, 1e-4 * l}, f64) - 11.0 * k;
+  auto s = torch::zeros({1, 24}, f64);
+  s[0].narrow(0, 0, 4).copy_(torch::tensor({-3.0, 1.0, 2.0, -1.0}, f64));
+  s[0].narrow(0, 4, 4).copy_(k);
+  s[0].narrow(0, 8, 4).copy_(a);
+  s[0].narrow(0, 16, 4).copy_(b);
+  auto g = torch::diag(torch::tensor({-1.0, 1.0, 1.0, 1.0}, f64)).unsqueeze(0);
+  const double area = ray::BundleArea(s.to(f32), g.to(f32)).item<double>();
+  EXPECT_NEAR(area / (1e-4 * l * l), 1.0, 1e-3) << area;
+  // The same in float64, to round-off.
+  EXPECT_NEAR(ray::BundleArea(s, g).item<double>() / (1e-4 * l * l), 1.0,
+              1e-9);
 }
 
 // A metric that degenerates on the way: expanding (a = t, 1 + z = 1/t) with

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "engine_export.h"
 #include "lumpy/metric_model.h"
 
 namespace lumpy::ray {
@@ -29,6 +30,11 @@ struct Observables {
 // sqrt(x) for x >= 0 whose gradient at 0 is 0 rather than 0 * inf = NaN:
 // distances are read off at the observer itself (the first saved point).
 torch::Tensor SqrtOrZero(const torch::Tensor& x);
+
+// The cross-section of the bundle per unit solid angle at states s [N,24]
+// with metric g [N,4,4] there, D_A^2 (units of (1000 Mpc)^2): the area that
+// the two Jacobi vectors span on the comoving source's screen.
+LUMPY_ENGINE_API torch::Tensor BundleArea(const torch::Tensor& s, const torch::Tensor& g);
 
 // 1 + z, d_L and D_A at states s [N, D] with metric g [N,4,4] there; in
 // physical mode D_A^2 = sqrt(det G), G_AB = g(xi_A, xi_B).
