@@ -37,6 +37,8 @@ const std::vector<Variant>& Metrics() {
       {"flrw", {{"scale_factor", std::string("de_sitter")}}},
       {"kasner", {}},
       {"schwarzschild", {}},
+      {"ltb", {}},
+      {"ltb", {{"bang_amplitude", -0.6}, {"bang_width", 0.4}, {"center", std::vector<double>{0.35, 0.0, -0.1}}}},
   };
   return v;
 }

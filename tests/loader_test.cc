@@ -18,7 +18,7 @@ TEST(PluginLoader, LoadsEveryBuiltInPluginFromTheBuildFolder) {
   PluginLoader loader(registry);
   ASSERT_TRUE(loader.LoadPath(PluginLoader::DefaultPluginDirectory()).ok());
   EXPECT_EQ(registry.Names(PluginKind::kMetric),
-            (std::vector<std::string>{"flrw", "kasner", "minkowski", "schwarzschild", "siren"}));
+            (std::vector<std::string>{"flrw", "kasner", "ltb", "minkowski", "schwarzschild", "siren"}));
   EXPECT_EQ(registry.Names(PluginKind::kLoss),
             (std::vector<std::string>{"bao_chi2", "cmb_expansion", "cmb_homogeneity", "cmb_isotropy",
                                       "efe_residual", "lorentzian", "supernova_chi2", "wec"}));
