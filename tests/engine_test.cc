@@ -265,6 +265,28 @@ TEST_F(EngineTest, OneProcessOwnsARunFolder) {
   EXPECT_EQ(resumed.err.find("in use"), std::string::npos) << resumed.err;
 }
 
+// SIGHUP (the terminal went away) and SIGTERM stop a run as Ctrl-C does:
+// the step finishes, the summary says "interrupted", and it can be resumed.
+TEST_F(EngineTest, HangupAndTerminateStopARunCleanly) {
+  for (int sig : {SIGHUP, SIGTERM}) {
+    const std::string name = "sig" + std::to_string(sig);
+    ASSERT_EQ(Shell("\"$LUMPY\" run " + kEngine + " --steps 100000 --out " + name + " >/dev/null 2>" + name +
+                        ".err & echo $! >" + name + ".pid",
+                    dir_),
+              0);
+    ASSERT_TRUE(WaitFor([&] {
+      const std::string csv = ReadFile(dir_ / name / "metrics.csv");
+      return std::count(csv.begin(), csv.end(), '\n') >= 3;
+    }, 60));
+    std::string pid = ReadFile(dir_ / (name + ".pid"));
+    ::kill(std::stoi(pid), sig);
+    ASSERT_TRUE(WaitFor([&] { return fs::exists(dir_ / name / "summary.json"); }, 60)) << ReadFile(dir_ / (name + ".err"));
+    EXPECT_EQ(Summary(dir_ / name)["status"].get<std::string>(), "interrupted") << name;
+    EXPECT_NE(Summary(dir_ / name)["error"].get<std::string>().find("interrupted by signal " + std::to_string(sig)),
+              std::string::npos);
+  }
+}
+
 // A full disk (a 256 KiB tmpfs; mounting it needs root): the run stops
 // cleanly (exit 1) naming the file and the OS's reason, leaves no temporary
 // file, and its latest checkpoint stays loadable: with room again (the
