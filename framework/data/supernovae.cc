@@ -193,6 +193,28 @@ absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
   return cat;
 }
 
+SupernovaCatalogue SupernovaCatalogue::Subset(const torch::Tensor& rows_in) const {
+  auto rows = rows_in.to(torch::kLong).contiguous();
+  SupernovaCatalogue out;
+  out.file = file;
+  for (int64_t i = 0; i < rows.size(0); ++i) {
+    const int64_t r = rows.data_ptr<int64_t>()[i];
+    out.names.push_back(names.at(r));
+    out.lines.push_back(lines.at(r));
+  }
+  auto pick = [&](const torch::Tensor& t) { return t.defined() ? t.index_select(0, rows) : t; };
+  out.z = pick(z);
+  out.mu = pick(mu);
+  out.sigma = pick(sigma);
+  out.ra = pick(ra);
+  out.dec = pick(dec);
+  if (covariance_cholesky.defined()) {
+    auto l = covariance_cholesky.index_select(0, rows);
+    out.covariance_cholesky = torch::linalg_cholesky(torch::mm(l, l.t()));
+  }
+  return out;
+}
+
 torch::Tensor SupernovaCatalogue::Chi2(const torch::Tensor& residual) const {
   if (!covariance_cholesky.defined()) {
     return (residual / sigma.to(residual.options())).square().sum(-1);

@@ -15,15 +15,15 @@ namespace {
 using ray::Paths;
 using ray::Redshift;
 
-// Per ray: stop once z > max(z_stop, its largest target + 0.2).
+// Per ray: stop once z > max(z_stop, its largest target + margin).
 std::vector<double> StopRedshifts(int64_t n_rays, const torch::Tensor& ray_of, const torch::Tensor& z,
-                                  double z_stop) {
+                                  double z_stop, double margin) {
   std::vector<double> stop(n_rays, z_stop);
   auto zt = z.to(torch::kCPU, torch::kFloat64).contiguous();
   auto rt = ray_of.to(torch::kCPU, torch::kLong).contiguous();
   for (int64_t i = 0; i < zt.numel(); ++i) {
     const int64_t r = rt.data_ptr<int64_t>()[i];
-    if (r >= 0 && r < n_rays) stop[r] = std::max(stop[r], zt.data_ptr<double>()[i] + 0.2);
+    if (r >= 0 && r < n_rays) stop[r] = std::max(stop[r], zt.data_ptr<double>()[i] + margin);
   }
   return stop;
 }
@@ -54,7 +54,7 @@ SkyDistances TraceReference(MetricModel& metric, const torch::Tensor& z_target,
   Redshift redshift;
   redshift.e_obs = torch::sqrt(g00.abs()).squeeze();  // k^0 = 1 at the observer
   auto ray_of = torch::zeros({z_target.size(0)}, torch::kLong);
-  Paths paths = ray::Integrate(metric, y, redshift, StopRedshifts(1, ray_of, z_target, o.z_stop), o);
+  Paths paths = ray::Integrate(metric, y, redshift, StopRedshifts(1, ray_of, z_target, o.z_stop, o.z_margin), o);
   auto out = o.reference_read_out ? ray::ReadOffReference(metric, paths, redshift, z_target, options, o)
                                   : ray::ReadOff(metric, paths, redshift, ray_of, z_target, options, o);
   out.z_max = out.z_max.squeeze(0);
@@ -100,7 +100,7 @@ SkyDistances TraceSky(MetricModel& metric, const torch::Tensor& directions,
                       1);  // [R,24]
   Redshift redshift;
   redshift.physical = true;
-  Paths paths = ray::Integrate(metric, y, redshift, StopRedshifts(n_rays, ray_of, z_target, o.z_stop), o);
+  Paths paths = ray::Integrate(metric, y, redshift, StopRedshifts(n_rays, ray_of, z_target, o.z_stop, o.z_margin), o);
   return ray::ReadOff(metric, paths, redshift, ray_of, z_target, options, o);
 }
 

@@ -13,11 +13,12 @@
 
 #include "absl/status/status.h"
 #include "config/experiment.h"
+#include "engine_export.h"
 #include "train/state.h"
 
 namespace lumpy {
 
-class MetricsLog {
+class LUMPY_ENGINE_API MetricsLog {
  public:
   // The columns of an experiment's table, in order.
   static std::vector<std::string> Columns(const Components& components,

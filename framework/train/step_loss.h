@@ -42,7 +42,7 @@ struct StepLoss {
   std::vector<torch::Tensor> handler_inputs;  // per loss term, for its handler's update
 };
 
-class StepLossEvaluator {
+class LUMPY_ENGINE_API StepLossEvaluator {
  public:
   // columns: metrics.csv's (MetricsLog::Columns): the row is checked against them.
   StepLossEvaluator(Components& components, std::vector<std::string> columns,

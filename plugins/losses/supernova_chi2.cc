@@ -8,6 +8,17 @@
 //   reduction = "mean":  mean over the supernovae of ((mu - mu_obs)/sigma)^2
 //                        (the reference), or r^T C^-1 r / N with a covariance
 //   reduction = "total": the chi^2 itself
+//   sample_bins = K (physical mode with bins): each step traces K of the
+//                       bins drawn at random; the chi^2 of the supernovae on
+//                       them, each one weighted B/K (and with a covariance
+//                       each pair on two bins B(B-1)/(K(K-1))), and the
+//                       shortfall weighted B/K, are unbiased estimates of
+//                       the full ones and of their gradients.
+//   holdout_fraction = f, holdout_seed = s: a fraction f of the selected
+//                       supernovae (a seeded shuffle) never enters the loss;
+//                       the Hubble diagram marks them held out, so that the
+//                       run's summary and `lumpy sky` judge the metric on
+//                       supernovae it never saw.
 // Supernovae beyond their ray's reach drop out of the chi^2 and add
 // unreached_weight x (farthest missed target z - largest z reached) for each
 // ray that falls short (a compass towards reaching them).
@@ -17,7 +28,9 @@
 //   10 (z - z_max) (in 1000 Mpc) added to its distance instead of dropping
 //   out; mu = 5 log10(|d_L| + 1e-6) + 25.
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "lumpy/lumpy.h"
@@ -83,18 +96,45 @@ lumpy::rays::Plan SupernovaRays(const lumpy::Params& p, const lumpy::SupernovaCa
   return plan;
 }
 
+// Which rows of n are held out: the first round(f n) of a Fisher-Yates
+// shuffle driven by a 64-bit Mersenne twister seeded with `seed` (written
+// out, so that the split is the same with every standard library), sorted.
+std::vector<int64_t> HeldOutRows(int64_t n, double fraction, uint64_t seed) {
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng() % static_cast<uint64_t>(i + 1)]);
+  order.resize(static_cast<size_t>(std::llround(fraction * static_cast<double>(n))));
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
 class SupernovaChi2 : public lumpy::LossTerm {
  public:
-  SupernovaChi2(const lumpy::Params& p, lumpy::SupernovaCatalogue catalogue)
+  // catalogue: the training rows; all: every selected row, held_out [all] bool.
+  SupernovaChi2(const lumpy::Params& p, lumpy::SupernovaCatalogue catalogue, lumpy::SupernovaCatalogue all,
+                torch::Tensor held_out)
       : catalogue_(std::move(catalogue)),
+        all_(std::move(all)),
+        held_out_(std::move(held_out)),
         total_(p.GetString("reduction") == "total"),
         unreached_weight_(p.GetDouble("unreached_weight")),
         tracer_(lumpy::rays::TracerOptions(p)),
         reference_(tracer_.reference_read_out),
-        rays_(SupernovaRays(p, catalogue_)) {}
+        rays_(SupernovaRays(p, catalogue_)),
+        all_rays_(SupernovaRays(p, all_)),
+        sample_(p.GetInt("sample_bins")) {
+    // With a covariance, the sampled estimate needs the precision matrix's
+    // entries themselves (each pair of supernovae weighted by whether their
+    // bins are the same): C^-1 from its Cholesky factor, once.
+    if (sample_ > 0 && catalogue_.covariance_cholesky.defined()) {
+      precision_ = torch::cholesky_inverse(catalogue_.covariance_cholesky);
+    }
+  }
 
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     const auto options = ctx.options();
+    if (sample_ > 0) return {torch::Tensor(), Sampled(ctx.metric(), options)};
     auto z = catalogue_.z.to(options);
     auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer_);
     telemetry_.Record(traced);
@@ -103,16 +143,42 @@ class SupernovaChi2 : public lumpy::LossTerm {
       auto chi2 = catalogue_.Chi2(mu - catalogue_.mu.to(options));
       return {torch::Tensor(), total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size())};
     }
-    const auto& reached = traced.reached;
-    auto d = torch::where(reached, traced.luminosity_distance,
-                          torch::ones_like(traced.luminosity_distance));
-    auto mu = 5.0 * torch::log10(d) + 25.0;
-    auto residual = torch::where(reached, mu - catalogue_.mu.to(options), torch::zeros_like(mu));
-    auto chi2 = catalogue_.Chi2(residual);
+    auto chi2 = catalogue_.Chi2(Residuals(traced, catalogue_.mu.to(options)));
     auto value = total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size());
     auto short_by = lumpy::rays::Shortfall(traced, z, rays_.ray_of);
     if (short_by.defined()) value = value + unreached_weight_ * short_by;
     return {torch::Tensor(), value};  // a dataset term: no per-point values
+  }
+
+  // mu - mu_obs where the rays reached the supernova, 0 elsewhere.
+  static torch::Tensor Residuals(const lumpy::SkyDistances& traced, const torch::Tensor& mu_obs) {
+    const auto& reached = traced.reached;
+    auto d = torch::where(reached, traced.luminosity_distance, torch::ones_like(traced.luminosity_distance));
+    auto mu = 5.0 * torch::log10(d) + 25.0;
+    return torch::where(reached, mu - mu_obs, torch::zeros_like(mu));
+  }
+
+  // The term's value from sample_ of the bins (sky_rays.h, BinSample).
+  torch::Tensor Sampled(lumpy::MetricModel& metric, const torch::TensorOptions& options) {
+    const auto s = lumpy::rays::DrawBins(sample_, rays_.directions.size(0), rays_.ray_of);
+    const lumpy::rays::Plan picked{true, rays_.directions.index_select(0, s.bins), s.ray_of};
+    auto z = catalogue_.z.index_select(0, s.targets).to(options);
+    auto traced = lumpy::rays::Trace(metric, picked, z, options, tracer_);
+    telemetry_.Record(traced);
+    auto r = Residuals(traced, catalogue_.mu.index_select(0, s.targets).to(options));
+    torch::Tensor chi2;
+    if (!precision_.defined()) {
+      chi2 = s.same * (r / catalogue_.sigma.index_select(0, s.targets).to(options)).square().sum();
+    } else {
+      auto p = precision_.index_select(0, s.targets).index_select(1, s.targets).to(options);
+      auto same_bin = s.ray_of.unsqueeze(0) == s.ray_of.unsqueeze(1);
+      auto w = torch::where(same_bin, torch::full_like(p, s.same), torch::full_like(p, s.cross));
+      chi2 = torch::dot(r, torch::mv(p * w, r));
+    }
+    auto value = total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size());
+    auto short_by = lumpy::rays::Shortfall(traced, z, s.ray_of);
+    if (short_by.defined()) value = value + unreached_weight_ * s.same * short_by;
+    return value;
   }
 
   std::vector<std::pair<std::string, double>> telemetry() const override {
@@ -128,8 +194,8 @@ class SupernovaChi2 : public lumpy::LossTerm {
   absl::StatusOr<lumpy::HubbleDiagram> hubble_diagram(lumpy::MetricModel& metric,
                                                       const torch::TensorOptions& options) override {
     torch::NoGradGuard no_grad;
-    const auto& cat = catalogue_;
-    auto traced = lumpy::rays::Trace(metric, rays_, cat.z.to(options), options, tracer_);
+    const auto& cat = all_;
+    auto traced = lumpy::rays::Trace(metric, all_rays_, cat.z.to(options), options, tracer_);
     auto dl = traced.luminosity_distance.to(torch::kCPU, torch::kFloat64);
     auto reached = traced.reached.to(torch::kCPU);
     auto modulus = [&](double d) {
@@ -146,6 +212,7 @@ class SupernovaChi2 : public lumpy::LossTerm {
       o.mu_obs = cat.mu[i].item<double>();
       o.sigma = cat.sigma[i].item<double>();
       o.reached = reached[i].item<bool>();
+      o.held_out = held_out_[i].item<bool>();
       if (o.reached || reference_) o.mu_model = modulus(dl[i].item<double>());
       missed += !o.reached;
       out.objects.push_back(o);
@@ -160,7 +227,7 @@ class SupernovaChi2 : public lumpy::LossTerm {
         out.curve.push_back({label, zc[i].item<double>(), modulus(c[i].item<double>())});
       }
     };
-    if (rays_.physical) {
+    if (all_rays_.physical) {
       const struct { const char* label; double ra, dec; } dirs[] = {
           {"+x", 0, 0}, {"-x", 180, 0}, {"+y", 90, 0}, {"-y", 270, 0}, {"+z", 0, 90}, {"-z", 0, -90}};
       for (const auto& d : dirs) {
@@ -171,18 +238,26 @@ class SupernovaChi2 : public lumpy::LossTerm {
     } else {
       add("reference ray (+x)", lumpy::TraceReference(metric, zc.to(options), options, tracer_));
     }
-    out.note = absl::StrCat(cat.size(), " supernovae (", rays_.physical ? "physical" : "reference", " mode",
-                            missed ? absl::StrCat(", ", missed, " beyond the rays' reach") : "", ")");
+    out.note = absl::StrCat(cat.size(), " supernovae (", all_rays_.physical ? "physical" : "reference", " mode",
+                            missed ? absl::StrCat(", ", missed, " beyond the rays' reach") : "",
+                            cat.size() > catalogue_.size()
+                                ? absl::StrCat(", ", cat.size() - catalogue_.size(), " held out of the loss")
+                                : "",
+                            ")");
     return out;
   }
 
  private:
-  lumpy::SupernovaCatalogue catalogue_;
+  lumpy::SupernovaCatalogue catalogue_;  // the rows the loss sees
+  lumpy::SupernovaCatalogue all_;        // every selected row (with the held-out ones)
+  torch::Tensor held_out_;               // [all] bool
   bool total_;
   double unreached_weight_;
   lumpy::RayTracerOptions tracer_;
   bool reference_;
-  lumpy::rays::Plan rays_;
+  lumpy::rays::Plan rays_, all_rays_;
+  int64_t sample_;            // bins traced per step; 0: all
+  torch::Tensor precision_;   // C^-1 [N,N] float64 where sampling with a covariance
   lumpy::rays::RayTelemetry telemetry_;
 };
 
@@ -211,6 +286,15 @@ absl::Status Register(lumpy::Registry& registry) {
           ParamSpec::String("reduction", "mean: chi^2 / N (the reference); total: chi^2")
               .Default(std::string("mean"))
               .OneOf({"mean", "total"}),
+          ParamSpec::Double("holdout_fraction", "hold this fraction of the selected supernovae out of "
+                                                "the loss, to judge the metric on them; 0: none")
+              .Default(0.0)
+              .AtLeast(0)
+              .Less(1),
+          ParamSpec::Int("holdout_seed", "seed of the held-out split (a shuffle of its own, independent "
+                                         "of runtime.seed)")
+              .Default(int64_t{1})
+              .AtLeast(0),
           ParamSpec::Double("unreached_weight", "penalty per unit of redshift the ray falls short "
                                                 "(interpolation = exact; the reference read-out adds "
                                                 "its own to the distance)")
@@ -226,12 +310,40 @@ absl::Status Register(lumpy::Registry& registry) {
               "interpolation: \"reference\" is the reference implementation's read-out of its one "
               "ray along +x (d_L = (1+z) x coordinate radius); it needs mode = \"reference\"");
         }
+        if (const int64_t k = p.GetInt("sample_bins"); k > 0) {
+          if (p.GetString("mode") != "physical" || p.GetInt("bins") == 0) {
+            return absl::InvalidArgumentError(
+                "sample_bins: samples direction bins; it needs mode = \"physical\" and bins > 0");
+          }
+          if (k > p.GetInt("bins")) {
+            return absl::InvalidArgumentError(absl::StrCat("sample_bins: ", k, " is more than the ", p.GetInt("bins"),
+                                                           " bins; at most bins (or 0: all)"));
+          }
+          if (k == 1 && !p.GetString("covariance").empty()) {
+            return absl::InvalidArgumentError(
+                "sample_bins: with a covariance at least 2 (the pairs of supernovae on two bins are "
+                "estimated from two bins drawn together)");
+          }
+        }
         if (p.GetString("mode") == "physical" && !cat.ra.defined()) {
           return absl::InvalidArgumentError(absl::StrCat(
               cat.file, ": mode = \"physical\" traces rays along the supernovae's sky "
               "directions, but the file has no RA and DEC columns"));
         }
-        return std::make_shared<SupernovaChi2>(p, std::move(cat));
+        const double fraction = p.GetDouble("holdout_fraction");
+        auto held = torch::zeros({cat.size()}, torch::kBool);
+        if (fraction > 0) {
+          const auto rows = HeldOutRows(cat.size(), fraction, static_cast<uint64_t>(p.GetInt("holdout_seed")));
+          if (rows.empty() || static_cast<int64_t>(rows.size()) == cat.size()) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "holdout_fraction: ", fraction, " of the ", cat.size(), " selected supernovae leaves ",
+                rows.empty() ? "none held out" : "none to train on", "; choose a fraction between ",
+                1.0 / static_cast<double>(cat.size()), " and ", 1.0 - 1.0 / static_cast<double>(cat.size())));
+          }
+          held.index_put_({torch::tensor(rows, torch::kLong)}, true);
+        }
+        auto training = fraction > 0 ? cat.Subset((~held).nonzero().squeeze(1)) : cat;
+        return std::make_shared<SupernovaChi2>(p, std::move(training), std::move(cat), std::move(held));
       });
 }
 

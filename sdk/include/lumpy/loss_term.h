@@ -43,6 +43,7 @@ struct LUMPY_API HubbleDiagram {
     double z = 0, ra = NAN, dec = NAN;  // ra, dec NaN where the catalogue has none
     double mu_obs = 0, sigma = 0, mu_model = NAN;
     bool reached = false;
+    bool held_out = false;  // never entered the training loss (held out to judge the model)
   };
   struct CurvePoint {
     std::string ray;

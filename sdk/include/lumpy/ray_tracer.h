@@ -61,7 +61,11 @@ struct RayTracerOptions {
   double atol = 1e-12;
   double lambda_end = -10.0;  // the affine parameter runs from 0 down to this
   double t_min = -5.0;        // stop once t < t_min
-  double z_stop = 2.5;        // stop once z > max(z_stop, largest target of the ray + 0.2)
+  double z_stop = 2.5;        // stop once z > max(z_stop, largest target of the ray + z_margin)
+  // The reference's 0.2 past the farthest target. 0 is enough for the exact
+  // read-out (a target is read at its first crossing, which the ray has made
+  // once its z passed it): physical-mode terms use 0, and save the steps.
+  double z_margin = 0.2;
   // |initial step|; 0: automatic, T rtol^(1/5) with T the affine time over
   // which the rays' momenta change (|k| / |dk/dl| at the observer).
   double first_step = 0.0;

@@ -43,6 +43,9 @@ struct LUMPY_API SupernovaCatalogue {
   // chi^2 of each residual r = mu_model - mu [.., N]: sum (r/sigma)^2, or
   // r^T C^-1 r with the covariance. Differentiable in r; r's dtype.
   torch::Tensor Chi2(const torch::Tensor& residual) const;
+  // The rows `rows` (int64 [M], any order), with their covariance (the block
+  // C[rows, rows] of the full one: the marginal covariance of those rows).
+  SupernovaCatalogue Subset(const torch::Tensor& rows) const;
 };
 
 LUMPY_API absl::StatusOr<SupernovaCatalogue> LoadSupernovae(
