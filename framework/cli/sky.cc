@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "cli/exit_status.h"
 #include "cli/run_folder.h"
+#include "data/lcdm_fit.h"
 #include "lumpy/ray_tracer.h"
 #include "lumpy/supernovae.h"
 #include "train/checkpoint.h"
@@ -19,62 +20,6 @@ namespace lumpy {
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr double kSpeedOfLight = 299792.458;  // km/s
-
-// The flat-LCDM best fit on a catalogue: mu = 5 log10(d_L / Mpc) + 25 with
-// d_L = (1 + z) (c / H0) int_0^z dz' / E(z'), E = sqrt(Om (1+z)^3 + 1 - Om).
-// For fixed Om the best offset b = -5 log10 H0 solves a quadratic (the
-// catalogue's chi^2 is a quadratic form q: q(r - b 1) is smallest at
-// b = (q(r + 1) - q(r) - q(1)) / (2 q(1)), diagonal errors or covariance
-// alike); Om by golden section on [0.01, 0.99]. The integral: cumulative
-// trapezoid on 2^16 intervals, linear between nodes (relative error ~1e-9).
-struct LcdmFit {
-  double h0 = 0, omega_m = 0, chi2 = 0;
-};
-
-LcdmFit FitFlatLcdm(const SupernovaCatalogue& cat) {
-  const double z_top = cat.z.max().item<double>() * 1.0001;
-  const int64_t n = 1 << 16;
-  auto grid = torch::linspace(0.0, z_top, n + 1, torch::kFloat64);
-  auto ones = torch::ones_like(cat.mu);
-  const double q1 = cat.Chi2(ones).item<double>();
-  auto at = [&](double om, double* b_out) {
-    auto f = 1.0 / torch::sqrt(om * torch::pow(1.0 + grid, 3) + (1.0 - om));
-    auto dc = torch::cat({torch::zeros({1}, torch::kFloat64),
-                          torch::cumsum(0.5 * (f.narrow(0, 1, n) + f.narrow(0, 0, n)), 0) * (z_top / n)});
-    auto x = cat.z / z_top * n;
-    auto i = x.floor().clamp(0, n - 1).to(torch::kLong);
-    auto u = x - i.to(torch::kFloat64);
-    auto d = dc.index({i}) * (1 - u) + dc.index({i + 1}) * u;
-    auto model = 5.0 * torch::log10((1.0 + cat.z) * d * kSpeedOfLight) + 25.0;  // H0 = 1
-    auto r = cat.mu - model;
-    const double b = (cat.Chi2(r + ones).item<double>() - cat.Chi2(r).item<double>() - q1) / (2 * q1);
-    if (b_out) *b_out = b;
-    return cat.Chi2(r - b).item<double>();
-  };
-  const double golden = (std::sqrt(5.0) - 1) / 2;
-  double lo = 0.01, hi = 0.99;
-  double a = hi - golden * (hi - lo), c = lo + golden * (hi - lo);
-  double fa = at(a, nullptr), fc = at(c, nullptr);
-  while (hi - lo > 1e-10) {
-    if (fa < fc) {
-      hi = c, c = a, fc = fa;
-      a = hi - golden * (hi - lo);
-      fa = at(a, nullptr);
-    } else {
-      lo = a, a = c, fa = fc;
-      c = lo + golden * (hi - lo);
-      fc = at(c, nullptr);
-    }
-  }
-  LcdmFit fit;
-  fit.omega_m = 0.5 * (lo + hi);
-  double b = 0;
-  fit.chi2 = at(fit.omega_m, &b);
-  fit.h0 = std::pow(10.0, -b / 5.0);
-  return fit;
-}
 
 // The model's chi^2 on the catalogue along its rays: every supernova the
 // rays reached; with a covariance only if all were reached.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/atomic_file.h"
+#include "data/held_out.h"
 #include "lumpy/build_info.h"
 #include "lumpy/geometry.h"
 #include "physics/point_set_context.h"
@@ -35,6 +36,24 @@ nlohmann::json ObserverToday(MetricModel& model, const torch::TensorOptions& opt
   } catch (const c10::Error& e) {
     return {{"error", e.what_without_backtrace()}};
   }
+}
+
+// Every dataset term that holds supernovae out of its loss, judged on them
+// with the final metric (data/held_out.h); nothing if none does.
+nlohmann::json HeldOutSupernovae(Components& c, const torch::TensorOptions& options) {
+  nlohmann::json out = nlohmann::json::object();
+  for (auto& l : c.losses) {
+    if (l.spec->kind != LossKind::kDataset) continue;
+    try {
+      auto diagram = l.term->hubble_diagram(*c.model, options);
+      if (!diagram.ok()) continue;
+      auto judged = JudgeOnHeldOut(*diagram);
+      if (!judged.empty()) out[l.spec->name] = judged;
+    } catch (const c10::Error& e) {
+      out[l.spec->name] = {{"error", e.what_without_backtrace()}};
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -73,6 +92,10 @@ absl::Status Session::Finish(const Ending& ending_in) {
   nlohmann::json summary = Summary(ending);
   if (!failed && ending.interrupted.empty() && exp_.certify.GetInt("points") > 0) {
     summary["held_out"] = HeldOut(&summary);
+  }
+  if (!failed && ending.interrupted.empty()) {
+    auto judged = HeldOutSupernovae(c_, tensor_options_);
+    if (!judged.empty()) summary["held_out_supernovae"] = judged;
   }
   FaultPoint("kill-before-summary", loop_.next_step - 1);
   if (auto st = WriteAtomically(run_dir_ / "summary.json", summary.dump(2) + "\n"); !st.ok()) {
