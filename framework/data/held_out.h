@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine_export.h"
 #include "lumpy/loss_term.h"
 
 namespace lumpy {
@@ -18,6 +19,6 @@ namespace lumpy {
 // objects the metric reached (the like-for-like comparison when some were
 // not reached); "delta_chi2_held_out": the metric's minus LCDM's over the
 // held-out objects the metric reached.
-nlohmann::json JudgeOnHeldOut(const HubbleDiagram& diagram);
+LUMPY_ENGINE_API nlohmann::json JudgeOnHeldOut(const HubbleDiagram& diagram);
 
 }  // namespace lumpy
