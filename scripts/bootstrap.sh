@@ -17,11 +17,13 @@ cd "$(dirname "$0")/.."
 
 # What building and running lumpy needs. libopenblas0-pthread: Debian's
 # LibTorch calls the system BLAS, and the reference BLAS is many times slower.
+# libgloo-dev: the headers of the Gloo backend of LibTorch's c10d (compiled
+# into Debian's LibTorch), which spreads one training over processes.
 # libgoogle-perftools-dev: tcmalloc, which keeps the large tensors of a
 # training step in the process instead of mapping them from the kernel again
 # every step (a third of the physics step's time with glibc's malloc).
 packages=(cmake g++ make
-          libtorch-dev libopenblas0-pthread libgoogle-perftools-dev
+          libtorch-dev libgloo-dev libopenblas0-pthread libgoogle-perftools-dev
           libboost-dev libboost-filesystem-dev
           libtomlplusplus-dev libabsl-dev libcli11-dev nlohmann-json3-dev
           python3-matplotlib)

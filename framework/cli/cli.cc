@@ -6,6 +6,7 @@
 #include "cli/exit_status.h"
 #include "cli/run_folder.h"
 #include "cli/report.h"
+#include "cli/ranks_launcher.h"
 #include "cli/sky.h"
 
 #include <CLI/CLI.hpp>
@@ -18,6 +19,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -121,28 +123,61 @@ fs::path DefaultRunDir(const std::string& name) {
   }
 }
 
+// Rank 0 of several, or the only process: it speaks for the run.
+bool FirstRank() {
+  const char* rank = std::getenv("LUMPY_RANK");
+  const char* proc = std::getenv("SLURM_PROCID");
+  return (rank == nullptr || std::string(rank) == "0") && (proc == nullptr || std::string(proc) == "0");
+}
+
+// ", on 2 ranks" where this process is one of several.
+std::string RanksNote() {
+  const char* world = std::getenv("LUMPY_WORLD_SIZE");
+  if (world == nullptr) world = std::getenv("SLURM_NTASKS");
+  return world != nullptr && std::atoi(world) > 1 ? absl::StrCat(", on ", world, " ranks") : "";
+}
+
+// Under srun with several tasks every task must name the same run folder.
+bool SlurmRanks() {
+  const char* tasks = std::getenv("SLURM_NTASKS");
+  return tasks != nullptr && std::atoi(tasks) > 1 && std::getenv("SLURM_PROCID") != nullptr;
+}
+
 int CommandRun(const std::string& experiment_arg, const std::vector<std::string>& sets,
-               const std::string& out, int64_t steps) {
+               const std::string& out, int64_t steps, int64_t ranks) {
   fs::path file = experiment_arg.empty() ? QuickstartPath() : fs::path(experiment_arg);
   std::vector<std::string> overrides = sets;
   if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
   LoadedExperiment loaded;
   if (int rc = ExitStatus(LoadAndBuild(file, overrides, &loaded))) return rc;
   const Experiment* exp = &*loaded.exp;
+  if (out.empty() && SlurmRanks()) {
+    std::cerr << "lumpy run: under srun with several tasks, give --out: every task must name the same run folder"
+              << std::endl;
+    return kExitConfig;
+  }
   fs::path run_dir = out.empty() ? DefaultRunDir(exp->name) : fs::path(out);
   if (int rc = ExitStatus(CheckTrainable(*exp, loaded.c))) return rc;
-  std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": " << exp->name << " ("
-            << exp->runtime.GetInt("steps") << " steps, " << exp->runtime.GetString("dtype")
-            << ", " << torch::get_num_threads() << " threads) -> " << run_dir.string()
-            << std::endl;
+  if (ranks > 1) {
+    std::vector<std::string> args = {"run", file.string(), "--out", run_dir.string()};
+    for (const auto& s : sets) args.insert(args.end(), {"--set", s});
+    if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
+    return LaunchRanks(ranks, run_dir, args);
+  }
+  if (FirstRank()) {
+    std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": " << exp->name << " ("
+              << exp->runtime.GetInt("steps") << " steps, " << exp->runtime.GetString("dtype")
+              << ", " << torch::get_num_threads() << " threads" << RanksNote() << ") -> " << run_dir.string()
+              << std::endl;
+  }
   absl::Status st = Train(*exp, loaded.c, {run_dir, true});
-  if (st.ok()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
+  if (st.ok() && FirstRank()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
   return ExitStatus(st);
 }
 
 // Continues RUN_DIR from checkpoints/latest.pt, with the run's own resolved
 // experiment; --steps sets a new total.
-int CommandResume(const std::string& run_arg, int64_t steps) {
+int CommandResume(const std::string& run_arg, int64_t steps, int64_t ranks) {
   const fs::path run_dir(run_arg);
   const fs::path file = run_dir / "experiment.toml";
   if (!fs::is_regular_file(file)) {
@@ -156,10 +191,17 @@ int CommandResume(const std::string& run_arg, int64_t steps) {
   LoadedExperiment loaded;
   if (int rc = ExitStatus(LoadAndBuild(file, overrides, &loaded))) return rc;
   const Experiment* exp = &*loaded.exp;
-  std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": resuming " << exp->name << " in "
-            << run_dir.string() << " up to step " << exp->runtime.GetInt("steps") << std::endl;
+  if (ranks > 1) {
+    std::vector<std::string> args = {"resume", run_dir.string()};
+    if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
+    return LaunchRanks(ranks, run_dir, args);
+  }
+  if (FirstRank()) {
+    std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": resuming " << exp->name << " in "
+              << run_dir.string() << " up to step " << exp->runtime.GetInt("steps") << RanksNote() << std::endl;
+  }
   absl::Status st = Train(*exp, loaded.c, {run_dir, true, /*resume=*/true});
-  if (st.ok()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
+  if (st.ok() && FirstRank()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
   return ExitStatus(st);
 }
 
@@ -413,11 +455,28 @@ int OutOfMemory(const CLI::App& app, const std::string& detail) {
 // command line names it, its callback sets *action to run it.
 using Action = std::function<int()>;
 
+// --ranks N: one training over N processes on this machine (ranks_launcher.h).
+void AddRanksOption(CLI::App* command, int64_t* ranks) {
+  command
+      ->add_option("--ranks", *ranks,
+                   "spread the training over N processes on this machine (LibTorch's c10d, Gloo); "
+                   "under srun the ranks come from Slurm")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            int64_t n = 0;
+            if (!absl::SimpleAtoi(v, &n) || n < 1 || n > 256) {
+              return "must be a whole number from 1 to 256 (processes to spread the training over), got " + v;
+            }
+            return "";
+          },
+          "INT in [1, 256]"));
+}
+
 void AddRunCommand(CLI::App& app, Action* action) {
   struct Args {
     std::string experiment, out;
     std::vector<std::string> sets;
-    int64_t steps = 0;
+    int64_t steps = 0, ranks = 1;
   };
   auto o = std::make_shared<Args>();
   CLI::App* run = app.add_subcommand("run", "train an experiment (default: the quickstart)");
@@ -427,14 +486,16 @@ void AddRunCommand(CLI::App& app, Action* action) {
   run->add_option("--out", o->out, "run folder (default runs/<name>, never overwritten)");
   run->add_option("--steps", o->steps, "number of optimizer steps (overrides runtime.steps)")
       ->check(WholeNumber(RuntimeSpec("steps")));
-  run->callback(
-      [o, action] { *action = [o] { return CommandRun(o->experiment, o->sets, o->out, o->steps); }; });
+  AddRanksOption(run, &o->ranks);
+  run->callback([o, action] {
+    *action = [o] { return CommandRun(o->experiment, o->sets, o->out, o->steps, o->ranks); };
+  });
 }
 
 void AddResumeCommand(CLI::App& app, Action* action) {
   struct Args {
     std::string dir;
-    int64_t steps = 0;
+    int64_t steps = 0, ranks = 1;
   };
   auto o = std::make_shared<Args>();
   CLI::App* resume = app.add_subcommand(
@@ -442,7 +503,8 @@ void AddResumeCommand(CLI::App& app, Action* action) {
   resume->add_option("run_dir", o->dir, "the run folder")->required();
   resume->add_option("--steps", o->steps, "new total number of steps (default: the run's own)")
       ->check(WholeNumber(RuntimeSpec("steps")));
-  resume->callback([o, action] { *action = [o] { return CommandResume(o->dir, o->steps); }; });
+  AddRanksOption(resume, &o->ranks);
+  resume->callback([o, action] { *action = [o] { return CommandResume(o->dir, o->steps, o->ranks); }; });
 }
 
 void AddCheckCommand(CLI::App& app, Action* action) {
@@ -668,7 +730,7 @@ int LumpyMain(int argc, char** argv) {
       "With no command, trains the quickstart experiment."};
   app.set_version_flag("--version", std::string("lumpy ") + LUMPY_VERSION_STRING);
   app.require_subcommand(0, 1);
-  Action action = [] { return CommandRun("", {}, "", 0); };  // no command: the quickstart
+  Action action = [] { return CommandRun("", {}, "", 0, 1); };  // no command: the quickstart
   for (auto add : {AddRunCommand, AddResumeCommand, AddCheckCommand, AddProbeCommand, AddDistancesCommand,
                    AddMockSnCommand, AddAblateCommand, AddReportCommand, AddCertifyCommand, AddSkyCommand}) {
     add(app, &action);

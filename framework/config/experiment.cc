@@ -19,7 +19,7 @@ const ParamSpecs& RuntimeParams() {
       ParamSpec::String("dtype", "floating-point type of the model and all tensors")
           .Default(std::string("float64"))
           .OneOf({"float32", "float64"}),
-      ParamSpec::Int("threads", "LibTorch intra-op threads (0 = all cores)").Default(int64_t{0}).AtLeast(0).AtMost(1024),
+      ParamSpec::Int("threads", "LibTorch intra-op threads (0 = all cores, shared among the ranks on a machine)").Default(int64_t{0}).AtLeast(0).AtMost(1024),
       ParamSpec::Int("seed", "seed of every random draw (same seed, same run)").Default(int64_t{0}).AtLeast(0),
       ParamSpec::String("device", "torch device: cpu, cuda, cuda:N").Default(std::string("cpu")),
       ParamSpec::Int("steps", "optimizer steps").Default(int64_t{1000}).AtLeast(1),

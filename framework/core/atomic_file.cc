@@ -18,9 +18,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// LUMPY_FAULT = "what:step", or "what:step:rank" for one rank of several
+// (LUMPY_RANK) alone.
 bool FaultRequested(const char* what, int64_t step) {
   const char* env = std::getenv("LUMPY_FAULT");
-  return env != nullptr && std::string(env) == absl::StrCat(what, ":", step);
+  if (env == nullptr) return false;
+  const std::string fault(env), here = absl::StrCat(what, ":", step);
+  if (fault == here) return true;
+  const char* rank = std::getenv("LUMPY_RANK");
+  return rank != nullptr && fault == absl::StrCat(here, ":", rank);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ Jet AnalyticMetric::jet(const torch::Tensor& x, int order) {
 std::vector<PhysicalParameter> MetricModel::physical_parameters() { return {}; }
 
 StepContext::~StepContext() = default;
+Shard StepContext::shard() const { return {}; }
 LossTerm::~LossTerm() = default;
 std::vector<PhysicalParameter> LossTerm::physical_parameters() { return {}; }
 std::vector<std::pair<std::string, double>> LossTerm::telemetry() const { return {}; }

@@ -3,11 +3,12 @@
 namespace lumpy {
 
 PointSetContext::PointSetContext(MetricModel& model, torch::Tensor points,
-                                 std::unique_ptr<Geometry>* observer_slot, int64_t step)
+                                 std::unique_ptr<Geometry>* observer_slot, int64_t step, Shard shard)
     : model_(model),
       points_(std::move(points)),
       observer_(observer_slot ? observer_slot : &own_observer_),
-      step_(step) {}
+      step_(step),
+      shard_(shard) {}
 
 Geometry& PointSetContext::geometry(int order) {
   if (!geometry_) {

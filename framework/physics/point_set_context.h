@@ -15,7 +15,7 @@ class LUMPY_ENGINE_API PointSetContext final : public StepContext {
  public:
   // `observer_slot` may be null: the context then keeps its own.
   PointSetContext(MetricModel& model, torch::Tensor points,
-                  std::unique_ptr<Geometry>* observer_slot = nullptr, int64_t step = 0);
+                  std::unique_ptr<Geometry>* observer_slot = nullptr, int64_t step = 0, Shard shard = {});
 
   const torch::Tensor& points() override { return points_; }
   Geometry& geometry(int order) override;
@@ -23,6 +23,7 @@ class LUMPY_ENGINE_API PointSetContext final : public StepContext {
   MetricModel& metric() override { return model_; }
   int64_t step() const override { return step_; }
   torch::TensorOptions options() const override { return points_.options(); }
+  Shard shard() const override { return shard_; }
 
  private:
   MetricModel& model_;
@@ -31,6 +32,7 @@ class LUMPY_ENGINE_API PointSetContext final : public StepContext {
   std::unique_ptr<Geometry> own_observer_;
   std::unique_ptr<Geometry>* observer_;
   int64_t step_;
+  Shard shard_;
 };
 
 }  // namespace lumpy

@@ -61,6 +61,11 @@ nlohmann::json HeldOutSupernovae(Components& c, const torch::TensorOptions& opti
 // The final state: a checkpoint (unless the run failed, so latest.pt keeps
 // the last good one), the metric alone in model.pt, and summary.json.
 absl::Status Session::Finish(const Ending& ending_in) {
+  if (!writer()) {  // rank 0 writes the folder; the others end as it does
+    if (!ending_in.failure.ok()) return ending_in.failure;
+    if (!ending_in.interrupted.empty()) return absl::CancelledError(ending_in.interrupted);
+    return absl::OkStatus();
+  }
   Ending ending = ending_in;
   bool failed = !ending.failure.ok();
   if (!failed && (loop_.next_step > first_step_ || finish_only_)) {

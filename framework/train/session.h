@@ -17,6 +17,7 @@
 #include "config/experiment.h"
 #include "physics/ray_states.h"
 #include "train/metrics_log.h"
+#include "train/ranks.h"
 #include "train/schedule.h"
 #include "train/state.h"
 #include "train/step_loss.h"
@@ -27,7 +28,8 @@ namespace lumpy {
 
 class Session {
  public:
-  Session(const Experiment& exp, Components& c, const TrainOptions& options);
+  // ranks: the processes one training is spread over (ranks.h), or null.
+  Session(const Experiment& exp, Components& c, const TrainOptions& options, Ranks* ranks = nullptr);
   absl::Status Run();
 
  private:
@@ -47,8 +49,14 @@ class Session {
   void BuildOptimizer();
   absl::Status PrepareResume();
   absl::Status OpenRunFolder();
+  // The loop, after Prepare; collectives throw when a rank is gone.
+  absl::Status Loop();
+  // Over several ranks rank 0 alone writes the run folder.
+  bool writer() const { return ranks_ == nullptr || ranks_->rank() == 0; }
   // The step.
   void Update(const StepLoss& s, int64_t step);
+  void SumGradientsOverRanks();
+  int SignalOnAnyRank(int mine);
   double SetLearningRate(int64_t step);
   std::string StopReason(int64_t step, double loss) const;
   // Checkpoints. certify: certify a new best checkpoint (not while stopping
@@ -65,6 +73,7 @@ class Session {
   const Experiment& exp_;
   Components& c_;
   const TrainOptions& options_;
+  Ranks* ranks_;
   LearningRateSchedule schedule_;
   const std::filesystem::path run_dir_, checkpoints_;
   torch::TensorOptions tensor_options_;

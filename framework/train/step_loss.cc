@@ -12,6 +12,7 @@
 #include "lumpy/geometry.h"
 #include "lumpy/status_macros.h"
 #include "physics/point_set_context.h"
+#include "train/ranks.h"
 #include "train/sampling.h"
 
 namespace lumpy {
@@ -63,28 +64,36 @@ struct StepLossEvaluator::TermShare {
   torch::Tensor per_point;     // [B] on the term's domain, or undefined
   torch::Tensor direct;        // scalar, or undefined
   torch::Tensor handler_input; // what the handler saw (detached for update), or undefined
+  bool partial = false;        // a dataset term's share of the work (LossValue::partial)
 };
 
 StepLossEvaluator::StepLossEvaluator(Components& components, std::vector<std::string> columns,
-                                     const std::vector<PhysicalScalarSlot>& physical, torch::TensorOptions options)
-    : c_(components), columns_(std::move(columns)), physical_(physical), options_(options) {
+                                     const std::vector<PhysicalScalarSlot>& physical, torch::TensorOptions options,
+                                     Ranks* ranks)
+    : c_(components),
+      columns_(std::move(columns)),
+      physical_(physical),
+      options_(options),
+      ranks_(ranks),
+      rank_(ranks ? ranks->rank() : 0),
+      size_(ranks ? ranks->size() : 1) {
   domain_of_.assign(c_.losses.size(), -1);
   last_value_.assign(c_.losses.size(), NAN);
   warned_.assign(c_.losses.size(), 0);
   for (const auto& d : c_.domains) uses_ray_points_ |= d.spec->ray_points > 0;
+  whole_.assign(c_.domains.size(), 0);
+  size_t column = 2;
   for (size_t i = 0; i < c_.losses.size(); ++i) {
+    const auto& l = c_.losses[i];
     for (size_t d = 0; d < c_.domains.size(); ++d) {
-      if (c_.domains[d].spec->name == c_.losses[i].spec->domain) domain_of_[i] = static_cast<int>(d);
+      if (c_.domains[d].spec->name == l.spec->domain) domain_of_[i] = static_cast<int>(d);
     }
+    if (domain_of_[i] >= 0 && l.handler && l.spec->handler_on_mean) whole_[domain_of_[i]] = 1;
+    term_column_.push_back(column);
+    column += 1 + l.term->telemetry().size() + (l.handler ? 1 + l.handler->telemetry().size() : 0);
   }
 }
 
-// Appends a plugin's telemetry values to `row`, whose first value goes in
-// metrics.csv column `column`, checking that the names are the ones the
-// columns were made from (the file is written by position: a plugin whose
-// list changed would shift every later column).
-// One term: evaluate it, check what it returned, and let its handler (a
-// constraint's, or an objective's weighting) turn it into its share.
 // Appends a plugin's telemetry values to `row`, whose first value goes in
 // metrics.csv column `column`, checking that the names are the ones the
 // columns were made from (the file is written by position: a plugin whose
@@ -138,6 +147,7 @@ absl::StatusOr<StepLossEvaluator::TermShare> StepLossEvaluator::EvaluateTerm(con
         value.per_point.defined() ? c10::str(value.per_point.sizes()) : "undefined", ", expected [", n, "]"));
   }
   TermShare share;
+  share.partial = dataset && value.partial && ctx.shard().size > 1;
   double term_value = value.value.item<double>();
   share.row.push_back(term_value);
   const std::string who_term = absl::StrCat("loss term \"", spec.name, "\" (", spec.term.entry->name, ")");
@@ -175,73 +185,135 @@ absl::StatusOr<StepLossEvaluator::TermShare> StepLossEvaluator::EvaluateTerm(con
   return share;
 }
 
+// Each domain's points for this step, and its weight in the loss: every
+// rank draws the whole set (so that the random sequence stays the same on
+// every rank) and keeps its contiguous share, weighted by its share of the
+// points; a domain where a handler acts on the mean (not a sum over points)
+// is computed whole on every rank, weighted 1/size.
+std::vector<StepLossEvaluator::DomainDraw> StepLossEvaluator::Draw(const RayPositions& rays) const {
+  std::vector<DomainDraw> out;
+  for (size_t d = 0; d < c_.domains.size(); ++d) {
+    DomainDraw draw;
+    draw.points = SamplePoints(*c_.domains[d].spec, options_, rays);
+    const int64_t n = draw.points.size(0);
+    draw.total = n;
+    if (size_ > 1 && !whole_[d]) {
+      const auto [begin, end] = ShareOf(n, rank_, size_);
+      draw.points = draw.points.narrow(0, begin, end - begin);
+      draw.weight = n > 0 ? static_cast<double>(end - begin) / static_cast<double>(n) : 0.0;
+      draw.sharded = true;
+    } else {
+      draw.weight = 1.0 / static_cast<double>(size_);
+    }
+    out.push_back(std::move(draw));
+  }
+  return out;
+}
+
 absl::StatusOr<StepLoss> StepLossEvaluator::Compute(int64_t step, RayPositions* rays) {
   MetricModel& model = *c_.model;
   std::unique_ptr<Geometry> observer;
+  const auto draws = Draw(*rays);
   std::vector<std::unique_ptr<PointSetContext>> contexts;
-  for (const auto& d : c_.domains) {
-    contexts.push_back(std::make_unique<PointSetContext>(
-        model, SamplePoints(*d.spec, options_, *rays), &observer, step));
+  points_per_step_ = 0;
+  for (const auto& d : draws) {
+    contexts.push_back(std::make_unique<PointSetContext>(model, d.points, &observer, step));
+    points_per_step_ += d.total;
   }
   // The rays this step traces feed the next step's ray_points.
   std::optional<RayStateRecorder> recorder;
   if (uses_ray_points_) recorder.emplace();
-  PointSetContext dataset_context(model, torch::zeros({0, 4}, options_), &observer, step);
-  points_per_step_ = 0;
-  for (auto& ctx : contexts) points_per_step_ += ctx->points().size(0);
+  // Dataset terms without a handler may do their shard of the work.
+  PointSetContext shared(model, torch::zeros({0, 4}, options_), &observer, step, Shard{rank_, size_});
+  PointSetContext whole(model, torch::zeros({0, 4}, options_), &observer, step);
 
   StepLoss out;
   out.row = {static_cast<double>(step), 0.0};
+  std::vector<double> weights = {Rank0(), 1.0};  // per row value: its factor in the sum over ranks
   out.handler_inputs.resize(c_.losses.size());
   std::vector<torch::Tensor> sums(c_.domains.size());
   auto add = [](torch::Tensor& sum, const torch::Tensor& x) { sum = sum.defined() ? sum + x : x; };
   torch::Tensor direct;  // dataset terms and the like, past the curricula
   for (size_t i = 0; i < c_.losses.size(); ++i) {
     const int di = domain_of_[i];
-    LUMPY_ASSIGN_OR_RETURN(auto share, EvaluateTerm(c_.losses[i], di >= 0 ? *contexts[di] : dataset_context, step, out.row.size()));
+    StepContext& ctx = di >= 0 ? static_cast<StepContext&>(*contexts[di]) : c_.losses[i].handler ? whole : shared;
+    LUMPY_ASSIGN_OR_RETURN(auto share, EvaluateTerm(c_.losses[i], ctx, step, out.row.size()));
+    // A term's value, penalty and telemetry add up over ranks with its
+    // share's weight; its handler's telemetry (the handler's state) is rank 0's.
+    const double w = di >= 0 ? draws[di].weight : share.partial ? 1.0 : 1.0 / static_cast<double>(size_);
+    const size_t own = 1 + c_.losses[i].term->telemetry().size();
+    for (size_t k = 0; k < share.row.size(); ++k) weights.push_back(k <= own ? w : Rank0());  // own: the penalty
     out.row.insert(out.row.end(), share.row.begin(), share.row.end());
-    WarnOnJump(i, share.row.front(), step);
     out.handler_inputs[i] = share.handler_input;
-    if (share.per_point.defined()) add(sums[di], share.per_point);
-    if (share.direct.defined()) add(direct, share.direct);
-  }
-  if (recorder) {
-    *rays = recorder->positions();
-    // Kept (and checkpointed) no more than the draws need: 64 per ray point.
-    int64_t need = 0;
-    for (const auto& d : c_.domains) need = std::max(need, 64 * d.spec->ray_points);
-    if (rays->segments.defined() && rays->segments.size(0) > need) {
-      rays->segments = rays->segments.index_select(0, torch::randperm(rays->segments.size(0), torch::kInt64).narrow(0, 0, need));
+    if (share.handler_input.defined() && di >= 0 && draws[di].sharded) {
+      out.handler_inputs[i] = Gather(share.handler_input, draws[di].total);
     }
+    if (share.per_point.defined()) add(sums[di], share.per_point);
+    if (share.direct.defined()) add(direct, share.partial ? share.direct : share.direct * (1.0 / size_));
   }
+  if (recorder) *rays = Kept(recorder->positions());
   out.loss = direct;
   for (size_t di = 0; di < c_.domains.size(); ++di) {
     if (!sums[di].defined()) continue;
-    add(out.loss, c_.domains[di].weighter->reduce(contexts[di]->points(), sums[di]));
+    add(out.loss, c_.domains[di].weighter->reduce(contexts[di]->points(), sums[di]) * draws[di].weight);
   }
-  for (const auto& d : c_.domains) {
+  for (size_t di = 0; di < c_.domains.size(); ++di) {
+    const auto& d = c_.domains[di];
     std::vector<double> values;
     const std::string who = absl::StrCat("the curriculum of domain \"", d.spec->name, "\" (", d.spec->curriculum.entry->name, ")");
     LUMPY_RETURN_IF_ERROR(AppendTelemetry(d.weighter->telemetry(), d.spec->name, who, out.row.size(), &values));
     out.row.insert(out.row.end(), values.begin(), values.end());
+    weights.insert(weights.end(), values.size(), draws[di].weight);
   }
   // Physical scalars as this step's loss used them.
   for (const auto& p : physical_) out.row.push_back(p.parameter.value.item<double>());
+  weights.resize(out.row.size(), Rank0());
   if (out.row.size() + 2 != columns_.size()) {
     return absl::InternalError(absl::StrCat("step ", step, ": the row has ", out.row.size() + 2, " values for ",
                                             columns_.size(), " metrics.csv columns: a plugin reports fewer telemetry "
                                             "values than at the first step; a plugin must report the same names every step"));
   }
   out.row[1] = out.loss.item<double>();
+  if (size_ > 1) out.row = SumOverRanks(out.row, weights);
+  for (size_t i = 0; i < c_.losses.size(); ++i) WarnOnJump(i, out.row[term_column_[i]], step);
   if (!std::isfinite(out.row[1])) {
     return absl::AbortedError(absl::StrCat("step ", step, ": the total loss is ", out.row[1], "; stopping"));
   }
   return out;
 }
 
-// A dataset term whose value jumps a hundredfold from one step to the next
-// (a ray that stopped on a bad state, supernovae suddenly unreached) is
-// reported once, with the step and what the term's telemetry says.
+// Kept (and checkpointed) no more than the ray-point draws need, 64 per ray
+// point: every k-th segment (no random draw: the ranks' random sequences
+// stay in step whatever rays each traced).
+RayPositions StepLossEvaluator::Kept(RayPositions rays) const {
+  int64_t need = 0;
+  for (const auto& d : c_.domains) need = std::max(need, 64 * d.spec->ray_points);
+  if (rays.segments.defined() && rays.segments.size(0) > need) {
+    auto pick = torch::arange(need, torch::kInt64) * rays.segments.size(0) / need;
+    rays.segments = rays.segments.index_select(0, pick);
+  }
+  return rays;
+}
+
+// Every rank's [n_r] share of a domain's `total` values, in rank order.
+torch::Tensor StepLossEvaluator::Gather(const torch::Tensor& mine, int64_t total) const {
+  std::vector<int64_t> counts;
+  for (int64_t r = 0; r < size_; ++r) {
+    const auto [begin, end] = ShareOf(total, r, size_);
+    counts.push_back(end - begin);
+  }
+  return ranks_->AllGather(mine.contiguous(), counts);
+}
+
+// sum over ranks of weight x value, for every value of the row.
+std::vector<double> StepLossEvaluator::SumOverRanks(const std::vector<double>& row,
+                                                    const std::vector<double>& weights) const {
+  std::vector<torch::Tensor> t = {torch::tensor(row, torch::kFloat64) * torch::tensor(weights, torch::kFloat64)};
+  ranks_->AllReduceSum(t);
+  auto c = t[0].contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
 // A dataset term whose value jumps a hundredfold from one step to the next
 // (a ray that stopped on a bad state, supernovae suddenly unreached) is
 // reported once, with the step and what the term's telemetry says.

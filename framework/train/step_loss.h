@@ -42,16 +42,28 @@ struct StepLoss {
   std::vector<torch::Tensor> handler_inputs;  // per loss term, for its handler's update
 };
 
+class Ranks;
+
 class LUMPY_ENGINE_API StepLossEvaluator {
  public:
-  // columns: metrics.csv's (MetricsLog::Columns): the row is checked against them.
+  // columns: metrics.csv's (MetricsLog::Columns): the row is checked against
+  // them. ranks: the processes the training is spread over (ranks.h), or
+  // null for one.
   StepLossEvaluator(Components& components, std::vector<std::string> columns,
-                    const std::vector<PhysicalScalarSlot>& physical, torch::TensorOptions options);
+                    const std::vector<PhysicalScalarSlot>& physical, torch::TensorOptions options,
+                    Ranks* ranks = nullptr);
 
   // The loss of step `step`. Domains with ray_points draw from `rays` (where
   // the previous step's rays went), which is replaced by this step's rays.
   // Aborted for a non-finite loss or a term that threw; Internal for a
   // plugin that broke its contract.
+  //
+  // Over several ranks the loss is this rank's share: its slice of each
+  // domain's points weighted by the slice's share of them (a domain whose
+  // handler acts on the mean, whole and weighted 1/size), a dataset term's
+  // partial value as it is (else the whole value weighted 1/size), so that
+  // the shares' gradients add up to the loss's. The row and the handlers'
+  // inputs are the whole step's on every rank.
   absl::StatusOr<StepLoss> Compute(int64_t step, RayPositions* rays);
 
   bool uses_ray_points() const { return uses_ray_points_; }
@@ -60,6 +72,18 @@ class LUMPY_ENGINE_API StepLossEvaluator {
  private:
   // What one term contributes to a step (see the .cc).
   struct TermShare;
+  // A domain's points this step on this rank.
+  struct DomainDraw {
+    torch::Tensor points;  // this rank's share
+    int64_t total = 0;     // the whole draw's size
+    double weight = 1;     // of this rank's reduced loss in the sum over ranks
+    bool sharded = false;
+  };
+  std::vector<DomainDraw> Draw(const RayPositions& rays) const;
+  RayPositions Kept(RayPositions rays) const;
+  torch::Tensor Gather(const torch::Tensor& mine, int64_t total) const;
+  std::vector<double> SumOverRanks(const std::vector<double>& row, const std::vector<double>& weights) const;
+  double Rank0() const { return rank_ == 0 ? 1.0 : 0.0; }
   absl::StatusOr<TermShare> EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step, size_t column);
   absl::Status AppendTelemetry(const std::vector<std::pair<std::string, double>>& telemetry,
                                const std::string& prefix, const std::string& who, size_t column,
@@ -75,6 +99,10 @@ class LUMPY_ENGINE_API StepLossEvaluator {
   std::vector<char> warned_;        // per loss term: a jump was reported
   bool uses_ray_points_ = false;    // some domain draws ray_points
   int64_t points_per_step_ = 0;
+  Ranks* ranks_;
+  int64_t rank_, size_;
+  std::vector<char> whole_;          // per domain: computed whole on every rank
+  std::vector<size_t> term_column_;  // per loss term: its value's index in the row
 };
 
 }  // namespace lumpy

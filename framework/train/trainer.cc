@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <cmath>
+#include <csignal>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -11,6 +12,7 @@
 #include "train/checkpoint.h"
 #include "train/progress.h"
 #include "train/runtime.h"
+#include "train/ranks.h"
 #include "train/session.h"
 #include "train/stop_signals.h"
 
@@ -77,10 +79,11 @@ absl::Status CheckTrainable(const Experiment& exp, Components& c) {
                                   "physical parameter (e.g. loss.<efe>.omega_m_trainable = true)"));
 }
 
-Session::Session(const Experiment& exp, Components& c, const TrainOptions& options)
+Session::Session(const Experiment& exp, Components& c, const TrainOptions& options, Ranks* ranks)
     : exp_(exp),
       c_(c),
       options_(options),
+      ranks_(ranks),
       schedule_(exp.optimizer),
       run_dir_(options.run_dir),
       checkpoints_(run_dir_ / "checkpoints") {}
@@ -209,6 +212,7 @@ absl::Status Session::PrepareResume() {
   if (previous_summary_.is_object() && previous_summary_.contains("best_checkpoint")) {
     best_checkpoint_ = previous_summary_["best_checkpoint"];
   }
+  if (!writer()) return absl::OkStatus();  // rank 0 keeps the folder
   LUMPY_ASSIGN_OR_RETURN(auto kept, metrics_->PrepareForResume(run_dir_ / "metrics.csv", loop_.next_step));
   resumed_wall_time_ = kept.wall_time;
   if (!kept.last_row.empty()) last_row_ = kept.last_row;
@@ -240,14 +244,14 @@ absl::Status Session::Prepare() {
   for (auto& d : c_.domains) d.weighter->to(tensor_options_.device(), tensor_options_.dtype().toScalarType());
   BuildOptimizer();
   metrics_ = std::make_unique<MetricsLog>(MetricsLog::Columns(c_, physical_));
-  evaluator_ = std::make_unique<StepLossEvaluator>(c_, metrics_->columns(), physical_, tensor_options_);
+  evaluator_ = std::make_unique<StepLossEvaluator>(c_, metrics_->columns(), physical_, tensor_options_, ranks_);
   if (exp_.stopping.GetBool("best_step_checkpoint")) {
     best_step_ = std::make_unique<BestStep>(checkpoints_ / "best_step.pt", physical_, exp_.model.entry->name);
   }
   if (options_.resume) {
     LUMPY_RETURN_IF_ERROR(PrepareResume());
   }
-  return OpenRunFolder();
+  return writer() ? OpenRunFolder() : absl::OkStatus();
 }
 
 // Backward, clipping, the Adam step, the projection of the physical scalars
@@ -255,8 +259,9 @@ absl::Status Session::Prepare() {
 void Session::Update(const StepLoss& s, int64_t step) {
   const auto t = std::chrono::steady_clock::now();
   optimizer_->zero_grad();
-  s.loss.backward();
+  if (s.loss.requires_grad()) s.loss.backward();
   timing_.backward += Since(t);
+  if (ranks_) SumGradientsOverRanks();
   if (!network_.empty()) torch::nn::utils::clip_grad_norm_(network_, exp_.optimizer.GetDouble("clip_norm"));
   optimizer_->step();
   ProjectPhysicalScalars(physical_);
@@ -273,6 +278,41 @@ void Session::Update(const StepLoss& s, int64_t step) {
   if (raised) loop_.lr_scale *= 0.5;
 }
 
+// Each rank's gradients are those of its share of the loss: their sum is
+// the loss's gradient, and every rank then takes the same step. A parameter
+// no rank's loss reached keeps no gradient (Adam then leaves it, as in one
+// process).
+void Session::SumGradientsOverRanks() {
+  std::vector<torch::Tensor> params;
+  for (auto& group : optimizer_->param_groups()) {
+    for (auto& p : group.params()) params.push_back(p);
+  }
+  std::vector<torch::Tensor> grads;
+  auto reached = torch::zeros({static_cast<int64_t>(params.size())}, torch::kFloat64);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (params[i].grad().defined()) reached[static_cast<int64_t>(i)] = 1.0;
+    grads.push_back(params[i].grad().defined() ? params[i].grad() : torch::zeros_like(params[i]));
+  }
+  for (auto& g : grads) g = g.to(torch::kFloat64);  // one dtype for the one buffer
+  grads.push_back(reached);
+  ranks_->AllReduceSum(grads);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (grads.back()[static_cast<int64_t>(i)].item<double>() == 0) {
+      params[i].mutable_grad() = torch::Tensor();
+    } else {
+      params[i].mutable_grad() = grads[i].to(params[i].scalar_type());
+    }
+  }
+}
+
+// Whether any rank received a stop signal: all stop after the same step.
+int Session::SignalOnAnyRank(int mine) {
+  if (!ranks_) return mine;
+  std::vector<torch::Tensor> t = {torch::tensor({static_cast<double>(mine)}, torch::kFloat64)};
+  ranks_->AllReduceSum(t);
+  return t[0].item<double>() > 0 ? (mine ? mine : SIGTERM) : 0;
+}
+
 std::string Session::StopReason(int64_t step, double loss) const {
   const int64_t patience = exp_.stopping.Has("patience") ? exp_.stopping.GetInt("patience") : 0;
   if (loss <= exp_.stopping.GetDouble("target_loss")) {
@@ -286,23 +326,40 @@ std::string Session::StopReason(int64_t step, double loss) const {
 }
 
 absl::Status Session::Run() {
-  LUMPY_ASSIGN_OR_RETURN(auto lock, RunFolderLock::Acquire(run_dir_));
-  if (!options_.resume && fs::exists(run_dir_ / "metrics.csv")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        run_dir_.string(), ": already holds a run; choose another --out (runs are never overwritten)"));
+  std::unique_ptr<RunFolderLock> lock;
+  if (writer()) {
+    LUMPY_ASSIGN_OR_RETURN(lock, RunFolderLock::Acquire(run_dir_));
+    if (!options_.resume && fs::exists(run_dir_ / "metrics.csv")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          run_dir_.string(), ": already holds a run; choose another --out (runs are never overwritten)"));
+    }
   }
   LUMPY_RETURN_IF_ERROR(Prepare());
+  try {
+    return Loop();
+  } catch (const std::exception& e) {
+    if (!ranks_) throw;
+    // A collective failed (c10d or Gloo): another rank is gone, and its own
+    // output says why.
+    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+    return absl::UnavailableError(absl::StrCat("rank ", ranks_->rank(), " of ", ranks_->size(),
+                                               ": lost the other ranks (", c10 ? c10->what_without_backtrace() : e.what(),
+                                               "); lumpy resume continues from ", (checkpoints_ / "latest.pt").string()));
+  }
+}
+
+absl::Status Session::Loop() {
   const int64_t steps = exp_.runtime.GetInt("steps");
   const int64_t every = exp_.telemetry.GetInt("every");
   const bool best_after_update = exp_.stopping.GetString("best_step_model") == "after_update";
   first_step_ = loop_.next_step;
-  Progress progress(steps, options_.progress && exp_.telemetry.GetBool("progress"), first_step_);
+  Progress progress(steps, writer() && options_.progress && exp_.telemetry.GetBool("progress"), first_step_);
   start_ = last_checkpoint_ = std::chrono::steady_clock::now();
   StopSignals signals;
   Ending ending;
   for (int64_t step = first_step_; step < steps; ++step) {
-    if (signals.received()) {
-      ending.interrupted = absl::StrCat("interrupted by signal ", signals.received(), " after step ", step,
+    if (const int sig = SignalOnAnyRank(signals.received())) {
+      ending.interrupted = absl::StrCat("interrupted by signal ", sig, " after step ", step,
                                         " of ", steps, "; the run folder holds everything so far");
       break;
     }
@@ -330,7 +387,7 @@ absl::Status Session::Run() {
     s->row.push_back(resumed_wall_time_ + Since(start_));
     last_row_ = s->row;
     loop_.next_step = step + 1;
-    if (step % every == 0 || step + 1 == steps) {
+    if (writer() && (step % every == 0 || step + 1 == steps)) {
       if (auto st = metrics_->Write(s->row); !st.ok()) {
         ending.failure = st;
         break;
@@ -341,7 +398,7 @@ absl::Status Session::Run() {
 
     ending.stop_reason = StopReason(step, loss);
     const bool last = step + 1 == steps || !ending.stop_reason.empty();
-    if (auto st = last ? absl::OkStatus() : MaybeCheckpoint(step); !st.ok()) {
+    if (auto st = last || !writer() ? absl::OkStatus() : MaybeCheckpoint(step); !st.ok()) {
       ending.failure = st;
       break;
     }
@@ -353,7 +410,8 @@ absl::Status Session::Run() {
 }
 
 absl::Status Train(const Experiment& exp, Components& c, const TrainOptions& options) {
-  Session session(exp, c, options);
+  LUMPY_ASSIGN_OR_RETURN(auto ranks, Ranks::FromEnvironment(options.run_dir));
+  Session session(exp, c, options, ranks.get());
   return session.Run();
 }
 

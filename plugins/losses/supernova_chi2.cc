@@ -134,7 +134,12 @@ class SupernovaChi2 : public lumpy::LossTerm {
 
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     const auto options = ctx.options();
-    if (sample_ > 0) return {torch::Tensor(), Sampled(ctx.metric(), options)};
+    // Physical rays over several ranks: each traces its share of the bins
+    // (with a covariance the pairs on two ranks' bins do not add up: then
+    // every rank traces all).
+    const lumpy::Shard shard = ctx.shard();
+    const bool split = rays_.physical && shard.size > 1 && !precision_.defined() && !catalogue_.covariance_cholesky.defined();
+    if (sample_ > 0 || split) return Sampled(ctx.metric(), options, split ? shard : lumpy::Shard{});
     auto z = catalogue_.z.to(options);
     auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer_);
     telemetry_.Record(traced);
@@ -158,9 +163,24 @@ class SupernovaChi2 : public lumpy::LossTerm {
     return torch::where(reached, mu - mu_obs, torch::zeros_like(mu));
   }
 
-  // The term's value from sample_ of the bins (sky_rays.h, BinSample).
-  torch::Tensor Sampled(lumpy::MetricModel& metric, const torch::TensorOptions& options) {
-    const auto s = lumpy::rays::DrawBins(sample_, rays_.directions.size(0), rays_.ray_of);
+  // The term from sample_ of the bins (sky_rays.h, BinSample; all bins if
+  // sample_ is 0), or this rank's share of them: every rank draws the same
+  // bins and traces those at positions rank, rank + size, ... of the draw,
+  // and returns its part of the estimate (partial).
+  lumpy::LossValue Sampled(lumpy::MetricModel& metric, const torch::TensorOptions& options, lumpy::Shard shard) {
+    const int64_t bins = rays_.directions.size(0);
+    const auto weights = sample_ > 0 ? lumpy::rays::DrawBins(sample_, bins, rays_.ray_of)
+                                     : lumpy::rays::SampleOf(torch::arange(bins), bins, rays_.ray_of);
+    const auto& drawn = weights.bins;
+    auto mine = drawn.index_select(0, torch::arange(shard.rank, drawn.size(0), shard.size, torch::kLong));
+    lumpy::LossValue out;
+    out.partial = shard.size > 1;
+    if (mine.size(0) == 0) {  // more ranks than bins: nothing to trace here
+      telemetry_.Record(lumpy::SkyDistances{});
+      out.value = torch::zeros({}, options);
+      return out;
+    }
+    auto s = lumpy::rays::SampleOf(mine, bins, rays_.ray_of);
     const lumpy::rays::Plan picked{true, rays_.directions.index_select(0, s.bins), s.ray_of};
     auto z = catalogue_.z.index_select(0, s.targets).to(options);
     auto traced = lumpy::rays::Trace(metric, picked, z, options, tracer_);
@@ -168,17 +188,18 @@ class SupernovaChi2 : public lumpy::LossTerm {
     auto r = Residuals(traced, catalogue_.mu.index_select(0, s.targets).to(options));
     torch::Tensor chi2;
     if (!precision_.defined()) {
-      chi2 = s.same * (r / catalogue_.sigma.index_select(0, s.targets).to(options)).square().sum();
+      chi2 = weights.same * (r / catalogue_.sigma.index_select(0, s.targets).to(options)).square().sum();
     } else {
       auto p = precision_.index_select(0, s.targets).index_select(1, s.targets).to(options);
       auto same_bin = s.ray_of.unsqueeze(0) == s.ray_of.unsqueeze(1);
-      auto w = torch::where(same_bin, torch::full_like(p, s.same), torch::full_like(p, s.cross));
+      auto w = torch::where(same_bin, torch::full_like(p, weights.same), torch::full_like(p, weights.cross));
       chi2 = torch::dot(r, torch::mv(p * w, r));
     }
     auto value = total_ ? chi2 : chi2 / static_cast<double>(catalogue_.size());
     auto short_by = lumpy::rays::Shortfall(traced, z, s.ray_of);
-    if (short_by.defined()) value = value + unreached_weight_ * s.same * short_by;
-    return value;
+    if (short_by.defined()) value = value + unreached_weight_ * weights.same * short_by;
+    out.value = value;
+    return out;
   }
 
   std::vector<std::pair<std::string, double>> telemetry() const override {

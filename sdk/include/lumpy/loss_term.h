@@ -31,6 +31,11 @@ enum class LossKind {
 struct LUMPY_API LossValue {
   torch::Tensor per_point;  // [B], or undefined for a dataset term
   torch::Tensor value;      // scalar: the term (the mean for point terms)
+  // A dataset term that did only its shard's share of the work
+  // (StepContext::shard()) sets this: `value` is that share, and the term is
+  // the sum of every rank's share (so must its gradient be). false: `value`
+  // is the whole term, which every rank then computes alike.
+  bool partial = false;
 };
 
 // A distance dataset's Hubble diagram under a metric, for `lumpy report`:

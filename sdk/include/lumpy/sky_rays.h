@@ -157,7 +157,7 @@ class RayTelemetry {
                {"rays_non_finite", static_cast<double>(d.stop.Count("non-finite"))},
                {"rays_non_lorentzian", static_cast<double>(d.stop.Count("non-lorentzian"))},
                {"rays_singular", static_cast<double>(d.stop.Count("singular"))},
-               {"unreached", static_cast<double>((~d.reached).sum().item<int64_t>())}};
+               {"unreached", d.reached.defined() ? static_cast<double>((~d.reached).sum().item<int64_t>()) : 0.0}};
     const double nan = std::numeric_limits<double>::quiet_NaN();
     std::array<double, 7> where{nan, nan, nan, nan, nan, nan, nan};
     if (!d.stop.bad.empty()) {

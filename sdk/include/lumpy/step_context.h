@@ -12,6 +12,13 @@
 
 namespace lumpy {
 
+// Which share of a step's work this process does when one training is
+// spread over several processes (`lumpy run --ranks N`, or srun): rank
+// `rank` of `size`; {0, 1} in a process of its own.
+struct Shard {
+  int64_t rank = 0, size = 1;
+};
+
 class LUMPY_API StepContext {
  public:
   virtual ~StepContext();
@@ -25,6 +32,10 @@ class LUMPY_API StepContext {
   virtual MetricModel& metric() = 0;
   virtual int64_t step() const = 0;
   virtual torch::TensorOptions options() const = 0;
+  // A dataset term may do only its share of the work (say, its share of the
+  // rays) and return that share as a partial value (LossValue::partial).
+  // Point terms never need it: their domain's points are already the share.
+  virtual Shard shard() const;
 };
 
 }  // namespace lumpy
