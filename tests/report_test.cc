@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_split.h"
+
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -317,6 +319,42 @@ TEST_F(ReportTest, SkyAgainstLcdmMatchesAnIndependentFitAndTheClosedForm) {
     EXPECT_NEAR(r["chi2"].get<double>() / want, 1.0, 1e-6) << r;
     EXPECT_NEAR(r["delta_chi2_vs_lcdm"].get<double>(), r["chi2"].get<double>() - fit["chi2"].get<double>(), 1e-9);
   }
+  // Flat FLRW expands alike in every direction: H(n) today = H0 = 70 along
+  // all 48 bins; the bin table holds every supernova once.
+  EXPECT_NEAR(out["expansion_today"]["h_min"].get<double>(), 70.0, 1e-9);
+  EXPECT_NEAR(out["expansion_today"]["h_max"].get<double>(), 70.0, 1e-9);
+  std::vector<std::string> lines = absl::StrSplit(testing::ReadFile(dir_ / "l" / "sky_final_bins.csv"), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 49u);
+  int64_t total = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::vector<std::string> f = absl::StrSplit(lines[i], ',');
+    total += std::stoll(f.at(3));
+  }
+  EXPECT_EQ(total, 1580);
+}
+
+// An experiment file instead of a run folder: the off-centre LTB void's sky
+// (an analytic metric, nothing trained) into ./sky_ltb_void/: its expansion
+// today differs by direction (the void's centre is 350 Mpc away along +x),
+// and so do its distances (lumpy distances towards and away from the centre).
+TEST_F(ReportTest, SkyAndDistancesOfAnExactLumpyUniverse) {
+  const std::string ltb = std::string(LUMPY_TEST_SOURCE_DIR) + "/../experiments/baselines/ltb_void.toml";
+  auto sky = testing::RunLumpy("sky '" + ltb + "' --bins 12 --no-figures", dir_);
+  ASSERT_EQ(sky.exit_code, 0) << sky.err;
+  auto out = nlohmann::json::parse(testing::ReadFile(dir_ / "sky_ltb_void" / "sky_analytic.json"));
+  EXPECT_GT(out["expansion_today"]["anisotropy"].get<double>(), 0.05) << out["expansion_today"];
+  EXPECT_EQ(out["rows"][1]["reached"].get<int64_t>(), 1580) << out["rows"][1];
+  EXPECT_TRUE(fs::exists(dir_ / "sky_ltb_void" / "sky_analytic_bins.csv"));
+  auto toward = testing::RunLumpy("distances '" + ltb + "' --z 0.1 --direction 0,0", dir_);
+  auto away = testing::RunLumpy("distances '" + ltb + "' --z 0.1 --direction 180,0", dir_);
+  ASSERT_EQ(toward.exit_code, 0) << toward.err;
+  ASSERT_EQ(away.exit_code, 0) << away.err;
+  auto d_l = [](const std::string& csv) {
+    std::vector<std::string> lines = absl::StrSplit(csv, '\n', absl::SkipEmpty());
+    std::vector<std::string> f = absl::StrSplit(lines.at(1), ',');
+    return std::stod(f.at(1));
+  };
+  EXPECT_GT(std::abs(d_l(toward.out) / d_l(away.out) - 1), 0.01) << toward.out << away.out;
 }
 
 

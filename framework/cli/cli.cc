@@ -710,10 +710,13 @@ void AddSkyCommand(CLI::App& app, Action* action) {
   auto o = std::make_shared<SkyOptions>();
   CLI::App* sky = app.add_subcommand(
       "sky",
-      "the trained metric on the real sky against flat LCDM: Pantheon+ (zHD > 0.01, calibrators "
-      "dropped), chi^2 along physical rays and the reference ray beside the LCDM best fit on the "
-      "same selection (RUN_DIR/sky_<checkpoint>.json)");
+      "the metric on the real sky against flat LCDM: Pantheon+ (zHD > 0.01, calibrators dropped), "
+      "chi^2 along physical rays and the reference ray beside the LCDM best fit on the same selection, "
+      "a sky map of the residuals and of today's expansion by direction, and the held-out supernovae's "
+      "chi^2 (RUN_DIR/sky_<checkpoint>.json, _bins.csv, _map.png); an experiment file instead of a run: "
+      "its metric as it is, into ./sky_<name>/");
   AddRunOptions(sky, &o->run_dir, &o->checkpoint);
+  sky->get_option("run_dir")->description("the run folder, or an experiment file (an analytic metric)");
   sky->add_option("--data", o->data, "the catalogue (default Pantheon+SH0ES.dat)");
   sky->add_option("--covariance", o->covariance,
                   "also with this full covariance (N, then N*N numbers over all rows of the catalogue)");
@@ -721,6 +724,7 @@ void AddSkyCommand(CLI::App& app, Action* action) {
                   "physical rays along this many directions (each supernova read off its nearest); 0: one "
                   "ray per supernova (default 48)")
       ->check(CLI::Range(int64_t{0}, int64_t{100000}));
+  sky->add_flag("--no-figures", o->no_figures, "write the sky map's table without drawing it");
   sky->callback([o, action] { *action = [o] { return RunSky(*o); }; });
 }
 
