@@ -120,6 +120,46 @@ TEST_F(EngineTest, WallTimeCheckpointsBoundWhatAKilledRunLoses) {
   EXPECT_EQ(Summary(dir_ / "c")["resumed_at_step"].get<int64_t>(), 100);
 }
 
+// --init: a fresh run starts from another run's weights and nothing else.
+// With a learning rate of 1e-300 its model stays that run's (the probe gives
+// the same metric to the last digit), while the handlers start fresh (the
+// WEC's multiplier at 0 in the first row) and the summary says where from.
+// A model of another shape or kind is refused, naming what differs.
+TEST_F(EngineTest, InitTakesAnotherRunsWeightsAndNothingElse) {
+  ASSERT_EQ(RunLumpy("run '" + kEngine + "' --steps 30 --out a", dir_).exit_code, 0);
+  auto b = RunLumpy("run '" + kEngine + "' --init a --steps 1 --set optimizer.lr=1e-300 "
+                    "--set optimizer.peak_lr=1e-300 --out b", dir_);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto summary = Summary(dir_ / "b");
+  EXPECT_EQ(summary["init"]["from"].get<std::string>(), "a");
+  const auto a_rows = Rows(dir_ / "a" / "metrics.csv");
+  const auto b_rows = Rows(dir_ / "b" / "metrics.csv");
+  EXPECT_NE(a_rows.at(0), b_rows.at(0));  // another model on the same first points
+  std::vector<std::string> header = absl::StrSplit(ReadFile(dir_ / "b" / "metrics.csv").substr(0, ReadFile(dir_ / "b" / "metrics.csv").find('\n')), ',');
+  std::vector<std::string> first = absl::StrSplit(b_rows.at(0), ',');
+  const auto lambda = std::find(header.begin(), header.end(), "wec.lambda") - header.begin();
+  EXPECT_EQ(std::stod(first.at(lambda)), 0.0);
+  {
+    std::ofstream points(dir_ / "p.csv");
+    points << "t,x,y,z\n0.5,0.1,-0.2,0.3\n-2,0.7,0.4,-0.9\n";
+  }
+  auto pa = RunLumpy("probe '" + kEngine + "' --checkpoint a --points p.csv --out pa.csv", dir_);
+  auto pb = RunLumpy("probe '" + kEngine + "' --checkpoint b --points p.csv --out pb.csv", dir_);
+  ASSERT_EQ(pa.exit_code, 0) << pa.err;
+  ASSERT_EQ(pb.exit_code, 0) << pb.err;
+  EXPECT_EQ(ReadFile(dir_ / "pa.csv"), ReadFile(dir_ / "pb.csv"));
+
+  auto shape = RunLumpy("run '" + kEngine + "' --init a --set model.hidden=8 --steps 1 --out c", dir_);
+  EXPECT_EQ(shape.exit_code, 2);
+  EXPECT_NE(shape.err.find("--init: "), std::string::npos) << shape.err;
+  EXPECT_NE(shape.err.find("does not fit this experiment's model (siren)"), std::string::npos) << shape.err;
+  EXPECT_NE(shape.err.find("state \"hidden0.weight\" is [12, 4] in the checkpoint, [8, 4] in the plugin"), std::string::npos)
+      << shape.err;
+  auto missing = RunLumpy("run '" + kEngine + "' --init nowhere --steps 1 --out d", dir_);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("nowhere: no such checkpoint"), std::string::npos) << missing.err;
+}
+
 // The penalty-coupled decay: the engine sees the augmented Lagrangian raise
 // mu through the penalty itself (its curvature at a unit violation) and
 // halves the learning rate; without penalty_decay the two runs agree up to

@@ -144,7 +144,7 @@ bool SlurmRanks() {
 }
 
 int CommandRun(const std::string& experiment_arg, const std::vector<std::string>& sets,
-               const std::string& out, int64_t steps, int64_t ranks) {
+               const std::string& out, int64_t steps, int64_t ranks, const std::string& init) {
   fs::path file = experiment_arg.empty() ? QuickstartPath() : fs::path(experiment_arg);
   std::vector<std::string> overrides = sets;
   if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
@@ -162,6 +162,7 @@ int CommandRun(const std::string& experiment_arg, const std::vector<std::string>
     std::vector<std::string> args = {"run", file.string(), "--out", run_dir.string()};
     for (const auto& s : sets) args.insert(args.end(), {"--set", s});
     if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
+    if (!init.empty()) args.insert(args.end(), {"--init", init});
     return LaunchRanks(ranks, run_dir, args);
   }
   if (FirstRank()) {
@@ -170,7 +171,9 @@ int CommandRun(const std::string& experiment_arg, const std::vector<std::string>
               << ", " << torch::get_num_threads() << " threads" << RanksNote() << ") -> " << run_dir.string()
               << std::endl;
   }
-  absl::Status st = Train(*exp, loaded.c, {run_dir, true});
+  TrainOptions train{run_dir, true};
+  train.init = init;
+  absl::Status st = Train(*exp, loaded.c, train);
   if (st.ok() && FirstRank()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
   return ExitStatus(st);
 }
@@ -477,9 +480,13 @@ void AddRunCommand(CLI::App& app, Action* action) {
     std::string experiment, out;
     std::vector<std::string> sets;
     int64_t steps = 0, ranks = 1;
+    std::string init;
   };
   auto o = std::make_shared<Args>();
   CLI::App* run = app.add_subcommand("run", "train an experiment (default: the quickstart)");
+  run->add_option("--init", o->init,
+                  "start from this model's weights (a run folder, its model.pt or a checkpoint): the metric's "
+                  "parameters only, with a fresh optimizer, handlers and curricula");
   run->add_option("experiment", o->experiment, "experiment TOML file");
   run->add_option("--set", o->sets, "override one key, e.g. --set loss.wec.constraint.weight=2")
       ->allow_extra_args(false);
@@ -488,7 +495,7 @@ void AddRunCommand(CLI::App& app, Action* action) {
       ->check(WholeNumber(RuntimeSpec("steps")));
   AddRanksOption(run, &o->ranks);
   run->callback([o, action] {
-    *action = [o] { return CommandRun(o->experiment, o->sets, o->out, o->steps, o->ranks); };
+    *action = [o] { return CommandRun(o->experiment, o->sets, o->out, o->steps, o->ranks, o->init); };
   });
 }
 
@@ -734,7 +741,7 @@ int LumpyMain(int argc, char** argv) {
       "With no command, trains the quickstart experiment."};
   app.set_version_flag("--version", std::string("lumpy ") + LUMPY_VERSION_STRING);
   app.require_subcommand(0, 1);
-  Action action = [] { return CommandRun("", {}, "", 0, 1); };  // no command: the quickstart
+  Action action = [] { return CommandRun("", {}, "", 0, 1, ""); };  // no command: the quickstart
   for (auto add : {AddRunCommand, AddResumeCommand, AddCheckCommand, AddProbeCommand, AddDistancesCommand,
                    AddMockSnCommand, AddAblateCommand, AddReportCommand, AddCertifyCommand, AddSkyCommand}) {
     add(app, &action);

@@ -128,6 +128,13 @@ nlohmann::json Session::Summary(const Ending& ending) const {
   if (!ending.stop_reason.empty()) summary["stop_reason"] = ending.stop_reason;
   summary["steps"] = loop_.next_step;
   if (options_.resume) summary["resumed_at_step"] = first_step_;
+  if (!options_.init.empty()) {
+    summary["init"] = {{"from", options_.init.string()},
+                       {"loaded", "the metric's parameters (and its own physical scalars); the optimizer, handlers, "
+                                  "curricula and the terms' physical scalars started fresh"}};
+  } else if (previous_summary_.is_object() && previous_summary_.contains("init")) {
+    summary["init"] = previous_summary_["init"];
+  }
   summary["wall_time_s"] = resumed_wall_time_ + elapsed;
   const int64_t done_here = loop_.next_step - first_step_;
   summary["steps_per_second"] = done_here / std::max(elapsed, 1e-9);

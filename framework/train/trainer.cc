@@ -250,6 +250,12 @@ absl::Status Session::Prepare() {
   }
   if (options_.resume) {
     LUMPY_RETURN_IF_ERROR(PrepareResume());
+  } else if (!options_.init.empty()) {
+    std::string note;
+    if (auto st = LoadModelCheckpoint(model, options_.init, exp_.model.entry->name, {}, &note); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--init: ", st.message()));
+    }
+    if (!note.empty() && writer()) std::fprintf(stderr, "note: %s\n", note.c_str());
   }
   return writer() ? OpenRunFolder() : absl::OkStatus();
 }

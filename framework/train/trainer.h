@@ -26,6 +26,13 @@ struct TrainOptions {
   // metrics.csv, wall time aside). A missing, truncated or foreign
   // checkpoint is an InvalidArgument error and changes nothing on disk.
   bool resume = false;
+  // A fresh run (not a resume) starts from this model's weights: a run
+  // folder (its model.pt), model.pt or a training checkpoint. Only the
+  // metric's parameters (and its own physical scalars) are taken: the
+  // optimizer, the handlers, the curricula and the terms' scalars start
+  // fresh. A model of another kind or shape is an InvalidArgument naming
+  // the tensor. Recorded in the summary ("init").
+  std::filesystem::path init;
 };
 
 // The run folder: experiment.toml (resolved), metrics.csv, summary.json,
