@@ -24,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/status/statusor.h"
 #include "config/experiment.h"
+#include "core/atomic_file.h"
 #include "loader/plugin_loader.h"
 #include "train/checkpoint.h"
 
@@ -89,7 +90,9 @@ pid_t Spawn(const fs::path& exe, const std::string& experiment, const Variant& v
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   const std::string log = (dir / (v.name + ".log")).string();
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ::unlink(log.c_str());  // ours anew: never written through a planted link
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   pid_t pid = -1;
   if (posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ) != 0) pid = -1;
@@ -579,24 +582,25 @@ Table CollectTable(const Sweep& sweep, const std::vector<TaskState>& states) {
   return t;
 }
 
-void WriteCsvTable(const fs::path& path, const Table& t) {
+absl::Status WriteCsvTable(const fs::path& path, const Table& t) {
   auto csv_field = [](const std::string& v) {
     if (v.find_first_of(",\"\n") == std::string::npos) return v;
     std::string q = "\"";
     for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c == '\n' ? ' ' : c);
     return q + "\"";
   };
-  std::ofstream csv(path);
+  std::ostringstream csv;
   for (size_t j = 0; j < t.header.size(); ++j) csv << (j ? "," : "") << t.header[j];
   csv << "\n";
   for (const auto& r : t.rows) {
     for (size_t j = 0; j < r.size(); ++j) csv << (j ? "," : "") << csv_field(r[j]);
     csv << "\n";
   }
+  return WriteAtomically(path, csv.str());
 }
 
-void WriteMarkdownTable(const fs::path& path, const Sweep& sweep, const Table& t) {
-  std::ofstream md(path);
+absl::Status WriteMarkdownTable(const fs::path& path, const Sweep& sweep, const Table& t) {
+  std::ostringstream md;
   md << "# Ablation of " << sweep.experiment << "\n\n";
   md << "Varied: " << absl::StrJoin(sweep.varies, "; ") << "; seeds: " << sweep.seeds
      << "; executor: " << sweep.executor << (sweep.job_id.empty() ? "" : " (job " + sweep.job_id + ")")
@@ -616,6 +620,7 @@ void WriteMarkdownTable(const fs::path& path, const Sweep& sweep, const Table& t
     md << "| " << absl::StrJoin(esc, " | ") << " |\n";
   }
   md << "\n![ablation](ablation.png)\n";
+  return WriteAtomically(path, md.str());
 }
 
 // The table (ablation.csv, ablation.md) and its figure. Exit status: 1 if a
@@ -623,8 +628,12 @@ void WriteMarkdownTable(const fs::path& path, const Sweep& sweep, const Table& t
 int WriteTable(const Sweep& sweep, const std::vector<TaskState>& states) {
   const fs::path& dir = sweep.dir;
   const Table t = CollectTable(sweep, states);
-  WriteCsvTable(dir / "ablation.csv", t);
-  WriteMarkdownTable(dir / "ablation.md", sweep, t);
+  for (const auto& st : {WriteCsvTable(dir / "ablation.csv", t), WriteMarkdownTable(dir / "ablation.md", sweep, t)}) {
+    if (!st.ok()) {
+      std::cerr << "lumpy ablate: " << st.message() << std::endl;
+      return 1;
+    }
+  }
   // The figure, if Python's matplotlib is there.
   std::string why;
   if (!RunFigureScript("ablation_figure.py", {(dir / "ablation.csv").string(), (dir / "ablation.png").string()},

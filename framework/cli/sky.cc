@@ -1,7 +1,7 @@
 #include "cli/sky.h"
 
 #include <cmath>
-#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <vector>
 
@@ -12,6 +12,7 @@
 #include "cli/exit_status.h"
 #include "cli/figures.h"
 #include "cli/run_folder.h"
+#include "core/atomic_file.h"
 #include "data/held_out.h"
 #include "data/lcdm_fit.h"
 #include "lumpy/geometry.h"
@@ -113,7 +114,7 @@ nlohmann::json BinTable(const SupernovaCatalogue& cat, const ModelChi2& m, const
     diff[b] += model - lcdm;
     chi_model[b] += (model - obs) * (model - obs) / (s * s);
   }
-  std::ofstream out(csv);
+  std::ostringstream out;
   out << "bin,ra,dec,n,reached,mean_residual_model,mean_residual_lcdm,mean_model_minus_lcdm,chi2_model,"
          "chi2_lcdm,hubble_today\n";
   nlohmann::json rows = nlohmann::json::array();
@@ -126,6 +127,7 @@ nlohmann::json BinTable(const SupernovaCatalogue& cat, const ModelChi2& m, const
                            static_cast<int64_t>(n[b]), static_cast<int64_t>(reached[b]), rm, rl, dm, chi_model[b],
                            chi_lcdm[b], hubble[b].item<double>());
   }
+  if (auto st = WriteAtomically(csv, out.str()); !st.ok()) return {{"error", std::string(st.message())}};
   return {{"file", csv.filename().string()}, {"bins", nb}};
 }
 
@@ -267,7 +269,7 @@ int RunSky(const SkyOptions& o) {
   const fs::path file = t.out_dir / absl::StrCat("sky_", t.label, ".json");
   if (auto st = WriteAtomically(file, out.dump(2) + "\n"); !st.ok()) return ExitStatus(st);
   std::cout << "\nchi^2 over the supernovae the rays reached; written to " << file.string() << std::endl;
-  if (out.contains("map") && !o.no_figures) {
+  if (out.contains("map") && out["map"].contains("file") && !o.no_figures) {
     std::string why;
     const fs::path csv = t.out_dir / out["map"]["file"].get<std::string>();
     const fs::path png = t.out_dir / absl::StrCat("sky_", t.label, "_map.png");

@@ -59,7 +59,10 @@ int Sync(const fs::path& path) {
 // Writes TMP with `bytes` (write(2), checked), fsyncs it, renames it over
 // PATH and syncs the folder.
 absl::Status WriteAndReplace(const fs::path& tmp, const fs::path& path, const std::string& bytes) {
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // The temporary is always a new file of ours: a stale one (a crash's, or
+  // a link planted in its place) is unlinked, never written through.
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return WriteFailed(tmp, path, "", errno);
   size_t done = 0;
   while (done < bytes.size()) {
@@ -86,6 +89,35 @@ absl::Status WriteAndReplace(const fs::path& tmp, const fs::path& path, const st
 }
 
 }  // namespace
+
+absl::StatusOr<int> OpenOwnFile(const fs::path& path, OpenMode mode) {
+  const int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC |
+                    (mode == OpenMode::kCreate ? O_CREAT | O_EXCL : O_APPEND);
+  const int fd = ::open(path.c_str(), flags, 0644);
+  if (fd >= 0) return fd;
+  const int e = errno;
+  if (e == ELOOP || (e == EEXIST && fs::is_symlink(path))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path.string(), ": is a symbolic link; lumpy writes its own files only, never through a link "
+                       "(remove it, or choose another folder)"));
+  }
+  if (e == EEXIST) {
+    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": already exists and lumpy did not write it "
+                                                                  "here; choose another folder"));
+  }
+  return absl::UnavailableError(absl::StrCat("cannot write ", path.string(), " (", std::strerror(e), ")"));
+}
+
+absl::Status WriteAll(int fd, const std::string& bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return absl::UnavailableError(std::strerror(n < 0 ? errno : EIO));
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
 
 absl::Status SaveArchiveAtomically(torch::serialize::OutputArchive& archive, const fs::path& path,
                                    int64_t step) {

@@ -39,7 +39,12 @@ absl::StatusOr<std::unique_ptr<RunFolderLock>> RunFolderLock::Acquire(const fs::
     return absl::InternalError(message);
   }
   const fs::path file = run_dir / ".lock";
-  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // Never through a link planted in the folder (it would truncate its target).
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ELOOP) {
+    return absl::InvalidArgumentError(absl::StrCat(file.string(), ": is a symbolic link; lumpy writes its own files "
+                                                                  "only, never through a link (remove it)"));
+  }
   if (fd < 0) return absl::InternalError(absl::StrCat("cannot open ", file.string(), ": ", std::strerror(errno)));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int why = errno;

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -85,22 +87,31 @@ absl::StatusOr<MetricsLog::Kept> MetricsLog::PrepareForResume(const fs::path& fi
 
 absl::Status MetricsLog::Open(const fs::path& file, bool resume) {
   file_ = file;
-  out_.open(file, resume ? std::ios::app : std::ios::trunc);
-  if (!out_) return absl::InternalError("cannot write " + file.string());
-  if (!resume) out_ << absl::StrJoin(columns_, ",") << "\n" << std::flush;
-  return absl::OkStatus();
+  LUMPY_ASSIGN_OR_RETURN(fd_, OpenOwnFile(file, resume ? OpenMode::kAppend : OpenMode::kCreate));
+  if (resume) return absl::OkStatus();
+  return Write({});
 }
 
+MetricsLog::~MetricsLog() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+// One row (the header for an empty one), written whole with one write(2).
 absl::Status MetricsLog::Write(const std::vector<double>& row) {
-  errno = 0;
-  for (size_t i = 0; i < row.size(); ++i) {
-    out_ << (i ? "," : "") << (i == 0 ? std::to_string(static_cast<int64_t>(row[0])) : Num(row[i]));
+  std::string line;
+  if (row.empty()) {
+    line = absl::StrJoin(columns_, ",");
+  } else {
+    for (size_t i = 0; i < row.size(); ++i) {
+      absl::StrAppend(&line, i ? "," : "", i == 0 ? std::to_string(static_cast<int64_t>(row[0])) : Num(row[i]));
+    }
   }
-  out_ << "\n" << std::flush;
-  if (out_) return absl::OkStatus();
-  return absl::UnavailableError(absl::StrCat("cannot write ", file_.string(), " (",
-                                             errno ? std::strerror(errno) : "write failed",
-                                             "); rows after the last checkpoint are dropped on resume"));
+  line += "\n";
+  if (auto st = WriteAll(fd_, line); !st.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", file_.string(), " (", st.message(),
+                                               "); rows after the last checkpoint are dropped on resume"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace lumpy

@@ -38,15 +38,17 @@ class LUMPY_ENGINE_API MetricsLog {
   // be resumed.
   absl::StatusOr<Kept> PrepareForResume(const std::filesystem::path& file, int64_t next_step) const;
 
-  // Opens the file for appending (resume) or anew with its header.
+  // Opens the file for appending (resume) or anew with its header; never
+  // through a symbolic link, and anew only where no file is (OpenOwnFile).
   absl::Status Open(const std::filesystem::path& file, bool resume);
   // One row: the step as an integer, every other value with 17 digits.
   absl::Status Write(const std::vector<double>& row);
+  ~MetricsLog();
 
  private:
   std::vector<std::string> columns_;
   std::filesystem::path file_;
-  std::ofstream out_;
+  int fd_ = -1;
 };
 
 }  // namespace lumpy

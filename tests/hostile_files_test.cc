@@ -1,0 +1,93 @@
+// Run and sweep folders live in shared scratch space: nothing planted there
+// may make lumpy write elsewhere. Every file lumpy creates in them is
+// created without following a symbolic link (core/atomic_file.h: OpenOwnFile,
+// and the atomic writers' temporaries), and a link in its place is refused
+// or replaced, never written through. One test per writer: the lock, the
+// metrics table, the atomic writers (summary, experiment copy), the sweep's
+// table.
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include "cli_runner.h"
+#include "temp_dir.h"
+
+namespace lumpy {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ReadFile;
+using testing::RunLumpy;
+using HostileFilesTest = testing::TempDirTest;
+
+const std::string kTiny = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/tiny.toml";
+
+// A file outside the run folder, which a link planted in the folder points at.
+fs::path Target(const fs::path& dir, const std::string& name) {
+  const fs::path t = dir / ("outside_" + name);
+  std::ofstream(t) << "precious\n";
+  return t;
+}
+
+void Plant(const fs::path& target, const fs::path& link) {
+  fs::create_directories(link.parent_path());
+  fs::create_symlink(target, link);
+}
+
+TEST_F(HostileFilesTest, ALockLinkIsRefusedAndItsTargetUntouched) {
+  const auto target = Target(dir_, "lock");
+  Plant(target, dir_ / "r" / ".lock");
+  auto r = RunLumpy("run '" + kTiny + "' --out r", dir_);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("r/.lock: is a symbolic link"), std::string::npos) << r.err;
+  EXPECT_EQ(ReadFile(target), "precious\n");
+}
+
+TEST_F(HostileFilesTest, ADanglingMetricsLinkInAFreshFolderIsRefused) {
+  const fs::path elsewhere = dir_ / "elsewhere.csv";
+  Plant(elsewhere, dir_ / "m" / "metrics.csv");
+  auto r = RunLumpy("run '" + kTiny + "' --out m", dir_);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("m/metrics.csv: is a symbolic link"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(elsewhere));
+}
+
+// A stale temporary planted as a link (summary.json.tmp), and the run's own
+// files replaced by links between a run and its resume: the resume writes
+// its own files in their place and the targets keep their content.
+TEST_F(HostileFilesTest, TheAtomicWritersReplaceLinksAndNeverWriteThroughThem) {
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --steps 3 --out a", dir_).exit_code, 0);
+  const auto tmp_target = Target(dir_, "tmp");
+  const auto summary_target = Target(dir_, "summary");
+  Plant(tmp_target, dir_ / "a" / "summary.json.tmp");
+  fs::remove(dir_ / "a" / "summary.json");
+  Plant(summary_target, dir_ / "a" / "summary.json");
+  auto r = RunLumpy("resume a --steps 6", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(tmp_target), "precious\n");
+  EXPECT_EQ(ReadFile(summary_target), "precious\n");
+  EXPECT_FALSE(fs::is_symlink(dir_ / "a" / "summary.json"));
+  EXPECT_NE(ReadFile(dir_ / "a" / "summary.json").find("\"completed\""), std::string::npos);
+}
+
+// The sweep's table replaced by a link before `ablate --collect`: the
+// collect writes its own table in its place; the target keeps its content.
+TEST_F(HostileFilesTest, ASweepNeverWritesThroughLinks) {
+  ASSERT_EQ(RunLumpy("ablate '" + kTiny + "' --vary optimizer.lr=1e-3 --set runtime.steps=2 --out s", dir_).exit_code, 0);
+  const auto csv_target = Target(dir_, "csv");
+  const auto md_target = Target(dir_, "md");
+  fs::remove(dir_ / "s" / "ablation.csv");
+  fs::remove(dir_ / "s" / "ablation.md");
+  Plant(csv_target, dir_ / "s" / "ablation.csv");
+  Plant(md_target, dir_ / "s" / "ablation.md");
+  auto r = RunLumpy("ablate --collect s", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(csv_target), "precious\n");
+  EXPECT_EQ(ReadFile(md_target), "precious\n");
+  EXPECT_FALSE(fs::is_symlink(dir_ / "s" / "ablation.csv"));
+  EXPECT_NE(ReadFile(dir_ / "s" / "ablation.csv").find("variant"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lumpy
