@@ -1,6 +1,7 @@
 // Every experiment shipped under experiments/ validates (`lumpy check`) and
 // trains for 20 steps to a completed run with finite values: the smoke test
 // that keeps the blog's stages, the quickstart and the baselines runnable.
+// An exact metric with nothing to train is read by `lumpy sky` instead.
 
 #include <gtest/gtest.h>
 
@@ -31,6 +32,14 @@ class ShippedExperiment : public testing::TempDirTest,
 TEST_P(ShippedExperiment, ChecksAndRunsTwentySteps) {
   const fs::path file = fs::path(LUMPY_TEST_SOURCE_DIR) / ".." / "experiments" / GetParam();
   auto check = testing::RunLumpy("check '" + file.string() + "'", dir_);
+  if (check.exit_code != 0 && check.err.find("nothing to train") != std::string::npos) {
+    // An exact metric shipped to be looked at (the LTB void): `lumpy check`
+    // refuses to train it with a located error, and `lumpy sky` reads it.
+    EXPECT_NE(check.err.find(GetParam()), std::string::npos) << check.err;
+    auto sky = testing::RunLumpy("sky '" + file.string() + "' --bins 4 --no-figures", dir_);
+    ASSERT_EQ(sky.exit_code, 0) << sky.err;
+    return;
+  }
   ASSERT_EQ(check.exit_code, 0) << check.err;
   auto run = testing::RunLumpy("run '" + file.string() +
                                    "' --steps 20 --set certify.points=256 --set telemetry.every=1 "
