@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 packages=(cmake g++ make
           libtorch-dev libgloo-dev libopenblas0-pthread libgoogle-perftools-dev
           libboost-dev libboost-filesystem-dev
-          libtomlplusplus-dev libabsl-dev libcli11-dev nlohmann-json3-dev
+          libtomlplusplus-dev libabsl-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
           python3-matplotlib)
 if [ "$mode" = test ]; then
   # slurm-wlm, munge: the Slurm tests start a one-node cluster on this machine

@@ -6,6 +6,8 @@
 #include "cli/exit_status.h"
 #include "cli/run_folder.h"
 #include "cli/report.h"
+#include "cli/claims.h"
+#include "cli/study.h"
 #include "cli/ranks_launcher.h"
 #include "cli/sky.h"
 
@@ -735,6 +737,45 @@ void AddSkyCommand(CLI::App& app, Action* action) {
   sky->callback([o, action] { *action = [o] { return RunSky(*o); }; });
 }
 
+void AddClaimsCommand(CLI::App& app, Action* action) {
+  auto o = std::make_shared<ClaimsOptions>();
+  CLI::App* claims = app.add_subcommand(
+      "claims",
+      "every claim of the posts computed from the result folders: claims.md and claims.json (the claim files' "
+      "measurements: first_step_equal, final, min, max, tail_min, tail_max, tail_fraction_equal, observer, summary, "
+      "worldline_max, worldline_min, worldline_argmax, worldline_argmin, worldline_fraction_negative, worldline_at, "
+      "worldline_late_over_early, plane_min, plane_max, plane_fraction_negative, plane_min_over_max, "
+      "plane_max_over_min, plane_range_over_max; framework/cli/measurements.h says what each reads)");
+  claims->add_option("claim_files", o->claim_files, "claim files or folders (default: the study's claims folder)");
+  claims->add_option("--study", o->study, "the study file naming the result folders")
+      ->default_val("experiments/blog/study.toml");
+  claims->add_option("--out", o->out, "where claims.md and claims.json go")->default_val("experiments/blog");
+  claims->add_option("--results", o->results, "the result folders (default: the study's)");
+  claims->callback([o, action] { *action = [o] { return RunClaims(*o); }; });
+}
+
+void AddStudyCommand(CLI::App& app, Action* action) {
+  auto o = std::make_shared<StudyOptions>();
+  CLI::App* study = app.add_subcommand(
+      "study",
+      "the whole blog from one command: run every run the study file names that is missing (resuming what "
+      "was cut off, skipping what is done), collect each into its result folder (summary, every logged row, "
+      "the final and best weights, the report's figures), then compute the claims");
+  study->add_option("study", o->study, "the study file")->default_val("experiments/blog/study.toml");
+  study->add_option("--work", o->work, "the run folders (kept, so that a repeated command resumes)")
+      ->default_val("study_runs");
+  study->add_option("--results", o->results, "the result folders (default: the study's)");
+  study->add_option("--only", o->only, "these runs only (names, comma-separated)")->delimiter(',');
+  study->add_option("--steps", o->steps, "cut every run to this many steps (a quick pass; needs --results)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  study->add_option("--launcher", o->launcher,
+                    "run each run behind this command, e.g. \"srun -n1 -c8\" inside a Slurm allocation");
+  study->add_flag("--no-run", o->no_run, "collect what finished and compute the claims; start nothing");
+  study->add_flag("--no-claims", o->no_claims, "do not compute the claims");
+  study->add_flag("--dry-run", o->dry_run, "say what would be run and collected");
+  study->callback([o, action] { *action = [o] { return RunStudy(*o); }; });
+}
+
 int LumpyMain(int argc, char** argv) {
   CLI::App app{
       "lumpy: physics-informed neural networks for the metric of the universe.\n"
@@ -743,7 +784,8 @@ int LumpyMain(int argc, char** argv) {
   app.require_subcommand(0, 1);
   Action action = [] { return CommandRun("", {}, "", 0, 1, ""); };  // no command: the quickstart
   for (auto add : {AddRunCommand, AddResumeCommand, AddCheckCommand, AddProbeCommand, AddDistancesCommand,
-                   AddMockSnCommand, AddAblateCommand, AddReportCommand, AddCertifyCommand, AddSkyCommand}) {
+                   AddMockSnCommand, AddAblateCommand, AddReportCommand, AddCertifyCommand, AddSkyCommand,
+                   AddClaimsCommand, AddStudyCommand}) {
     add(app, &action);
   }
   app.add_subcommand("plugins", "list every plugin: kind, library, parameters (type, default, range, doc)")

@@ -42,7 +42,7 @@ std::string Num(double v) { return std::isfinite(v) ? absl::StrFormat("%.17g", v
 
 // The probe's columns at the points inside the metric's domain; says how many
 // were outside (before a big bang, inside a horizon) or not finite.
-absl::Status ProbeTable(MetricModel& model, LossTerm* efe, const torch::Tensor& points,
+absl::Status WriteProbeInside(MetricModel& model, LossTerm* efe, const torch::Tensor& points,
                         const fs::path& out) {
   torch::Tensor inside;
   {
@@ -64,10 +64,7 @@ absl::Status ProbeTable(MetricModel& model, LossTerm* efe, const torch::Tensor& 
 // The observer's world line (t, 0, 0, 0), t in [-4, 1].
 absl::Status WorldLine(MetricModel& model, LossTerm* efe, const ReportOptions& o,
                        const torch::TensorOptions& options, const fs::path& dir) {
-  auto t = torch::linspace(-4.0, 1.0, o.worldline, options);
-  auto points = torch::zeros({o.worldline, 4}, options);
-  points.select(1, 0).copy_(t);
-  return ProbeTable(model, efe, points, dir / "worldline.csv");
+  return WriteProbeInside(model, efe, WorldLinePoints(o.worldline, options), dir / "worldline.csv");
 }
 
 }  // namespace
@@ -117,16 +114,10 @@ absl::Status Planes(MetricModel& model, LossTerm* efe, const Experiment& exp, co
   static const std::vector<double> kUnit = {-1.0, 1.0};
   const DomainSpec* d = exp.domains.empty() ? nullptr : &exp.domains.front();
   const std::vector<double>* box[3] = {d ? &d->x : &kUnit, d ? &d->y : &kUnit, d ? &d->z : &kUnit};
-  const struct { const char* name; int u, v; } planes[] = {{"xy", 1, 2}, {"yz", 2, 3}, {"xz", 1, 3}};
-  for (const auto& p : planes) {
-    auto u = torch::linspace((*box[p.u - 1])[0], (*box[p.u - 1])[1], o.grid, options);
-    auto v = torch::linspace((*box[p.v - 1])[0], (*box[p.v - 1])[1], o.grid, options);
-    auto mesh = torch::meshgrid({u, v}, "ij");
-    auto points = torch::zeros({o.grid * o.grid, 4}, options);
-    points.select(1, 0).fill_(1.0);
-    points.select(1, p.u).copy_(mesh[0].reshape({-1}));
-    points.select(1, p.v).copy_(mesh[1].reshape({-1}));
-    if (auto st = ProbeTable(model, efe, points, dir / absl::StrCat("plane_", p.name, ".csv")); !st.ok()) {
+  const std::vector<double> extent = {(*box[0])[0], (*box[0])[1], (*box[1])[0], (*box[1])[1], (*box[2])[0], (*box[2])[1]};
+  for (const char* plane : {"xy", "yz", "xz"}) {
+    auto points = PlanePoints(plane, o.grid, extent, options);
+    if (auto st = WriteProbeInside(model, efe, points, dir / absl::StrCat("plane_", plane, ".csv")); !st.ok()) {
       return st;
     }
   }

@@ -59,6 +59,7 @@ class LUMPY_ENGINE_API ConfigNode {
 
   // Arrays.
   const std::vector<ConfigNode>& items() const { return items_; }
+  std::vector<ConfigNode>& mutable_items() { return items_; }
   void push_back(ConfigNode item) { items_.push_back(std::move(item)); }
 
   // Tables keep their keys sorted (byte order), whatever order they were

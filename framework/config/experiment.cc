@@ -311,12 +311,12 @@ absl::Status UnknownKey(const ConfigNode& node, const std::string& path, const s
   return ConfigError(node.key_location(), Join(path, key), msg);
 }
 
-// The one validator: every key of `table` must be declared in `specs` or be
-// one of `others` (handled by the caller). Fills defaults into the table.
+}  // namespace
+
 absl::StatusOr<Params> ValidateTable(ConfigNode& table, const ParamSpecs& specs,
                                      const std::string& path,
                                      const std::vector<std::string>& others,
-                                     std::map<std::string, SourceLocation>* locations = nullptr) {
+                                     std::map<std::string, SourceLocation>* locations) {
   std::vector<std::string> known = Names(specs);
   known.insert(known.end(), others.begin(), others.end());
   for (const auto& [k, v] : table.fields()) {
@@ -350,6 +350,8 @@ absl::StatusOr<Params> ValidateTable(ConfigNode& table, const ParamSpecs& specs,
   }
   return params;
 }
+
+namespace {
 
 // A sub-table; created empty if absent and optional.
 absl::StatusOr<ConfigNode*> SubTable(ConfigNode& parent, const std::string& key,

@@ -104,6 +104,16 @@ struct Components {
 // that key's position in the file.
 LUMPY_ENGINE_API absl::StatusOr<Components> Instantiate(const Experiment& experiment);
 
+// The one validator of a table against its declaration (the experiment's
+// sections, every plugin's, and other files the engine reads, such as claim
+// files): every key must be declared in `specs` or be one of `others`
+// (handled by the caller); values are type- and range-checked; defaults are
+// filled into the table. Errors are located "FILE:LINE:COL: path.key: ...".
+LUMPY_ENGINE_API absl::StatusOr<Params> ValidateTable(ConfigNode& table, const ParamSpecs& specs,
+                                                      const std::string& path,
+                                                      const std::vector<std::string>& others,
+                                                      std::map<std::string, SourceLocation>* locations = nullptr);
+
 // The core's own sections, declared like plugin parameters (for `lumpy
 // plugins` and documentation).
 LUMPY_ENGINE_API const ParamSpecs& RuntimeParams();

@@ -67,10 +67,8 @@ const std::vector<std::string>& ProbeColumns() {
   return columns;
 }
 
-absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const torch::Tensor& points,
-                           const fs::path& out, std::vector<int64_t>* non_finite) {
-  std::ostringstream csv;
-  csv << absl::StrJoin(ProbeColumns(), ",") << "\n";
+torch::Tensor ProbeTable(MetricModel& model, LossTerm* efe, const torch::Tensor& points) {
+  std::vector<torch::Tensor> parts;
   const int64_t n = points.size(0);
   for (int64_t start = 0; start < n; start += kBatch) {
     auto x = points.narrow(0, start, std::min(kBatch, n - start));
@@ -80,29 +78,54 @@ absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const torch::Tenso
     Geometry& geo = ctx.geometry(2);
     auto g = geo.metric().reshape({-1, 16});
     auto upper = torch::tensor({0, 1, 2, 3, 5, 6, 7, 10, 11, 15}, torch::kLong).to(g.device());
-    std::vector<torch::Tensor> cols = {x, g.index_select(1, upper),
-                                       geo.ricci_scalar().unsqueeze(1)};
-    cols.push_back(efe ? efe->evaluate(ctx).per_point.unsqueeze(1)
-                       : torch::full({x.size(0), 1}, NAN, x.options()));
+    std::vector<torch::Tensor> cols = {x, g.index_select(1, upper), geo.ricci_scalar().unsqueeze(1)};
+    cols.push_back(efe ? efe->evaluate(ctx).per_point.unsqueeze(1) : torch::full({x.size(0), 1}, NAN, x.options()));
     cols.push_back(geo.hubble_rates());
     cols.push_back(geo.shear_squared().unsqueeze(1));
-    auto table = torch::cat(cols, 1).to(torch::kCPU).to(torch::kFloat64).contiguous();
-    const double* data = table.data_ptr<double>();
-    const int64_t width = table.size(1);
-    for (int64_t i = 0; i < table.size(0); ++i) {
-      bool finite = true;
-      for (int64_t j = 0; j < width; ++j) {
-        const double v = data[i * width + j];
-        if (j == 15 && !efe) {
-          csv << ",";
-          continue;
-        }
-        finite &= std::isfinite(v);
-        csv << (j ? "," : "") << absl::StrFormat("%.17g", v);
+    parts.push_back(torch::cat(cols, 1).to(torch::kCPU).to(torch::kFloat64));
+  }
+  return torch::cat(parts, 0).contiguous();
+}
+
+torch::Tensor WorldLinePoints(int64_t n, const torch::TensorOptions& options) {
+  auto points = torch::zeros({n, 4}, options);
+  points.select(1, 0).copy_(torch::linspace(-4.0, 1.0, n, options));
+  return points;
+}
+
+torch::Tensor PlanePoints(const std::string& plane, int64_t grid, const std::vector<double>& box,
+                          const torch::TensorOptions& options) {
+  const int u = plane == "yz" ? 2 : 1, v = plane == "xy" ? 2 : 3;
+  auto a = torch::linspace(box.at(2 * (u - 1)), box.at(2 * (u - 1) + 1), grid, options);
+  auto b = torch::linspace(box.at(2 * (v - 1)), box.at(2 * (v - 1) + 1), grid, options);
+  auto mesh = torch::meshgrid({a, b}, "ij");
+  auto points = torch::zeros({grid * grid, 4}, options);
+  points.select(1, 0).fill_(1.0);
+  points.select(1, u).copy_(mesh[0].reshape({-1}));
+  points.select(1, v).copy_(mesh[1].reshape({-1}));
+  return points;
+}
+
+absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const torch::Tensor& points,
+                           const fs::path& out, std::vector<int64_t>* non_finite) {
+  std::ostringstream csv;
+  csv << absl::StrJoin(ProbeColumns(), ",") << "\n";
+  const auto table = ProbeTable(model, efe, points);
+  const double* data = table.data_ptr<double>();
+  const int64_t width = table.size(1);
+  for (int64_t i = 0; i < table.size(0); ++i) {
+    bool finite = true;
+    for (int64_t j = 0; j < width; ++j) {
+      const double v = data[i * width + j];
+      if (j == 15 && !efe) {
+        csv << ",";
+        continue;
       }
-      csv << "\n";
-      if (!finite) non_finite->push_back(start + i);
+      finite &= std::isfinite(v);
+      csv << (j ? "," : "") << absl::StrFormat("%.17g", v);
     }
+    csv << "\n";
+    if (!finite) non_finite->push_back(i);
   }
   return WriteAtomically(out, csv.str());
 }

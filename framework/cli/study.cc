@@ -1,0 +1,316 @@
+#include <torch/torch.h>
+
+#include "cli/study.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cli/claims.h"
+#include "cli/exit_status.h"
+#include "cli/run_folder.h"
+#include "cli/study_file.h"
+#include "core/atomic_file.h"
+#include "lumpy/status_macros.h"
+#include "train/checkpoint.h"
+#include "train/state.h"
+
+extern char** environ;
+
+namespace lumpy {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+absl::StatusOr<std::string> Slurp(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return absl::UnavailableError(absl::StrCat("cannot read ", file.string()));
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The text gzip-compressed (the gzip format, so `zcat` and Python's gzip read it).
+absl::StatusOr<std::string> Gzip(const std::string& text) {
+  z_stream z{};
+  if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return absl::InternalError("zlib: deflateInit2 failed");
+  }
+  std::string out(deflateBound(&z, text.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  z.avail_in = static_cast<uInt>(text.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) return absl::InternalError("zlib: deflate did not finish");
+  return out;
+}
+
+// The status a run folder's summary.json gives, or "" without one.
+std::string SummaryStatus(const fs::path& dir) {
+  std::ifstream in(dir / "summary.json");
+  if (!in) return "";
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.contains("status") || !j["status"].is_string()) return "";
+  return j["status"].get<std::string>();
+}
+
+constexpr int kCannotStart = 127;  // as a shell says it
+
+// This lumpy's executable: where it was started from, even after a rebuild
+// replaced the file (Linux then names the running one "PATH (deleted)").
+std::string LumpyExecutable() {
+  std::string exe = boost::dll::program_location().string();
+  const std::string deleted = " (deleted)";
+  if (exe.size() > deleted.size() && exe.compare(exe.size() - deleted.size(), deleted.size(), deleted) == 0) {
+    exe.resize(exe.size() - deleted.size());
+  }
+  return exe;
+}
+
+// Runs `lumpy ARGS...` (behind the launcher) with its output in LOG; the exit status.
+int RunChild(const std::string& launcher, const std::vector<std::string>& lumpy_args, const fs::path& log) {
+  std::vector<std::string> args;
+  for (auto part : absl::StrSplit(launcher, ' ', absl::SkipEmpty())) args.emplace_back(part);
+  args.push_back(LumpyExecutable());
+  args.insert(args.end(), lumpy_args.begin(), lumpy_args.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  // Appended to (a resumed run's log continues), never through a link.
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW,
+                                   0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    std::cerr << "study: cannot start " << args[0] << ": " << std::strerror(rc) << std::endl;
+    return kCannotStart;
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+// The last lines of a log that are not progress bars.
+std::string LogTail(const fs::path& log, int lines = 3) {
+  std::ifstream in(log);
+  std::vector<std::string> kept;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '[') continue;
+    kept.push_back(line);
+    if (kept.size() > static_cast<size_t>(lines)) kept.erase(kept.begin());
+  }
+  std::string out;
+  for (const auto& l : kept) absl::StrAppend(&out, "\n    ", l);
+  return out;
+}
+
+// The metric of a training checkpoint with its physical scalars, in
+// model.pt's format (what `lumpy probe`, `report` and the claims read).
+absl::Status ExportModel(const fs::path& run, const fs::path& checkpoint, const fs::path& out) {
+  LoadedExperiment e;
+  LUMPY_RETURN_IF_ERROR(LoadAndBuild(run / "experiment.toml", {"runtime.threads=0"}, &e));
+  LUMPY_RETURN_IF_ERROR(LoadMetric(checkpoint, &e));
+  torch::serialize::OutputArchive archive;
+  e.c.model->save(archive);
+  WritePhysicalScalars(PhysicalScalars(e.c), archive);
+  WriteModelKind(archive, e.exp->model.entry->name);
+  return SaveArchiveAtomically(archive, out, 0);
+}
+
+// Copies the files of `from` whose names end in one of `suffixes` into `to`.
+absl::Status CopyFiles(const fs::path& from, const fs::path& to, const std::vector<std::string>& suffixes) {
+  if (!fs::is_directory(from)) return absl::OkStatus();
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  for (const auto& e : fs::directory_iterator(from)) {
+    if (!e.is_regular_file()) continue;
+    const std::string name = e.path().filename().string();
+    for (const auto& s : suffixes) {
+      if (name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+        LUMPY_RETURN_IF_ERROR(CopyAtomically(e.path(), to / name));
+        break;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A finished run folder into its result folder (study.h says what it holds).
+absl::Status Collect(const StudyRun& r, const fs::path& run, const fs::path& result, const fs::path& log,
+                     const std::string& launcher) {
+  // Anew: nothing of an older collection (figures of another run) stays beside this one's.
+  std::error_code ec;
+  fs::remove_all(result, ec);
+  fs::create_directories(result, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", result.string(), ": ", ec.message()));
+  LUMPY_RETURN_IF_ERROR(CopyAtomically(run / "experiment.toml", result / "experiment.toml"));
+  LUMPY_ASSIGN_OR_RETURN(auto metrics, Slurp(run / "metrics.csv"));
+  LUMPY_ASSIGN_OR_RETURN(auto packed, Gzip(metrics));
+  LUMPY_RETURN_IF_ERROR(WriteAtomically(result / "metrics.csv.gz", packed));
+  if (fs::exists(run / "model.pt")) LUMPY_RETURN_IF_ERROR(CopyAtomically(run / "model.pt", result / "model_final.pt"));
+  if (fs::exists(run / "checkpoints" / "best.pt")) {
+    LUMPY_RETURN_IF_ERROR(ExportModel(run, run / "checkpoints" / "best.pt", result / "model_best.pt"));
+  }
+  // The report (figures where Python can draw them) and the sky check.
+  if (RunChild(launcher, {"report", run.string(), "--checkpoint", "best"}, log) == 0) {
+    LUMPY_RETURN_IF_ERROR(CopyFiles(run / "report", result / "report", {".png", "report.md", "worldline.csv"}));
+  } else {
+    std::cerr << "  note: lumpy report failed (see " << log.string() << "); collected without figures" << std::endl;
+  }
+  if (r.sky) {
+    if (RunChild(launcher, {"sky", run.string(), "--checkpoint", "best"}, log) == 0) {
+      LUMPY_RETURN_IF_ERROR(CopyFiles(run, result, {"sky_best.json", "sky_best_bins.csv", "sky_best_map.png"}));
+    } else {
+      std::cerr << "  note: lumpy sky failed (see " << log.string() << ")" << std::endl;
+    }
+  }
+  // summary.json last: a result folder with it is complete.
+  return CopyAtomically(run / "summary.json", result / "summary.json");
+}
+
+std::string Duration(double s) {
+  if (s < 120) return absl::StrFormat("%.0f s", s);
+  if (s < 7200) return absl::StrFormat("%.1f min", s / 60);
+  return absl::StrFormat("%.2f h", s / 3600);
+}
+
+}  // namespace
+
+int RunStudy(const StudyOptions& o) {
+  auto study = LoadStudy(o.study);
+  if (!study.ok()) return ExitStatus(study.status());
+  if (o.steps > 0 && o.results.empty()) {
+    std::cerr << "--steps: a shortened pass would replace the study's results with shorter runs; give "
+                 "--results DIR for its result folders" << std::endl;
+    return kExitConfig;
+  }
+  const fs::path results = o.results.empty() ? study->results : fs::path(o.results);
+  const fs::path work = fs::absolute(o.work);
+  std::vector<const StudyRun*> runs;
+  for (const auto& r : study->runs) {
+    if (o.only.empty() || std::count(o.only.begin(), o.only.end(), r.name)) runs.push_back(&r);
+  }
+  for (const auto& name : o.only) {
+    bool known = false;
+    for (const auto& r : study->runs) known = known || r.name == name;
+    if (!known) {
+      std::cerr << "--only: the study " << study->file.string() << " names no run " << name << std::endl;
+      return kExitConfig;
+    }
+  }
+  std::error_code ec;
+  if (!o.dry_run && !o.no_run) fs::create_directories(work, ec);
+  int failed = 0, done = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const StudyRun& r = *runs[i];
+    const fs::path run = work / r.name, result = results / r.name, log = work / (r.name + ".log");
+    const std::string head = absl::StrCat("[", i + 1, "/", runs.size(), "] ", r.name, ": ");
+    if (fs::exists(result / "summary.json") && fs::exists(result / "model_final.pt")) {
+      std::cerr << head << "done (" << result.string() << ")" << std::endl;
+      ++done;
+      continue;
+    }
+    if (!r.error.empty()) {
+      std::cerr << head << "cannot run: " << r.error << std::endl;
+      ++failed;
+      continue;
+    }
+    const std::string status = SummaryStatus(run);
+    const bool finished = status == "completed" || status == "stopped";
+    const bool resumable = !finished && fs::exists(run / "checkpoints" / "latest.pt");
+    std::vector<std::string> args;
+    if (finished) {
+      // collected below
+    } else if (resumable) {
+      args = {"resume", run.string()};
+    } else {
+      if (fs::exists(run) && !fs::is_empty(run, ec)) {
+        std::cerr << head << run.string() << " holds neither a finished run nor a checkpoint (it failed before "
+                  << "its first one; its log: " << log.string() << "): remove it to start it again" << std::endl;
+        ++failed;
+        continue;
+      }
+      args = {"run", r.experiment.string(), "--set", absl::StrCat("runtime.seed=", r.seed)};
+      for (const auto& s : r.set) args.insert(args.end(), {"--set", s});
+      if (o.steps > 0) args.insert(args.end(), {"--steps", std::to_string(o.steps)});
+      args.insert(args.end(), {"--set", "telemetry.progress=false", "--out", run.string()});
+    }
+    if (o.dry_run) {
+      std::string what = finished ? "collect" : absl::StrCat("lumpy ", absl::StrJoin(args, " "), ", then collect");
+      std::cerr << head << what << std::endl;
+      continue;
+    }
+    if (!finished) {
+      if (o.no_run) {
+        std::cerr << head << "not run (--no-run)" << std::endl;
+        continue;
+      }
+      std::cerr << head << (resumable ? "resuming" : "running") << " (log: " << log.string() << ")" << std::endl;
+      const auto t0 = std::chrono::steady_clock::now();
+      const int rc = RunChild(o.launcher, args, log);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const std::string after = SummaryStatus(run);
+      if (rc == kCannotStart) {
+        std::cerr << "study: stopped: lumpy could not be started; nothing else can run" << std::endl;
+        ++failed;
+        break;
+      }
+      if (rc != 0 || (after != "completed" && after != "stopped")) {
+        std::cerr << head << "failed after " << Duration(s) << " (exit " << rc << ")" << LogTail(log)
+                  << "\n    the same command resumes it from its last checkpoint" << std::endl;
+        ++failed;
+        if (after == "interrupted") break;  // Ctrl-C or a time limit: the study stops too
+        continue;
+      }
+      std::cerr << head << after << " in " << Duration(s) << std::endl;
+    }
+    if (auto st = Collect(r, run, result, log, o.launcher); !st.ok()) {
+      std::cerr << head << "cannot collect: " << st.message() << std::endl;
+      ++failed;
+      continue;
+    }
+    std::cerr << head << "collected into " << result.string() << std::endl;
+    ++done;
+  }
+  if (o.dry_run) return kExitOk;
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << "study: " << done << " of " << runs.size() << " runs collected, " << failed << " failed, in "
+            << Duration(total) << std::endl;
+  int rc = failed ? kExitRuntime : kExitOk;
+  if (!o.no_claims) {
+    ClaimsOptions c;
+    c.study = o.study;
+    c.out = o.results.empty() ? study->file.parent_path().string() : o.results;
+    c.results = results.string();
+    const int claims = RunClaims(c);
+    if (rc == kExitOk) rc = claims;
+  }
+  return rc;
+}
+
+}  // namespace lumpy
