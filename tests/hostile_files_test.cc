@@ -4,11 +4,14 @@
 // and the atomic writers' temporaries), and a link in its place is refused
 // or replaced, never written through. One test per writer: the lock, the
 // metrics table, the atomic writers (summary, experiment copy), the sweep's
-// table.
+// table. And the other classes of issue 33: bounds on what a file can make
+// the tool do (the extends chain), no file text reaching a shell.
 
 #include <gtest/gtest.h>
 
 #include <unistd.h>
+
+#include <fstream>
 
 #include "cli_runner.h"
 #include "temp_dir.h"
@@ -87,6 +90,24 @@ TEST_F(HostileFilesTest, ASweepNeverWritesThroughLinks) {
   EXPECT_EQ(ReadFile(md_target), "precious\n");
   EXPECT_FALSE(fs::is_symlink(dir_ / "s" / "ablation.csv"));
   EXPECT_NE(ReadFile(dir_ / "s" / "ablation.csv").find("variant"), std::string::npos);
+}
+
+// Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
+// overflowed the stack. A bound with a located error, as for nested tables.
+TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {
+  auto chain = [&](int n) {
+    std::ofstream(dir_ / "f0.toml") << ReadFile(kTiny);
+    for (int i = 1; i < n; ++i) {
+      std::ofstream(dir_ / ("f" + std::to_string(i) + ".toml")) << "extends = \"f" << i - 1 << ".toml\"\n";
+    }
+    return "f" + std::to_string(n - 1) + ".toml";
+  };
+  auto ok = RunLumpy("check " + chain(64), dir_);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;  // 64 files: the top one and 63 it extends
+  auto deep = RunLumpy("check " + chain(7000), dir_);
+  EXPECT_EQ(deep.exit_code, 2) << deep.err;
+  EXPECT_NE(deep.err.find("f6936.toml:1:11: extends: more than 64 files deep (from f6999.toml)"), std::string::npos)
+      << deep.err;
 }
 
 }  // namespace

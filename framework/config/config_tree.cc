@@ -218,6 +218,15 @@ absl::StatusOr<ConfigNode> LoadRecursive(const fs::path& display_path,
                          absl::StrCat("cycle: ", absl::StrJoin(cycle, " -> ")));
     }
   }
+  // A bound like the one on nested tables: the chain is followed by
+  // recursion, and 7000 files overflowed the stack.
+  constexpr size_t kMaxExtendsDepth = 64;
+  if (chain.size() >= kMaxExtendsDepth) {
+    return ConfigError(extends->location(), "extends",
+                       absl::StrCat("more than ", kMaxExtendsDepth, " files deep (from ",
+                                    chain_display.empty() ? display_path.string() : chain_display.front(),
+                                    "): an experiment extends at most ", kMaxExtendsDepth, " files in a chain"));
+  }
   chain.push_back(canonical);
   chain_display.push_back(base_display.string());
   LUMPY_ASSIGN_OR_RETURN(auto base, LoadRecursive(base_display, chain, chain_display));
