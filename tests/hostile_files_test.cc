@@ -92,6 +92,39 @@ TEST_F(HostileFilesTest, ASweepNeverWritesThroughLinks) {
   EXPECT_NE(ReadFile(dir_ / "s" / "ablation.csv").find("variant"), std::string::npos);
 }
 
+// Issue 33, class 2: no text from a file or an option reaches a shell. A
+// job id in sweep.json was pasted into a squeue command line ("1; touch
+// pwned #" ran touch); programs now run from an argument vector and a job
+// id that is not digits is refused. A line break in an #SBATCH value would
+// inject a line into sweep.sbatch: refused before anything is written.
+TEST_F(HostileFilesTest, NoFileOrOptionTextReachesAShell) {
+  ASSERT_EQ(RunLumpy("ablate '" + kTiny + "' --vary optimizer.lr=1e-3 --set runtime.steps=2 --out s", dir_).exit_code, 0);
+  std::string sweep = ReadFile(dir_ / "s" / "sweep.json");
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const size_t at = sweep.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    sweep.replace(at, from.size(), to);
+  };
+  replace("\"executor\": \"local\"", "\"executor\": \"slurm\"");
+  replace("\"job_id\": \"\"", "\"job_id\": \"1; touch pwned #\"");
+  std::ofstream(dir_ / "s" / "sweep.json") << sweep;
+  auto collect = RunLumpy("ablate --collect s", dir_);
+  EXPECT_FALSE(fs::exists(dir_ / "pwned"));
+  EXPECT_EQ(collect.exit_code, 2) << collect.err;
+  EXPECT_NE(collect.err.find("is not a Slurm job id"), std::string::npos) << collect.err;
+
+  auto partition = RunLumpy("ablate '" + kTiny + "' --vary optimizer.lr=1e-3 --executor slurm --out t "
+                            "--partition \"$(printf 'debug\\n#SBATCH --wrap=touch_pwned')\"", dir_);
+  EXPECT_EQ(partition.exit_code, 2) << partition.err;
+  EXPECT_NE(partition.err.find("--partition: a line break cannot go into sweep.sbatch"), std::string::npos)
+      << partition.err;
+  EXPECT_FALSE(fs::exists(dir_ / "t" / "sweep.sbatch"));
+  auto arg = RunLumpy("ablate '" + kTiny + "' --vary optimizer.lr=1e-3 --executor slurm --out u "
+                      "--sbatch-arg=\"$(printf -- '--exclusive\\nrm -rf x')\"", dir_);
+  EXPECT_EQ(arg.exit_code, 2) << arg.err;
+  EXPECT_NE(arg.err.find("--sbatch-arg: a line break"), std::string::npos) << arg.err;
+}
+
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
 // overflowed the stack. A bound with a located error, as for nested tables.
 TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/status/statusor.h"
 #include "config/experiment.h"
 #include "core/atomic_file.h"
@@ -165,6 +166,12 @@ absl::StatusOr<Sweep> ReadSweep(const fs::path& dir) {
     }
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat((dir / "sweep.json").string(), ": damaged (", e.what(), ")"));
+  }
+  // A Slurm job id is digits (sbatch --parsable prints it): anything else in
+  // a sweep.json was not written by lumpy ablate.
+  if (!s.job_id.empty() && s.job_id.find_first_not_of("0123456789") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat((dir / "sweep.json").string(), ": damaged (job_id \"", s.job_id,
+                                                   "\" is not a Slurm job id)"));
   }
   s.dir = fs::absolute(dir);
   return s;
@@ -378,22 +385,61 @@ exit $rc
   return s;
 }
 
-// Runs a command, returning its exit status and what it printed (standard
-// output; with `merge`, standard error too).
-int Capture(const std::string& command, std::string* out, bool merge = true) {
+// Runs a program with an argument vector (never a shell: no text from a
+// file or an option is ever parsed as a command line), returning its exit
+// status and what it printed (standard output; with `merge`, standard error
+// too, else standard error is dropped).
+int Capture(const std::vector<std::string>& command, std::string* out, bool merge = true) {
   out->clear();
-  FILE* pipe = popen((command + (merge ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
-  if (pipe == nullptr) return 127;
+  int fds[2];
+  if (command.empty() || ::pipe(fds) != 0) return 127;
+  std::vector<std::string> args = command;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  if (merge) {
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  }
+  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    return 127;
+  }
   char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out->append(buf, n);
-  const int status = pclose(pipe);
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0 && out->size() < (size_t{1} << 24)) out->append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+// Whether PATH names an executable `program` (what `command -v` says, without a shell).
 bool OnPath(const std::string& program) {
-  std::string out;
-  return Capture("command -v " + program, &out) == 0;
+  const char* path = std::getenv("PATH");
+  for (const auto dir : absl::StrSplit(path ? path : "", ':', absl::SkipEmpty())) {
+    if (::access((fs::path(std::string(dir)) / program).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+// A value that goes on a line of its own in sweep.sbatch (#SBATCH --key=value),
+// where nothing can be quoted: refused if it holds a line break or a NUL.
+bool FitsOnAScriptLine(const std::string& value) {
+  return value.find_first_of(std::string("\n\r\0", 3)) == std::string::npos;
 }
 
 // Each task's state: pending or running while squeue lists it, else done
@@ -404,9 +450,9 @@ std::vector<TaskState> SlurmStates(const Sweep& sweep, bool* queue_ok) {
   std::string out;
   // Slurm forgets a job MinJobAge after its last task ended: squeue -j then
   // fails ("Invalid job id specified"), which means nothing is queued.
-  const int rc = Capture("squeue -h -r -j " + sweep.job_id + " -o '%K %T'", &out, /*merge=*/false);
+  const int rc = Capture({"squeue", "-h", "-r", "-j", sweep.job_id, "-o", "%K %T"}, &out, /*merge=*/false);
   std::string why;
-  *queue_ok = rc == 0 || (Capture("squeue -h -j " + sweep.job_id, &why) != 0 &&
+  *queue_ok = rc == 0 || (Capture({"squeue", "-h", "-j", sweep.job_id}, &why) != 0 &&
                           why.find("Invalid job id") != std::string::npos);
   if (rc != 0) out.clear();
   std::map<size_t, std::string> listed;
@@ -441,6 +487,20 @@ int SubmitSlurm(Sweep* sweep, const AblateOptions::Slurm& o) {
                  "(sbatch reads them in #SBATCH --output)" << std::endl;
     return kConfig;
   }
+  for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
+           {"--partition", o.partition}, {"--time", o.time}, {"--mem", o.mem}, {"--account", o.account},
+           {"--qos", o.qos}}) {
+    if (!FitsOnAScriptLine(value)) {
+      std::cerr << flag << ": a line break cannot go into sweep.sbatch's #SBATCH lines" << std::endl;
+      return kConfig;
+    }
+  }
+  for (const auto& a : o.sbatch_args) {
+    if (!FitsOnAScriptLine(a)) {
+      std::cerr << "--sbatch-arg: a line break cannot go into sweep.sbatch's #SBATCH lines" << std::endl;
+      return kConfig;
+    }
+  }
   if (!OnPath("sbatch") || !OnPath("squeue")) {
     std::cerr << "--executor slurm: no sbatch or squeue on the PATH (is this a Slurm login node? Debian: "
                  "apt-get install slurm-client)" << std::endl;
@@ -458,7 +518,7 @@ int SubmitSlurm(Sweep* sweep, const AblateOptions::Slurm& o) {
     return kRuntime;
   }
   std::string out;
-  const int rc = Capture("sbatch --parsable " + ShellQuote(script.string()), &out);
+  const int rc = Capture({"sbatch", "--parsable", script.string()}, &out);
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   if (rc != 0) {
     std::cerr << "sbatch refused the sweep (nothing was submitted): " << out << std::endl;
