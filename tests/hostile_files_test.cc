@@ -125,6 +125,20 @@ TEST_F(HostileFilesTest, NoFileOrOptionTextReachesAShell) {
   EXPECT_NE(arg.err.find("--sbatch-arg: a line break"), std::string::npos) << arg.err;
 }
 
+// Issue 33, class 7: a run's name makes its folder under runs/; "../../x"
+// or an absolute name put the run elsewhere. A name is one path component.
+TEST_F(HostileFilesTest, ANameIsANameNeverAPath) {
+  fs::create_directories(dir_ / "a" / "b");
+  for (const std::string name : {"../../x", "/tmp/lumpy_name_test_x", "..", "a/b"}) {
+    auto r = RunLumpy("run '" + kTiny + "' --steps 1 --set 'name=\"" + name + "\"'", dir_ / "a" / "b");
+    EXPECT_EQ(r.exit_code, 2) << name << ": " << r.err;
+    EXPECT_NE(r.err.find("name: \"" + name + "\" is not a name"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "a" / "x"));  // runs/../../x from a/b
+  EXPECT_FALSE(fs::exists("/tmp/lumpy_name_test_x"));
+  EXPECT_FALSE(fs::exists(dir_ / "a" / "b" / "runs"));
+}
+
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
 // overflowed the stack. A bound with a located error, as for nested tables.
 TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {

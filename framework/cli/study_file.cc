@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "config/config_tree.h"
+#include "core/name.h"
 #include "config/experiment.h"
 #include "lumpy/params.h"
 #include "lumpy/status_macros.h"
@@ -33,15 +34,6 @@ const ParamSpecs& RunSpecs() {
       ParamSpec::Bool("sky", "also the real-sky check (lumpy sky) when collected").Default(false),
   };
   return specs;
-}
-
-// One path component of printable characters, not "." or "..".
-bool IsName(const std::string& s) {
-  if (s.empty() || s == "." || s == ".." || s.size() > 200) return false;
-  for (unsigned char c : s) {
-    if (c == '/' || c < 0x20 || c == 0x7f) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -79,7 +71,7 @@ absl::StatusOr<Study> LoadStudy(const fs::path& file) {
     r.experiment = base / p.GetString("experiment");
     r.set = p.GetStringList("set");
     r.sky = p.GetBool("sky");
-    if (!IsName(r.name)) {
+    if (!IsOneName(r.name)) {
       return ConfigError(node.Find("name")->location(), path + ".name",
                          absl::StrCat("\"", r.name, "\" is not a name: one path component of printable characters"));
     }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lumpy/status_macros.h"
+#include "core/name.h"
 
 namespace lumpy {
 
@@ -460,6 +461,12 @@ absl::Status ReadCoreSections(const fs::path& file, ConfigNode& root, Experiment
   if (exp.name.empty()) {
     exp.name = file.stem().string();
     root.Set("name", ConfigNode::String(exp.name, root.location()));
+  }
+  if (!IsOneName(exp.name)) {  // it names the run's folder under runs/
+    const ConfigNode* at = root.Find("name");
+    return ConfigError(at ? at->location() : root.location(), "name",
+                       absl::StrCat("\"", exp.name, "\" is not a name: one path component of printable characters, ",
+                                    "not . or .. (it names the run's folder under runs/)"));
   }
   exp.description = top.GetString("description");
 
