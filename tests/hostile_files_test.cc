@@ -139,6 +139,40 @@ TEST_F(HostileFilesTest, ANameIsANameNeverAPath) {
   EXPECT_FALSE(fs::exists(dir_ / "a" / "b" / "runs"));
 }
 
+// Issue 33, class 5: one flipped byte in a tensor of checkpoints/latest.pt
+// (the archive's CRC-32 no longer matches) was resumed and trained on, and
+// the run reported "completed". Every checkpoint read now checks the
+// archive's CRCs first (core/input_file.h), so resume refuses it, names the
+// file and the entry, and leaves the completed summary as it was.
+TEST_F(HostileFilesTest, ADamagedCheckpointIsRefusedNeverTrainedOn) {
+  auto run = RunLumpy("run '" + kTiny + "' --steps 4 --out r", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const fs::path ckpt = dir_ / "r" / "checkpoints" / "latest.pt";
+  std::string bytes = ReadFile(ckpt);
+  // The first tensor entry (".../data/N") of the zip: flip a byte of its data.
+  size_t flipped = std::string::npos;
+  for (size_t at = bytes.find("PK\x03\x04"); at != std::string::npos && at + 30 < bytes.size();
+       at = bytes.find("PK\x03\x04", at + 4)) {
+    auto u16 = [&](size_t i) { return static_cast<unsigned char>(bytes[i]) | static_cast<unsigned char>(bytes[i + 1]) << 8; };
+    const std::string name = bytes.substr(at + 30, u16(at + 26));
+    if (name.find("/data/") == std::string::npos) continue;
+    flipped = at + 30 + u16(at + 26) + u16(at + 28) + 4;  // every tensor holds at least 8 bytes
+    break;
+  }
+  ASSERT_NE(flipped, std::string::npos) << "no tensor entry in the checkpoint";
+  bytes[flipped] = static_cast<char>(bytes[flipped] ^ 0x10);
+  std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << bytes;
+  const std::string summary = ReadFile(dir_ / "r" / "summary.json");
+  auto resume = RunLumpy("resume r --steps 8", dir_);
+  EXPECT_EQ(resume.exit_code, 2) << resume.err;
+  EXPECT_NE(resume.err.find("latest.pt: truncated or corrupt checkpoint (entry "), std::string::npos) << resume.err;
+  EXPECT_NE(resume.err.find("do not match their CRC-32"), std::string::npos) << resume.err;
+  EXPECT_EQ(ReadFile(dir_ / "r" / "summary.json"), summary);
+  auto probe = RunLumpy("report r --checkpoint latest --no-figures", dir_);
+  EXPECT_EQ(probe.exit_code, 2) << probe.err;
+  EXPECT_NE(probe.err.find("truncated or corrupt checkpoint"), std::string::npos) << probe.err;
+}
+
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
 // overflowed the stack. A bound with a located error, as for nested tables.
 TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {

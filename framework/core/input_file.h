@@ -27,7 +27,9 @@ enum class InputKind {
 LUMPY_ENGINE_API uint64_t InputLimitBytes(InputKind kind);
 
 // OK, or InvalidArgument "FILE: <why>" naming the file's role `what`
-// ("supernova catalogue"): no such file, not a regular file, over the limit.
+// ("supernova catalogue"): no such file, not a regular file, over the limit;
+// for a checkpoint (a zip archive), also one whose stored bytes do not match
+// the CRC-32 the archive records for them (LibTorch's reader does not check).
 LUMPY_ENGINE_API absl::Status CheckInputFile(const std::filesystem::path& file, InputKind kind,
                                              const std::string& what);
 
