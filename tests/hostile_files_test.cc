@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -171,6 +172,49 @@ TEST_F(HostileFilesTest, ADamagedCheckpointIsRefusedNeverTrainedOn) {
   auto probe = RunLumpy("report r --checkpoint latest --no-figures", dir_);
   EXPECT_EQ(probe.exit_code, 2) << probe.err;
   EXPECT_NE(probe.err.find("truncated or corrupt checkpoint"), std::string::npos) << probe.err;
+}
+
+// Issue 33, class 3: reads that never end. A FIFO planted as a run folder's
+// summary.json made resume wait for ever (holding the run's lock), so did a
+// FIFO sweep.json for ablate --collect and a FIFO named as a plugin; a
+// variant's log linked to /dev/zero was read without limit. Every file of a
+// run or sweep folder is now read through ReadInputFile (core/input_file.h:
+// regular files only, bounded) and a plugin passes the same check.
+TEST_F(HostileFilesTest, NoReadNeverEnds) {
+  auto run = RunLumpy("run '" + kTiny + "' --steps 4 --out r", dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  fs::remove(dir_ / "r" / "summary.json");
+  ASSERT_EQ(::mkfifo((dir_ / "r" / "summary.json").c_str(), 0644), 0);
+  auto resume = RunLumpy("resume r --steps 8", dir_);
+  EXPECT_EQ(resume.exit_code, 2) << resume.err;
+  EXPECT_NE(resume.err.find("summary.json: is a FIFO (named pipe)"), std::string::npos) << resume.err;
+
+  ASSERT_EQ(RunLumpy("ablate '" + kTiny + "' --vary optimizer.lr=1e-3,2e-3 --set runtime.steps=2 --out s", dir_).exit_code,
+            0);
+  // A variant whose summary is gone and whose log is endless: the table
+  // marks it failed and reads no more than the log's limit.
+  for (const auto& e : fs::directory_iterator(dir_ / "s")) {
+    if (e.is_directory() && fs::exists(e.path() / "summary.json")) {
+      fs::remove(e.path() / "summary.json");
+      fs::remove(e.path().string() + ".log");
+      fs::create_symlink("/dev/zero", e.path().string() + ".log");
+      break;
+    }
+  }
+  auto collect = RunLumpy("ablate --collect s", dir_);
+  EXPECT_EQ(collect.exit_code, 1) << collect.err;  // one run failed
+  EXPECT_NE(ReadFile(dir_ / "s" / "ablation.csv").find("variant"), std::string::npos);
+  fs::remove(dir_ / "s" / "sweep.json");
+  ASSERT_EQ(::mkfifo((dir_ / "s" / "sweep.json").c_str(), 0644), 0);
+  auto fifo = RunLumpy("ablate --collect s", dir_);
+  EXPECT_EQ(fifo.exit_code, 2) << fifo.err;
+  EXPECT_NE(fifo.err.find("sweep.json: is a FIFO (named pipe)"), std::string::npos) << fifo.err;
+
+  ASSERT_EQ(::mkfifo((dir_ / "lumpy_plugin.so").c_str(), 0644), 0);
+  std::ofstream(dir_ / "p.toml") << ReadFile(kTiny) << "\n[plugins]\npaths = [\"lumpy_plugin.so\"]\n";
+  auto plugin = RunLumpy("check p.toml", dir_);
+  EXPECT_EQ(plugin.exit_code, 2) << plugin.err;
+  EXPECT_NE(plugin.err.find("lumpy_plugin.so: is a FIFO (named pipe)"), std::string::npos) << plugin.err;
 }
 
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files

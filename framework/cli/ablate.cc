@@ -26,6 +26,8 @@
 #include "absl/status/statusor.h"
 #include "config/experiment.h"
 #include "core/atomic_file.h"
+#include "core/input_file.h"
+#include "lumpy/status_macros.h"
 #include "loader/plugin_loader.h"
 #include "train/checkpoint.h"
 
@@ -101,8 +103,17 @@ pid_t Spawn(const fs::path& exe, const std::string& experiment, const Variant& v
   return pid;
 }
 
+// A run or sweep folder's own file as JSON (discarded: missing, not a
+// regular file, over the limit or not JSON).
+nlohmann::json ReadRunJson(const fs::path& file) {
+  auto text = ReadInputFile(file, InputKind::kRunFile, "run file");
+  if (!text.ok()) return nlohmann::json::value_t::discarded;
+  return nlohmann::json::parse(*text, nullptr, false);
+}
+
 std::string LastLine(const fs::path& file) {
-  std::ifstream in(file);
+  auto text = ReadInputFile(file, InputKind::kRunFile, "run log");
+  std::istringstream in(text.ok() ? *text : "");
   std::string line, last;
   while (std::getline(in, line)) {
     if (!line.empty() && line[0] != '[') last = line;  // skip progress lines
@@ -143,12 +154,12 @@ nlohmann::json ToJson(const Sweep& s) {
 }
 
 absl::StatusOr<Sweep> ReadSweep(const fs::path& dir) {
-  std::ifstream in(dir / "sweep.json");
-  if (!in) {
+  if (!fs::exists(dir / "sweep.json") && !fs::is_symlink(dir / "sweep.json")) {
     return absl::InvalidArgumentError(absl::StrCat(dir.string(), ": not a sweep folder (no sweep.json; "
                                                    "give the --out folder of a lumpy ablate)"));
   }
-  auto j = nlohmann::json::parse(in, nullptr, false);
+  LUMPY_ASSIGN_OR_RETURN(auto text, ReadInputFile(dir / "sweep.json", InputKind::kRunFile, "sweep description"));
+  auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("variants")) {
     return absl::InvalidArgumentError(absl::StrCat((dir / "sweep.json").string(), ": damaged (not the JSON lumpy ablate writes)"));
   }
@@ -466,7 +477,8 @@ std::vector<TaskState> SlurmStates(const Sweep& sweep, bool* queue_ok) {
     }
   }
   for (size_t i = 0; i < states.size(); ++i) {
-    std::ifstream exit_file(sweep.dir / (sweep.variants[i].name + ".exit"));
+    auto exit_text = ReadInputFile(sweep.dir / (sweep.variants[i].name + ".exit"), InputKind::kRunFile, "exit file");
+    std::istringstream exit_file(exit_text.ok() ? *exit_text : "");
     int code = -1;
     if (listed.count(i)) {
       const std::string& st = listed[i];
@@ -605,8 +617,7 @@ Table CollectTable(const Sweep& sweep, const std::vector<TaskState>& states) {
   std::vector<nlohmann::json> summaries(variants.size());
   std::set<std::string> term_names;
   for (size_t i = 0; i < variants.size(); ++i) {
-    std::ifstream in(sweep.dir / variants[i].name / "summary.json");
-    if (in) summaries[i] = nlohmann::json::parse(in, nullptr, false);
+    summaries[i] = ReadRunJson(sweep.dir / variants[i].name / "summary.json");
     if (summaries[i].is_object() && summaries[i].contains("terms")) {
       for (const auto& [name, plugin] : summaries[i]["terms"].items()) term_names.insert(name);
     }
@@ -725,9 +736,9 @@ int RunAblation(const AblateOptions& o) {
       if (!queue_ok) std::cerr << "warning: squeue did not answer: tasks without an exit file are marked pending" << std::endl;
     } else {
       for (size_t i = 0; i < states.size(); ++i) {
-        std::ifstream in(sweep->dir / sweep->variants[i].name / "summary.json");
-        auto j = nlohmann::json::parse(in, nullptr, false);
-        const std::string status = j.is_object() && j.contains("status") ? j["status"].get<std::string>() : "";
+        auto j = ReadRunJson(sweep->dir / sweep->variants[i].name / "summary.json");
+        const std::string status =
+            j.is_object() && j.contains("status") && j["status"].is_string() ? j["status"].get<std::string>() : "";
         states[i].exit_code = status == "completed" || status == "stopped" ? 0 : 1;
       }
     }

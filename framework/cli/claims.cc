@@ -19,6 +19,7 @@
 #include "config/config_tree.h"
 #include "config/experiment.h"
 #include "core/atomic_file.h"
+#include "core/input_file.h"
 #include "lumpy/params.h"
 #include "lumpy/status_macros.h"
 
@@ -416,10 +417,9 @@ int RunClaims(const ClaimsOptions& o) {
   // RESULTS.md beside the claims carries the same tables between its markers.
   const fs::path results_md = fs::path(o.out) / "RESULTS.md";
   if (fs::is_regular_file(results_md)) {
-    std::ifstream in(results_md);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
+    auto read = ReadInputFile(results_md, InputKind::kExperiment, "results page");
+    if (!read.ok()) return ExitStatus(read.status());
+    std::string text = *read;
     const std::string begin = "<!-- claims:begin (lumpy claims writes this part) -->", end = "<!-- claims:end -->";
     const size_t b = text.find(begin), e = text.find(end);
     if (b != std::string::npos && e != std::string::npos && e > b) {

@@ -50,6 +50,7 @@ absl::StatusOr<std::string> ReadText(const fs::path& file) {
     s << in.rdbuf();
     return s.str();
   }
+  LUMPY_RETURN_IF_ERROR(CheckInputFile(file, InputKind::kMetrics, "metrics table"));
   gzFile gz = gzopen(file.c_str(), "rb");
   if (gz == nullptr) return absl::NotFoundError(absl::StrCat(file.string(), ": cannot open"));
   std::string out;
@@ -66,9 +67,9 @@ absl::StatusOr<std::string> ReadText(const fs::path& file) {
 }
 
 absl::StatusOr<nlohmann::json> ReadJson(const fs::path& file) {
-  if (!fs::is_regular_file(file)) return absl::NotFoundError(absl::StrCat(file.string(), ": missing"));
-  std::ifstream in(file);
-  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (!fs::exists(file) && !fs::is_symlink(file)) return absl::NotFoundError(absl::StrCat(file.string(), ": missing"));
+  LUMPY_ASSIGN_OR_RETURN(auto text, ReadInputFile(file, InputKind::kRunFile, "result file"));
+  auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": not JSON"));
   return j;
 }

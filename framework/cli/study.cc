@@ -24,6 +24,7 @@
 #include "cli/run_folder.h"
 #include "cli/study_file.h"
 #include "core/atomic_file.h"
+#include "core/input_file.h"
 #include "lumpy/status_macros.h"
 #include "train/checkpoint.h"
 #include "train/state.h"
@@ -37,11 +38,7 @@ namespace fs = std::filesystem;
 namespace {
 
 absl::StatusOr<std::string> Slurp(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return absl::UnavailableError(absl::StrCat("cannot read ", file.string()));
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return ReadInputFile(file, InputKind::kMetrics, "metrics table");
 }
 
 // The text gzip-compressed (the gzip format, so `zcat` and Python's gzip read it).
@@ -64,9 +61,9 @@ absl::StatusOr<std::string> Gzip(const std::string& text) {
 
 // The status a run folder's summary.json gives, or "" without one.
 std::string SummaryStatus(const fs::path& dir) {
-  std::ifstream in(dir / "summary.json");
-  if (!in) return "";
-  auto j = nlohmann::json::parse(in, nullptr, false);
+  auto text = ReadInputFile(dir / "summary.json", InputKind::kRunFile, "run summary");
+  if (!text.ok()) return "";
+  auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.contains("status") || !j["status"].is_string()) return "";
   return j["status"].get<std::string>();
 }
@@ -115,7 +112,8 @@ int RunChild(const std::string& launcher, const std::vector<std::string>& lumpy_
 
 // The last lines of a log that are not progress bars.
 std::string LogTail(const fs::path& log, int lines = 3) {
-  std::ifstream in(log);
+  auto text = ReadInputFile(log, InputKind::kRunFile, "run log");
+  std::istringstream in(text.ok() ? *text : "");
   std::vector<std::string> kept;
   std::string line;
   while (std::getline(in, line)) {

@@ -27,6 +27,7 @@ uint64_t InputLimitBytes(InputKind kind) {
     case InputKind::kCovariance: return 2048 * kMiB;
     case InputKind::kCheckpoint:
     case InputKind::kMetrics: return 4096 * kMiB;
+    case InputKind::kRunFile: return 256 * kMiB;
   }
   return 0;
 }
@@ -125,6 +126,23 @@ absl::Status CheckInputFile(const fs::path& file, InputKind kind, const std::str
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadInputFile(const fs::path& file, InputKind kind, const std::string& what) {
+  if (auto st = CheckInputFile(file, kind, what); !st.ok()) return st;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read the ", what));
+  const uint64_t limit = InputLimitBytes(kind);
+  std::string out;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(in.gcount()));
+    if (out.size() > limit) {
+      return absl::InvalidArgumentError(absl::StrCat(file.string(), ": grew past the ", Megabytes(limit),
+                                                     " limit for the ", what, " while it was read"));
+    }
+  }
+  return out;
 }
 
 }  // namespace lumpy

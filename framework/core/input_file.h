@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "engine_export.h"
 
 namespace lumpy {
@@ -22,6 +23,7 @@ enum class InputKind {
   kCovariance,  // covariance matrices: 2 GiB
   kCheckpoint,  // checkpoints: 4 GiB
   kMetrics,     // a run's metrics.csv: 4 GiB
+  kRunFile,     // a run or sweep folder's own small files (summary.json, sweep.json, logs): 256 MiB
 };
 
 LUMPY_ENGINE_API uint64_t InputLimitBytes(InputKind kind);
@@ -32,5 +34,12 @@ LUMPY_ENGINE_API uint64_t InputLimitBytes(InputKind kind);
 // the CRC-32 the archive records for them (LibTorch's reader does not check).
 LUMPY_ENGINE_API absl::Status CheckInputFile(const std::filesystem::path& file, InputKind kind,
                                              const std::string& what);
+
+// The whole of a file that passed CheckInputFile, never more than its
+// kind's limit (a file that grows while it is read is cut there): the one
+// way lumpy reads the files of run and sweep folders, so a FIFO or a link to
+// /dev/zero planted there is refused instead of read for ever.
+LUMPY_ENGINE_API absl::StatusOr<std::string> ReadInputFile(const std::filesystem::path& file, InputKind kind,
+                                                          const std::string& what);
 
 }  // namespace lumpy

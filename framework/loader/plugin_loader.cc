@@ -1,4 +1,5 @@
 #include "loader/plugin_loader.h"
+#include "core/input_file.h"
 
 #include <torch/version.h>
 
@@ -98,6 +99,8 @@ namespace {
 // object of this machine's class, byte order and architecture, as long as
 // its program and section headers say.
 absl::Status CheckElf(const fs::path& file) {
+  // A FIFO or device named as a plugin would be read for ever.
+  if (auto st = CheckInputFile(file, InputKind::kTable, "plugin library"); !st.ok()) return st;
   std::ifstream in(file, std::ios::binary);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read it"));
   const auto bad = [&](const std::string& why) {

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/atomic_file.h"
+#include "core/input_file.h"
 #include "lumpy/build_info.h"
 #include "lumpy/status_macros.h"
 #include "train/certify.h"
@@ -197,8 +198,10 @@ absl::Status Session::PrepareResume() {
   auto state = State();
   LUMPY_RETURN_IF_ERROR(ReadTrainingCheckpoint(checkpoints_ / "latest.pt", state));
   const int64_t steps = exp_.runtime.GetInt("steps");
-  std::ifstream prev(run_dir_ / "summary.json");
-  if (prev) previous_summary_ = nlohmann::json::parse(prev, nullptr, false);
+  if (fs::exists(run_dir_ / "summary.json") || fs::is_symlink(run_dir_ / "summary.json")) {
+    LUMPY_ASSIGN_OR_RETURN(auto prev, ReadInputFile(run_dir_ / "summary.json", InputKind::kRunFile, "run summary"));
+    previous_summary_ = nlohmann::json::parse(prev, nullptr, false);
+  }
   // A run killed after its last step's checkpoint but before its summary (or
   // whose summary says it failed there) is finished here: no step is run,
   // model.pt and summary.json are written as an unbroken run would have.
