@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "cli_runner.h"
@@ -215,6 +216,34 @@ TEST_F(HostileFilesTest, NoReadNeverEnds) {
   auto plugin = RunLumpy("check p.toml", dir_);
   EXPECT_EQ(plugin.exit_code, 2) << plugin.err;
   EXPECT_NE(plugin.err.find("lumpy_plugin.so: is a FIFO (named pipe)"), std::string::npos) << plugin.err;
+}
+
+// Issue 33, class 6: sizes a user can make huge are stated and bounded. Six
+// --vary axes of ten values (a million runs) hung silently while being
+// planned; now the size is stated and refused above --max-runs, at once.
+// loss.<sn>.bins and certify.points have the bounds of their CLI twins.
+TEST_F(HostileFilesTest, HugeSizesAreStatedAndBounded) {
+  std::string vary;
+  for (const char* key : {"optimizer.lr", "optimizer.clip_norm", "runtime.seed", "certify.points",
+                          "telemetry.every", "checkpoint.every"}) {
+    vary += std::string(" --vary ") + key + "=1,2,3,4,5,6,7,8,9,10";
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto sweep = RunLumpy("ablate '" + kTiny + "'" + vary + " --out s", dir_);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
+  EXPECT_EQ(sweep.exit_code, 2) << sweep.err;
+  EXPECT_NE(sweep.err.find("the sweep is 1000000 run(s): 10 (optimizer.lr) x 10 (optimizer.clip_norm)"),
+            std::string::npos) << sweep.err;
+  EXPECT_NE(sweep.err.find("give --max-runs 1000000"), std::string::npos) << sweep.err;
+  EXPECT_FALSE(fs::exists(dir_ / "s"));
+  const std::string sky = std::string(LUMPY_TEST_SOURCE_DIR) + "/../experiments/blog/06_real_sky.toml";
+  auto bins = RunLumpy("check '" + sky + "' --set loss.sn.bins=100000000", dir_);
+  EXPECT_EQ(bins.exit_code, 2) << bins.err;
+  EXPECT_NE(bins.err.find("loss.sn.bins: must be in [0, 100000], got 100000000"), std::string::npos) << bins.err;
+  auto points = RunLumpy("check '" + kTiny + "' --set certify.points=1000000000000", dir_);
+  EXPECT_EQ(points.exit_code, 2) << points.err;
+  EXPECT_NE(points.err.find("certify.points: must be in [0, 100000000], got 1000000000000"), std::string::npos)
+      << points.err;
 }
 
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files

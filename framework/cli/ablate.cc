@@ -230,6 +230,27 @@ int PlanSweep(const AblateOptions& o, Sweep* sweep) {
   }
   Axes axes;
   if (!ParseAxes(o.varies, &axes)) return kConfig;
+  // The sweep's size, stated before anything is built: six axes of ten
+  // values were a million runs that hung silently while being planned.
+  std::vector<std::string> factors;
+  uint64_t runs = static_cast<uint64_t>(std::max(1, o.seeds));
+  bool overflow = false;
+  for (const auto& [key, values] : axes) {
+    factors.push_back(absl::StrCat(values.size(), " (", key, ")"));
+    overflow |= runs > (uint64_t{1} << 40) / std::max<size_t>(1, values.size());
+    runs *= std::max<size_t>(1, values.size());
+  }
+  if (o.seeds > 1) factors.push_back(absl::StrCat(o.seeds, " (seeds)"));
+  const std::string size =
+      overflow ? "more than 10^12 runs" : absl::StrCat(runs, " run(s)", factors.size() > 1 ? ": " : "",
+                                                       factors.size() > 1 ? absl::StrJoin(factors, " x ") : "");
+  if (overflow || runs > static_cast<uint64_t>(o.max_runs)) {
+    std::cerr << "lumpy ablate: the sweep is " << size << ", more than --max-runs " << o.max_runs
+              << "; give --max-runs " << (overflow ? std::string("N") : std::to_string(runs))
+              << " (or more) to run it" << std::endl;
+    return kConfig;
+  }
+  std::cerr << "lumpy ablate: " << size << std::endl;
   const std::vector<std::vector<std::string>> grid = Grid(axes);
   // Validate every variant before anything runs.
   Registry registry;

@@ -21,6 +21,7 @@ struct AblateOptions {
   std::vector<std::string> varies;  // "key=v1,v2,..." each
   int seeds = 1;                    // seeds experiment seed, +1, ...
   int jobs = 1;                     // processes at a time (local executor)
+  int64_t max_runs = 1000;          // a larger sweep is refused unless this is raised
   std::string out;
   // Where the runs go: "local" (processes here) or "slurm" (one job array,
   // one task per variant and seed, submitted with sbatch).

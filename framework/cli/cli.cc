@@ -636,6 +636,10 @@ void AddAblateCommand(CLI::App& app, Action* action) {
       ->check(WholeNumber(ParamSpec::Int("jobs", "").AtLeast(1).AtMost(1024)));
   ablate->add_option("--out", o->out, "folder for the runs and the table (new or empty)");
   ablate
+      ->add_option("--max-runs", o->max_runs,
+                   "run a sweep of up to this many runs (default 1000; a larger one is refused, its size stated)")
+      ->check(WholeNumber(ParamSpec::Int("max-runs", "").AtLeast(1).AtMost(int64_t{1} << 40)));
+  ablate
       ->add_option("--executor", o->executor,
                    "local (processes here, the default) or slurm (one job array, OUT/sweep.sbatch)")
       ->check(CLI::IsMember({"local", "slurm"}));

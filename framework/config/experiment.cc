@@ -119,7 +119,8 @@ const ParamSpecs& CertifyParams() {
                      "domain's faces, edges and corners that training never samples); 0 = no "
                      "held-out checks")
           .Default(int64_t{32768})
-          .AtLeast(0),
+          .AtLeast(0)
+          .AtMost(100000000),  // as lumpy certify --points
       ParamSpec::Bool("on_best", "also certify at every new best checkpoint").Default(true),
       ParamSpec::Int("refine_worst",
                      "refinement: start a bounded descent (float64) from the K worst grid points "

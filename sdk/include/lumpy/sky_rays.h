@@ -29,7 +29,8 @@ inline std::vector<lumpy::ParamSpec> RaySpecs() {
       ParamSpec::Int("bins", "physical mode: rays along this many directions covering the sphere "
                              "(each target read off its nearest); 0: one ray per supernova")
           .Default(int64_t{48})
-          .AtLeast(0),
+          .AtLeast(0)
+          .AtMost(100000),  // as lumpy sky --bins
       ParamSpec::Int("sample_bins", "physical mode: trace only this many of the bins each step, drawn at "
                                     "random, with the chi^2 reweighted to an unbiased estimate of all "
                                     "bins' (and its gradient); 0: every bin every step")
