@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "cli_runner.h"
+#include "lumpy/supernovae.h"
 #include "temp_dir.h"
 
 namespace lumpy {
@@ -244,6 +245,28 @@ TEST_F(HostileFilesTest, HugeSizesAreStatedAndBounded) {
   EXPECT_EQ(points.exit_code, 2) << points.err;
   EXPECT_NE(points.err.find("certify.points: must be in [0, 100000000], got 1000000000000"), std::string::npos)
       << points.err;
+}
+
+// Issue 33, class 8: text written into a data file is escaped for its
+// format. A line break in --set text went verbatim into mock-sn's
+// provenance comment: the next line was read as the catalogue's header and
+// the catalogue it reported as written could not be read back. Now the
+// comment escapes it, and mock-sn reads its catalogue back before it says
+// it wrote it.
+TEST_F(HostileFilesTest, TextWrittenIntoADataFileIsEscapedAndReadBack) {
+  const std::string flrw = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/flrw_probe.toml";
+  // The shell's printf makes the line break: --set description='''a<LF>CID zHD'''.
+  auto r = RunLumpy("mock-sn '" + flrw + "' --out mock.dat --n 20 --no-noise --set \"$(printf \"description='''a\\nCID zHD'''\")\"",
+                    dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string text = ReadFile(dir_ / "mock.dat");
+  EXPECT_NE(text.find("--set description='''a\\nCID zHD'''"), std::string::npos) << text.substr(0, 300);
+  auto cat = LoadSupernovae(dir_ / "mock.dat", {});
+  ASSERT_TRUE(cat.ok()) << cat.status();
+  EXPECT_EQ(cat->size(), 20);
+  auto seed = RunLumpy("mock-sn '" + flrw + "' --out m2.dat --n 5 --seed -1", dir_);
+  EXPECT_EQ(seed.exit_code, 2) << seed.err;  // once wrapped to 2^64 - 1
+  EXPECT_FALSE(fs::exists(dir_ / "m2.dat"));
 }
 
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files

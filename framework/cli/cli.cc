@@ -30,6 +30,7 @@
 #include "physics/probe.h"
 #include "lumpy/build_info.h"
 #include "lumpy/ray_tracer.h"
+#include "lumpy/supernovae.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -327,6 +328,27 @@ int CommandDistances(const std::string& experiment, const std::vector<std::strin
 // in [z_min, z_max] (sorted), isotropic sky positions, distance moduli from
 // the experiment's metric along the reference ray plus Gaussian noise of
 // standard deviation sigma (the file's error column), all from one seed.
+// Text for one line of a file's comment: a line break or another control
+// character is written as its C escape (\n, \x1b), so what a user typed
+// can never start a line of its own.
+std::string OneLine(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += absl::StrFormat("\\x%02x", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
 int CommandMockSn(const std::string& experiment, const std::vector<std::string>& sets,
                   const std::string& checkpoint, const std::string& out, int64_t n, uint64_t seed,
                   double sigma, bool noise, double z_min, double z_max) {
@@ -358,10 +380,10 @@ int CommandMockSn(const std::string& experiment, const std::vector<std::string>&
   {
     std::ostringstream f;
     // Provenance first ('#' lines are comments to the reader).
-    f << "# lumpy mock-sn " << experiment << (checkpoint.empty() ? "" : " --checkpoint " + checkpoint)
+    f << "# lumpy mock-sn " << OneLine(experiment) << (checkpoint.empty() ? "" : " --checkpoint " + OneLine(checkpoint))
       << absl::StrFormat(" --n %d --seed %d --sigma %g%s --z-min %g --z-max %g", n, seed, sigma,
                          noise ? "" : " --no-noise", z_min, z_max);
-    for (const auto& s : sets) f << " --set " << s;
+    for (const auto& s : sets) f << " --set " << OneLine(s);
     f << "\n# mu from the reference ray of the experiment's metric\n";
     f << "CID zHD zCMB zHEL MU_SH0ES MU_SH0ES_ERR_DIAG IS_CALIBRATOR RA DEC\n";
     for (int64_t i = 0; i < n; ++i) {
@@ -371,6 +393,17 @@ int CommandMockSn(const std::string& experiment, const std::vector<std::string>&
                            dec[i].item<double>());
     }
     if (int rc = ExitStatus(WriteAtomically(out, f.str()))) return rc;
+  }
+  // Read back as a user will before success is claimed.
+  SupernovaOptions read_back;
+  auto written = LoadSupernovae(out, read_back);
+  if (!written.ok() || written->size() != n) {
+    std::error_code ec;
+    std::filesystem::remove(out, ec);
+    std::cerr << out << ": the catalogue written cannot be read back ("
+              << (written.ok() ? absl::StrCat(written->size(), " of ", n, " rows") : std::string(written.status().message()))
+              << "); removed" << std::endl;
+    return kExitRuntime;
   }
   std::cerr << "wrote " << n << " mock supernovae (seed " << seed << ", sigma " << sigma
             << (noise ? "" : ", no noise") << ") to " << out << std::endl;
@@ -598,7 +631,8 @@ void AddMockSnCommand(CLI::App& app, Action* action) {
   mock->add_option("--out", o->out, "the catalogue to write (never overwritten)")->required();
   mock->add_option("--n", o->n, "number of supernovae")
       ->check(WholeNumber(ParamSpec::Int("n", "").AtLeast(1).AtMost(10'000'000)));
-  mock->add_option("--seed", o->seed, "seed of redshifts, sky positions and noise");
+  mock->add_option("--seed", o->seed, "seed of redshifts, sky positions and noise (0 or more)")
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));  // -1 wrapped to 2^64 - 1
   mock->add_option("--sigma", o->sigma, "distance-modulus error (mag)")->check(Finite(false));
   mock->add_flag("--no-noise", o->no_noise, "exact distance moduli (sigma still written)");
   mock->add_option("--z-min", o->zmin, "smallest redshift")->check(Finite(true));
