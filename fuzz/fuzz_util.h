@@ -43,6 +43,7 @@ inline std::filesystem::path WriteScratch(const std::string& name, std::string_v
 int ExperimentInput(const uint8_t* data, size_t size);
 int TableInput(const uint8_t* data, size_t size);
 int CatalogueInput(const uint8_t* data, size_t size);
+int CheckpointInput(const uint8_t* data, size_t size);
 
 inline std::vector<std::string_view> SplitParts(const uint8_t* data, size_t size) {
   std::string_view all(reinterpret_cast<const char*>(data), size);

@@ -53,7 +53,8 @@ TEST_P(FuzzRegression, EveryKeptCrashAndSeedHoldsItsProperties) {
 INSTANTIATE_TEST_SUITE_P(Harnesses, FuzzRegression,
                          ::testing::Values(Harness{"experiment", &ExperimentInput},
                                            Harness{"table", &TableInput},
-                                           Harness{"catalogue", &CatalogueInput}),
+                                           Harness{"catalogue", &CatalogueInput},
+                                           Harness{"checkpoint", &CheckpointInput}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
