@@ -7,26 +7,30 @@
 namespace tolerant_linear {
 namespace {
 
-const lumpy::PluginEntry& Entry(lumpy::Registry& registry) {
-  EXPECT_TRUE(Register(registry).ok());
-  const lumpy::PluginEntry* entry =
-      registry.Find(lumpy::PluginKind::kConstraint, "tolerant_linear");
-  EXPECT_NE(entry, nullptr);
-  return *entry;
+// The registered entry, or null (each test asserts it before using it).
+const lumpy::PluginEntry* Entry(lumpy::Registry& registry) {
+  if (!Register(registry).ok()) return nullptr;
+  return registry.Find(lumpy::PluginKind::kConstraint, "tolerant_linear");
 }
 
 TEST(TolerantLinear, DeclaresItsParameters) {
   lumpy::Registry registry;
-  const auto& entry = Entry(registry);
+  const auto* found = Entry(registry);
+  ASSERT_NE(found, nullptr);
+  const auto& entry = *found;
   ASSERT_EQ(entry.params.size(), 2u);
   EXPECT_EQ(entry.params[0].name(), "weight");
   lumpy::ParamValue negative = -1.0;
-  EXPECT_EQ(*entry.params[1].Check(negative), "must be >= 0, got -1");
+  const auto refusal = entry.params[1].Check(negative);
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_EQ(*refusal, "must be >= 0, got -1");
 }
 
 TEST(TolerantLinear, PenaltyIsLinearBeyondTheTolerance) {
   lumpy::Registry registry;
-  const auto& entry = Entry(registry);
+  const auto* found = Entry(registry);
+  ASSERT_NE(found, nullptr);
+  const auto& entry = *found;
   lumpy::Params params;
   params.Set("weight", 2.0);
   params.Set("tolerance", 0.5);
