@@ -258,16 +258,23 @@ std::string Values(const VariantResult& r) {
   std::vector<std::string> parts;
   for (const auto& [name, v] : r.values) parts.push_back(std::isfinite(v) ? absl::StrFormat("%.4g", v) : "never");
   if (parts.size() == 1) return parts[0];
-  double sum = 0, sum2 = 0;
+  // Mean and standard deviation in two passes (one pass cancels: three
+  // equal values gave a spread of 4e-9).
+  double sum = 0;
   int finite = 0;
   for (const auto& [name, v] : r.values) {
-    if (!std::isfinite(v)) continue;
-    sum += v, sum2 += v * v, ++finite;
+    if (std::isfinite(v)) sum += v, ++finite;
   }
   std::string spread;
   if (finite > 1) {
-    const double mean = sum / finite, sd = std::sqrt(std::max(0.0, sum2 / finite - mean * mean));
-    spread = absl::StrFormat(" (%.4g ± %.2g)", mean, sd);
+    const double mean = sum / finite;
+    double squares = 0;
+    for (const auto& [name, v] : r.values) {
+      if (std::isfinite(v)) squares += (v - mean) * (v - mean);
+    }
+    bool equal = true;  // equal values have no spread, whatever the rounding of their mean
+    for (const auto& [name, v] : r.values) equal = equal && (!std::isfinite(v) || v == r.values.front().second);
+    spread = absl::StrFormat(" (%.4g ± %.2g)", mean, equal ? 0.0 : std::sqrt(squares / finite));
   }
   return absl::StrCat(absl::StrJoin(parts, "; "), spread);
 }
