@@ -515,6 +515,10 @@ absl::Status ReadCoreSections(const fs::path& file, ConfigNode& root, Experiment
         runtime->Find("device") ? runtime->Find("device")->location() : runtime->location();
     try {
       torch::Device d(device);
+      if (!d.is_cpu() && !d.is_cuda()) {  // "meta" and the like parse, then fail in training
+        return ConfigError(where, "runtime.device",
+                           absl::StrCat("\"", device, "\" is a device lumpy cannot train on; use cpu, cuda or cuda:N"));
+      }
       if (d.is_cuda() && !torch::cuda::is_available()) {
         return ConfigError(where, "runtime.device",
                            "CUDA is not available (this LibTorch build or machine has no GPU); "
