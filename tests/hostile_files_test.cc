@@ -269,6 +269,23 @@ TEST_F(HostileFilesTest, TextWrittenIntoADataFileIsEscapedAndReadBack) {
   EXPECT_FALSE(fs::exists(dir_ / "m2.dat"));
 }
 
+// Issue 33 (also): an output that is an input, or not a folder, is a usage
+// error (exit 2) before anything runs: probe --out naming its own --points
+// file overwrote it; ablate --out naming an empty file exited 1 after
+// planning the sweep.
+TEST_F(HostileFilesTest, AnOutputThatIsAnInputOrNotAFolderIsRefused) {
+  std::ofstream(dir_ / "points.csv") << "t,x,y,z\n1,0,0,0\n";
+  const std::string flrw = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/flrw_probe.toml";
+  auto probe = RunLumpy("probe '" + flrw + "' --points points.csv --out ./points.csv", dir_);
+  EXPECT_EQ(probe.exit_code, 2) << probe.err;
+  EXPECT_NE(probe.err.find("is the --points file itself"), std::string::npos) << probe.err;
+  EXPECT_EQ(ReadFile(dir_ / "points.csv"), "t,x,y,z\n1,0,0,0\n");
+  std::ofstream(dir_ / "empty_file");
+  auto ablate = RunLumpy("ablate '" + kTiny + "' --vary optimizer.lr=1e-3 --out empty_file", dir_);
+  EXPECT_EQ(ablate.exit_code, 2) << ablate.err;
+  EXPECT_NE(ablate.err.find("exists and is not a folder"), std::string::npos) << ablate.err;
+}
+
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
 // overflowed the stack. A bound with a located error, as for nested tables.
 TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {

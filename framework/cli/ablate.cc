@@ -770,6 +770,10 @@ int RunAblation(const AblateOptions& o) {
                  "--collect DIR); e.g. --vary loss.wec.constraint.plugin=linear,augmented_lagrangian" << std::endl;
     return kConfig;
   }
+  if (fs::exists(o.out) && !fs::is_directory(o.out)) {
+    std::cerr << "--out " << o.out << ": exists and is not a folder; give a new or empty folder" << std::endl;
+    return kConfig;
+  }
   if (fs::exists(o.out) && !fs::is_empty(o.out)) {
     std::cerr << o.out << ": exists and is not empty; choose another --out (runs are never overwritten)" << std::endl;
     return kConfig;

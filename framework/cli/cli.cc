@@ -239,6 +239,11 @@ int LoadModel(const std::string& experiment, const std::vector<std::string>& set
 
 int CommandProbe(const std::string& experiment, const std::vector<std::string>& sets,
                  const std::string& checkpoint, const std::string& points, const std::string& out) {
+  std::error_code ec;
+  if (fs::exists(out) && fs::exists(points) && fs::equivalent(out, points, ec)) {
+    std::cerr << "--out " << out << ": is the --points file itself; give another file for the table" << std::endl;
+    return kExitConfig;
+  }
   LoadedExperiment loaded;
   if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
   // The efe_residual column is filled by the experiment's term that offers
