@@ -286,6 +286,21 @@ TEST_F(HostileFilesTest, AnOutputThatIsAnInputOrNotAFolderIsRefused) {
   EXPECT_NE(ablate.err.find("exists and is not a folder"), std::string::npos) << ablate.err;
 }
 
+// Issue 33 (also): extends naming a folder or a FIFO said "no such file";
+// now it says what the path is (and a FIFO is never opened).
+TEST_F(HostileFilesTest, ExtendsNamingAFolderOrAFifoSaysWhatItIs) {
+  fs::create_directories(dir_ / "folder.toml");
+  ASSERT_EQ(::mkfifo((dir_ / "pipe.toml").c_str(), 0644), 0);
+  std::ofstream(dir_ / "a.toml") << "extends = \"folder.toml\"\n";
+  std::ofstream(dir_ / "b.toml") << "extends = \"pipe.toml\"\n";
+  auto a = RunLumpy("check a.toml", dir_);
+  EXPECT_EQ(a.exit_code, 2);
+  EXPECT_NE(a.err.find("a.toml:1:11: extends: folder.toml: is a directory"), std::string::npos) << a.err;
+  auto b = RunLumpy("check b.toml", dir_);
+  EXPECT_EQ(b.exit_code, 2);
+  EXPECT_NE(b.err.find("b.toml:1:11: extends: pipe.toml: is a FIFO (named pipe)"), std::string::npos) << b.err;
+}
+
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
 // overflowed the stack. A bound with a located error, as for nested tables.
 TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {

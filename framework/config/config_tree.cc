@@ -203,11 +203,15 @@ absl::StatusOr<ConfigNode> LoadRecursive(const fs::path& display_path,
   }
   fs::path base_display = (display_path.parent_path() / extends->as_string()).lexically_normal();
   std::error_code ec;
-  if (!fs::is_regular_file(base_display, ec)) {
+  if (!fs::exists(base_display, ec)) {
     return ConfigError(extends->location(), "extends",
                        absl::StrCat("no such file \"", extends->as_string(), "\" (looked at ",
                                     fs::absolute(base_display, ec).lexically_normal().string(),
                                     ")"));
+  }
+  // A directory, FIFO or device: said as such (a FIFO would be read for ever).
+  if (auto st = CheckInputFile(base_display, InputKind::kExperiment, "experiment file"); !st.ok()) {
+    return ConfigError(extends->location(), "extends", std::string(st.message()));
   }
   const std::string canonical = fs::weakly_canonical(base_display, ec).string();
   for (const auto& c : chain) {
