@@ -301,6 +301,24 @@ TEST_F(HostileFilesTest, ExtendsNamingAFolderOrAFifoSaysWhatItIs) {
   EXPECT_NE(b.err.find("b.toml:1:11: extends: pipe.toml: is a FIFO (named pipe)"), std::string::npos) << b.err;
 }
 
+// Issue 33 (also): a metrics.csv row whose step is not a number ("abc")
+// was read as step 0 and kept on resume; it is dropped, with a warning.
+TEST_F(HostileFilesTest, AMetricsRowWithoutAStepIsDroppedOnResume) {
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --steps 4 --out r", dir_).exit_code, 0);
+  std::string metrics = ReadFile(dir_ / "r" / "metrics.csv");
+  const size_t second = metrics.find('\n', metrics.find('\n') + 1) + 1;  // the second data row
+  const std::string row = metrics.substr(second, metrics.find('\n', second) - second + 1);
+  std::string forged = row;
+  forged.replace(0, forged.find(','), "abc");
+  metrics.insert(second, forged);
+  std::ofstream(dir_ / "r" / "metrics.csv") << metrics;
+  auto resume = RunLumpy("resume r --steps 6", dir_);
+  ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  EXPECT_NE(resume.err.find("dropped a row whose step \"abc\" is not a whole number"), std::string::npos)
+      << resume.err;
+  EXPECT_EQ(ReadFile(dir_ / "r" / "metrics.csv").find("\nabc,"), std::string::npos);
+}
+
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
 // overflowed the stack. A bound with a located error, as for nested tables.
 TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {

@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -69,7 +70,12 @@ absl::StatusOr<MetricsLog::Kept> MetricsLog::PrepareForResume(const fs::path& fi
                    static_cast<long long>(fields));
       continue;
     }
-    const int64_t step = std::atoll(line.substr(0, line.find(',')).c_str());
+    int64_t step = 0;
+    if (!absl::SimpleAtoi(line.substr(0, line.find(',')), &step)) {  // "abc" was read as step 0 and kept
+      std::fprintf(stderr, "warning: %s: dropped a row whose step \"%s\" is not a whole number\n",
+                   file.string().c_str(), line.substr(0, line.find(',')).c_str());
+      continue;
+    }
     if (step < next_step) {
       absl::StrAppend(&kept, line, "\n");
       kept_rows.wall_time = std::atof(line.substr(line.rfind(',') + 1).c_str());
