@@ -176,6 +176,16 @@ absl::Status Collect(const StudyRun& r, const fs::path& run, const fs::path& res
   // The report (figures where Python can draw them) and the sky check.
   if (RunChild(launcher, {"report", run.string(), "--checkpoint", "best"}, log) == 0) {
     LUMPY_RETURN_IF_ERROR(CopyFiles(run / "report", result / "report", {".png", "report.md", "worldline.csv"}));
+    // The report names its run folder, which stays outside the repository:
+    // the collected copy names the run instead.
+    if (auto text = ReadInputFile(result / "report" / "report.md", InputKind::kRunFile, "report"); text.ok()) {
+      std::string md = *text;
+      const std::string from = run.string();
+      for (size_t p = md.find(from); p != std::string::npos; p = md.find(from, p + r.name.size())) {
+        md.replace(p, from.size(), r.name);
+      }
+      LUMPY_RETURN_IF_ERROR(WriteAtomically(result / "report" / "report.md", md));
+    }
   } else {
     std::cerr << "  note: lumpy report failed (see " << log.string() << "); collected without figures" << std::endl;
   }
