@@ -319,6 +319,23 @@ TEST_F(HostileFilesTest, AMetricsRowWithoutAStepIsDroppedOnResume) {
   EXPECT_EQ(ReadFile(dir_ / "r" / "metrics.csv").find("\nabc,"), std::string::npos);
 }
 
+// Issue 33 (also): a catalogue row with a negative redshift was dropped
+// silently (by the z_min filter) and a C hexadecimal float was read as a
+// redshift; both are located errors now.
+TEST_F(HostileFilesTest, ACatalogueSaysWhereARedshiftIsNotOne) {
+  const std::string header = "CID zCMB MU_SH0ES MU_SH0ES_ERR_DIAG IS_CALIBRATOR\n";
+  std::ofstream(dir_ / "neg.dat") << header << "a 0.1 38.3 0.1 0\nb -0.1 38.3 0.1 0\n";
+  std::ofstream(dir_ / "hex.dat") << header << "a 0.1 38.3 0.1 0\nb 0x1p-3 38.3 0.1 0\n";
+  auto neg = LoadSupernovae(dir_ / "neg.dat", {});
+  ASSERT_FALSE(neg.ok());
+  EXPECT_NE(neg.status().message().find("neg.dat:3:2: column zCMB: a redshift must be positive, got -0.1"),
+            std::string::npos) << neg.status();
+  auto hex = LoadSupernovae(dir_ / "hex.dat", {});
+  ASSERT_FALSE(hex.ok());
+  EXPECT_NE(hex.status().message().find("hex.dat:3:2: column zCMB: not a decimal number: \"0x1p-3\""),
+            std::string::npos) << hex.status();
+}
+
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
 // overflowed the stack. A bound with a located error, as for nested tables.
 TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {

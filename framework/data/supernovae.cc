@@ -57,7 +57,7 @@ absl::StatusOr<torch::Tensor> ReadCovariance(const fs::path& file, int64_t rows_
   while (in >> token) {
     char* end = nullptr;
     const double v = std::strtod(token.c_str(), &end);
-    if (end != token.c_str() + token.size() || !std::isfinite(v)) {
+    if (end != token.c_str() + token.size() || !std::isfinite(v) || token.find_first_of("xX") != std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat(file.string(), ": number ", values.size() + 1 + (n >= 0),
                                                      " is not a finite number: \"", token, "\""));
     }
@@ -140,6 +140,11 @@ absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
     for (int k = 1; k < 4; ++k) {
       LUMPY_ASSIGN_OR_RETURN(auto x, table.Number(row, cols[k]));
       v[k] = x;
+    }
+    if (v[1] <= 0) {  // dropped silently by the z_min filter before
+      return absl::InvalidArgumentError(absl::StrCat(table.Where(row, cols[1]),
+                                                     ": a redshift must be positive, got ",
+                                                     table.Field(row, cols[1])));
     }
     if (v[3] <= 0) {
       return absl::InvalidArgumentError(absl::StrCat(table.Where(row, cols[3]),

@@ -105,6 +105,9 @@ absl::StatusOr<double> TextTable::Number(size_t row, int column) const {
   if (f.empty() || end != f.c_str() + f.size()) {
     return absl::InvalidArgumentError(absl::StrCat(Where(row, column), ": not a number: \"", f, "\""));
   }
+  if (f.find_first_of("xX") != std::string::npos) {  // strtod reads C's hexadecimal floats too
+    return absl::InvalidArgumentError(absl::StrCat(Where(row, column), ": not a decimal number: \"", f, "\""));
+  }
   if (!std::isfinite(v)) {
     return absl::InvalidArgumentError(absl::StrCat(Where(row, column), ": not finite: ", f));
   }
