@@ -336,6 +336,24 @@ TEST_F(HostileFilesTest, ACatalogueSaysWhereARedshiftIsNotOne) {
             std::string::npos) << hex.status();
 }
 
+// Issue 33 (also): a run folder or plugin folder that is a symbolic-link
+// loop ended in "internal error: filesystem error"; it is the user's path,
+// said as such (exit 2).
+TEST_F(HostileFilesTest, ASymlinkLoopIsNamedNotAnInternalError) {
+  fs::create_symlink("loop", dir_ / "loop");
+  for (const std::string command : {"resume loop", "report loop --no-figures"}) {
+    auto r = RunLumpy(command, dir_);
+    EXPECT_EQ(r.exit_code, 2) << command << ": " << r.err;
+    EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("loop"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("Too many levels of symbolic links"), std::string::npos) << r.err;
+  }
+  std::ofstream(dir_ / "p.toml") << ReadFile(kTiny) << "\n[plugins]\npaths = [\"loop\"]\n";
+  auto plugin = RunLumpy("check p.toml", dir_);
+  EXPECT_EQ(plugin.exit_code, 2) << plugin.err;
+  EXPECT_EQ(plugin.err.find("internal error"), std::string::npos) << plugin.err;
+}
+
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
 // overflowed the stack. A bound with a located error, as for nested tables.
 TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {

@@ -849,6 +849,12 @@ int LumpyMain(int argc, char** argv) {
     if (IsOutOfMemory(what)) return OutOfMemory(app, what);
     std::cerr << "lumpy: internal error: " << what << std::endl;
     return kExitRuntime;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the OS refuses (a symbolic-link loop, a permission, a name too
+    // long) is the user's path, not a bug: said as such, exit 2.
+    std::cerr << e.path1().string() << ": " << e.code().message()
+              << (e.path2().empty() ? "" : " (and " + e.path2().string() + ")") << std::endl;
+    return kExitConfig;
   } catch (const std::exception& e) {
     std::cerr << "lumpy: internal error: " << e.what() << std::endl;
     return kExitRuntime;
