@@ -16,6 +16,7 @@ namespace fs = std::filesystem;
 
 uint64_t InputLimitBytes(InputKind kind) {
   constexpr uint64_t kMiB = 1ull << 20;
+  if (kind == InputKind::kPlugin) return ~uint64_t{0};  // LUMPY_MAX_INPUT_MB bounds data, not code
   if (const char* env = std::getenv("LUMPY_MAX_INPUT_MB")) {
     char* end = nullptr;
     const unsigned long long mb = std::strtoull(env, &end, 10);
@@ -28,6 +29,7 @@ uint64_t InputLimitBytes(InputKind kind) {
     case InputKind::kCheckpoint:
     case InputKind::kMetrics: return 4096 * kMiB;
     case InputKind::kRunFile: return 256 * kMiB;
+    case InputKind::kPlugin: return ~uint64_t{0};
   }
   return 0;
 }

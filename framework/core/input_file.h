@@ -24,6 +24,7 @@ enum class InputKind {
   kCheckpoint,  // checkpoints: 4 GiB
   kMetrics,     // a run's metrics.csv: 4 GiB
   kRunFile,     // a run or sweep folder's own small files (summary.json, sweep.json, logs): 256 MiB
+  kPlugin,      // a plugin library: code, not input; its kind is checked, never its size
 };
 
 LUMPY_ENGINE_API uint64_t InputLimitBytes(InputKind kind);

@@ -100,7 +100,7 @@ namespace {
 // its program and section headers say.
 absl::Status CheckElf(const fs::path& file) {
   // A FIFO or device named as a plugin would be read for ever.
-  if (auto st = CheckInputFile(file, InputKind::kTable, "plugin library"); !st.ok()) return st;
+  if (auto st = CheckInputFile(file, InputKind::kPlugin, "plugin library"); !st.ok()) return st;
   std::ifstream in(file, std::ios::binary);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": cannot read it"));
   const auto bad = [&](const std::string& why) {
