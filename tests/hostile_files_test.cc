@@ -354,6 +354,20 @@ TEST_F(HostileFilesTest, ASymlinkLoopIsNamedNotAnInternalError) {
   EXPECT_EQ(plugin.err.find("internal error"), std::string::npos) << plugin.err;
 }
 
+// Issue 33 (also): certify (or sky, report) on a run still going read
+// checkpoints/latest.pt and wrote *_final.json without saying which step.
+// Now it says the step and names what it writes "latest".
+TEST_F(HostileFilesTest, ARunStillGoingIsReadAsLatestWithItsStep) {
+  ASSERT_EQ(RunLumpy("run '" + kTiny + "' --steps 4 --out r", dir_).exit_code, 0);
+  fs::remove(dir_ / "r" / "model.pt");  // as a run that has not finished
+  auto certify = RunLumpy("certify r --checkpoint final --points 16", dir_);
+  ASSERT_EQ(certify.exit_code, 0) << certify.err;
+  EXPECT_NE(certify.err.find("latest.pt (step 3); what follows is named \"latest\""), std::string::npos)
+      << certify.err;
+  EXPECT_TRUE(fs::exists(dir_ / "r" / "certificate_latest.json"));
+  EXPECT_FALSE(fs::exists(dir_ / "r" / "certificate_final.json"));
+}
+
 // Issue 33, class 4: an `extends` chain is followed by recursion; 7000 files
 // overflowed the stack. A bound with a located error, as for nested tables.
 TEST_F(HostileFilesTest, AnExtendsChainHasABoundAndALocatedError) {

@@ -3,6 +3,8 @@
 #include <iostream>
 
 #include "cli/exit_status.h"
+#include "core/input_file.h"
+#include "absl/strings/str_cat.h"
 #include "lumpy/status_macros.h"
 #include "physics/probe.h"
 #include "train/checkpoint.h"
@@ -50,9 +52,23 @@ int LoadRun(const fs::path& run_dir, const std::string& which_in, LoadedRun* run
   if (run->which == "final") {
     run->model_file = run_dir / "model.pt";
     if (!fs::exists(run->model_file)) {
+      // A run still going (or one that failed): its latest checkpoint, said
+      // with its step, and what is written from it is named "latest", never
+      // "final".
       run->model_file = run_dir / "checkpoints" / "latest.pt";
-      std::cerr << "note: no model.pt (the run has not finished, or failed): using "
-                << run->model_file.string() << std::endl;
+      run->which = "latest";
+      std::string step = "step unknown";
+      if (CheckInputFile(run->model_file, InputKind::kCheckpoint, "checkpoint").ok()) {
+        try {
+          torch::serialize::InputArchive a;
+          a.load_from(run->model_file.string());
+          torch::Tensor next;
+          if (a.try_read("loop_next_step", next)) step = absl::StrCat("step ", next.item<int64_t>() - 1);
+        } catch (const c10::Error&) {
+        }
+      }
+      std::cerr << "note: no model.pt (the run has not finished, or failed): using " << run->model_file.string()
+                << " (" << step << "); what follows is named \"latest\"" << std::endl;
     }
   } else if (run->which == "latest" || run->which == "best" || run->which == "best_step") {
     run->model_file = run_dir / "checkpoints" / (run->which + ".pt");
