@@ -1,5 +1,5 @@
-// Supernova catalogues: the real Pantheon+ file (from LUMPY_DATA_PATH, which
-// CI points at ../shared/data), filters, the chi^2 with diagonal errors and a
+// Supernova catalogues: the real Pantheon+ file (the repository's data/, or
+// LUMPY_DATA_PATH if set), filters, the chi^2 with diagonal errors and a
 // full covariance, and every kind of bad input with file, line and column.
 
 #include <gtest/gtest.h>

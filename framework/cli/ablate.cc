@@ -1,12 +1,13 @@
 #include "cli/ablate.h"
 #include "cli/figures.h"
+#include "cli/run_folder.h"
 
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/dll/runtime_symbol_info.hpp>
+#include "core/executable.h"
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -109,16 +110,6 @@ nlohmann::json ReadRunJson(const fs::path& file) {
   auto text = ReadInputFile(file, InputKind::kRunFile, "run file");
   if (!text.ok()) return nlohmann::json::value_t::discarded;
   return nlohmann::json::parse(*text, nullptr, false);
-}
-
-std::string LastLine(const fs::path& file) {
-  auto text = ReadInputFile(file, InputKind::kRunFile, "run log");
-  std::istringstream in(text.ok() ? *text : "");
-  std::string line, last;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line[0] != '[') last = line;  // skip progress lines
-  }
-  return last;
 }
 
 std::string Cell(const nlohmann::json& v) {
@@ -320,7 +311,7 @@ struct TaskState {
 
 // Runs the variants here, `jobs` at a time.
 std::vector<TaskState> RunLocal(const Sweep& sweep, int jobs) {
-  const fs::path exe(boost::dll::program_location().string());
+  const fs::path exe(LumpyExecutable().string());
   const auto& variants = sweep.variants;
   std::map<pid_t, size_t> running;
   std::vector<TaskState> states(variants.size());
@@ -364,7 +355,7 @@ std::string ShellQuote(const std::string& s) {
 // warn_seconds before the time limit) it stops the run (which checkpoints)
 // and requeues itself. Its exit status goes to OUT/<variant>.exit.
 std::string SbatchScript(const Sweep& sweep, const AblateOptions::Slurm& o) {
-  const fs::path exe(boost::dll::program_location().string());
+  const fs::path exe(LumpyExecutable().string());
   std::string s = "#!/bin/bash\n# Written by lumpy ablate; submit with: sbatch sweep.sbatch\n";
   absl::StrAppend(&s, "#SBATCH --job-name=lumpy-ablate\n", "#SBATCH --array=0-", sweep.variants.size() - 1, "\n",
                   "#SBATCH --output=", (sweep.dir / "logs" / "%A_%a.out").string(), "\n",
@@ -661,10 +652,15 @@ Table CollectTable(const Sweep& sweep, const std::vector<TaskState>& states) {
     const bool ok = !unfinished && state.exit_code == 0 && s.is_object();
     t.failures += !ok && !unfinished;
     cell["status"] = unfinished ? state.state
-                     : s.is_object() && s.contains("status") ? s["status"].get<std::string>() : "failed";
+                     : s.is_object() && s.contains("status") && s["status"].is_string() ? s["status"].get<std::string>()
+                                                                                         : "failed";
     if (!ok && !unfinished) {
-      cell["error"] = s.is_object() && s.contains("error") ? s["error"].get<std::string>()
-                                                           : LastLine(sweep.dir / (variants[i].name + ".log"));
+      if (s.is_object() && s.contains("error") && s["error"].is_string()) {
+        cell["error"] = s["error"].get<std::string>();
+      } else {  // no summary to say why: the log's last line does
+        const auto last = LastLogLines(sweep.dir / (variants[i].name + ".log"), 1);
+        cell["error"] = last.empty() ? std::string() : last[0];
+      }
     }
     if (s.is_object() && !unfinished) SummaryCells(s, term_names, &cell);
     std::vector<std::string> row;

@@ -3,8 +3,6 @@
 #include "cli/claims.h"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <iostream>
 #include <map>
 #include <memory>

@@ -13,7 +13,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include <boost/dll/runtime_symbol_info.hpp>
+#include "core/executable.h"
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -108,7 +108,7 @@ CLI::Validator WholeNumber(ParamSpec spec) {
 
 // The quickstart: installed beside the binary, or in the source tree of a build.
 fs::path QuickstartPath() {
-  fs::path exe(boost::dll::program_location().string());
+  fs::path exe(LumpyExecutable().string());
   fs::path installed =
       (exe.parent_path() / ".." / "share" / "lumpy" / "experiments" / "quickstart.toml")
           .lexically_normal();

@@ -3,7 +3,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
-#include <boost/dll/runtime_symbol_info.hpp>
+#include "core/executable.h"
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 bool RunFigureScript(const std::string& script, const std::vector<std::string>& args,
                      std::string* why) {
-  const fs::path exe(boost::dll::program_location().string());
+  const fs::path exe(LumpyExecutable().string());
   fs::path path = (exe.parent_path() / ".." / "share" / "lumpy" / "scripts" / script).lexically_normal();
   if (!fs::exists(path)) path = fs::path(LUMPY_SOURCE_DIR) / "scripts" / script;
   if (!fs::exists(path)) {

@@ -7,9 +7,7 @@
 #include <algorithm>
 #include <functional>
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -43,13 +41,7 @@ namespace {
 
 // The whole text of a file, gunzipped if it ends in .gz.
 absl::StatusOr<std::string> ReadText(const fs::path& file) {
-  if (file.extension() != ".gz") {
-    LUMPY_RETURN_IF_ERROR(CheckInputFile(file, InputKind::kMetrics, "metrics table"));
-    std::ifstream in(file);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
+  if (file.extension() != ".gz") return ReadInputFile(file, InputKind::kMetrics, "metrics table");
   LUMPY_RETURN_IF_ERROR(CheckInputFile(file, InputKind::kMetrics, "metrics table"));
   gzFile gz = gzopen(file.c_str(), "rb");
   if (gz == nullptr) return absl::NotFoundError(absl::StrCat(file.string(), ": cannot open"));

@@ -11,7 +11,7 @@
 #include <iostream>
 #include <thread>
 
-#include <boost/dll/runtime_symbol_info.hpp>
+#include "core/executable.h"
 
 #include "absl/strings/str_cat.h"
 #include "cli/exit_status.h"
@@ -44,7 +44,7 @@ int LaunchRanks(int64_t ranks, const fs::path& run_dir, const std::vector<std::s
   }
   const fs::path store = run_dir / absl::StrCat(".c10d_store.local.", ::getpid());
   fs::remove(store, ec);
-  const std::string exe = boost::dll::program_location().string();
+  const std::string exe = LumpyExecutable().string();
   std::vector<std::string> env_text;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string entry(*e);

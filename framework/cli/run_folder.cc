@@ -1,6 +1,7 @@
 #include "cli/run_folder.h"
 
 #include <iostream>
+#include <sstream>
 
 #include "cli/exit_status.h"
 #include "core/input_file.h"
@@ -94,6 +95,19 @@ LossTerm* ProbeColumnTerm(Components& c) {
     if (l.term->probe_column() == "efe_residual") return l.term.get();
   }
   return nullptr;
+}
+
+std::vector<std::string> LastLogLines(const fs::path& log, size_t lines) {
+  auto text = ReadInputFile(log, InputKind::kRunFile, "run log");
+  std::istringstream in(text.ok() ? *text : "");
+  std::vector<std::string> kept;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '[') continue;
+    kept.push_back(line);
+    if (kept.size() > lines) kept.erase(kept.begin());
+  }
+  return kept;
 }
 
 }  // namespace lumpy

@@ -43,6 +43,10 @@ struct LoadedRun : LoadedExperiment {
 // status (0, or 2 for a bad folder or checkpoint, with the message printed).
 int LoadRun(const std::filesystem::path& run_dir, const std::string& which, LoadedRun* run);
 
+// The last `lines` lines of a run's log that are not progress bars (lines
+// starting with '['), oldest first; none if it cannot be read (ReadInputFile).
+std::vector<std::string> LastLogLines(const std::filesystem::path& log, size_t lines);
+
 // The experiment's term that fills the probe tables' efe_residual column
 // (it says so through LossTerm::probe_column), or null.
 LossTerm* ProbeColumnTerm(Components& c);

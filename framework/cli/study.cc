@@ -8,12 +8,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <boost/dll/runtime_symbol_info.hpp>
 #include <chrono>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -24,6 +21,7 @@
 #include "cli/run_folder.h"
 #include "cli/study_file.h"
 #include "core/atomic_file.h"
+#include "core/executable.h"
 #include "core/input_file.h"
 #include "lumpy/status_macros.h"
 #include "train/checkpoint.h"
@@ -36,10 +34,6 @@ namespace lumpy {
 namespace fs = std::filesystem;
 
 namespace {
-
-absl::StatusOr<std::string> Slurp(const fs::path& file) {
-  return ReadInputFile(file, InputKind::kMetrics, "metrics table");
-}
 
 // The text gzip-compressed (the gzip format, so `zcat` and Python's gzip read it).
 absl::StatusOr<std::string> Gzip(const std::string& text) {
@@ -70,22 +64,11 @@ std::string SummaryStatus(const fs::path& dir) {
 
 constexpr int kCannotStart = 127;  // as a shell says it
 
-// This lumpy's executable: where it was started from, even after a rebuild
-// replaced the file (Linux then names the running one "PATH (deleted)").
-std::string LumpyExecutable() {
-  std::string exe = boost::dll::program_location().string();
-  const std::string deleted = " (deleted)";
-  if (exe.size() > deleted.size() && exe.compare(exe.size() - deleted.size(), deleted.size(), deleted) == 0) {
-    exe.resize(exe.size() - deleted.size());
-  }
-  return exe;
-}
-
 // Runs `lumpy ARGS...` (behind the launcher) with its output in LOG; the exit status.
 int RunChild(const std::string& launcher, const std::vector<std::string>& lumpy_args, const fs::path& log) {
   std::vector<std::string> args;
   for (auto part : absl::StrSplit(launcher, ' ', absl::SkipEmpty())) args.emplace_back(part);
-  args.push_back(LumpyExecutable());
+  args.push_back(LumpyExecutable().string());
   args.insert(args.end(), lumpy_args.begin(), lumpy_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -108,22 +91,6 @@ int RunChild(const std::string& launcher, const std::vector<std::string>& lumpy_
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-// The last lines of a log that are not progress bars.
-std::string LogTail(const fs::path& log, int lines = 3) {
-  auto text = ReadInputFile(log, InputKind::kRunFile, "run log");
-  std::istringstream in(text.ok() ? *text : "");
-  std::vector<std::string> kept;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '[') continue;
-    kept.push_back(line);
-    if (kept.size() > static_cast<size_t>(lines)) kept.erase(kept.begin());
-  }
-  std::string out;
-  for (const auto& l : kept) absl::StrAppend(&out, "\n    ", l);
-  return out;
 }
 
 // The metric of a training checkpoint with its physical scalars, in
@@ -166,7 +133,7 @@ absl::Status Collect(const StudyRun& r, const fs::path& run, const fs::path& res
   fs::create_directories(result, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", result.string(), ": ", ec.message()));
   LUMPY_RETURN_IF_ERROR(CopyAtomically(run / "experiment.toml", result / "experiment.toml"));
-  LUMPY_ASSIGN_OR_RETURN(auto metrics, Slurp(run / "metrics.csv"));
+  LUMPY_ASSIGN_OR_RETURN(auto metrics, ReadInputFile(run / "metrics.csv", InputKind::kMetrics, "metrics table"));
   LUMPY_ASSIGN_OR_RETURN(auto packed, Gzip(metrics));
   LUMPY_RETURN_IF_ERROR(WriteAtomically(result / "metrics.csv.gz", packed));
   if (fs::exists(run / "model.pt")) LUMPY_RETURN_IF_ERROR(CopyAtomically(run / "model.pt", result / "model_final.pt"));
@@ -289,7 +256,9 @@ int RunStudy(const StudyOptions& o) {
         break;
       }
       if (rc != 0 || (after != "completed" && after != "stopped")) {
-        std::cerr << head << "failed after " << Duration(s) << " (exit " << rc << ")" << LogTail(log)
+        std::cerr << head << "failed after " << Duration(s) << " (exit " << rc << ")";
+        for (const auto& line : LastLogLines(log, 3)) std::cerr << "\n    " << line;
+        std::cerr
                   << "\n    the same command resumes it from its last checkpoint" << std::endl;
         ++failed;
         if (after == "interrupted") break;  // Ctrl-C or a time limit: the study stops too

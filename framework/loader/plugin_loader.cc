@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include <boost/dll/runtime_symbol_info.hpp>
+#include "core/executable.h"
 #include <boost/dll/shared_library.hpp>
 #include <elf.h>
 
@@ -45,7 +45,7 @@ std::string Bounded(const char* s, size_t n) { return std::string(s, strnlen(s, 
 }  // namespace
 
 fs::path PluginLoader::DefaultPluginDirectory() {
-  fs::path exe(boost::dll::program_location().string());
+  fs::path exe(LumpyExecutable().string());
   return (exe.parent_path() / ".." / "lib" / "lumpy" / "plugins").lexically_normal();
 }
 
