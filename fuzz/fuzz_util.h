@@ -44,6 +44,7 @@ int ExperimentInput(const uint8_t* data, size_t size);
 int TableInput(const uint8_t* data, size_t size);
 int CatalogueInput(const uint8_t* data, size_t size);
 int CheckpointInput(const uint8_t* data, size_t size);
+int RunFilesInput(const uint8_t* data, size_t size);
 
 inline std::vector<std::string_view> SplitParts(const uint8_t* data, size_t size) {
   std::string_view all(reinterpret_cast<const char*>(data), size);

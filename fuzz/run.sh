@@ -2,7 +2,7 @@
 # Runs the libFuzzer harnesses built by the `fuzz` preset:
 #
 #   cmake --preset fuzz && cmake --build --preset fuzz --target lumpy_fuzzers
-#   bash fuzz/run.sh [SECONDS] [HARNESS...]     (default: 60 s; all four)
+#   bash fuzz/run.sh [SECONDS] [HARNESS...]     (default: 60 s; all five)
 #
 # CI runs each for 45 s (a smoke run); for a long run give an hour or more,
 # e.g. `bash fuzz/run.sh 3600 experiment`. Seeds: fuzz/corpus/<harness>/ and
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 harnesses=("$@")
-if [ ${#harnesses[@]} -eq 0 ]; then harnesses=(experiment table catalogue checkpoint); fi
+if [ ${#harnesses[@]} -eq 0 ]; then harnesses=(experiment table catalogue checkpoint run_files); fi
 
 status=0
 for h in "${harnesses[@]}"; do
@@ -33,6 +33,7 @@ for h in "${harnesses[@]}"; do
     table) cp data/bao_dr12.csv "$seeds/" ;;
     catalogue) head -40 data/mock_pantheon.dat > "$seeds/mock_head.dat" ;;
     checkpoint) ;;  # fuzz/corpus/checkpoint: small archives in LibTorch's layout
+    run_files) ;;   # fuzz/corpus/run_files: a sweep.json, a summary.json and a metrics.csv
   esac
   echo "== fuzz_$h: $seconds s"
   log=build/fuzz/fuzz_$h.log

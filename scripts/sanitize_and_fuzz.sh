@@ -7,7 +7,7 @@
 # 1. the `sanitize` preset (ASan + UBSan, gcc): builds everything and runs the
 #    fast tests under it (ctest --preset sanitize: config, params, data,
 #    loader, CLI errors, handlers, the fuzz regressions); any report fails.
-# 2. the `fuzz` preset (clang-14, libFuzzer): builds the three harnesses and
+# 2. the `fuzz` preset (clang-14, libFuzzer): builds the harnesses and
 #    runs each for FUZZ_SECONDS (default 45; fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

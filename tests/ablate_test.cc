@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_split.h"
@@ -17,6 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 using testing::ReadFile;
 using testing::RunLumpy;
+using testing::Shell;
+using testing::WaitFor;
 using AblateTest = testing::TempDirTest;
 
 const std::string kTiny = std::string(LUMPY_TEST_SOURCE_DIR) + "/data/tiny.toml";
@@ -45,6 +50,12 @@ TEST_F(AblateTest, RunsEveryVariantAndTabulatesThemWithFailures) {
   const std::string md = ReadFile(dir_ / "abl" / "ablation.md");
   EXPECT_NE(md.find("| loss.wec.constraint.plugin=linear | 11 | completed | 6 |"), std::string::npos) << md;
   EXPECT_TRUE(fs::exists(dir_ / "abl" / "ablation.png"));
+  // The handlers' final state, each handler's own columns, and the variants
+  // over their two seeds: mean ± standard deviation.
+  EXPECT_NE(lines[0].find(",wec.penalty,"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find(",wec.lambda,"), std::string::npos) << lines[0];
+  EXPECT_NE(md.find("## Over seeds (mean ± standard deviation over the finished runs)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| loss.wec.constraint.plugin=linear | 2 | 6 ± 0 |"), std::string::npos) << md;
 
   auto f = RunLumpy("ablate '" + kTiny + "' --vary model.output_init_std=0.05,1e3 --out bad", dir_);
   EXPECT_EQ(f.exit_code, 1) << f.err;
@@ -53,6 +64,46 @@ TEST_F(AblateTest, RunsEveryVariantAndTabulatesThemWithFailures) {
   EXPECT_NE(bad[1].find(",completed,"), std::string::npos) << bad[1];
   EXPECT_NE(bad[2].find(",failed,"), std::string::npos) << bad[2];
   EXPECT_NE(bad[2].find("is nan"), std::string::npos) << bad[2];
+}
+
+// A signal sent to ablate alone (`kill PID`, a batch system's SIGTERM) is
+// passed on to its running runs, each of which checkpoints and stops as `lumpy
+// run` does on it; nothing more is started; the table marks the stopped runs
+// and the one never started as not finished. The runs used to go on as
+// orphans after ablate had gone.
+TEST_F(AblateTest, ASignalToAblateStopsItsRunsCleanly) {
+  ASSERT_EQ(Shell("(\"$LUMPY\" ablate " + kTiny +
+                      " --vary loss.wec.constraint.plugin=soft_quadratic,linear,augmented_lagrangian --jobs 2"
+                      " --set runtime.steps=10000000 --out abl >out 2>err & echo $! >pid; wait $!; echo $? >rc) &",
+                  dir_),
+            0);
+  const fs::path abl = dir_ / "abl";
+  auto logged = [&](const char* variant) {
+    const std::string csv = ReadFile(abl / variant / "metrics.csv");
+    return std::count(csv.begin(), csv.end(), '\n') >= 3;
+  };
+  ASSERT_TRUE(WaitFor([&] { return logged("v01-soft_quadratic-seed11") && logged("v02-linear-seed11"); }, 120)) << ReadFile(dir_ / "err");
+  ::kill(std::stoi(ReadFile(dir_ / "pid")), SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(dir_ / "rc"); }, 120)) << ReadFile(dir_ / "err");
+  EXPECT_EQ(ReadFile(dir_ / "rc"), std::to_string(128 + SIGTERM) + "\n");
+  for (const char* variant : {"v01-soft_quadratic-seed11", "v02-linear-seed11"}) {
+    auto summary = nlohmann::json::parse(ReadFile(abl / variant / "summary.json"), nullptr, false);
+    ASSERT_TRUE(summary.is_object()) << variant;
+    EXPECT_EQ(summary["status"], "interrupted") << variant;
+  }
+  EXPECT_FALSE(fs::exists(abl / "v03-augmented_lagrangian-seed11"));
+  const std::string csv = ReadFile(abl / "ablation.csv");
+  EXPECT_NE(csv.find("loss.wec.constraint.plugin=soft_quadratic,11,interrupted,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("loss.wec.constraint.plugin=augmented_lagrangian,11,pending,"), std::string::npos) << csv;
+  const std::string err = ReadFile(dir_ / "err");
+  EXPECT_NE(err.find("asked 2 running run(s) to checkpoint and stop; 1 not started"), std::string::npos) << err;
+  EXPECT_NE(err.find("resumes with lumpy resume"), std::string::npos) << err;
+  // And a stopped run resumes.
+  const auto stopped = nlohmann::json::parse(ReadFile(abl / "v01-soft_quadratic-seed11" / "summary.json"), nullptr, false);
+  ASSERT_TRUE(stopped.contains("steps") && stopped["steps"].is_number_integer());
+  auto resumed = RunLumpy("resume abl/v01-soft_quadratic-seed11 --steps " +
+                              std::to_string(stopped["steps"].get<int64_t>() + 3), dir_);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
 }
 
 TEST_F(AblateTest, BadVaryIsAConfigErrorBeforeAnythingRuns) {

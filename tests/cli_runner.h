@@ -45,6 +45,14 @@ inline CliResult RunLumpy(const std::string& args, const std::filesystem::path& 
   return r;
 }
 
+// Runs a shell script (sh -c, single quotes inside it are not allowed) in
+// CWD with the lumpy of this build as $LUMPY; std::system's status.
+inline int Shell(const std::string& script, const std::filesystem::path& cwd) {
+  const std::string command = "cd '" + cwd.string() + "' && LUMPY_PLUGIN_PATH= LUMPY='" +
+                              std::string(LUMPY_TEST_BINARY) + "' sh -c '" + script + "'";
+  return std::system(command.c_str());
+}
+
 // Polls `done` every 50 ms for up to `seconds`.
 inline bool WaitFor(const std::function<bool()>& done, double seconds) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);

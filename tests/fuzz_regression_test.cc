@@ -54,7 +54,8 @@ INSTANTIATE_TEST_SUITE_P(Harnesses, FuzzRegression,
                          ::testing::Values(Harness{"experiment", &ExperimentInput},
                                            Harness{"table", &TableInput},
                                            Harness{"catalogue", &CatalogueInput},
-                                           Harness{"checkpoint", &CheckpointInput}),
+                                           Harness{"checkpoint", &CheckpointInput},
+                                           Harness{"run_files", &RunFilesInput}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "cli/ablate.h"
 #include "cli/figures.h"
 #include "cli/run_folder.h"
+#include "cli/sweep_file.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/executable.h"
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +21,8 @@
 #include <thread>
 #include <chrono>
 #include <cstdlib>
+#include <csignal>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -31,6 +35,7 @@
 #include "lumpy/status_macros.h"
 #include "loader/plugin_loader.h"
 #include "train/checkpoint.h"
+#include "train/stop_signals.h"
 
 extern char** environ;
 
@@ -65,12 +70,7 @@ std::vector<std::string> SplitValues(const std::string& text) {
 
 namespace {
 
-struct Variant {
-  std::string name;                      // folder under the output folder
-  std::vector<std::string> assignments;  // key=value, without the seed
-  int64_t seed = 0;
-  std::vector<std::string> overrides;    // everything passed as --set
-};
+using Variant = SweepVariant;
 
 std::string Slug(const std::string& value) {
   std::string s;
@@ -98,8 +98,17 @@ pid_t Spawn(const fs::path& exe, const std::string& experiment, const Variant& v
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
                                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  // Each run in its own process group: a signal meant for the sweep reaches
+  // ablate alone, which passes it on once to every run (RunLocal). Ctrl-C
+  // sent to the terminal's group would otherwise reach a run twice, and a
+  // second signal ends a run without its checkpoint.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   pid_t pid = -1;
-  if (posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ) != 0) pid = -1;
+  if (posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(), environ) != 0) pid = -1;
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   return pid;
 }
@@ -112,11 +121,6 @@ nlohmann::json ReadRunJson(const fs::path& file) {
   return nlohmann::json::parse(*text, nullptr, false);
 }
 
-std::string Cell(const nlohmann::json& v) {
-  if (v.is_number()) return absl::StrFormat("%.6g", v.get<double>());
-  if (v.is_string()) return v.get<std::string>();
-  return "";
-}
 
 }  // namespace
 
@@ -124,57 +128,13 @@ namespace {
 
 constexpr int kConfig = 2, kRuntime = 1;
 
-// A sweep: what sweep.json holds.
-struct Sweep {
-  std::string experiment;  // absolute
-  std::vector<std::string> varies, sets;
-  int seeds = 1;
-  std::string executor = "local", job_id;
-  fs::path dir;  // absolute
-  std::vector<Variant> variants;
-};
-
-nlohmann::json ToJson(const Sweep& s) {
-  nlohmann::json j = {{"experiment", s.experiment}, {"varies", s.varies}, {"sets", s.sets},
-                      {"seeds", s.seeds},           {"executor", s.executor}, {"job_id", s.job_id},
-                      {"variants", nlohmann::json::array()}};
-  for (const auto& v : s.variants) {
-    j["variants"].push_back({{"name", v.name}, {"assignments", v.assignments}, {"seed", v.seed}, {"overrides", v.overrides}});
-  }
-  return j;
-}
-
 absl::StatusOr<Sweep> ReadSweep(const fs::path& dir) {
   if (!fs::exists(dir / "sweep.json") && !fs::is_symlink(dir / "sweep.json")) {
     return absl::InvalidArgumentError(absl::StrCat(dir.string(), ": not a sweep folder (no sweep.json; "
                                                    "give the --out folder of a lumpy ablate)"));
   }
   LUMPY_ASSIGN_OR_RETURN(auto text, ReadInputFile(dir / "sweep.json", InputKind::kRunFile, "sweep description"));
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("variants")) {
-    return absl::InvalidArgumentError(absl::StrCat((dir / "sweep.json").string(), ": damaged (not the JSON lumpy ablate writes)"));
-  }
-  Sweep s;
-  try {
-    s.experiment = j.at("experiment").get<std::string>();
-    s.varies = j.at("varies").get<std::vector<std::string>>();
-    s.sets = j.at("sets").get<std::vector<std::string>>();
-    s.seeds = j.at("seeds").get<int>();
-    s.executor = j.at("executor").get<std::string>();
-    s.job_id = j.at("job_id").get<std::string>();
-    for (const auto& v : j.at("variants")) {
-      s.variants.push_back({v.at("name").get<std::string>(), v.at("assignments").get<std::vector<std::string>>(),
-                            v.at("seed").get<int64_t>(), v.at("overrides").get<std::vector<std::string>>()});
-    }
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat((dir / "sweep.json").string(), ": damaged (", e.what(), ")"));
-  }
-  // A Slurm job id is digits (sbatch --parsable prints it): anything else in
-  // a sweep.json was not written by lumpy ablate.
-  if (!s.job_id.empty() && s.job_id.find_first_not_of("0123456789") != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat((dir / "sweep.json").string(), ": damaged (job_id \"", s.job_id,
-                                                   "\" is not a Slurm job id)"));
-  }
+  LUMPY_ASSIGN_OR_RETURN(Sweep s, ParseSweep(text, dir / "sweep.json"));
   s.dir = fs::absolute(dir);
   return s;
 }
@@ -303,21 +263,39 @@ int PlanSweep(const AblateOptions& o, Sweep* sweep) {
   return 0;
 }
 
-// What became of one task: pending, running, or done with an exit code.
+// What became of one task: pending, running, interrupted (stopped by a
+// signal, resumable), or done with an exit code.
 struct TaskState {
   std::string state = "done";
   int exit_code = -1;
 };
 
-// Runs the variants here, `jobs` at a time.
-std::vector<TaskState> RunLocal(const Sweep& sweep, int jobs) {
+// Runs the variants here, `jobs` at a time. SIGINT, SIGTERM or SIGHUP sent
+// to ablate is passed on once to every running run (each checkpoints and
+// stops as `lumpy run` does on it); no other run is started, those left are
+// marked pending, and the sweep waits for the running ones before its table.
+// A second signal ends ablate at once (the runs already have theirs).
+std::vector<TaskState> RunLocal(const Sweep& sweep, int jobs, int* stopped_by) {
   const fs::path exe(LumpyExecutable().string());
   const auto& variants = sweep.variants;
   std::map<pid_t, size_t> running;
   std::vector<TaskState> states(variants.size());
+  StopSignals signals;
+  int forwarded = 0;
   size_t next = 0, done = 0;
   while (done < variants.size()) {
-    while (next < variants.size() && static_cast<int>(running.size()) < std::max(1, jobs)) {
+    const int sig = signals.received();
+    if (sig != 0 && forwarded == 0) {
+      forwarded = sig;
+      for (const auto& [pid, i] : running) ::kill(pid, sig);
+      std::cerr << "lumpy ablate: " << strsignal(sig) << ": asked " << running.size()
+                << " running run(s) to checkpoint and stop; " << variants.size() - next
+                << " not started" << std::endl;
+      for (size_t i = next; i < variants.size(); ++i) states[i].state = "pending";
+      done += variants.size() - next;
+      next = variants.size();
+    }
+    while (forwarded == 0 && next < variants.size() && static_cast<int>(running.size()) < std::max(1, jobs)) {
       pid_t pid = Spawn(exe, sweep.experiment, variants[next], sweep.dir);
       if (pid < 0) {
         states[next].exit_code = 127;
@@ -330,16 +308,30 @@ std::vector<TaskState> RunLocal(const Sweep& sweep, int jobs) {
     }
     if (running.empty()) continue;
     int status = 0;
-    pid_t pid = waitpid(-1, &status, 0);
-    if (pid < 0) break;
+    // Polled, so a signal is seen while runs are going (waitpid restarts).
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
     auto it = running.find(pid);
     if (it == running.end()) continue;
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     states[it->second].exit_code = code;
-    std::cerr << "  " << (code == 0 ? "finished " : "FAILED   ") << variants[it->second].name << " ("
-              << ++done << "/" << variants.size() << ")" << std::endl;
+    // A run that stopped on the signal passed on is resumable, not failed.
+    const bool interrupted =
+        forwarded != 0 &&
+        SummaryString(ReadRunJson(sweep.dir / variants[it->second].name / "summary.json"), "status") == "interrupted";
+    if (interrupted) states[it->second].state = "interrupted";
+    std::cerr << "  " << (interrupted ? "stopped  " : code == 0 ? "finished " : "FAILED   ") << variants[it->second].name
+              << " (" << ++done << "/" << variants.size() << ")" << std::endl;
     running.erase(it);
   }
+  *stopped_by = forwarded;
   return states;
 }
 
@@ -577,44 +569,6 @@ std::vector<TaskState> WaitSlurm(const Sweep& sweep, double poll_seconds) {
   }
 }
 
-// A finished run's held-out results: the worst constraint violation (and
-// which constraint) and the smallest Ricci scalar over every domain.
-void HeldOutCells(const nlohmann::json& held_out, std::map<std::string, std::string>* cell) {
-  double worst = -INFINITY, r_min = INFINITY;
-  std::string worst_name;
-  for (const auto& [domain, d] : held_out.items()) {
-    if (d.contains("ricci_min") && d["ricci_min"].is_number()) r_min = std::min(r_min, d["ricci_min"].get<double>());
-    for (const auto& [name, c] : d["constraints"].items()) {
-      if (c["max"].is_number() && c["max"].get<double>() > worst) {
-        worst = c["max"].get<double>();
-        worst_name = name;
-      }
-    }
-  }
-  if (std::isfinite(worst)) (*cell)["held_out_max_violation"] = absl::StrFormat("%.6g", worst);
-  (*cell)["held_out_worst_constraint"] = worst_name;
-  if (std::isfinite(r_min)) (*cell)["held_out_ricci_min"] = absl::StrFormat("%.6g", r_min);
-}
-
-// The cells of a finished run's row from its summary.json.
-void SummaryCells(const nlohmann::json& s, const std::set<std::string>& term_names,
-                  std::map<std::string, std::string>* cell) {
-  (*cell)["steps"] = Cell(s.value("steps", nlohmann::json()));
-  (*cell)["wall_time_s"] = Cell(s.value("wall_time_s", nlohmann::json()));
-  if (s.contains("final")) {
-    const auto& f = s["final"];
-    (*cell)["loss"] = Cell(f.value("loss", nlohmann::json()));
-    for (const auto& t : term_names) (*cell)[t] = Cell(f.value(t, nlohmann::json()));
-    for (const auto& [k, v] : f.items()) {
-      if (k.size() > 8 && k.substr(k.size() - 8) == ".omega_m") (*cell)["omega_m"] = Cell(v);
-    }
-  }
-  if (s.contains("held_out")) HeldOutCells(s["held_out"], cell);
-  if (s.contains("observer") && s["observer"].contains("H_mean")) {
-    (*cell)["H_mean_today"] = Cell(s["observer"]["H_mean"]);
-    (*cell)["shear_sq_today"] = Cell(s["observer"]["shear_sq"]);
-  }
-}
 
 // The table's contents: a header (fixed columns, then every loss term's
 // final value) and one row per variant.
@@ -628,41 +582,51 @@ Table CollectTable(const Sweep& sweep, const std::vector<TaskState>& states) {
   const auto& variants = sweep.variants;
   std::vector<nlohmann::json> summaries(variants.size());
   std::set<std::string> term_names;
+  std::vector<std::string> handler_columns;
   for (size_t i = 0; i < variants.size(); ++i) {
     summaries[i] = ReadRunJson(sweep.dir / variants[i].name / "summary.json");
-    if (summaries[i].is_object() && summaries[i].contains("terms")) {
-      for (const auto& [name, plugin] : summaries[i]["terms"].items()) term_names.insert(name);
+    for (const auto& name : SummaryTermNames(summaries[i])) term_names.insert(name);
+    for (const auto& c : SummaryHandlerColumns(summaries[i])) {
+      if (std::find(handler_columns.begin(), handler_columns.end(), c) == handler_columns.end()) {
+        handler_columns.push_back(c);
+      }
     }
   }
   Table t;
   t.header = {"variant", "seed", "status", "steps", "wall_time_s", "loss"};
   for (const auto& name : term_names) t.header.push_back(name);
+  // The handlers' final state (a multiplier, a penalty weight, an adaptive
+  // weight: each handler's own columns), after the terms.
+  for (const auto& c : handler_columns) {
+    if (!term_names.count(c)) t.header.push_back(c);
+  }
   for (const char* c : {"held_out_max_violation", "held_out_worst_constraint", "held_out_ricci_min",
                         "omega_m", "H_mean_today", "shear_sq_today", "error"}) {
     t.header.push_back(c);
   }
-  for (const auto& st : states) t.pending += st.state == "pending" || st.state == "running";
+  auto unfinished_state = [](const TaskState& st) {
+    return st.state == "pending" || st.state == "running" || st.state == "interrupted";
+  };
+  for (const auto& st : states) t.pending += unfinished_state(st);
   for (size_t i = 0; i < variants.size(); ++i) {
     const auto& s = summaries[i];
     std::map<std::string, std::string> cell;
     cell["variant"] = absl::StrJoin(variants[i].assignments, " ");
     cell["seed"] = absl::StrCat(variants[i].seed);
     const TaskState& state = states[i];
-    const bool unfinished = state.state == "pending" || state.state == "running";
+    const bool unfinished = unfinished_state(state);
     const bool ok = !unfinished && state.exit_code == 0 && s.is_object();
     t.failures += !ok && !unfinished;
-    cell["status"] = unfinished ? state.state
-                     : s.is_object() && s.contains("status") && s["status"].is_string() ? s["status"].get<std::string>()
-                                                                                         : "failed";
+    cell["status"] = unfinished ? state.state : !SummaryString(s, "status").empty() ? SummaryString(s, "status") : "failed";
     if (!ok && !unfinished) {
-      if (s.is_object() && s.contains("error") && s["error"].is_string()) {
-        cell["error"] = s["error"].get<std::string>();
+      if (!SummaryString(s, "error").empty()) {
+        cell["error"] = SummaryString(s, "error");
       } else {  // no summary to say why: the log's last line does
         const auto last = LastLogLines(sweep.dir / (variants[i].name + ".log"), 1);
         cell["error"] = last.empty() ? std::string() : last[0];
       }
     }
-    if (s.is_object() && !unfinished) SummaryCells(s, term_names, &cell);
+    if (s.is_object() && !unfinished) SummaryCells(s, term_names, handler_columns, &cell);
     std::vector<std::string> row;
     for (const auto& h : t.header) row.push_back(cell[h]);
     t.rows.push_back(row);
@@ -687,6 +651,66 @@ absl::Status WriteCsvTable(const fs::path& path, const Table& t) {
   return WriteAtomically(path, csv.str());
 }
 
+// Over seeds: per variant run on more than one seed, each numeric column's
+// mean ± sample standard deviation over its finished runs (n of them), as a
+// markdown table; "" when no variant has two finished seeds.
+std::string SeedSummary(const Table& t) {
+  const auto col = [&](const std::string& name) {
+    return std::find(t.header.begin(), t.header.end(), name) - t.header.begin();
+  };
+  const size_t variant = col("variant"), status = col("status");
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<const std::vector<std::string>*>> runs;
+  for (const auto& r : t.rows) {
+    if (r[status] != "completed" && r[status] != "stopped") continue;
+    if (!runs.count(r[variant])) order.push_back(r[variant]);
+    runs[r[variant]].push_back(&r);
+  }
+  bool any = false;
+  for (const auto& [v, rs] : runs) any |= rs.size() > 1;
+  if (!any) return "";
+  std::vector<size_t> numeric;
+  const std::set<std::string> skip = {"variant", "seed", "status", "held_out_worst_constraint", "error"};
+  for (size_t j = 0; j < t.header.size(); ++j) {
+    if (!skip.count(t.header[j])) numeric.push_back(j);
+  }
+  std::ostringstream md;
+  md << "\n## Over seeds (mean ± standard deviation over the finished runs)\n\n| variant | n |";
+  for (size_t j : numeric) md << " " << t.header[j] << " |";
+  md << "\n| --- | --- |";
+  for (size_t j = 0; j < numeric.size(); ++j) md << " --- |";
+  md << "\n";
+  for (const auto& v : order) {
+    const auto& rs = runs[v];
+    std::string name = v;
+    for (size_t p = name.find('|'); p != std::string::npos; p = name.find('|', p + 2)) name.replace(p, 1, "\\|");
+    md << "| " << name << " | " << rs.size() << " |";
+    for (size_t j : numeric) {
+      std::vector<double> x;
+      for (const auto* r : rs) {
+        char* end = nullptr;
+        const std::string& cell = (*r)[j];
+        const double value = std::strtod(cell.c_str(), &end);
+        if (!cell.empty() && end != nullptr && *end == '\0' && std::isfinite(value)) x.push_back(value);
+      }
+      if (x.empty()) {
+        md << " |";
+        continue;
+      }
+      double mean = 0;
+      for (double value : x) mean += value / static_cast<double>(x.size());
+      double ss = 0;
+      for (double value : x) ss += (value - mean) * (value - mean);
+      md << " " << absl::StrFormat("%.4g", mean);
+      if (x.size() > 1) md << absl::StrFormat(" ± %.2g", std::sqrt(ss / static_cast<double>(x.size() - 1)));
+      if (x.size() != rs.size()) md << " (n=" << x.size() << ")";
+      md << " |";
+    }
+    md << "\n";
+  }
+  return md.str();
+}
+
 absl::Status WriteMarkdownTable(const fs::path& path, const Sweep& sweep, const Table& t) {
   std::ostringstream md;
   md << "# Ablation of " << sweep.experiment << "\n\n";
@@ -707,6 +731,7 @@ absl::Status WriteMarkdownTable(const fs::path& path, const Sweep& sweep, const 
     }
     md << "| " << absl::StrJoin(esc, " | ") << " |\n";
   }
+  md << SeedSummary(t);
   md << "\n![ablation](ablation.png)\n";
   return WriteAtomically(path, md.str());
 }
@@ -753,9 +778,8 @@ int RunAblation(const AblateOptions& o) {
       if (!queue_ok) std::cerr << "warning: squeue did not answer: tasks without an exit file are marked pending" << std::endl;
     } else {
       for (size_t i = 0; i < states.size(); ++i) {
-        auto j = ReadRunJson(sweep->dir / sweep->variants[i].name / "summary.json");
         const std::string status =
-            j.is_object() && j.contains("status") && j["status"].is_string() ? j["status"].get<std::string>() : "";
+            SummaryString(ReadRunJson(sweep->dir / sweep->variants[i].name / "summary.json"), "status");
         states[i].exit_code = status == "completed" || status == "stopped" ? 0 : 1;
       }
     }
@@ -786,7 +810,7 @@ int RunAblation(const AblateOptions& o) {
       return kRuntime;
     }
   }
-  if (auto st = WriteAtomically(sweep.dir / "sweep.json", ToJson(sweep).dump(2) + "\n"); !st.ok()) {
+  if (auto st = WriteAtomically(sweep.dir / "sweep.json", SweepToJson(sweep).dump(2) + "\n"); !st.ok()) {
     std::cerr << st.message() << std::endl;
     return kRuntime;
   }
@@ -803,7 +827,14 @@ int RunAblation(const AblateOptions& o) {
   std::cerr << "lumpy ablate: " << sweep.variants.size() << " run(s), " << o.jobs << " at a time, "
             << std::max(1, cores / std::max(1, o.jobs)) << " thread(s) each unless set -> " << sweep.dir.string()
             << std::endl;
-  return WriteTable(sweep, RunLocal(sweep, o.jobs));
+  int stopped_by = 0;
+  auto states = RunLocal(sweep, o.jobs, &stopped_by);
+  const int rc = WriteTable(sweep, states);
+  if (stopped_by == 0) return rc;
+  std::cerr << "lumpy ablate: stopped by " << strsignal(stopped_by) << ": a stopped run resumes with lumpy resume "
+            << (sweep.dir / "VARIANT").string() << "; the table marks it and the runs never started as not finished"
+            << std::endl;
+  return 128 + stopped_by;
 }
 
 }  // namespace lumpy

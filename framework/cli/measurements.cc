@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/run_folder.h"
 #include "core/input_file.h"
+#include "data/metrics_table.h"
 #include "lumpy/status_macros.h"
 #include "physics/probe.h"
 
@@ -112,14 +113,11 @@ absl::Status ResultFolder::ReadMetrics() {
   }
   if (file.empty()) return absl::NotFoundError(absl::StrCat(dir_.string(), ": no metrics.csv(.gz)"));
   LUMPY_ASSIGN_OR_RETURN(auto text, ReadText(file));
-  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
-  if (lines.empty()) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": empty"));
-  std::vector<std::string> names = absl::StrSplit(lines[0], ',');
-  for (size_t i = 1; i < lines.size(); ++i) {
-    std::vector<std::string> f = absl::StrSplit(lines[i], ',');
-    if (f.size() != names.size()) continue;  // a row cut short by a crash
-    for (size_t k = 0; k < names.size(); ++k) metrics_[names[k]].push_back(std::strtod(f[k].c_str(), nullptr));
+  LUMPY_ASSIGN_OR_RETURN(auto table, ParseMetricsTable(text, file));
+  for (size_t k = 0; k < table.columns.size(); ++k) {
+    if (metrics_.count(table.columns[k]) == 0) metrics_[table.columns[k]] = table.Column(table.columns[k]);
   }
+  if (metrics_.count("step") == 0) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no step column"));
   metrics_read_ = true;
   return absl::OkStatus();
 }

@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "core/atomic_file.h"
 #include "core/input_file.h"
+#include "data/metrics_table.h"
 #include "lumpy/status_macros.h"
 
 namespace lumpy {
@@ -46,47 +47,43 @@ std::vector<std::string> MetricsLog::Columns(const Components& c,
   return columns;
 }
 
-absl::StatusOr<MetricsLog::Kept> MetricsLog::PrepareForResume(const fs::path& file, int64_t next_step) const {
-  if (auto st = CheckInputFile(file, InputKind::kMetrics, "metrics table"); !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(st.message(), "; cannot resume"));
-  }
-  std::ifstream in(file);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": missing; cannot resume"));
-  Kept kept_rows;
-  std::string header, line, kept;
-  std::getline(in, header);
+absl::StatusOr<MetricsLog::Kept> MetricsLog::PrepareForResume(const fs::path& file, int64_t next_step,
+                                                             int64_t log_every, bool continuing) const {
+  auto read = ReadInputFile(file, InputKind::kMetrics, "metrics table");
+  if (!read.ok()) return absl::InvalidArgumentError(absl::StrCat(read.status().message(), "; cannot resume"));
+  const std::string& text = *read;
+  auto table = ParseMetricsTable(text, file);
+  if (!table.ok()) return absl::InvalidArgumentError(absl::StrCat(table.status().message(), "; cannot resume"));
   const std::string expected = absl::StrJoin(columns_, ",");
-  if (header != expected) {
+  if (table->header != expected) {
     return absl::InvalidArgumentError(absl::StrCat(
         file.string(), ": its columns do not match this experiment's; expected \"", expected,
-        "\", found \"", header, "\""));
+        "\", found \"", table->header.substr(0, 2000), "\""));
   }
-  const auto fields = static_cast<int64_t>(columns_.size());
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    if (std::count(line.begin(), line.end(), ',') + 1 != fields) {
-      std::fprintf(stderr, "warning: %s: dropped a row with %lld of its %lld fields (a write that did not finish)\n",
-                   file.string().c_str(), static_cast<long long>(std::count(line.begin(), line.end(), ',') + 1),
-                   static_cast<long long>(fields));
-      continue;
-    }
-    int64_t step = 0;
-    if (!absl::SimpleAtoi(line.substr(0, line.find(',')), &step)) {  // "abc" was read as step 0 and kept
-      std::fprintf(stderr, "warning: %s: dropped a row whose step \"%s\" is not a whole number\n",
-                   file.string().c_str(), line.substr(0, line.find(',')).c_str());
-      continue;
-    }
-    if (step < next_step) {
-      absl::StrAppend(&kept, line, "\n");
-      kept_rows.wall_time = std::atof(line.substr(line.rfind(',') + 1).c_str());
-      if (step + 1 == next_step) {  // the checkpoint's own row: the summary's "final"
-        kept_rows.last_row.clear();
-        for (absl::string_view field : absl::StrSplit(line, ',')) {
-          kept_rows.last_row.push_back(std::atof(std::string(field).c_str()));
-        }
-      }
-    }
+  if (table->dropped_short > 0) {
+    std::fprintf(stderr, "warning: %s: dropped %lld row(s) without all %zu fields (a write that did not finish)\n",
+                 file.string().c_str(), static_cast<long long>(table->dropped_short), columns_.size());
   }
+  if (table->dropped_step > 0) {
+    std::fprintf(stderr, "warning: %s: dropped a row whose step \"%s\" is not a whole number%s\n",
+                 file.string().c_str(), table->first_bad_step.c_str(),
+                 table->dropped_step > 1 ? absl::StrCat(" (and ", table->dropped_step - 1, " more)").c_str() : "");
+  }
+  Kept kept_rows;
+  std::string kept;
+  for (size_t i = 0; i < table->rows.size(); ++i) {
+    const int64_t step = table->steps[i];
+    if (step >= next_step) continue;
+    kept_rows.wall_time = table->rows[i].back();
+    if (step + 1 == next_step) {
+      kept_rows.last_row = table->rows[i];  // the checkpoint's own row: the summary's "final"
+      // The last row of a shorter run (--steps raised on resume) is off the
+      // telemetry grid: an unbroken run never wrote it, so neither does this.
+      if (continuing && log_every > 0 && step % log_every != 0) continue;
+    }
+    absl::StrAppend(&kept, table->lines[i], "\n");
+  }
+  const std::string& header = table->header;
   LUMPY_RETURN_IF_ERROR(WriteAtomically(file, absl::StrCat(header, "\n", kept)));
   return kept_rows;
 }

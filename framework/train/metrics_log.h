@@ -34,9 +34,13 @@ class LUMPY_ENGINE_API MetricsLog {
   };
   // Checks the file's header against the columns and keeps the rows of the
   // steps before next_step (a row cut short by a crash is dropped with a
-  // warning); rewrites the file atomically. InvalidArgument if it cannot
-  // be resumed.
-  absl::StatusOr<Kept> PrepareForResume(const std::filesystem::path& file, int64_t next_step) const;
+  // warning), as an unbroken run with rows every LOG_EVERY steps would have
+  // them: when the run CONTINUES past next_step, the checkpoint's own row is
+  // dropped if it is off that grid (the last row of a run resumed with a
+  // larger --steps); rewrites the file atomically. InvalidArgument if it
+  // cannot be resumed.
+  absl::StatusOr<Kept> PrepareForResume(const std::filesystem::path& file, int64_t next_step, int64_t log_every,
+                                        bool continuing) const;
 
   // Opens the file for appending (resume) or anew with its header; never
   // through a symbolic link, and anew only where no file is (OpenOwnFile).
