@@ -125,7 +125,14 @@ def training(run, out, header, m, summary):
     skip = {"step", "loss", "lr", "wall_time_s"}
     terms = summary.get("terms") or {}
     term_cols = [h for h in header if h in terms] or [h for h in header if "." not in h and h not in skip]
-    handler_cols = [h for h in header if h.rsplit(".", 1)[-1] in ("lambda", "mu", "log_sigma", "penalty")]
+    # Every column a handler logs, whatever its plugin calls it (summary.json's
+    # telemetry_columns); a summary written before it existed: the built-ins'.
+    groups = summary.get("telemetry_columns") or {}
+    if groups.get("handlers") is not None:
+        listed = {c for cols in groups["handlers"].values() for c in cols}
+        handler_cols = [h for h in header if h in listed]
+    else:
+        handler_cols = [h for h in header if h.rsplit(".", 1)[-1] in ("lambda", "mu", "log_sigma", "penalty")]
     physical_cols = [h for h in header if h.startswith("model.") or h.endswith(".omega_m")]
     step = m["step"]
     write_csv(os.path.join(out, "losses.csv"), ["step", "loss"] + term_cols + handler_cols,
@@ -158,11 +165,12 @@ def training(run, out, header, m, summary):
             if c.endswith(".log_sigma"):
                 y = np.exp(y)
                 c = c.replace(".log_sigma", ".sigma")
+            y = np.abs(y)
             y = np.where(y > 0, y, np.nan)
             if np.isfinite(y).any():
                 ax.plot(step, y, lw=1.0, label=c)
         ax.set_xlabel("step")
-        ax.set_title("handlers: multipliers lambda, penalties mu, sigma (0 not shown)")
+        ax.set_title("handlers' state: each handler's own columns (|value|; 0 not shown)")
         ax.set_yscale("log")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -310,9 +318,15 @@ def planes(out):
     return ["planes_today.png", "planes_today_3d.png"]
 
 
-def curricula(out, header, m):
+def curricula(out, header, m, summary):
     files = sorted(f for f in os.listdir(out) if f.startswith("curriculum_") and f.endswith(".csv"))
-    mean_cols = [h for h in header if h.endswith(".mean_w") or h.endswith(".mean_weight")]
+    # Every column a curriculum logs (summary.json's telemetry_columns), else the built-ins'.
+    groups = (summary.get("telemetry_columns") or {}).get("curricula")
+    if groups is not None:
+        listed = {c for cols in groups.values() for c in cols}
+        mean_cols = [h for h in header if h in listed]
+    else:
+        mean_cols = [h for h in header if h.endswith(".mean_w") or h.endswith(".mean_weight")]
     if not files and not mean_cols:
         return []
     fig, axes = plt.subplots(1, len(files) + 1, figsize=(6 * (len(files) + 1), 4.6), squeeze=False)
@@ -329,7 +343,7 @@ def curricula(out, header, m):
     for c in mean_cols:
         ax.plot(m["step"], m[c], label=c)
     ax.set_xlabel("step")
-    ax.set_title("curriculum over training: mean W and mean e$^{-2W}$")
+    ax.set_title("curricula over training: their telemetry")
     ax.set_yscale("symlog")
     ax.grid(alpha=0.3)
     if mean_cols:
@@ -464,7 +478,7 @@ def main(run):
     figs += worldline(out)
     figs += worldline_notebook(out)
     figs += planes(out)
-    figs += curricula(out, header, m)
+    figs += curricula(out, header, m, summary)
     hf, sn_stats = hubble(out)
     figs += hf
     report_md(run, out, summary, figs, sn_stats)

@@ -1,6 +1,7 @@
 // Golden tests: each broken experiment in tests/config_errors/NN_*.toml gives
 // exactly the one-line message in NN_*.expected on stderr, exit status 2, and
-// nothing on stdout. Absolute paths of this folder read as <dir>.
+// nothing on stdout. Absolute paths of this folder read as <dir>, the build's
+// plugin folder as <plugins>.
 
 #include <gtest/gtest.h>
 
@@ -35,7 +36,10 @@ TEST_P(ConfigErrorGolden, ExactMessageAndExitStatus2) {
   ASSERT_TRUE(fs::exists(kDir / (name + ".expected"))) << "missing " << name << ".expected";
   const std::string expected = testing::ReadFile(kDir / (name + ".expected"));
   auto r = testing::RunLumpy("check " + name + ".toml", kDir);
-  const std::string err = absl::StrReplaceAll(r.err, {{kDir.string(), "<dir>"}});
+  // The build's plugin folder (an unknown plugin's message lists it) reads as <plugins>.
+  const std::string plugins =
+      (fs::path(LUMPY_TEST_BINARY).parent_path() / ".." / "lib" / "lumpy" / "plugins").lexically_normal().string();
+  const std::string err = absl::StrReplaceAll(r.err, {{kDir.string(), "<dir>"}, {plugins, "<plugins>"}});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(err, expected);
   EXPECT_EQ(r.out, "");

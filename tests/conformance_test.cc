@@ -10,6 +10,8 @@
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <functional>
 #include <set>
 
@@ -143,15 +145,31 @@ TEST(Conformance, TheListsCoverEveryBuiltIn) {
 // The kit fails what breaks the contract: a handler whose total is not the
 // mean of its per-point penalty, one whose telemetry names change, and one
 // that keeps what its penalty uses outside its registered state.
+//
+// Flaws: 0 total = sum; 1 telemetry renamed; 2 penalty reads a plain member;
+// 3 none; 4 an average of the violations kept as a plain member, read only
+// by update() (it passed the kit, and a resumed run diverged 45 steps
+// later); 5 the penalty detached from the violation; 6 a penalty that ignores
+// the violation; 7 a gradient that is not the penalty's (a straight-through
+// trick: value w v, gradient 3 w).
 class Broken : public ConstraintHandler {
  public:
   explicit Broken(int flaw) : flaw_(flaw), weight_(register_buffer("weight", torch::tensor(1.0, torch::kFloat64))) {}
   Penalty penalty(const torch::Tensor& v) override {
-    auto per_point = (flaw_ == 2 ? unregistered_ : weight_.item<double>()) * v;
+    torch::Tensor per_point = (flaw_ == 2 ? unregistered_ : weight_.item<double>()) * v;
+    if (flaw_ == 5) per_point = per_point.detach();
+    if (flaw_ == 6) per_point = weight_ * torch::ones_like(v) + 0 * v;
+    if (flaw_ == 7) per_point = per_point + 2 * (per_point - per_point.detach());
     return {per_point, flaw_ == 0 ? per_point.sum() : per_point.mean()};
   }
-  void update(const torch::Tensor&, int64_t step) override {
-    weight_.add_(1);
+  void update(const torch::Tensor& v, int64_t step) override {
+    torch::NoGradGuard no_grad;
+    if (flaw_ == 4) {
+      average_ = 0.5 * average_ + v.mean().item<double>();
+      weight_.fill_(1.0 + average_);
+    } else {
+      weight_.add_(1);
+    }
     unregistered_ += 1;
     step_ = step;
   }
@@ -163,7 +181,7 @@ class Broken : public ConstraintHandler {
  private:
   int flaw_;
   torch::Tensor weight_;
-  double unregistered_ = 1.0;
+  double unregistered_ = 1.0, average_ = 0.0;
   int64_t step_ = -1;
 };
 
@@ -182,17 +200,66 @@ std::vector<std::string> Failures(const std::function<void()>& f) {
 }
 
 TEST(Conformance, TheKitFailsBrokenHandlers) {
-  const char* expected[] = {"!= mean(per_point)", "telemetry names must not change", "gives another penalty"};
-  for (int flaw = 0; flaw < 3; ++flaw) {
+  const std::map<int, const char*> expected = {
+      {0, "!= mean(per_point)"},
+      {1, "telemetry names must not change"},
+      {2, "gives another penalty"},
+      {4, "diverges 1 update(s) after its checkpoint"},
+      {5, "the penalty is detached from the violation"},
+      {6, "the penalty does not depend on the violation"},
+      {7, "finite differences"}};
+  for (const auto& [flaw, message] : expected) {
     SCOPED_TRACE("flaw " + std::to_string(flaw));
     const auto failures = Failures([flaw] { testing::ExpectHandlerConforms([flaw] { return std::make_shared<Broken>(flaw); }); });
+    ASSERT_FALSE(failures.empty());
+    bool named = false;
+    for (const auto& f : failures) named |= f.find(message) != std::string::npos;
+    EXPECT_TRUE(named) << failures.front();
+  }
+  // The sound one passes.
+  EXPECT_EQ(Failures([] { testing::ExpectHandlerConforms([] { return std::make_shared<Broken>(3); }); }),
+            std::vector<std::string>{});
+}
+
+// Curricula that break the contract: 0 anneals its buffer inside reduce()
+// (what the interface once forced: it had no update()); 1 keeps a count of
+// updates as a plain member, so a resumed copy anneals differently; 2 is
+// sound (a buffer annealed in update(), slices from set_bounds()).
+class AnnealingCurriculum : public CurriculumWeighter {
+ public:
+  explicit AnnealingCurriculum(int flaw)
+      : flaw_(flaw), epsilon_(register_buffer("epsilon", torch::tensor(0.5, torch::kFloat64))) {}
+  void set_bounds(const DomainBounds& b) override { t0_ = b.lo[0], t1_ = b.hi[0]; }
+  torch::Tensor reduce(const torch::Tensor& points, const torch::Tensor& loss) override {
+    if (flaw_ == 0) epsilon_.mul_(1.01);
+    const auto late = (points.select(1, 0) - t0_) / (t1_ - t0_);  // 0 at the domain's start, 1 at its end
+    return (torch::exp(-epsilon_ * late) * loss).mean();
+  }
+  void update(const torch::Tensor&, const torch::Tensor&, int64_t) override {
+    torch::NoGradGuard no_grad;
+    ++updates_;
+    epsilon_.mul_(flaw_ == 1 ? 1.0 + 0.01 * updates_ : 1.01);
+  }
+
+ private:
+  int flaw_;
+  torch::Tensor epsilon_;
+  double t0_ = 0, t1_ = 1;
+  int updates_ = 0;
+};
+
+TEST(Conformance, TheKitFailsCurriculaThatKeepStateWrongly) {
+  const char* expected[] = {"reduce() changed the curriculum's state", "diverges 1 update(s) after its checkpoint"};
+  for (int flaw = 0; flaw < 2; ++flaw) {
+    SCOPED_TRACE("flaw " + std::to_string(flaw));
+    const auto failures =
+        Failures([flaw] { testing::ExpectCurriculumConforms([flaw] { return std::make_shared<AnnealingCurriculum>(flaw); }); });
     ASSERT_FALSE(failures.empty());
     bool named = false;
     for (const auto& f : failures) named |= f.find(expected[flaw]) != std::string::npos;
     EXPECT_TRUE(named) << failures.front();
   }
-  // The sound one passes.
-  EXPECT_EQ(Failures([] { testing::ExpectHandlerConforms([] { return std::make_shared<Broken>(3); }); }),
+  EXPECT_EQ(Failures([] { testing::ExpectCurriculumConforms([] { return std::make_shared<AnnealingCurriculum>(2); }); }),
             std::vector<std::string>{});
 }
 
@@ -225,6 +292,39 @@ TEST(Conformance, TheKitFailsAWrongJet) {
   bool named = false;
   for (const auto& f : failures) named |= f.find("dg[b,i,j,k] must be d_k g_ij") != std::string::npos;
   EXPECT_TRUE(named) << failures.front();
+}
+
+// The kit fails a point term whose value is detached from the metric, and
+// one whose gradient is not its value's (straight-through: value g00^2,
+// gradient 3x).
+class DetachedTerm : public LossTerm {
+ public:
+  explicit DetachedTerm(bool detach) : detach_(detach) {}
+  LossValue evaluate(StepContext& ctx) override {
+    auto per_point = ctx.geometry(0).metric().select(1, 0).select(1, 0).square();
+    per_point = detach_ ? per_point.detach() : per_point + 2 * (per_point - per_point.detach());
+    return {per_point, per_point.mean()};
+  }
+
+ private:
+  bool detach_;
+};
+
+TEST(Conformance, TheKitFailsALossTermWithoutItsGradient) {
+  for (bool detach : {true, false}) {
+    SCOPED_TRACE(detach ? "detached" : "straight-through");
+    torch::manual_seed(0);
+    auto siren = MakeBuiltIn<MetricModel>("siren");
+    siren->to(torch::kFloat64);
+    const auto failures = Failures([&] {
+      testing::ExpectLossTermConforms([detach] { return std::make_shared<DetachedTerm>(detach); },
+                                      LossKind::kObjective, *siren, testing::UniformPoints(4));
+    });
+    ASSERT_FALSE(failures.empty());
+    EXPECT_NE(failures.front().find(detach ? "detached from the metric's parameters" : "finite differences"),
+              std::string::npos)
+        << failures.front();
+  }
 }
 
 // The kit fails a point term whose value is not the mean of per_point.

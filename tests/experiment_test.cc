@@ -21,7 +21,10 @@ class NullLoss : public LossTerm {
 };
 class MeanWeighter : public CurriculumWeighter {
  public:
+  void set_bounds(const DomainBounds& b) override { bounds = b, ++bound_calls; }
   torch::Tensor reduce(const torch::Tensor&, const torch::Tensor& l) override { return l.mean(); }
+  DomainBounds bounds;
+  int bound_calls = 0;
 };
 
 class ExperimentTest : public ::testing::Test {
@@ -95,6 +98,21 @@ TEST_F(ExperimentTest, DefaultsAreFilledAndComponentsBuilt) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->losses.size(), 1u);
   EXPECT_EQ(c->domains.size(), 1u);
+}
+
+// A curriculum is given its domain's box when it is built: t from the
+// earliest stratum's start to the latest one's end, x, y, z as declared
+// (y, z defaulted).
+TEST_F(ExperimentTest, ACurriculumIsGivenItsDomainsBox) {
+  auto exp = Load(std::string(kValid) + "[domains.d]\nx = [-0.5, 0.25]\n[domains.d.strata.early]\ncount = 1\nt = [-2.0, 0.5]\n",
+                  {"model.hidden=6"});
+  ASSERT_TRUE(exp.ok()) << exp.status();
+  auto c = Instantiate(*exp);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& w = dynamic_cast<const MeanWeighter&>(*c->domains[0].weighter);
+  EXPECT_EQ(w.bound_calls, 1);
+  EXPECT_EQ(w.bounds.lo, (std::array<double, 4>{-2.0, -0.5, -1.0, -1.0}));
+  EXPECT_EQ(w.bounds.hi, (std::array<double, 4>{1.0, 0.25, 1.0, 1.0}));
 }
 
 }  // namespace

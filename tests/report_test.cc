@@ -180,6 +180,18 @@ TEST_F(ReportTest, FiguresAndCurriculumWeightsOfATrainedNetwork) {
                         "planes_today.png", "planes_today_3d.png", "curriculum.png", "report.md"}) {
     EXPECT_TRUE(fs::exists(dir_ / "run/report" / f) && fs::file_size(dir_ / "run/report" / f) > 0) << f;
   }
+  // Every column a handler logs is drawn and tabulated, whatever its name
+  // (the augmented Lagrangian's ema and skipped were left out: only names
+  // ending in lambda, mu, log_sigma or penalty were kept).
+  const auto handler_columns = summary["telemetry_columns"]["handlers"]["wec"];
+  ASSERT_TRUE(handler_columns.is_array()) << summary.dump();
+  const std::string losses_csv = testing::ReadFile(dir_ / "run/report/losses.csv");
+  const std::string losses_header = losses_csv.substr(0, losses_csv.find_first_of("\r\n"));
+  for (const auto& c : handler_columns) {
+    EXPECT_NE(("," + losses_header + ",").find("," + c.get<std::string>() + ","), std::string::npos)
+        << c << " not in " << losses_header;
+  }
+  EXPECT_NE(losses_header.find("wec.ema"), std::string::npos) << losses_header;
   const std::string md = testing::ReadFile(dir_ / "run/report/report.md");
   EXPECT_NE(md.find("![planes_today.png](planes_today.png)"), std::string::npos);
   EXPECT_NE(md.find("Held-out checks"), std::string::npos);

@@ -374,11 +374,18 @@ absl::StatusOr<ConfigNode*> SubTable(ConfigNode& parent, const std::string& key,
   return node;
 }
 
+// The plugins an experiment may name: the registry, and where the loader
+// looked for them (an unknown name's message lists it).
+struct PluginCatalog {
+  const Registry& registry;
+  std::string searched;
+};
+
 absl::StatusOr<PluginSpec> ValidatePlugin(ConfigNode& table, PluginKind kind,
                                           const std::string& path,
                                           const std::vector<std::string>& others,
-                                          const Registry& registry) {
-  std::vector<std::string> known_plugins = registry.Names(kind);
+                                          const PluginCatalog& plugins) {
+  std::vector<std::string> known_plugins = plugins.registry.Names(kind);
   const std::string known_text =
       known_plugins.empty() ? "none are loaded" : absl::StrJoin(known_plugins, ", ");
   const ConfigNode* plugin = table.Find("plugin");
@@ -395,14 +402,15 @@ absl::StatusOr<PluginSpec> ValidatePlugin(ConfigNode& table, PluginKind kind,
   PluginSpec spec;
   spec.key_path = path;
   spec.location = table.location();
-  spec.entry = registry.Find(kind, plugin->as_string());
+  spec.entry = plugins.registry.Find(kind, plugin->as_string());
   if (spec.entry == nullptr) {
     std::string msg =
         absl::StrCat("unknown ", PluginKindName(kind), " \"", plugin->as_string(), "\"");
     if (auto near = NearestName(plugin->as_string(), known_plugins)) {
       absl::StrAppend(&msg, "; did you mean \"", *near, "\"?");
     }
-    absl::StrAppend(&msg, " known: ", known_text);
+    absl::StrAppend(&msg, " known: ", known_text, " (plugins searched: ", plugins.searched,
+                    "; add a folder with LUMPY_PLUGIN_PATH or [plugins] paths = [\"DIR\"])");
     return ConfigError(plugin->key_location(), Join(path, "plugin"), msg);
   }
   std::vector<std::string> all_others = others;
@@ -427,6 +435,22 @@ const std::vector<std::string> kSections = {"runtime", "telemetry", "optimizer",
                                             "domains", "loss"};
 
 }  // namespace
+
+DomainBounds DomainSpec::bounds() const {
+  DomainBounds b;
+  b.lo[0] = strata.empty() ? -std::numeric_limits<double>::infinity() : strata[0].t_min;
+  b.hi[0] = strata.empty() ? std::numeric_limits<double>::infinity() : strata[0].t_max;
+  for (const auto& s : strata) {
+    b.lo[0] = std::min(b.lo[0], s.t_min);
+    b.hi[0] = std::max(b.hi[0], s.t_max);
+  }
+  const std::vector<double>* xyz[] = {&x, &y, &z};
+  for (int k = 0; k < 3; ++k) {
+    b.lo[k + 1] = xyz[k]->at(0);
+    b.hi[k + 1] = xyz[k]->at(1);
+  }
+  return b;
+}
 
 int64_t DomainSpec::total_points() const {
   int64_t n = ray_points;
@@ -544,7 +568,7 @@ absl::Status LoadPluginPaths(ConfigNode& root, PluginLoader& loader) {
     }
     std::error_code ec;
     p = fs::absolute(p, ec).lexically_normal();
-    if (auto st = loader.LoadPath(p); !st.ok()) {
+    if (auto st = loader.LoadPath(p, "[plugins] paths"); !st.ok()) {
       return ConfigError(item.location(), absl::StrCat("plugins.paths[", i, "]"),
                          std::string(st.message()));
     }
@@ -555,7 +579,7 @@ absl::Status LoadPluginPaths(ConfigNode& root, PluginLoader& loader) {
 }
 
 // One [domains.NAME] table: its box, strata and curriculum.
-absl::StatusOr<DomainSpec> ReadDomain(const std::string& name, ConfigNode& node, Registry& registry) {
+absl::StatusOr<DomainSpec> ReadDomain(const std::string& name, ConfigNode& node, const PluginCatalog& plugins) {
   const std::string path = Join("domains", name);
   if (!node.is_table()) {
     return ConfigError(node.location(), path,
@@ -605,7 +629,7 @@ absl::StatusOr<DomainSpec> ReadDomain(const std::string& name, ConfigNode& node,
                        absl::StrCat("expected a table, got ", curriculum->ToText()));
   }
   LUMPY_ASSIGN_OR_RETURN(d.curriculum, ValidatePlugin(*curriculum, PluginKind::kCurriculum,
-                                                      Join(path, "curriculum"), {}, registry));
+                                                      Join(path, "curriculum"), {}, plugins));
   return d;
 }
 
@@ -620,12 +644,13 @@ struct EntryShape {
   std::vector<std::string> keys;  // the entry's own keys and its handler's table
 };
 
-absl::StatusOr<EntryShape> ReadEntryShape(const std::string& path, const ConfigNode& node, Registry& registry) {
+absl::StatusOr<EntryShape> ReadEntryShape(const std::string& path, const ConfigNode& node,
+                                          const PluginCatalog& plugins) {
   // The plugin decides which entry keys apply, so find it first.
   const ConfigNode* plugin = node.Find("plugin");
   const PluginEntry* entry =
       plugin && plugin->kind() == ConfigNode::Kind::kString
-          ? registry.Find(PluginKind::kLoss, plugin->as_string())
+          ? plugins.registry.Find(PluginKind::kLoss, plugin->as_string())
           : nullptr;
   const bool is_constraint = entry && entry->loss_kind == LossKind::kConstraint;
   const bool is_dataset = entry && entry->loss_kind == LossKind::kDataset;
@@ -673,18 +698,18 @@ absl::StatusOr<EntryShape> ReadEntryShape(const std::string& path, const ConfigN
 
 // One [loss.NAME] table: its term, entry keys and handler.
 absl::StatusOr<LossSpec> ReadLossTerm(const std::string& name, ConfigNode& node,
-                                      const std::vector<std::string>& domain_names, Registry& registry) {
+                                      const std::vector<std::string>& domain_names, const PluginCatalog& plugins) {
   const std::string path = Join("loss", name);
   if (!node.is_table()) {
     return ConfigError(node.location(), path,
                        absl::StrCat("expected a table (a loss term), got ", node.ToText()));
   }
-  LUMPY_ASSIGN_OR_RETURN(EntryShape shape, ReadEntryShape(path, node, registry));
+  LUMPY_ASSIGN_OR_RETURN(EntryShape shape, ReadEntryShape(path, node, plugins));
   const PluginEntry* entry = shape.entry;
   const bool is_constraint = shape.is_constraint, is_dataset = shape.is_dataset;
   const ParamSpecs& entry_specs = *shape.specs;
   const char* handler_key = shape.handler_key;
-  LUMPY_ASSIGN_OR_RETURN(auto term, ValidatePlugin(node, PluginKind::kLoss, path, shape.keys, registry));
+  LUMPY_ASSIGN_OR_RETURN(auto term, ValidatePlugin(node, PluginKind::kLoss, path, shape.keys, plugins));
   std::vector<std::string> plugin_keys = Names(entry->params);
   plugin_keys.push_back("plugin");
   plugin_keys.push_back(handler_key);
@@ -717,9 +742,9 @@ absl::StatusOr<LossSpec> ReadLossTerm(const std::string& name, ConfigNode& node,
         SubTable(node, handler_key, path, true,
                  absl::StrCat("\"", entry->name, "\" is a constraint and needs a handler, e.g. [",
                               path, ".constraint] plugin = \"soft_quadratic\"; known: ",
-                              absl::StrJoin(registry.Names(PluginKind::kConstraint), ", "))));
+                              absl::StrJoin(plugins.registry.Names(PluginKind::kConstraint), ", "))));
     LUMPY_ASSIGN_OR_RETURN(spec.handler, ValidatePlugin(*handler_table, PluginKind::kConstraint,
-                                                        Join(path, handler_key), {}, registry));
+                                                        Join(path, handler_key), {}, plugins));
   }
   return spec;
 }
@@ -741,15 +766,16 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
   exp.file = file;
   LUMPY_RETURN_IF_ERROR(ReadCoreSections(file, root, exp));
   LUMPY_RETURN_IF_ERROR(LoadPluginPaths(root, loader));
+  const PluginCatalog plugins{registry, loader.SearchedText()};
   {
     LUMPY_ASSIGN_OR_RETURN(ConfigNode * model,
                            SubTable(root, "model", "", true, "e.g. [model] plugin = \"siren\""));
-    LUMPY_ASSIGN_OR_RETURN(exp.model, ValidatePlugin(*model, PluginKind::kMetric, "model", {}, registry));
+    LUMPY_ASSIGN_OR_RETURN(exp.model, ValidatePlugin(*model, PluginKind::kMetric, "model", {}, plugins));
   }
   LUMPY_ASSIGN_OR_RETURN(ConfigNode * domains, SubTable(root, "domains", "", false));
   std::vector<std::string> domain_names;
   for (auto& [name, node] : domains->mutable_fields()) {
-    LUMPY_ASSIGN_OR_RETURN(DomainSpec domain, ReadDomain(name, node, registry));
+    LUMPY_ASSIGN_OR_RETURN(DomainSpec domain, ReadDomain(name, node, plugins));
     exp.domains.push_back(std::move(domain));
     domain_names.push_back(name);
   }
@@ -761,7 +787,7 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
                        "\"efe_residual\"");
   }
   for (auto& [name, node] : loss->mutable_fields()) {
-    LUMPY_ASSIGN_OR_RETURN(LossSpec spec, ReadLossTerm(name, node, domain_names, registry));
+    LUMPY_ASSIGN_OR_RETURN(LossSpec spec, ReadLossTerm(name, node, domain_names, plugins));
     exp.losses.push_back(std::move(spec));
   }
   exp.resolved = root;
@@ -805,6 +831,7 @@ absl::StatusOr<Components> Instantiate(const Experiment& exp) {
   LUMPY_ASSIGN_OR_RETURN(c.model, Build<MetricModel>(exp.model));
   for (const auto& d : exp.domains) {
     LUMPY_ASSIGN_OR_RETURN(auto weighter, Build<CurriculumWeighter>(d.curriculum));
+    weighter->set_bounds(d.bounds());
     c.domains.push_back({&d, std::move(weighter)});
   }
   for (const auto& l : exp.losses) {

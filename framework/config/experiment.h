@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "config/config_tree.h"
 #include "loader/plugin_loader.h"
+#include "lumpy/curriculum_weighter.h"
 #include "lumpy/registry.h"
 
 namespace lumpy {
@@ -42,6 +43,8 @@ struct DomainSpec {
   int64_t ray_points = 0;
   PluginSpec curriculum;
   LUMPY_ENGINE_API int64_t total_points() const;
+  // The box its points come from, as its curriculum's set_bounds() gets it.
+  LUMPY_ENGINE_API DomainBounds bounds() const;
 };
 
 struct LossSpec {

@@ -37,6 +37,8 @@ void ConstraintHandler::update(const torch::Tensor&, int64_t) {}
 std::vector<std::pair<std::string, double>> ConstraintHandler::telemetry() const { return {}; }
 
 CurriculumWeighter::~CurriculumWeighter() = default;
+void CurriculumWeighter::set_bounds(const DomainBounds&) {}
+void CurriculumWeighter::update(const torch::Tensor&, const torch::Tensor&, int64_t) {}
 std::vector<std::pair<std::string, double>> CurriculumWeighter::telemetry() const { return {}; }
 
 }  // namespace lumpy

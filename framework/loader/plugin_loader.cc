@@ -17,6 +17,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "lumpy/plugin.h"
 #include "lumpy/status_macros.h"
@@ -53,10 +54,12 @@ absl::Status PluginLoader::LoadDefaults() {
   fs::path dir = DefaultPluginDirectory();
   if (fs::is_directory(dir)) {
     LUMPY_RETURN_IF_ERROR(LoadPath(dir));
+  } else {
+    searched_.push_back(absl::StrCat(dir.string(), " (the default folder: missing)"));
   }
   if (const char* env = std::getenv("LUMPY_PLUGIN_PATH")) {
     for (absl::string_view entry : absl::StrSplit(env, ':', absl::SkipEmpty())) {
-      if (auto st = LoadPath(fs::path(std::string(entry))); !st.ok()) {
+      if (auto st = LoadPath(fs::path(std::string(entry)), "LUMPY_PLUGIN_PATH"); !st.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("LUMPY_PLUGIN_PATH: ", st.message()));
       }
     }
@@ -64,7 +67,12 @@ absl::Status PluginLoader::LoadDefaults() {
   return absl::OkStatus();
 }
 
-absl::Status PluginLoader::LoadPath(const fs::path& path) {
+std::string PluginLoader::SearchedText() const {
+  return searched_.empty() ? std::string("no plugin folder") : absl::StrJoin(searched_, ", ");
+}
+
+absl::Status PluginLoader::LoadPath(const fs::path& path, const std::string& from) {
+  searched_.push_back(from.empty() ? path.string() : absl::StrCat(path.string(), " (", from, ")"));
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     std::vector<fs::path> files;

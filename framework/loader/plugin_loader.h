@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "lumpy/registry.h"
@@ -26,9 +27,10 @@ class LUMPY_ENGINE_API PluginLoader {
  public:
   explicit PluginLoader(Registry& registry) : registry_(registry) {}
 
-  // A library file or a folder of lumpy_*.so. All errors are InvalidArgument
-  // with a message that starts with the offending path.
-  absl::Status LoadPath(const std::filesystem::path& path);
+  // A library file or a folder of lumpy_*.so; FROM says where it was named
+  // (for SearchedText). All errors are InvalidArgument with a message that
+  // starts with the offending path.
+  absl::Status LoadPath(const std::filesystem::path& path, const std::string& from = "");
 
   // The default folder and LUMPY_PLUGIN_PATH.
   absl::Status LoadDefaults();
@@ -37,11 +39,15 @@ class LUMPY_ENGINE_API PluginLoader {
   static std::filesystem::path DefaultPluginDirectory();
 
   const std::set<std::string>& loaded() const { return loaded_; }
+  // Every folder and file searched, in order, each with where it was named:
+  // what an unknown plugin's message lists.
+  std::string SearchedText() const;
 
  private:
   absl::Status LoadLibrary(const std::filesystem::path& file);
   Registry& registry_;
   std::set<std::string> loaded_;  // canonical paths
+  std::vector<std::string> searched_;
 };
 
 }  // namespace lumpy

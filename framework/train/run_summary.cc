@@ -171,6 +171,24 @@ nlohmann::json Session::Summary(const Ending& ending) const {
   nlohmann::json terms;
   for (const auto& l : c_.losses) terms[l.spec->name] = l.spec->term.entry->name;
   summary["terms"] = terms;
+  // Which metrics.csv columns are whose telemetry, so that the report draws a
+  // plugin's own columns (whatever they are called) with its kind.
+  nlohmann::json telemetry = {{"terms", nlohmann::json::object()},
+                              {"handlers", nlohmann::json::object()},
+                              {"curricula", nlohmann::json::object()}};
+  for (const auto& l : c_.losses) {
+    auto& term_columns = telemetry["terms"][l.spec->name] = nlohmann::json::array();
+    for (const auto& [k, v] : l.term->telemetry()) term_columns.push_back(l.spec->name + "." + k);
+    if (l.handler) {
+      auto& columns = telemetry["handlers"][l.spec->name] = nlohmann::json::array({l.spec->name + ".penalty"});
+      for (const auto& [k, v] : l.handler->telemetry()) columns.push_back(l.spec->name + "." + k);
+    }
+  }
+  for (const auto& d : c_.domains) {
+    auto& columns = telemetry["curricula"][d.spec->name] = nlohmann::json::array();
+    for (const auto& [k, v] : d.weighter->telemetry()) columns.push_back(d.spec->name + "." + k);
+  }
+  summary["telemetry_columns"] = telemetry;
   if (!physical_.empty()) {
     // After the last update: the values model.pt holds (final.* are the
     // values the last step's loss used).

@@ -231,6 +231,7 @@ absl::StatusOr<StepLoss> StepLossEvaluator::Compute(int64_t step, RayPositions* 
   out.row = {static_cast<double>(step), 0.0};
   std::vector<double> weights = {Rank0(), 1.0};  // per row value: its factor in the sum over ranks
   out.handler_inputs.resize(c_.losses.size());
+  out.curriculum_inputs.resize(c_.domains.size());
   std::vector<torch::Tensor> sums(c_.domains.size());
   auto add = [](torch::Tensor& sum, const torch::Tensor& x) { sum = sum.defined() ? sum + x : x; };
   torch::Tensor direct;  // dataset terms and the like, past the curricula
@@ -256,6 +257,14 @@ absl::StatusOr<StepLoss> StepLossEvaluator::Compute(int64_t step, RayPositions* 
   for (size_t di = 0; di < c_.domains.size(); ++di) {
     if (!sums[di].defined()) continue;
     add(out.loss, c_.domains[di].weighter->reduce(contexts[di]->points(), sums[di]) * draws[di].weight);
+    // What the curriculum's update() gets: the whole step's, on every rank.
+    CurriculumInput& in = out.curriculum_inputs[di];
+    in.points = contexts[di]->points().detach();
+    in.loss = sums[di].detach();
+    if (draws[di].sharded) {
+      in.points = Gather(in.points.reshape({-1}), draws[di].total, 4).view({-1, 4});
+      in.loss = Gather(in.loss, draws[di].total);
+    }
   }
   for (size_t di = 0; di < c_.domains.size(); ++di) {
     const auto& d = c_.domains[di];
@@ -295,12 +304,13 @@ RayPositions StepLossEvaluator::Kept(RayPositions rays) const {
   return rays;
 }
 
-// Every rank's [n_r] share of a domain's `total` values, in rank order.
-torch::Tensor StepLossEvaluator::Gather(const torch::Tensor& mine, int64_t total) const {
+// Every rank's [n_r x width] share of a domain's `total` rows of `width`
+// values (flattened), in rank order.
+torch::Tensor StepLossEvaluator::Gather(const torch::Tensor& mine, int64_t total, int64_t width) const {
   std::vector<int64_t> counts;
   for (int64_t r = 0; r < size_; ++r) {
     const auto [begin, end] = ShareOf(total, r, size_);
-    counts.push_back(end - begin);
+    counts.push_back((end - begin) * width);
   }
   return ranks_->AllGather(mine.contiguous(), counts);
 }

@@ -34,12 +34,20 @@ struct HandledTerm {
 LUMPY_ENGINE_API absl::StatusOr<HandledTerm> ApplyHandler(ConstraintHandler& handler,
                                                           const torch::Tensor& values, bool on_mean);
 
+// What a domain's curriculum reduced this step, detached: the points [B,4]
+// and the per-point loss [B] (the whole step's, on every rank); undefined
+// where the domain had no per-point loss.
+struct CurriculumInput {
+  torch::Tensor points, loss;
+};
+
 // One step's loss and its metrics row (the learning rate and wall time not
 // yet appended).
 struct StepLoss {
   torch::Tensor loss;
   std::vector<double> row;
-  std::vector<torch::Tensor> handler_inputs;  // per loss term, for its handler's update
+  std::vector<torch::Tensor> handler_inputs;        // per loss term, for its handler's update
+  std::vector<CurriculumInput> curriculum_inputs;  // per domain, for its curriculum's update
 };
 
 class Ranks;
@@ -81,7 +89,7 @@ class LUMPY_ENGINE_API StepLossEvaluator {
   };
   std::vector<DomainDraw> Draw(const RayPositions& rays) const;
   RayPositions Kept(RayPositions rays) const;
-  torch::Tensor Gather(const torch::Tensor& mine, int64_t total) const;
+  torch::Tensor Gather(const torch::Tensor& mine, int64_t total, int64_t width = 1) const;
   std::vector<double> SumOverRanks(const std::vector<double>& row, const std::vector<double>& weights) const;
   double Rank0() const { return rank_ == 0 ? 1.0 : 0.0; }
   absl::StatusOr<TermShare> EvaluateTerm(const LossComponent& l, StepContext& ctx, int64_t step, size_t column);

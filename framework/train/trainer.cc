@@ -216,7 +216,8 @@ absl::Status Session::PrepareResume() {
     best_checkpoint_ = previous_summary_["best_checkpoint"];
   }
   if (!writer()) return absl::OkStatus();  // rank 0 keeps the folder
-  LUMPY_ASSIGN_OR_RETURN(auto kept, metrics_->PrepareForResume(run_dir_ / "metrics.csv", loop_.next_step));
+  LUMPY_ASSIGN_OR_RETURN(auto kept, metrics_->PrepareForResume(run_dir_ / "metrics.csv", loop_.next_step,
+                                                               exp_.telemetry.GetInt("every"), !finish_only_));
   resumed_wall_time_ = kept.wall_time;
   if (!kept.last_row.empty()) last_row_ = kept.last_row;
   return absl::OkStatus();
@@ -283,6 +284,10 @@ void Session::Update(const StepLoss& s, int64_t step) {
     const Curvature before = watched ? PenaltyCurvature(*handler) : Curvature{};
     handler->update(s.handler_inputs[i], step);
     if (watched && Raised(before, PenaltyCurvature(*handler))) raised = true;
+  }
+  for (size_t di = 0; di < c_.domains.size(); ++di) {
+    const CurriculumInput& in = s.curriculum_inputs[di];
+    if (in.loss.defined()) c_.domains[di].weighter->update(in.points, in.loss, step);
   }
   if (raised) loop_.lr_scale *= 0.5;
 }

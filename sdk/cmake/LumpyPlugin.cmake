@@ -32,6 +32,31 @@ function(lumpy_add_plugin target)
       endif()
     endif()
   else()
-    target_precompile_headers(${target} PRIVATE <torch/torch.h>)
+    lumpy_use_plugin_pch(${target})
+  endif()
+endfunction()
+
+# lumpy_use_plugin_pch(<target>)
+#
+# Out of tree: compiles <target> (a plugin, or its test executable) with the
+# project's one precompiled LibTorch header, made once (~0.5 GB) for every
+# target that asks, instead of one per target.
+function(lumpy_use_plugin_pch target)
+  if(NOT TARGET lumpy_plugin_pch)
+    set(_src ${CMAKE_BINARY_DIR}/lumpy_plugin_pch.cc)
+    if(NOT EXISTS ${_src})
+      file(WRITE ${_src} "// Carries the project's precompiled LibTorch header (lumpy_use_plugin_pch).\n")
+    endif()
+    add_library(lumpy_plugin_pch OBJECT ${_src})
+    target_link_libraries(lumpy_plugin_pch PRIVATE Lumpy::lumpy)
+    set_target_properties(lumpy_plugin_pch PROPERTIES POSITION_INDEPENDENT_CODE ON)
+    target_precompile_headers(lumpy_plugin_pch PRIVATE <torch/torch.h>)
+  endif()
+  target_precompile_headers(${target} REUSE_FROM lumpy_plugin_pch)
+  get_target_property(_type ${target} TYPE)
+  if(_type STREQUAL "EXECUTABLE")
+    # Executables would get -fPIE; compile them with -fPIC like the header.
+    set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(${target} PRIVATE -fPIC)
   endif()
 endfunction()
