@@ -98,6 +98,12 @@ TEST_F(AblateTest, ASignalToAblateStopsItsRunsCleanly) {
   const std::string err = ReadFile(dir_ / "err");
   EXPECT_NE(err.find("asked 2 running run(s) to checkpoint and stop; 1 not started"), std::string::npos) << err;
   EXPECT_NE(err.find("resumes with lumpy resume"), std::string::npos) << err;
+  // --collect later reads the same states: nothing failed (exit 0).
+  auto collected = RunLumpy("ablate --collect abl", dir_);
+  EXPECT_EQ(collected.exit_code, 0) << collected.err;
+  const std::string again = ReadFile(abl / "ablation.csv");
+  EXPECT_NE(again.find("loss.wec.constraint.plugin=linear,11,interrupted,"), std::string::npos) << again;
+  EXPECT_NE(again.find("loss.wec.constraint.plugin=augmented_lagrangian,11,pending,"), std::string::npos) << again;
   // And a stopped run resumes.
   const auto stopped = nlohmann::json::parse(ReadFile(abl / "v01-soft_quadratic-seed11" / "summary.json"), nullptr, false);
   ASSERT_TRUE(stopped.contains("steps") && stopped["steps"].is_number_integer());

@@ -331,6 +331,27 @@ TEST_F(EngineTest, HangupAndTerminateStopARunCleanly) {
   }
 }
 
+// Under nohup (SIGHUP ignored when lumpy starts) a hangup is ignored, as
+// the user asked; SIGTERM still stops the run cleanly.
+TEST_F(EngineTest, AHangupIgnoredByNohupStaysIgnored) {
+  ASSERT_EQ(Shell("trap \"\" HUP; \"$LUMPY\" run " + kEngine + " --steps 100000 --out nohup >/dev/null 2>nohup.err & echo $! >nohup.pid",
+                  dir_),
+            0);
+  auto rows = [&] {
+    const std::string csv = ReadFile(dir_ / "nohup" / "metrics.csv");
+    return std::count(csv.begin(), csv.end(), '\n');
+  };
+  ASSERT_TRUE(WaitFor([&] { return rows() >= 3; }, 60)) << ReadFile(dir_ / "nohup.err");
+  const pid_t pid = std::stoi(ReadFile(dir_ / "nohup.pid"));
+  ::kill(pid, SIGHUP);
+  const auto before = rows();
+  EXPECT_TRUE(WaitFor([&] { return rows() >= before + 5; }, 60)) << "the run stopped on an ignored hangup";
+  EXPECT_FALSE(fs::exists(dir_ / "nohup" / "summary.json"));
+  ::kill(pid, SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(dir_ / "nohup" / "summary.json"); }, 60)) << ReadFile(dir_ / "nohup.err");
+  EXPECT_EQ(Summary(dir_ / "nohup")["status"].get<std::string>(), "interrupted");
+}
+
 // A full disk (a 256 KiB tmpfs; mounting it needs root): the run stops
 // cleanly (exit 1) naming the file and the OS's reason, leaves no temporary
 // file, and its latest checkpoint stays loadable: with room again (the

@@ -322,11 +322,13 @@ std::vector<TaskState> RunLocal(const Sweep& sweep, int jobs, int* stopped_by) {
     if (it == running.end()) continue;
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     states[it->second].exit_code = code;
-    // A run that stopped on the signal passed on is resumable, not failed.
-    const bool interrupted =
-        forwarded != 0 &&
-        SummaryString(ReadRunJson(sweep.dir / variants[it->second].name / "summary.json"), "status") == "interrupted";
-    if (interrupted) states[it->second].state = "interrupted";
+    // A run that stopped on the signal passed on is resumable, not failed;
+    // one that it ended before it had a summary was never really started.
+    const std::string run_status =
+        forwarded != 0 ? SummaryString(ReadRunJson(sweep.dir / variants[it->second].name / "summary.json"), "status")
+                       : "";
+    const bool interrupted = forwarded != 0 && (run_status == "interrupted" || run_status.empty());
+    if (interrupted) states[it->second].state = run_status.empty() ? "pending" : "interrupted";
     std::cerr << "  " << (interrupted ? "stopped  " : code == 0 ? "finished " : "FAILED   ") << variants[it->second].name
               << " (" << ++done << "/" << variants.size() << ")" << std::endl;
     running.erase(it);
@@ -781,6 +783,10 @@ int RunAblation(const AblateOptions& o) {
         const std::string status =
             SummaryString(ReadRunJson(sweep->dir / sweep->variants[i].name / "summary.json"), "status");
         states[i].exit_code = status == "completed" || status == "stopped" ? 0 : 1;
+        // Stopped by a signal (resumable) or never started (no folder): not
+        // finished, not failed. A folder without a summary is a run that died.
+        if (status == "interrupted") states[i].state = "interrupted";
+        if (status.empty() && !fs::exists(sweep->dir / sweep->variants[i].name)) states[i].state = "pending";
       }
     }
     return WriteTable(*sweep, states);

@@ -32,6 +32,7 @@
 #include "lumpy/ray_tracer.h"
 #include "lumpy/supernovae.h"
 #include "train/checkpoint.h"
+#include "train/stop_signals.h"
 #include "train/trainer.h"
 
 namespace lumpy {
@@ -148,6 +149,7 @@ bool SlurmRanks() {
 
 int CommandRun(const std::string& experiment_arg, const std::vector<std::string>& sets,
                const std::string& out, int64_t steps, int64_t ranks, const std::string& init) {
+  StopSignals signals;  // from the start: a signal while the run is set up stops it cleanly too
   fs::path file = experiment_arg.empty() ? QuickstartPath() : fs::path(experiment_arg);
   std::vector<std::string> overrides = sets;
   if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
@@ -184,6 +186,7 @@ int CommandRun(const std::string& experiment_arg, const std::vector<std::string>
 // Continues RUN_DIR from checkpoints/latest.pt, with the run's own resolved
 // experiment; --steps sets a new total.
 int CommandResume(const std::string& run_arg, int64_t steps, int64_t ranks) {
+  StopSignals signals;  // from the start, as CommandRun
   const fs::path run_dir(run_arg);
   const fs::path file = run_dir / "experiment.toml";
   if (!fs::is_regular_file(file)) {

@@ -31,8 +31,11 @@ std::string Cell(const json& v) {
 // A whole number in [lo, hi], or an error naming the member.
 absl::StatusOr<int64_t> Whole(const json& v, const char* what, int64_t lo, int64_t hi) {
   if (v.is_number_integer()) {
-    if (v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(hi)
-                               : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi) {
+    const bool in_range = v.is_number_unsigned()
+                              ? v.get<uint64_t>() <= static_cast<uint64_t>(hi) &&
+                                    (lo <= 0 || v.get<uint64_t>() >= static_cast<uint64_t>(lo))
+                              : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+    if (in_range) {
       return v.get<int64_t>();
     }
   }

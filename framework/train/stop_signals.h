@@ -3,7 +3,11 @@
 // (Slurm's warning, kill) and SIGHUP (the terminal went away) ask the loop to
 // finish its current step, write the summary and the model, and stop; a
 // second signal ends the process at once. The previous handlers come back
-// when it is destroyed.
+// when it is destroyed. They nest: `lumpy run` holds one from its start to
+// its summary (a signal during set-up stops the run before its first step; one
+// after the last step is too late to matter), the training loop another, and
+// a signal received under the outer one is kept. A hangup ignored when the
+// first one is made (nohup) stays ignored.
 
 #include <csignal>
 

@@ -39,7 +39,11 @@ class LUMPY_API CurriculumWeighter : public torch::nn::Module {
   virtual void set_bounds(const DomainBounds& bounds);
 
   // points [B,4], per_point_loss [B] -> scalar. Changes no state: that is
-  // update()'s.
+  // update()'s. Over several processes each reduces its own share of the
+  // step's points (a contiguous run of the draw) and the shares' results
+  // are added weighted by their sizes: exact for a mean over points of a
+  // per-point function (the built-ins), not for a reduction that couples
+  // points (causal slices); train such a curriculum on one process.
   virtual torch::Tensor reduce(const torch::Tensor& points,
                                const torch::Tensor& per_point_loss) = 0;
 

@@ -43,7 +43,9 @@ void CausalTime::update(const torch::Tensor& points, const torch::Tensor& per_po
   torch::NoGradGuard no_grad;
   const auto weights = SliceLosses(points, per_point_loss).second;
   min_weight_.fill_(weights.min().item<double>());
-  if (min_weight_.item<double>() > delta_) epsilon_.fill_(std::min(epsilon_.item<double>() * factor_, epsilon_max_));
+  const double epsilon = epsilon_.item<double>();
+  // Grows towards epsilon_max, never below where it started.
+  if (min_weight_.item<double>() > delta_) epsilon_.fill_(std::max(epsilon, std::min(epsilon * factor_, epsilon_max_)));
 }
 
 std::vector<std::pair<std::string, double>> CausalTime::telemetry() const {
@@ -56,7 +58,7 @@ absl::Status Register(lumpy::Registry& registry) {
       "causal_time", "causal time slices: slice i weighted by exp(-epsilon * loss of the slices before it)",
       {
           ParamSpec::Int("slices", "time slices S over the domain's t span").Default(int64_t{8}).AtLeast(1),
-          ParamSpec::Double("epsilon", "causality parameter at the start").Default(1.0).AtLeast(0),
+          ParamSpec::Double("epsilon", "causality parameter at the start (0: no causality, never grows)").Default(1.0).AtLeast(0),
           ParamSpec::Double("factor", "epsilon grows by this once every weight exceeds delta").Default(10.0).AtLeast(1),
           ParamSpec::Double("epsilon_max", "largest epsilon").Default(100.0).AtLeast(0),
           ParamSpec::Double("delta", "every weight above this: all of time is trained").Default(0.99).AtLeast(0).AtMost(1),
