@@ -327,7 +327,10 @@ std::vector<TaskState> RunLocal(const Sweep& sweep, int jobs, int* stopped_by) {
     const std::string run_status =
         forwarded != 0 ? SummaryString(ReadRunJson(sweep.dir / variants[it->second].name / "summary.json"), "status")
                        : "";
-    const bool interrupted = forwarded != 0 && (run_status == "interrupted" || run_status.empty());
+    // Killed by the very signal passed on before it had a summary: never
+    // really started. Any other end without a summary is a failure.
+    const bool killed_by_it = WIFSIGNALED(status) && WTERMSIG(status) == forwarded;
+    const bool interrupted = forwarded != 0 && (run_status == "interrupted" || (run_status.empty() && killed_by_it));
     if (interrupted) states[it->second].state = run_status.empty() ? "pending" : "interrupted";
     std::cerr << "  " << (interrupted ? "stopped  " : code == 0 ? "finished " : "FAILED   ") << variants[it->second].name
               << " (" << ++done << "/" << variants.size() << ")" << std::endl;
@@ -786,7 +789,12 @@ int RunAblation(const AblateOptions& o) {
         // Stopped by a signal (resumable) or never started (no folder): not
         // finished, not failed. A folder without a summary is a run that died.
         if (status == "interrupted") states[i].state = "interrupted";
-        if (status.empty() && !fs::exists(sweep->dir / sweep->variants[i].name)) states[i].state = "pending";
+        // (Spawn always creates the log: a variant with a log was started.)
+        const fs::path log = sweep->dir / (sweep->variants[i].name + ".log");
+        std::error_code ec;
+        const auto log_size = fs::file_size(log, ec);
+        const bool started = fs::exists(sweep->dir / sweep->variants[i].name) || (!ec && log_size > 0);
+        if (status.empty() && !started) states[i].state = "pending";
       }
     }
     return WriteTable(*sweep, states);

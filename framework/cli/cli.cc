@@ -147,6 +147,12 @@ bool SlurmRanks() {
   return tasks != nullptr && std::atoi(tasks) > 1 && std::getenv("SLURM_PROCID") != nullptr;
 }
 
+// A signal while the ranks' run was being set up: none is started.
+int StoppedBeforeStart(int sig) {
+  std::cerr << "lumpy: stopped by signal " << sig << " before the ranks were started; nothing was run" << std::endl;
+  return 128 + sig;
+}
+
 int CommandRun(const std::string& experiment_arg, const std::vector<std::string>& sets,
                const std::string& out, int64_t steps, int64_t ranks, const std::string& init) {
   StopSignals signals;  // from the start: a signal while the run is set up stops it cleanly too
@@ -168,6 +174,7 @@ int CommandRun(const std::string& experiment_arg, const std::vector<std::string>
     for (const auto& s : sets) args.insert(args.end(), {"--set", s});
     if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
     if (!init.empty()) args.insert(args.end(), {"--init", init});
+    if (const int sig = signals.received()) return StoppedBeforeStart(sig);
     return LaunchRanks(ranks, run_dir, args);
   }
   if (FirstRank()) {
@@ -203,6 +210,7 @@ int CommandResume(const std::string& run_arg, int64_t steps, int64_t ranks) {
   if (ranks > 1) {
     std::vector<std::string> args = {"resume", run_dir.string()};
     if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
+    if (const int sig = signals.received()) return StoppedBeforeStart(sig);
     return LaunchRanks(ranks, run_dir, args);
   }
   if (FirstRank()) {

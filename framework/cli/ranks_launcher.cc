@@ -59,6 +59,7 @@ int LaunchRanks(int64_t ranks, const fs::path& run_dir, const std::vector<std::s
   sigaction(SIGINT, &on, &old_int);
   sigaction(SIGTERM, &on, &old_term);
   sigaction(SIGHUP, &on, &old_hup);
+  if (old_hup.sa_handler == SIG_IGN) sigaction(SIGHUP, &old_hup, nullptr);  // nohup: a hangup stays ignored
   g_forward = 0;
   std::vector<pid_t> pids;
   for (int64_t r = 0; r < ranks; ++r) {
