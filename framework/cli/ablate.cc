@@ -1,5 +1,6 @@
 #include "cli/ablate.h"
 #include "cli/figures.h"
+#include "cli/markdown.h"
 #include "cli/run_folder.h"
 #include "cli/sweep_file.h"
 
@@ -120,7 +121,6 @@ nlohmann::json ReadRunJson(const fs::path& file) {
   if (!text.ok()) return nlohmann::json::value_t::discarded;
   return nlohmann::json::parse(*text, nullptr, false);
 }
-
 
 }  // namespace
 
@@ -323,12 +323,11 @@ std::vector<TaskState> RunLocal(const Sweep& sweep, int jobs, int* stopped_by) {
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     states[it->second].exit_code = code;
     // A run that stopped on the signal passed on is resumable, not failed;
-    // one that it ended before it had a summary was never really started.
+    // one killed by it before it had a summary was never really started. Any
+    // other end without a summary is a failure.
     const std::string run_status =
         forwarded != 0 ? SummaryString(ReadRunJson(sweep.dir / variants[it->second].name / "summary.json"), "status")
                        : "";
-    // Killed by the very signal passed on before it had a summary: never
-    // really started. Any other end without a summary is a failure.
     const bool killed_by_it = WIFSIGNALED(status) && WTERMSIG(status) == forwarded;
     const bool interrupted = forwarded != 0 && (run_status == "interrupted" || (run_status.empty() && killed_by_it));
     if (interrupted) states[it->second].state = run_status.empty() ? "pending" : "interrupted";
@@ -687,9 +686,7 @@ std::string SeedSummary(const Table& t) {
   md << "\n";
   for (const auto& v : order) {
     const auto& rs = runs[v];
-    std::string name = v;
-    for (size_t p = name.find('|'); p != std::string::npos; p = name.find('|', p + 2)) name.replace(p, 1, "\\|");
-    md << "| " << name << " | " << rs.size() << " |";
+    md << "| " << MarkdownCell(v) << " | " << rs.size() << " |";
     for (size_t j : numeric) {
       std::vector<double> x;
       for (const auto* r : rs) {
@@ -729,12 +726,9 @@ absl::Status WriteMarkdownTable(const fs::path& path, const Sweep& sweep, const 
   for (size_t j = 0; j < t.header.size(); ++j) md << " --- |";
   md << "\n";
   for (const auto& r : t.rows) {
-    std::vector<std::string> esc;
-    for (auto v : r) {
-      for (size_t p = v.find('|'); p != std::string::npos; p = v.find('|', p + 2)) v.replace(p, 1, "\\|");
-      esc.push_back(v);
-    }
-    md << "| " << absl::StrJoin(esc, " | ") << " |\n";
+    std::vector<std::string> cells;
+    for (const auto& v : r) cells.push_back(MarkdownCell(v));
+    md << "| " << absl::StrJoin(cells, " | ") << " |\n";
   }
   md << SeedSummary(t);
   md << "\n![ablation](ablation.png)\n";

@@ -1,6 +1,7 @@
 #include <torch/torch.h>
 
 #include "cli/claims.h"
+#include "cli/markdown.h"
 
 #include <cmath>
 #include <iostream>
@@ -277,14 +278,6 @@ std::string Values(const VariantResult& r) {
   return absl::StrCat(absl::StrJoin(parts, "; "), spread);
 }
 
-std::string Cell(std::string s) {
-  for (size_t p = s.find('|'); p != std::string::npos; p = s.find('|', p + 2)) s.replace(p, 1, "\\|");
-  for (auto& ch : s) {
-    if (ch == '\n') ch = ' ';
-  }
-  return s;
-}
-
 // A message with the result folders' folder named as the study file names
 // it ("results/..."), so that claims.md reads the same wherever it is made.
 std::string Shown(std::string msg, const Study& study, const std::string& results_name) {
@@ -362,7 +355,7 @@ int RunClaims(const ClaimsOptions& o) {
       if (!c.error.empty()) {
         errors.push_back(c.error);
         jc["error"] = c.error;
-        absl::StrAppend(&body, "| `", Cell(c.id), "` | ", Cell(c.words), " | | | error: ", Cell(c.error), " | error |\n");
+        absl::StrAppend(&body, "| `", MarkdownCell(c.id), "` | ", MarkdownCell(c.words), " | | | error: ", MarkdownCell(c.error), " | error |\n");
         jp["claims"].push_back(jc);
         continue;
       }
@@ -391,10 +384,10 @@ int RunClaims(const ClaimsOptions& o) {
         if (!r.why.empty()) notes.push_back(absl::StrCat("`", c.id, "` (", label, "): ", r.why));
       }
       if (c.rule != "not_testable" && !c.reason.empty()) notes.push_back(absl::StrCat("`", c.id, "`: ", c.reason));
-      absl::StrAppend(&body, "| `", Cell(c.id), "` | ", Cell(c.words), " | ", Cell(c.post_value), " | ",
-                      Cell(c.rule == "not_testable" ? c.quantity : absl::StrCat(c.quantity, ": ", RuleText(c))), " | ",
-                      ours.empty() ? "—" : Cell(absl::StrJoin(ours, "<br>")), " | ",
-                      Cell(absl::StrJoin(verdicts, "<br>")), " |\n");
+      absl::StrAppend(&body, "| `", MarkdownCell(c.id), "` | ", MarkdownCell(c.words), " | ", MarkdownCell(c.post_value), " | ",
+                      MarkdownCell(c.rule == "not_testable" ? c.quantity : absl::StrCat(c.quantity, ": ", RuleText(c))), " | ",
+                      ours.empty() ? "—" : MarkdownCell(absl::StrJoin(ours, "<br>")), " | ",
+                      MarkdownCell(absl::StrJoin(verdicts, "<br>")), " |\n");
       jp["claims"].push_back(jc);
     }
     absl::StrAppend(&overview, "| ", post.part, ": ", post.title, " | ", post.claims.size(), " | ", tally[0] - before[0],
@@ -406,7 +399,7 @@ int RunClaims(const ClaimsOptions& o) {
                    {"not_reproduced", tally[2] - before[2]}, {"not_testable", tally[3] - before[3]}};
     if (!notes.empty()) {
       absl::StrAppend(&body, "\n");
-      for (const auto& n : notes) absl::StrAppend(&body, "- ", Cell(n), "\n");
+      for (const auto& n : notes) absl::StrAppend(&body, "- ", MarkdownCell(n), "\n");
     }
     json["posts"].push_back(jp);
   }

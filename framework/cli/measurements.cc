@@ -114,9 +114,7 @@ absl::Status ResultFolder::ReadMetrics() {
   if (file.empty()) return absl::NotFoundError(absl::StrCat(dir_.string(), ": no metrics.csv(.gz)"));
   LUMPY_ASSIGN_OR_RETURN(auto text, ReadText(file));
   LUMPY_ASSIGN_OR_RETURN(auto table, ParseMetricsTable(text, file));
-  for (size_t k = 0; k < table.columns.size(); ++k) {
-    if (metrics_.count(table.columns[k]) == 0) metrics_[table.columns[k]] = table.Column(table.columns[k]);
-  }
+  for (const auto& name : table.columns) metrics_.emplace(name, table.Column(name));  // a repeated name: its first
   if (metrics_.count("step") == 0) return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no step column"));
   metrics_read_ = true;
   return absl::OkStatus();

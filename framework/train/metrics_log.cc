@@ -28,19 +28,27 @@ std::string Num(double v) { return absl::StrFormat("%.17g", v); }
 
 }  // namespace
 
-std::vector<std::string> MetricsLog::Columns(const Components& c,
-                                             const std::vector<PhysicalScalarSlot>& physical) {
+std::vector<std::string> MetricsLog::Columns(const Components& c, const std::vector<PhysicalScalarSlot>& physical,
+                                             ColumnOwners* owners) {
+  ColumnOwners local;
+  ColumnOwners& own = owners != nullptr ? *owners : local;
   std::vector<std::string> columns = {"step", "loss"};
   for (const auto& l : c.losses) {
     columns.push_back(l.spec->name);
-    for (const auto& [k, v] : l.term->telemetry()) columns.push_back(l.spec->name + "." + k);
+    auto& term = own.terms[l.spec->name];
+    for (const auto& [k, v] : l.term->telemetry()) term.push_back(l.spec->name + "." + k);
+    columns.insert(columns.end(), term.begin(), term.end());
     if (l.handler) {
-      columns.push_back(l.spec->name + ".penalty");
-      for (const auto& [k, v] : l.handler->telemetry()) columns.push_back(l.spec->name + "." + k);
+      auto& handler = own.handlers[l.spec->name];
+      handler.push_back(l.spec->name + ".penalty");
+      for (const auto& [k, v] : l.handler->telemetry()) handler.push_back(l.spec->name + "." + k);
+      columns.insert(columns.end(), handler.begin(), handler.end());
     }
   }
   for (const auto& d : c.domains) {
-    for (const auto& [k, v] : d.weighter->telemetry()) columns.push_back(d.spec->name + "." + k);
+    auto& curriculum = own.curricula[d.spec->name];
+    for (const auto& [k, v] : d.weighter->telemetry()) curriculum.push_back(d.spec->name + "." + k);
+    columns.insert(columns.end(), curriculum.begin(), curriculum.end());
   }
   for (const auto& p : physical) columns.push_back(p.column);
   columns.insert(columns.end(), {"lr", "wall_time_s"});
@@ -83,8 +91,7 @@ absl::StatusOr<MetricsLog::Kept> MetricsLog::PrepareForResume(const fs::path& fi
     }
     absl::StrAppend(&kept, table->lines[i], "\n");
   }
-  const std::string& header = table->header;
-  LUMPY_RETURN_IF_ERROR(WriteAtomically(file, absl::StrCat(header, "\n", kept)));
+  LUMPY_RETURN_IF_ERROR(WriteAtomically(file, absl::StrCat(table->header, "\n", kept)));
   return kept_rows;
 }
 

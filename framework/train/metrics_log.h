@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,16 @@ namespace lumpy {
 
 class LUMPY_ENGINE_API MetricsLog {
  public:
-  // The columns of an experiment's table, in order.
+  // Whose telemetry the columns are: per loss term its own, per term with a
+  // handler the handler's (its penalty first), per domain its curriculum's.
+  struct ColumnOwners {
+    std::map<std::string, std::vector<std::string>> terms, handlers, curricula;
+  };
+  // The columns of an experiment's table, in order; OWNERS, if given, says
+  // whose they are (summary.json's telemetry_columns).
   static std::vector<std::string> Columns(const Components& components,
-                                          const std::vector<PhysicalScalarSlot>& physical);
+                                          const std::vector<PhysicalScalarSlot>& physical,
+                                          ColumnOwners* owners = nullptr);
 
   explicit MetricsLog(std::vector<std::string> columns) : columns_(std::move(columns)) {}
   const std::vector<std::string>& columns() const { return columns_; }

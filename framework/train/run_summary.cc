@@ -11,6 +11,7 @@
 #include "physics/point_set_context.h"
 #include "train/certify.h"
 #include "train/checkpoint.h"
+#include "train/metrics_log.h"
 #include "train/session.h"
 
 namespace lumpy {
@@ -173,22 +174,10 @@ nlohmann::json Session::Summary(const Ending& ending) const {
   summary["terms"] = terms;
   // Which metrics.csv columns are whose telemetry, so that the report draws a
   // plugin's own columns (whatever they are called) with its kind.
-  nlohmann::json telemetry = {{"terms", nlohmann::json::object()},
-                              {"handlers", nlohmann::json::object()},
-                              {"curricula", nlohmann::json::object()}};
-  for (const auto& l : c_.losses) {
-    auto& term_columns = telemetry["terms"][l.spec->name] = nlohmann::json::array();
-    for (const auto& [k, v] : l.term->telemetry()) term_columns.push_back(l.spec->name + "." + k);
-    if (l.handler) {
-      auto& columns = telemetry["handlers"][l.spec->name] = nlohmann::json::array({l.spec->name + ".penalty"});
-      for (const auto& [k, v] : l.handler->telemetry()) columns.push_back(l.spec->name + "." + k);
-    }
-  }
-  for (const auto& d : c_.domains) {
-    auto& columns = telemetry["curricula"][d.spec->name] = nlohmann::json::array();
-    for (const auto& [k, v] : d.weighter->telemetry()) columns.push_back(d.spec->name + "." + k);
-  }
-  summary["telemetry_columns"] = telemetry;
+  MetricsLog::ColumnOwners owners;
+  MetricsLog::Columns(c_, physical_, &owners);
+  summary["telemetry_columns"] = {
+      {"terms", owners.terms}, {"handlers", owners.handlers}, {"curricula", owners.curricula}};
   if (!physical_.empty()) {
     // After the last update: the values model.pt holds (final.* are the
     // values the last step's loss used).

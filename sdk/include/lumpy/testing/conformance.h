@@ -132,9 +132,10 @@ inline ::testing::AssertionResult AllFinite(const torch::Tensor& t, const std::s
 
 // d f / d x_i by central differences at up to `count` entries of x where
 // mask is true, against `grad` (autograd's): a failure names the entry and
-// both values. An entry where the forward and the backward difference
-// disagree is a kink (a max(0, .), a tolerance) and is skipped; so is one
-// where f is flat to round-off. `f` must not change any state.
+// both values. Where they disagree, an entry at a kink or a jump (a
+// max(0, .), a tolerance: the one-sided differences' gap does not shrink
+// with the step) is skipped, and one with a kink just inside the step is
+// checked again at a quarter of it. `f` must not change any state.
 inline ::testing::AssertionResult MatchesFiniteDifferences(const std::function<double(const torch::Tensor&)>& f,
                                                           const torch::Tensor& x, const torch::Tensor& grad,
                                                           const torch::Tensor& mask, int count, double rtol,
@@ -142,8 +143,11 @@ inline ::testing::AssertionResult MatchesFiniteDifferences(const std::function<d
   const auto flat_x = x.detach().to(torch::kFloat64).reshape({-1}).clone();
   const auto flat_g = grad.detach().to(torch::kFloat64).reshape({-1});
   const auto flat_m = mask.reshape({-1});
-  // The arithmetic of x's dtype sets what finite differences can resolve.
-  const double eps = x.scalar_type() == torch::kFloat64 ? 2.2e-16 : x.scalar_type() == torch::kFloat32 ? 1.2e-7 : 1e-3;
+  // The arithmetic of x's dtype sets what finite differences can resolve:
+  // in float32 a larger relative step, so that round-off does not swamp it.
+  const bool f64 = x.scalar_type() == torch::kFloat64;
+  const double eps = f64 ? 2.2e-16 : x.scalar_type() == torch::kFloat32 ? 1.2e-7 : 1e-3;
+  const double rel = f64 ? 1e-4 : 5e-3;
   rtol = std::max(rtol, 1e4 * eps);
   auto at = [&](int64_t i, double value) {
     auto y = flat_x.clone();
@@ -155,31 +159,25 @@ inline ::testing::AssertionResult MatchesFiniteDifferences(const std::function<d
   for (int64_t i = 0; i < flat_x.numel() && checked < count; ++i) {
     if (!flat_m[i].item<bool>() || kinks > 20 * count) continue;
     const double xi = flat_x[i].item<double>();
-    // A relative step (never across 0 from a nonzero entry), larger in
-    // float32 so that round-off does not swamp the difference.
-    const double rel = eps < 1e-12 ? 1e-4 : 5e-3;
-    const double h = xi != 0 ? rel * std::abs(xi) : rel * 1e-2;
-    const double noise = (eps < 1e-12 ? 1e3 : 1e2) * eps * (1.0 + std::abs(f0)) / h;  // round-off of f over the step
+    const double h = xi != 0 ? rel * std::abs(xi) : rel * 1e-2;  // never across 0 from a nonzero entry
+    const double noise = (f64 ? 1e3 : 1e2) * eps * (1.0 + std::abs(f0)) / h;  // round-off of f over the step
+    const double g = flat_g[i].item<double>();
+    auto agrees = [&](double difference, double slack) {
+      return std::abs(g - difference) <= rtol * (std::abs(g) + std::abs(difference)) + slack;
+    };
     const double up = at(i, xi + h), down = at(i, xi - h);
     const double central = (up - down) / (2 * h);
-    const double g = flat_g[i].item<double>();
-    if (std::abs(g - central) <= rtol * (std::abs(g) + std::abs(central)) + noise) {
+    if (agrees(central, noise)) {
       ++checked;
       continue;
     }
-    // They disagree. Where f is smooth the gap between the one-sided
-    // differences halves with the step; at a kink or a jump it does not:
-    // there the derivative does not exist and the entry is skipped.
     const double gap = std::abs((up - f0) / h - (f0 - down) / h);
     const double half = std::abs((at(i, xi + h / 2) - f0) / (h / 2) - (f0 - at(i, xi - h / 2)) / (h / 2));
-    if (half > 0.75 * gap && gap > noise) {
+    if (half > 0.75 * gap && gap > noise) {  // smooth: the gap halves with the step; a kink: it does not
       ++kinks;
       continue;
     }
-    // A kink just inside the step (between h/4 and h) spoils the first
-    // difference but not a smaller one.
-    const double quarter = (at(i, xi + h / 4) - at(i, xi - h / 4)) / (h / 2);
-    if (std::abs(g - quarter) <= rtol * (std::abs(g) + std::abs(quarter)) + 4 * noise) {
+    if (agrees((at(i, xi + h / 4) - at(i, xi - h / 4)) / (h / 2), 4 * noise)) {  // a kink between h/4 and h
       ++checked;
       continue;
     }
