@@ -29,8 +29,9 @@ packages=(cmake g++ make
           python3-matplotlib)
 if [ "$mode" = test ]; then
   # slurm-wlm, munge: the Slurm tests start a one-node cluster on this machine
-  # (tests/slurm/cluster.sh).
-  packages+=(libgtest-dev libgmock-dev libbenchmark-dev slurm-wlm munge)
+  # (tests/slurm/cluster.sh). abigail-tools: abidiff compares the SDK
+  # library's ABI with its committed baseline (test sdk_abi).
+  packages+=(libgtest-dev libgmock-dev libbenchmark-dev slurm-wlm munge abigail-tools)
 fi
 
 sudo=""

@@ -36,7 +36,7 @@ class ExperimentTest : public ::testing::Test {
                     .AddMetric("picky", "test", {ParamSpec::Int("hidden", "").Default(int64_t{4})},
                                [](const Params& p) -> absl::StatusOr<std::shared_ptr<MetricModel>> {
                                  if (p.GetInt("hidden") % 2) {
-                                   return absl::InvalidArgumentError("hidden: must be even");
+                                   return ParamError("hidden", "must be even");
                                  }
                                  return std::make_shared<NullMetric>();
                                })

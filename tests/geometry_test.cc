@@ -8,6 +8,7 @@
 
 #include "analytic_metrics.h"
 #include "built_in_plugins.h"
+#include "physics/ricci_kernels.h"
 
 namespace lumpy {
 namespace {

@@ -128,5 +128,26 @@ TEST(Registry, ReservedParameterNamesAreRefused) {
             "loss plugin \"x\" declares \"weight\", a key the core reserves; rename the parameter");
 }
 
+// The loader runs an entry point through Registry::AddFromLibrary: what it
+// adds records the library, and the library is forgotten afterwards, even
+// when the entry point throws.
+TEST(Registry, AddFromLibraryAttributesOnlyWhatTheEntryPointAdds) {
+  Registry registry;
+  auto add = [](const std::string& name) {
+    return [name](Registry& r) {
+      return r.AddCurriculum(name, "", {}, [](const Params&) -> absl::StatusOr<std::shared_ptr<CurriculumWeighter>> {
+        return absl::InternalError("unused");
+      });
+    };
+  };
+  ASSERT_TRUE(registry.AddFromLibrary("/x/lumpy_a.so", add("a")).ok());
+  EXPECT_THROW(registry.AddFromLibrary("/x/lumpy_b.so", [](Registry&) -> absl::Status {
+    throw std::runtime_error("entry point failed");
+  }), std::runtime_error);
+  ASSERT_TRUE(add("core")(registry).ok());
+  EXPECT_EQ(registry.Find(PluginKind::kCurriculum, "a")->library, "/x/lumpy_a.so");
+  EXPECT_EQ(registry.Find(PluginKind::kCurriculum, "core")->library, "");
+}
+
 }  // namespace
 }  // namespace lumpy

@@ -59,6 +59,21 @@ TEST(Params, ReadingUndeclaredOrMistypedKeysThrows) {
   EXPECT_THROW(p.GetInt("w"), std::logic_error);
 }
 
+// A factory's refusal located at one of its keys: the engine reads the key
+// from the status (no parsing of the message), the message still names it
+// where there is no file; any other status is not a ParamError.
+TEST(ParamError, CarriesItsKeyApartFromTheMessage) {
+  absl::Status st = ParamError("sample_bins", "3 is more than the 2 bins: at most bins");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(), "sample_bins: 3 is more than the 2 bins: at most bins");
+  auto info = ParamErrorOf(st);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->key, "sample_bins");
+  EXPECT_EQ(info->message, "3 is more than the 2 bins: at most bins");
+  EXPECT_FALSE(ParamErrorOf(absl::InvalidArgumentError("sample_bins: looks like one")).has_value());
+  EXPECT_FALSE(ParamErrorOf(absl::OkStatus()).has_value());
+}
+
 TEST(NearestName, TyposOnly) {
   EXPECT_EQ(NearestName("augmented_lagrange", {"augmented_lagrangian", "linear"}),
             "augmented_lagrangian");

@@ -23,8 +23,8 @@ struct AblateOptions {
   int jobs = 1;                     // processes at a time (local executor)
   int64_t max_runs = 1000;          // a larger sweep is refused unless this is raised
   std::string out;
-  // Where the runs go: "local" (processes here) or "slurm" (one job array,
-  // one task per variant and seed, submitted with sbatch).
+  // Where the runs go (executor.h): "local" (processes here) or "slurm" (one
+  // job array, one task per variant and seed, submitted with sbatch).
   std::string executor = "local";
   struct Slurm {
     std::string partition, time, mem, account, qos;

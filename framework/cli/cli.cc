@@ -1,43 +1,44 @@
+// The command line's wiring: every subcommand and its options (CLI11), each
+// calling the command's own file (run_command.h, check_command.h,
+// probe_command.h, distances.h, mock_sn.h, ablate.h, report.h, sky.h,
+// claims.h, study.h, plugins_table.h); usage errors exit 2, and what a
+// command throws is said here (out of memory, a path the OS refuses, an
+// internal error).
 #include "cli/cli.h"
-
-#include "core/out_of_memory.h"
-
-#include "cli/ablate.h"
-#include "cli/exit_status.h"
-#include "cli/run_folder.h"
-#include "cli/report.h"
-#include "cli/claims.h"
-#include "cli/study.h"
-#include "cli/ranks_launcher.h"
-#include "cli/sky.h"
 
 #include <CLI/CLI.hpp>
 
-#include "core/executable.h"
 #include <charconv>
 #include <cmath>
 #include <filesystem>
-#include <optional>
+#include <functional>
 #include <iostream>
-#include <sstream>
+#include <limits>
+#include <map>
+#include <memory>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "cli/ablate.h"
+#include "cli/check_command.h"
+#include "cli/claims.h"
+#include "cli/distances.h"
+#include "cli/executor.h"
+#include "cli/exit_status.h"
+#include "cli/mock_sn.h"
+#include "cli/plugins_table.h"
+#include "cli/probe.h"
+#include "cli/probe_command.h"
+#include "cli/report.h"
+#include "cli/run_command.h"
+#include "cli/sky.h"
+#include "cli/study.h"
 #include "config/experiment.h"
-#include "loader/plugin_loader.h"
-#include "physics/probe.h"
+#include "core/out_of_memory.h"
 #include "lumpy/build_info.h"
-#include "lumpy/ray_tracer.h"
-#include "lumpy/supernovae.h"
-#include "train/checkpoint.h"
-#include "train/stop_signals.h"
-#include "train/trainer.h"
 
 namespace lumpy {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -107,385 +108,6 @@ CLI::Validator WholeNumber(ParamSpec spec) {
       range.empty() ? "INT" : "INT " + range);
 }
 
-// The quickstart: installed beside the binary, or in the source tree of a build.
-fs::path QuickstartPath() {
-  fs::path exe(LumpyExecutable().string());
-  fs::path installed =
-      (exe.parent_path() / ".." / "share" / "lumpy" / "experiments" / "quickstart.toml")
-          .lexically_normal();
-  if (fs::exists(installed)) return installed;
-  return fs::path(LUMPY_SOURCE_DIR) / "experiments" / "quickstart.toml";
-}
-
-// runs/<name>, or runs/<name>-2, -3, ... so that no earlier run is overwritten.
-fs::path DefaultRunDir(const std::string& name) {
-  fs::path base = fs::path("runs") / name;
-  if (!fs::exists(base)) return base;
-  for (int i = 2;; ++i) {
-    fs::path candidate = fs::path("runs") / absl::StrCat(name, "-", i);
-    if (!fs::exists(candidate)) return candidate;
-  }
-}
-
-// Rank 0 of several, or the only process: it speaks for the run.
-bool FirstRank() {
-  const char* rank = std::getenv("LUMPY_RANK");
-  const char* proc = std::getenv("SLURM_PROCID");
-  return (rank == nullptr || std::string(rank) == "0") && (proc == nullptr || std::string(proc) == "0");
-}
-
-// ", on 2 ranks" where this process is one of several.
-std::string RanksNote() {
-  const char* world = std::getenv("LUMPY_WORLD_SIZE");
-  if (world == nullptr) world = std::getenv("SLURM_NTASKS");
-  return world != nullptr && std::atoi(world) > 1 ? absl::StrCat(", on ", world, " ranks") : "";
-}
-
-// Under srun with several tasks every task must name the same run folder.
-bool SlurmRanks() {
-  const char* tasks = std::getenv("SLURM_NTASKS");
-  return tasks != nullptr && std::atoi(tasks) > 1 && std::getenv("SLURM_PROCID") != nullptr;
-}
-
-// A signal while the ranks' run was being set up: none is started.
-int StoppedBeforeStart(int sig) {
-  std::cerr << "lumpy: stopped by signal " << sig << " before the ranks were started; nothing was run" << std::endl;
-  return 128 + sig;
-}
-
-int CommandRun(const std::string& experiment_arg, const std::vector<std::string>& sets,
-               const std::string& out, int64_t steps, int64_t ranks, const std::string& init) {
-  StopSignals signals;  // from the start: a signal while the run is set up stops it cleanly too
-  fs::path file = experiment_arg.empty() ? QuickstartPath() : fs::path(experiment_arg);
-  std::vector<std::string> overrides = sets;
-  if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
-  LoadedExperiment loaded;
-  if (int rc = ExitStatus(LoadAndBuild(file, overrides, &loaded))) return rc;
-  const Experiment* exp = &*loaded.exp;
-  if (out.empty() && SlurmRanks()) {
-    std::cerr << "lumpy run: under srun with several tasks, give --out: every task must name the same run folder"
-              << std::endl;
-    return kExitConfig;
-  }
-  fs::path run_dir = out.empty() ? DefaultRunDir(exp->name) : fs::path(out);
-  if (int rc = ExitStatus(CheckTrainable(*exp, loaded.c))) return rc;
-  if (ranks > 1) {
-    std::vector<std::string> args = {"run", file.string(), "--out", run_dir.string()};
-    for (const auto& s : sets) args.insert(args.end(), {"--set", s});
-    if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
-    if (!init.empty()) args.insert(args.end(), {"--init", init});
-    if (const int sig = signals.received()) return StoppedBeforeStart(sig);
-    return LaunchRanks(ranks, run_dir, args);
-  }
-  if (FirstRank()) {
-    std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": " << exp->name << " ("
-              << exp->runtime.GetInt("steps") << " steps, " << exp->runtime.GetString("dtype")
-              << ", " << torch::get_num_threads() << " threads" << RanksNote() << ") -> " << run_dir.string()
-              << std::endl;
-  }
-  TrainOptions train{run_dir, true};
-  train.init = init;
-  absl::Status st = Train(*exp, loaded.c, train);
-  if (st.ok() && FirstRank()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
-  return ExitStatus(st);
-}
-
-// Continues RUN_DIR from checkpoints/latest.pt, with the run's own resolved
-// experiment; --steps sets a new total.
-int CommandResume(const std::string& run_arg, int64_t steps, int64_t ranks) {
-  StopSignals signals;  // from the start, as CommandRun
-  const fs::path run_dir(run_arg);
-  const fs::path file = run_dir / "experiment.toml";
-  if (!fs::is_regular_file(file)) {
-    std::cerr << run_dir.string()
-              << ": not a run folder (no experiment.toml); give the folder `lumpy run` wrote"
-              << std::endl;
-    return kExitConfig;
-  }
-  std::vector<std::string> overrides;
-  if (steps > 0) overrides.push_back(absl::StrCat("runtime.steps=", steps));
-  LoadedExperiment loaded;
-  if (int rc = ExitStatus(LoadAndBuild(file, overrides, &loaded))) return rc;
-  const Experiment* exp = &*loaded.exp;
-  if (ranks > 1) {
-    std::vector<std::string> args = {"resume", run_dir.string()};
-    if (steps > 0) args.insert(args.end(), {"--steps", std::to_string(steps)});
-    if (const int sig = signals.received()) return StoppedBeforeStart(sig);
-    return LaunchRanks(ranks, run_dir, args);
-  }
-  if (FirstRank()) {
-    std::cerr << "lumpy " << LUMPY_VERSION_STRING << ": resuming " << exp->name << " in "
-              << run_dir.string() << " up to step " << exp->runtime.GetInt("steps") << RanksNote() << std::endl;
-  }
-  absl::Status st = Train(*exp, loaded.c, {run_dir, true, /*resume=*/true});
-  if (st.ok() && FirstRank()) std::cerr << "done: " << (run_dir / "summary.json").string() << std::endl;
-  return ExitStatus(st);
-}
-
-int CommandCheck(const std::vector<std::string>& files, const std::vector<std::string>& sets) {
-  int worst = kExitOk;
-  for (const auto& f : files) {
-    LoadedExperiment loaded;
-    absl::Status st = LoadAndBuild(f, sets, &loaded);
-    if (st.ok()) st = CheckTrainable(*loaded.exp, loaded.c);
-    if (st.ok()) {
-      const Experiment* exp = &*loaded.exp;
-      std::cout << f << ": ok (" << exp->model.entry->name << " metric, "
-                << exp->domains.size() << " domain(s), " << exp->losses.size()
-                << " loss term(s), " << exp->runtime.GetInt("steps") << " steps)" << std::endl;
-    } else {
-      worst = std::max(worst, ExitStatus(st));
-    }
-  }
-  return worst;
-}
-
-// What probe, distances and mock-sn share: the experiment's metric, on the
-// runtime's dtype and device, with a checkpoint's parameters if one is given.
-int LoadModel(const std::string& experiment, const std::vector<std::string>& sets,
-              const std::string& checkpoint, LoadedExperiment* out) {
-  if (int rc = ExitStatus(LoadAndBuild(experiment, sets, out))) return rc;
-  return ExitStatus(LoadMetric(checkpoint, out));
-}
-
-int CommandProbe(const std::string& experiment, const std::vector<std::string>& sets,
-                 const std::string& checkpoint, const std::string& points, const std::string& out) {
-  std::error_code ec;
-  if (fs::exists(out) && fs::exists(points) && fs::equivalent(out, points, ec)) {
-    std::cerr << "--out " << out << ": is the --points file itself; give another file for the table" << std::endl;
-    return kExitConfig;
-  }
-  LoadedExperiment loaded;
-  if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
-  // The efe_residual column is filled by the experiment's term that offers
-  // it (LossTerm::probe_column), if any.
-  LossTerm* efe = ProbeColumnTerm(loaded.c);
-  std::string warning;
-  absl::Status st =
-      ProbeToCsv(*loaded.c.model, efe, points, out, loaded.options, &warning);
-  if (!warning.empty()) std::cerr << "warning: " << warning << std::endl;
-  if (st.ok() && efe == nullptr) {
-    std::cerr << "note: the experiment has no efe_residual term; that column is empty" << std::endl;
-  }
-  return ExitStatus(st);
-}
-
-// Luminosity, angular-diameter and Hubble distances and distance moduli at
-// the given redshifts, as CSV on standard output (full precision): along the
-// reference ray, or (physical mode) along the sky direction RA,DEC.
-int CommandDistances(const std::string& experiment, const std::vector<std::string>& sets,
-                     const std::string& checkpoint, const std::vector<double>& z,
-                     const std::vector<double>& direction, std::string mode) {
-  if (mode.empty()) mode = direction.empty() ? "reference" : "physical";
-  if (mode == "reference" && !direction.empty()) {
-    std::cerr << "--direction: the reference ray always runs along +x from the observer; "
-                 "sky directions need --mode physical (the default with --direction)"
-              << std::endl;
-    return kExitConfig;
-  }
-  std::vector<double> radec = direction.empty() ? std::vector<double>{0.0, 0.0} : direction;
-  if (radec.size() != 2 || !std::isfinite(radec[0]) || !std::isfinite(radec[1]) ||
-      std::abs(radec[1]) > 90) {
-    std::cerr << "--direction: expected RA,DEC in degrees with |DEC| <= 90, e.g. --direction "
-                 "150.1,2.2"
-              << std::endl;
-    return kExitConfig;
-  }
-  for (double v : z) {
-    if (!(v > 0) || !std::isfinite(v)) {
-      std::cerr << "--z: every redshift must be finite and > 0, got " << v << std::endl;
-      return kExitConfig;
-    }
-  }
-  LoadedExperiment loaded;
-  if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
-  torch::NoGradGuard no_grad;
-  auto zt = torch::tensor(z, torch::kFloat64).to(loaded.options);
-  RayTracerOptions tracer;
-  tracer.hubble_distance = true;
-  MetricModel& model = *loaded.c.model;
-  SkyDistances traced;
-  if (mode == "physical") {
-    auto dir = SkyDirections(torch::tensor({radec[0]}), torch::tensor({radec[1]}));
-    auto ray_of = torch::zeros({static_cast<int64_t>(z.size())}, torch::kLong);
-    traced = TraceSky(model, dir, ray_of, zt, loaded.options, tracer);
-  } else {
-    traced = TraceReference(model, zt, loaded.options, tracer);
-  }
-  std::cerr << (mode == "physical" ? "physical ray: " : "reference ray: ") << traced.stop.accepted
-            << " steps (" << traced.stop.rejected << " rejected), stopped by "
-            << traced.stop.Summary() << std::endl;
-  auto d_l = traced.luminosity_distance.to(torch::kFloat64).cpu();
-  auto d_a = traced.angular_distance.to(torch::kFloat64).cpu();
-  auto d_h = traced.hubble_distance.to(torch::kFloat64).cpu();
-  auto reached = traced.reached.cpu();
-  std::cout << "z,d_L_mpc,d_A_mpc,d_H_mpc,mu\n";
-  std::vector<double> missed;
-  for (size_t i = 0; i < z.size(); ++i) {
-    if (!reached[i].item<bool>()) {
-      std::cout << absl::StrFormat("%.17g,,,,\n", z[i]);
-      missed.push_back(z[i]);
-      continue;
-    }
-    const double dl = d_l[i].item<double>();
-    std::cout << absl::StrFormat("%.17g,%.17g,%.17g,%.17g,%.17g\n", z[i], dl, d_a[i].item<double>(),
-                                 d_h[i].item<double>(), 5 * std::log10(dl) + 25);
-  }
-  std::cout.flush();
-  if (!missed.empty()) {
-    std::cerr << "warning: the ray stopped (" << traced.stop.Summary() << ") at z = "
-              << traced.z_max.max().item<double>() << " before reaching z = "
-              << absl::StrJoin(missed, ", ") << "; those rows are empty" << std::endl;
-  }
-  return kExitOk;
-}
-
-// A mock supernova catalogue in the Pantheon+ format: redshifts log-uniform
-// in [z_min, z_max] (sorted), isotropic sky positions, distance moduli from
-// the experiment's metric along the reference ray plus Gaussian noise of
-// standard deviation sigma (the file's error column), all from one seed.
-// Text for one line of a file's comment: a line break or another control
-// character is written as its C escape (\n, \x1b), so what a user typed
-// can never start a line of its own.
-std::string OneLine(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c == 0x7f) {
-      out += absl::StrFormat("\\x%02x", c);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  return out;
-}
-
-int CommandMockSn(const std::string& experiment, const std::vector<std::string>& sets,
-                  const std::string& checkpoint, const std::string& out, int64_t n, uint64_t seed,
-                  double sigma, bool noise, double z_min, double z_max) {
-  if (!(z_min > 0 && z_min < z_max && std::isfinite(z_max))) {
-    std::cerr << "--z-min/--z-max: need 0 < z-min < z-max, got " << z_min << ", " << z_max << std::endl;
-    return kExitConfig;
-  }
-  if (std::filesystem::exists(out)) {
-    std::cerr << out << ": exists; mock-sn never overwrites a file" << std::endl;
-    return kExitConfig;
-  }
-  LoadedExperiment loaded;
-  if (int rc = LoadModel(experiment, sets, checkpoint, &loaded)) return rc;
-  torch::NoGradGuard no_grad;
-  auto gen = at::detail::createCPUGenerator(seed);
-  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  auto u = torch::rand({n}, gen, f64);
-  auto z = std::get<0>(torch::sort(z_min * torch::pow(z_max / z_min, u)));
-  auto ra = 360.0 * torch::rand({n}, gen, f64);
-  auto dec = torch::rad2deg(torch::asin(2.0 * torch::rand({n}, gen, f64) - 1.0));
-  auto eps = noise ? sigma * torch::randn({n}, gen, f64) : torch::zeros({n}, f64);
-  auto traced = TraceReference(*loaded.c.model, z.to(loaded.options), loaded.options);
-  if (!traced.reached.all().item<bool>()) {
-    std::cerr << "the reference ray stopped (" << traced.stop.Summary() << ") at z = "
-              << traced.z_max.item<double>() << ", below --z-max " << z_max << std::endl;
-    return kExitRuntime;
-  }
-  auto mu = 5.0 * torch::log10(traced.luminosity_distance.to(torch::kFloat64).cpu()) + 25.0 + eps;
-  {
-    std::ostringstream f;
-    // Provenance first ('#' lines are comments to the reader).
-    f << "# lumpy mock-sn " << OneLine(experiment) << (checkpoint.empty() ? "" : " --checkpoint " + OneLine(checkpoint))
-      << absl::StrFormat(" --n %d --seed %d --sigma %g%s --z-min %g --z-max %g", n, seed, sigma,
-                         noise ? "" : " --no-noise", z_min, z_max);
-    for (const auto& s : sets) f << " --set " << OneLine(s);
-    f << "\n# mu from the reference ray of the experiment's metric\n";
-    f << "CID zHD zCMB zHEL MU_SH0ES MU_SH0ES_ERR_DIAG IS_CALIBRATOR RA DEC\n";
-    for (int64_t i = 0; i < n; ++i) {
-      const double zi = z[i].item<double>();
-      f << absl::StrFormat("mock%05d %.17g %.17g %.17g %.17g %.17g 0 %.17g %.17g\n", i, zi, zi, zi,
-                           mu[i].item<double>(), sigma, ra[i].item<double>(),
-                           dec[i].item<double>());
-    }
-    if (int rc = ExitStatus(WriteAtomically(out, f.str()))) return rc;
-  }
-  // Read back as a user will before success is claimed.
-  SupernovaOptions read_back;
-  auto written = LoadSupernovae(out, read_back);
-  if (!written.ok() || written->size() != n) {
-    std::error_code ec;
-    std::filesystem::remove(out, ec);
-    std::cerr << out << ": the catalogue written cannot be read back ("
-              << (written.ok() ? absl::StrCat(written->size(), " of ", n, " rows") : std::string(written.status().message()))
-              << "); removed" << std::endl;
-    return kExitRuntime;
-  }
-  std::cerr << "wrote " << n << " mock supernovae (seed " << seed << ", sigma " << sigma
-            << (noise ? "" : ", no noise") << ") to " << out << std::endl;
-  return kExitOk;
-}
-
-void PrintParams(const ParamSpecs& specs, const std::string& indent) {
-  size_t name_w = 4, type_w = 4, def_w = 7, range_w = 5;
-  for (const auto& s : specs) {
-    name_w = std::max(name_w, s.name().size());
-    type_w = std::max(type_w, std::string(ParamTypeName(s.type())).size());
-    def_w = std::max(def_w, s.default_value() ? FormatParamValue(*s.default_value()).size() : 8);
-    range_w = std::max(range_w, s.RangeText().size());
-  }
-  auto pad = [](const std::string& s, size_t w) { return s + std::string(w - std::min(w, s.size()) + 2, ' '); };
-  for (const auto& s : specs) {
-    std::cout << indent << pad(s.name(), name_w) << pad(ParamTypeName(s.type()), type_w)
-              << pad(s.default_value() ? FormatParamValue(*s.default_value())
-                                       : s.optional() ? "optional" : "required",
-                     def_w)
-              << pad(s.RangeText(), range_w) << s.doc() << "\n";
-  }
-}
-
-int CommandPlugins() {
-  Registry registry;
-  PluginLoader loader(registry);
-  if (int rc = ExitStatus(loader.LoadDefaults())) return rc;
-  std::cout << "Plugins (default folder " << PluginLoader::DefaultPluginDirectory().string()
-            << "; add folders with LUMPY_PLUGIN_PATH or [plugins] paths)\n";
-  for (PluginKind kind : {PluginKind::kMetric, PluginKind::kLoss, PluginKind::kConstraint,
-                          PluginKind::kCurriculum}) {
-    std::cout << "\n" << PluginKindName(kind) << " plugins:\n";
-    auto entries = registry.List(kind);
-    if (entries.empty()) std::cout << "  (none loaded)\n";
-    for (const PluginEntry* e : entries) {
-      std::cout << "\n  " << e->name;
-      if (kind == PluginKind::kLoss) {
-        std::cout << (e->loss_kind == LossKind::kConstraint ? "  [constraint: needs a handler]"
-                      : e->loss_kind == LossKind::kDataset ? "  [dataset: no domain]"
-                                                           : "  [objective]");
-      }
-      std::cout << "  (" << fs::path(e->library).filename().string() << ")\n    " << e->doc
-                << "\n";
-      if (e->params.empty()) {
-        std::cout << "    (no parameters)\n";
-      } else {
-        PrintParams(e->params, "    ");
-      }
-    }
-  }
-  std::cout << "\nExperiment sections owned by the core:\n";
-  for (const auto& [name, specs] : {std::pair<const char*, const ParamSpecs*>{"runtime", &RuntimeParams()},
-                                    {"telemetry", &TelemetryParams()},
-                                    {"optimizer", &OptimizerParams()},
-                                    {"checkpoint", &CheckpointParams()},
-                                    {"stopping", &StoppingParams()},
-                                    {"certify", &CertifyParams()},
-                                    {"report", &ReportParams()}}) {
-    std::cout << "\n  [" << name << "]\n";
-    PrintParams(*specs, "    ");
-  }
-  std::cout << std::flush;
-  return kExitOk;
-}
-
 // An allocation failure (core/out_of_memory.h): what the command was doing,
 // and what needs less memory.
 int OutOfMemory(const CLI::App& app, const std::string& detail) {
@@ -527,13 +149,7 @@ void AddRanksOption(CLI::App* command, int64_t* ranks) {
 }
 
 void AddRunCommand(CLI::App& app, Action* action) {
-  struct Args {
-    std::string experiment, out;
-    std::vector<std::string> sets;
-    int64_t steps = 0, ranks = 1;
-    std::string init;
-  };
-  auto o = std::make_shared<Args>();
+  auto o = std::make_shared<RunCommandOptions>();
   CLI::App* run = app.add_subcommand("run", "train an experiment (default: the quickstart)");
   run->add_option("--init", o->init,
                   "start from this model's weights (a run folder, its model.pt or a checkpoint): the metric's "
@@ -545,43 +161,30 @@ void AddRunCommand(CLI::App& app, Action* action) {
   run->add_option("--steps", o->steps, "number of optimizer steps (overrides runtime.steps)")
       ->check(WholeNumber(RuntimeSpec("steps")));
   AddRanksOption(run, &o->ranks);
-  run->callback([o, action] {
-    *action = [o] { return CommandRun(o->experiment, o->sets, o->out, o->steps, o->ranks, o->init); };
-  });
+  run->callback([o, action] { *action = [o] { return RunTraining(*o); }; });
 }
 
 void AddResumeCommand(CLI::App& app, Action* action) {
-  struct Args {
-    std::string dir;
-    int64_t steps = 0, ranks = 1;
-  };
-  auto o = std::make_shared<Args>();
+  auto o = std::make_shared<ResumeCommandOptions>();
   CLI::App* resume = app.add_subcommand(
       "resume", "continue a run from its latest checkpoint (the same trajectory as an unbroken run)");
-  resume->add_option("run_dir", o->dir, "the run folder")->required();
+  resume->add_option("run_dir", o->run_dir, "the run folder")->required();
   resume->add_option("--steps", o->steps, "new total number of steps (default: the run's own)")
       ->check(WholeNumber(RuntimeSpec("steps")));
   AddRanksOption(resume, &o->ranks);
-  resume->callback([o, action] { *action = [o] { return CommandResume(o->dir, o->steps, o->ranks); }; });
+  resume->callback([o, action] { *action = [o] { return RunResume(*o); }; });
 }
 
 void AddCheckCommand(CLI::App& app, Action* action) {
-  struct Args {
-    std::vector<std::string> files, sets;
-  };
-  auto o = std::make_shared<Args>();
+  auto o = std::make_shared<CheckCommandOptions>();
   CLI::App* check = app.add_subcommand("check", "validate experiments without running them");
   check->add_option("experiments", o->files, "experiment TOML files")->required();
   check->add_option("--set", o->sets, "override one key in every file")->allow_extra_args(false);
-  check->callback([o, action] { *action = [o] { return CommandCheck(o->files, o->sets); }; });
+  check->callback([o, action] { *action = [o] { return RunCheck(*o); }; });
 }
 
 void AddProbeCommand(CLI::App& app, Action* action) {
-  struct Args {
-    std::string experiment, checkpoint, points, out;
-    std::vector<std::string> sets;
-  };
-  auto o = std::make_shared<Args>();
+  auto o = std::make_shared<ProbeCommandOptions>();
   CLI::App* probe =
       app.add_subcommand("probe", "metric, curvature, EFE residual, Hubble rates and shear at given points");
   probe->add_option("experiment", o->experiment, "experiment TOML file (its metric)")->required();
@@ -591,18 +194,11 @@ void AddProbeCommand(CLI::App& app, Action* action) {
   probe->add_option("--out", o->out, "output CSV: " + absl::StrJoin(ProbeColumns(), ","))->required();
   probe->add_option("--set", o->sets, "override one key, e.g. --set runtime.dtype=float32")
       ->allow_extra_args(false);
-  probe->callback([o, action] {
-    *action = [o] { return CommandProbe(o->experiment, o->sets, o->checkpoint, o->points, o->out); };
-  });
+  probe->callback([o, action] { *action = [o] { return RunProbe(*o); }; });
 }
 
 void AddDistancesCommand(CLI::App& app, Action* action) {
-  struct Args {
-    std::string experiment, checkpoint, mode;
-    std::vector<double> direction, z;
-    std::vector<std::string> sets;
-  };
-  auto o = std::make_shared<Args>();
+  auto o = std::make_shared<DistancesOptions>();
   CLI::App* distances =
       app.add_subcommand("distances",
                          "luminosity and angular-diameter distances and distance moduli along a ray "
@@ -622,23 +218,11 @@ void AddDistancesCommand(CLI::App& app, Action* action) {
       ->check(CLI::IsMember({"reference", "physical"}));
   distances->add_option("--set", o->sets, "override one key, e.g. --set model.h0=67")
       ->allow_extra_args(false);
-  distances->callback([o, action] {
-    *action = [o] {
-      return CommandDistances(o->experiment, o->sets, o->checkpoint, o->z, o->direction, o->mode);
-    };
-  });
+  distances->callback([o, action] { *action = [o] { return RunDistances(*o); }; });
 }
 
 void AddMockSnCommand(CLI::App& app, Action* action) {
-  struct Args {
-    std::string experiment, checkpoint, out;
-    std::vector<std::string> sets;
-    int64_t n = 1000;
-    uint64_t seed = 1;
-    double sigma = 0.15, zmin = 0.01, zmax = 2.3;
-    bool no_noise = false;
-  };
-  auto o = std::make_shared<Args>();
+  auto o = std::make_shared<MockSnOptions>();
   CLI::App* mock = app.add_subcommand(
       "mock-sn", "a mock supernova catalogue (Pantheon+ format) from the experiment's metric");
   mock->add_option("experiment", o->experiment, "experiment TOML file (its metric)")->required();
@@ -654,12 +238,7 @@ void AddMockSnCommand(CLI::App& app, Action* action) {
   mock->add_option("--z-min", o->zmin, "smallest redshift")->check(Finite(true));
   mock->add_option("--z-max", o->zmax, "largest redshift")->check(Finite(false));
   mock->add_option("--set", o->sets, "override one key, e.g. --set model.h0=67")->allow_extra_args(false);
-  mock->callback([o, action] {
-    *action = [o] {
-      return CommandMockSn(o->experiment, o->sets, o->checkpoint, o->out, o->n, o->seed, o->sigma,
-                           !o->no_noise, o->zmin, o->zmax);
-    };
-  });
+  mock->callback([o, action] { *action = [o] { return RunMockSn(*o); }; });
 }
 
 void AddAblateCommand(CLI::App& app, Action* action) {
@@ -692,7 +271,7 @@ void AddAblateCommand(CLI::App& app, Action* action) {
   ablate
       ->add_option("--executor", o->executor,
                    "local (processes here, the default) or slurm (one job array, OUT/sweep.sbatch)")
-      ->check(CLI::IsMember({"local", "slurm"}));
+      ->check(CLI::IsMember(ExecutorNames()));
   ablate->add_option("--collect", o->collect,
                      "build the table of the sweep in DIR from whatever finished, marking the rest");
   auto& slurm = o->slurm;
@@ -836,14 +415,14 @@ int LumpyMain(int argc, char** argv) {
       "With no command, trains the quickstart experiment."};
   app.set_version_flag("--version", std::string("lumpy ") + LUMPY_VERSION_STRING);
   app.require_subcommand(0, 1);
-  Action action = [] { return CommandRun("", {}, "", 0, 1, ""); };  // no command: the quickstart
+  Action action = [] { return RunTraining({}); };  // no command: the quickstart
   for (auto add : {AddRunCommand, AddResumeCommand, AddCheckCommand, AddProbeCommand, AddDistancesCommand,
                    AddMockSnCommand, AddAblateCommand, AddReportCommand, AddCertifyCommand, AddSkyCommand,
                    AddClaimsCommand, AddStudyCommand}) {
     add(app, &action);
   }
   app.add_subcommand("plugins", "list every plugin: kind, library, parameters (type, default, range, doc)")
-      ->callback([&action] { action = CommandPlugins; });
+      ->callback([&action] { action = ListPlugins; });
 
   try {
     app.parse(argc, argv);

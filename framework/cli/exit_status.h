@@ -20,4 +20,16 @@ inline int ExitStatus(const absl::Status& status) {
   return status.code() == absl::StatusCode::kInvalidArgument ? kExitConfig : kExitRuntime;
 }
 
+// The same message as a configuration error (exit 2), whatever its code:
+// for a failure that is the user's input however it was found.
+inline absl::Status AsConfigError(const absl::Status& status) {
+  return status.ok() ? status : absl::InvalidArgumentError(status.message());
+}
+
+// The same message as a failure at run time (exit 1), whatever its code:
+// for a failure that comes after the input was accepted.
+inline absl::Status AsRuntimeError(const absl::Status& status) {
+  return status.code() != absl::StatusCode::kInvalidArgument ? status : absl::UnavailableError(status.message());
+}
+
 }  // namespace lumpy

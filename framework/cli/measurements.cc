@@ -16,7 +16,7 @@
 #include "core/input_file.h"
 #include "data/metrics_table.h"
 #include "lumpy/status_macros.h"
-#include "physics/probe.h"
+#include "cli/probe.h"
 
 namespace lumpy {
 
@@ -100,6 +100,83 @@ absl::StatusOr<ColumnOf> ProbeColumn(const std::string& name) {
       absl::StrCat("column: one of the probe's or a derived one (", absl::StrJoin(known, ", "), "), got \"", name, "\""));
 }
 
+// A measurement of the metrics table's `v` (its column), with its steps.
+double OfMetrics(const std::string& name, const std::vector<double>& v, const std::vector<double>& steps,
+                 const MeasurementArgs& a) {
+  if (name == "final") return v.back();
+  if (name == "min") return *std::min_element(v.begin(), v.end());
+  if (name == "max") return *std::max_element(v.begin(), v.end());
+  if (name == "first_step_equal") {
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i] == a.equals) return steps[i];
+    }
+    return NAN;
+  }
+  const double last = steps.back(), from = last - a.tail * last;
+  int64_t n = 0, hit = 0;
+  double lo = INFINITY, hi = -INFINITY;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (steps[i] < from) continue;
+    ++n;
+    hit += v[i] == a.equals;
+    lo = std::min(lo, v[i]);
+    hi = std::max(hi, v[i]);
+  }
+  if (n == 0) return NAN;
+  if (name == "tail_min") return lo;
+  if (name == "tail_max") return hi;
+  return static_cast<double>(hit) / static_cast<double>(n);
+}
+
+// The number at a JSON pointer of one of the folder's JSON files: observer
+// and summary in summary.json, json at FILE.json#/pointer (`column`).
+absl::StatusOr<double> OfJson(const fs::path& dir, const std::string& name, const MeasurementArgs& a) {
+  std::string file = "summary.json", pointer = name == "observer" ? "/observer/" + a.column : a.column;
+  if (name == "json") {  // FILE#POINTER, FILE one of the folder's own JSON files
+    const size_t hash = a.column.find('#');
+    file = a.column.substr(0, hash);
+    pointer = hash == std::string::npos ? "" : a.column.substr(hash + 1);
+    if (hash == std::string::npos || file.empty() || file.find('/') != std::string::npos ||
+        fs::path(file).extension() != ".json" || pointer.empty() || pointer[0] != '/') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "column: FILE.json#/json/pointer, FILE one of the result folder's JSON files, got \"", a.column, "\""));
+    }
+  }
+  LUMPY_ASSIGN_OR_RETURN(auto j, ReadJson(dir / file));
+  const nlohmann::json* node = nullptr;
+  try {
+    const nlohmann::json::json_pointer at(pointer);
+    if (j.contains(at)) node = &j.at(at);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("column: \"", pointer, "\" is not a JSON pointer (", e.what(), ")"));
+  }
+  if (node == nullptr || !node->is_number()) {
+    return absl::NotFoundError(absl::StrCat("no number at ", pointer, " in ", (dir / file).string()));
+  }
+  return node->get<double>();
+}
+
+// A model-based measurement of `v`, the column of the probe table `table`
+// (its first column the time).
+absl::StatusOr<double> OfProbe(const std::string& name, const torch::Tensor& table, const torch::Tensor& v,
+                               const MeasurementArgs& a) {
+  if (name == "worldline_argmin") return table[v.argmin().item<int64_t>()][0].item<double>();
+  if (name == "worldline_late_over_early") return (v[-1] / v[0]).item<double>();
+  if (name == "plane_min_over_max") return (v.min() / v.max()).item<double>();
+  if (name == "plane_max_over_min") return (v.max() / v.min()).item<double>();
+  if (name == "plane_range_over_max") return ((v.max() - v.min()) / v.abs().max()).item<double>();
+  if (name == "worldline_max" || name == "plane_max") return v.max().item<double>();
+  if (name == "worldline_min" || name == "plane_min") return v.min().item<double>();
+  if (name == "worldline_argmax") return table[v.argmax().item<int64_t>()][0].item<double>();
+  if (name == "worldline_fraction_negative" || name == "plane_fraction_negative") {
+    return (v < 0).to(torch::kFloat64).mean().item<double>();
+  }
+  if (name == "worldline_at") {
+    return v[(table.select(1, 0) - a.at).abs().argmin().item<int64_t>()].item<double>();
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown measurement \"", name, "\""));
+}
+
 }  // namespace
 
 absl::Status ResultFolder::ReadMetrics() {
@@ -162,57 +239,9 @@ absl::StatusOr<double> ResultFolder::Measure(const std::string& name, const Meas
     if (it == metrics_.end() || it->second.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("no column \"", a.column, "\" in the metrics of ", dir_.string()));
     }
-    const auto& v = it->second;
-    const auto& steps = metrics_.at("step");
-    if (name == "final") return v.back();
-    if (name == "min") return *std::min_element(v.begin(), v.end());
-    if (name == "max") return *std::max_element(v.begin(), v.end());
-    if (name == "first_step_equal") {
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (v[i] == a.equals) return steps[i];
-      }
-      return NAN;
-    }
-    const double last = steps.back(), from = last - a.tail * last;
-    int64_t n = 0, hit = 0;
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (steps[i] < from) continue;
-      ++n;
-      hit += v[i] == a.equals;
-      lo = std::min(lo, v[i]);
-      hi = std::max(hi, v[i]);
-    }
-    if (n == 0) return NAN;
-    if (name == "tail_min") return lo;
-    if (name == "tail_max") return hi;
-    return static_cast<double>(hit) / static_cast<double>(n);
+    return OfMetrics(name, it->second, metrics_.at("step"), a);
   }
-  if (name == "observer" || name == "summary" || name == "json") {
-    std::string file = "summary.json", pointer = name == "observer" ? "/observer/" + a.column : a.column;
-    if (name == "json") {  // FILE#POINTER, FILE one of the folder's own JSON files
-      const size_t hash = a.column.find('#');
-      file = a.column.substr(0, hash);
-      pointer = hash == std::string::npos ? "" : a.column.substr(hash + 1);
-      if (hash == std::string::npos || file.empty() || file.find('/') != std::string::npos ||
-          fs::path(file).extension() != ".json" || pointer.empty() || pointer[0] != '/') {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "column: FILE.json#/json/pointer, FILE one of the result folder's JSON files, got \"", a.column, "\""));
-      }
-    }
-    LUMPY_ASSIGN_OR_RETURN(auto j, ReadJson(dir_ / file));
-    const nlohmann::json* node = nullptr;
-    try {
-      const nlohmann::json::json_pointer at(pointer);
-      if (j.contains(at)) node = &j.at(at);
-    } catch (const nlohmann::json::exception& e) {
-      return absl::InvalidArgumentError(absl::StrCat("column: \"", pointer, "\" is not a JSON pointer (", e.what(), ")"));
-    }
-    if (node == nullptr || !node->is_number()) {
-      return absl::NotFoundError(absl::StrCat("no number at ", pointer, " in ", (dir_ / file).string()));
-    }
-    return node->get<double>();
-  }
+  if (name == "observer" || name == "summary" || name == "json") return OfJson(dir_, name, a);
   const bool worldline = name.rfind("worldline_", 0) == 0;
   if (!std::count(MeasurementNames().begin(), MeasurementNames().end(), name)) {
     return absl::InvalidArgumentError(absl::StrCat("unknown measurement \"", name, "\""));
@@ -220,22 +249,7 @@ absl::StatusOr<double> ResultFolder::Measure(const std::string& name, const Meas
   auto column = ProbeColumn(a.column);
   if (!column.ok()) return column.status();
   LUMPY_ASSIGN_OR_RETURN(auto table, Probe(a.checkpoint, worldline ? "worldline" : a.plane));
-  auto v = (*column)(table);
-  if (name == "worldline_argmin") return table[v.argmin().item<int64_t>()][0].item<double>();
-  if (name == "worldline_late_over_early") return (v[-1] / v[0]).item<double>();
-  if (name == "plane_min_over_max") return (v.min() / v.max()).item<double>();
-  if (name == "plane_max_over_min") return (v.max() / v.min()).item<double>();
-  if (name == "plane_range_over_max") return ((v.max() - v.min()) / v.abs().max()).item<double>();
-  if (name == "worldline_max" || name == "plane_max") return v.max().item<double>();
-  if (name == "worldline_min" || name == "plane_min") return v.min().item<double>();
-  if (name == "worldline_argmax") return table[v.argmax().item<int64_t>()][0].item<double>();
-  if (name == "worldline_fraction_negative" || name == "plane_fraction_negative") {
-    return (v < 0).to(torch::kFloat64).mean().item<double>();
-  }
-  if (name == "worldline_at") {
-    return v[(table.select(1, 0) - a.at).abs().argmin().item<int64_t>()].item<double>();
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown measurement \"", name, "\""));
+  return OfProbe(name, table, (*column)(table), a);
 }
 
 }  // namespace lumpy

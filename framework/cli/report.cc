@@ -18,7 +18,8 @@
 #include "loader/plugin_loader.h"
 #include "lumpy/geometry.h"
 #include "lumpy/module_state.h"
-#include "physics/probe.h"
+#include "lumpy/report.h"
+#include "cli/probe.h"
 #include "train/certify.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -186,12 +187,13 @@ absl::Status Curricula(Components& c, const fs::path& checkpoint, const ReportOp
 }
 
 // The Hubble diagram of a term that has one (distance datasets: the SDK's
-// LossTerm::hubble_diagram): hubble_<term>.csv, and the model's curve in
+// HubbleDiagramSource, lumpy/report.h): hubble_<term>.csv, and the model's curve in
 // hubble_<term>_curve.csv. A term without one is skipped.
 absl::Status Hubble(MetricModel& model, const LossComponent& l, const torch::TensorOptions& options,
                     const fs::path& dir) {
-  auto diagram = l.term->hubble_diagram(model, options);
-  if (absl::IsUnimplemented(diagram.status())) return absl::OkStatus();
+  HubbleDiagramSource* source = HubbleDiagramOf(*l.term);
+  if (source == nullptr) return absl::OkStatus();
+  auto diagram = source->hubble_diagram(model, options);
   LUMPY_RETURN_IF_ERROR(diagram.status());
   auto num = [](double v) { return std::isnan(v) ? std::string() : Num(v); };
   std::vector<std::vector<std::string>> rows;

@@ -6,8 +6,9 @@
 #include "cli/exit_status.h"
 #include "core/input_file.h"
 #include "absl/strings/str_cat.h"
+#include "lumpy/report.h"
 #include "lumpy/status_macros.h"
-#include "physics/probe.h"
+#include "cli/probe.h"
 #include "train/checkpoint.h"
 #include "train/runtime.h"
 
@@ -92,7 +93,7 @@ int LoadRun(const fs::path& run_dir, const std::string& which_in, LoadedRun* run
 
 LossTerm* ProbeColumnTerm(Components& c) {
   for (auto& l : c.losses) {
-    if (l.term->probe_column() == "efe_residual") return l.term.get();
+    if (ProbeColumnOf(*l.term) == "efe_residual") return l.term.get();
   }
   return nullptr;
 }

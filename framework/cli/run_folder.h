@@ -48,7 +48,7 @@ int LoadRun(const std::filesystem::path& run_dir, const std::string& which, Load
 std::vector<std::string> LastLogLines(const std::filesystem::path& log, size_t lines);
 
 // The experiment's term that fills the probe tables' efe_residual column
-// (it says so through LossTerm::probe_column), or null.
+// (it says so through ProbeColumnSource, lumpy/report.h), or null.
 LossTerm* ProbeColumnTerm(Components& c);
 
 }  // namespace lumpy

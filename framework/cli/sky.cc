@@ -17,6 +17,7 @@
 #include "data/lcdm_fit.h"
 #include "lumpy/geometry.h"
 #include "lumpy/ray_tracer.h"
+#include "lumpy/report.h"
 #include "lumpy/supernovae.h"
 #include "train/checkpoint.h"
 
@@ -162,7 +163,9 @@ nlohmann::json HeldOut(Target& t) {
   nlohmann::json out = nlohmann::json::object();
   for (auto& l : t.run.c.losses) {
     if (l.spec->kind != LossKind::kDataset) continue;
-    auto diagram = l.term->hubble_diagram(*t.run.c.model, torch::TensorOptions().dtype(torch::kFloat64));
+    HubbleDiagramSource* source = HubbleDiagramOf(*l.term);
+    if (source == nullptr) continue;
+    auto diagram = source->hubble_diagram(*t.run.c.model, torch::TensorOptions().dtype(torch::kFloat64));
     if (!diagram.ok()) continue;
     auto j = JudgeOnHeldOut(*diagram);
     if (j.empty()) continue;
@@ -188,17 +191,9 @@ nlohmann::json HeldOut(Target& t) {
   return out;
 }
 
-}  // namespace
-
-int RunSky(const SkyOptions& o) {
-  Target t;
-  if (int rc = LoadTarget(o, &t)) return rc;
-  LoadedRun& run = t.run;
-  MetricModel& model = *run.c.model;
-  torch::NoGradGuard no_grad;
-  model.to(torch::kCPU, torch::kFloat64);
-  auto path = ResolveDataFile(o.data);
-  if (!path.ok()) return ExitStatus(absl::InvalidArgumentError(path.status().message()));
+// The error models sky compares under: diagonal errors, and with
+// --covariance the covariance too; each with its selection.
+std::vector<std::pair<std::string, SupernovaOptions>> ErrorModels(const SkyOptions& o) {
   SupernovaOptions selection;
   selection.z_column = "zHD";
   selection.z_min = 0.01;
@@ -208,77 +203,116 @@ int RunSky(const SkyOptions& o) {
     selection.covariance = o.covariance;
     error_models.push_back({"covariance", selection});
   }
+  return error_models;
+}
+
+// The model's row under one error model (rays of one kind), printed and into out["rows"].
+void AddModelRow(const std::string& errors, const Target& t, const ModelChi2& m, int64_t n, const LcdmFit& lcdm,
+                 nlohmann::json& out) {
+  const bool all = m.reached == n;
+  std::cout << absl::StrFormat("| %s | %s (%s) | %s | %d | %d | %s | %s | %s | %s |\n", errors,
+                               t.run.exp->name, t.label, m.mode, n, m.reached,
+                               std::isnan(m.chi2) ? "n/a" : absl::StrFormat("%.4f", m.chi2),
+                               std::isnan(m.chi2) ? "n/a" : absl::StrFormat("%.5f", m.chi2 / m.reached),
+                               all ? absl::StrFormat("%+.4f", m.chi2 - lcdm.chi2) : "n/a (not all reached)",
+                               m.stops);
+  out["rows"].push_back({{"errors", errors}, {"model", t.run.exp->name}, {"rays", m.mode}, {"n", n},
+                         {"reached", m.reached}, {"chi2", std::isnan(m.chi2) ? nlohmann::json() : nlohmann::json(m.chi2)},
+                         {"delta_chi2_vs_lcdm", all && !std::isnan(m.chi2) ? nlohmann::json(m.chi2 - lcdm.chi2) : nlohmann::json()},
+                         {"rays_stopped", m.stops}});
+}
+
+// The sky map's table of the direction bins (out["map"]) and the expansion
+// today along the bins' directions (out["expansion_today"]).
+void AddMap(const SkyOptions& o, const Target& t, const SupernovaCatalogue& cat, const ModelChi2& m,
+            const LcdmFit& lcdm, nlohmann::json& out) {
+  auto bins = DirectionBins(o.bins);
+  auto hubble = ExpansionToday(*t.run.c.model, bins);
+  const fs::path csv = t.out_dir / absl::StrCat("sky_", t.label, "_bins.csv");
+  out["map"] = BinTable(cat, m, FlatLcdmDistanceModulus(cat.z, lcdm.h0, lcdm.omega_m), bins, hubble, csv);
+  const double hmin = hubble.min().item<double>(), hmax = hubble.max().item<double>();
+  const double hmean = hubble.mean().item<double>();
+  out["expansion_today"] = {{"h_min", hmin}, {"h_max", hmax}, {"h_mean", hmean},
+                            {"anisotropy", (hmax - hmin) / std::abs(hmean)},
+                            {"note", "H(n) = -K(e,e) at the observer along each bin's direction, km/s/Mpc"}};
+}
+
+// One error model's rows: flat LCDM's best fit, then the model along
+// physical and reference rays (with the sky map under diagonal errors).
+absl::Status AddRows(const SkyOptions& o, const Target& t, const fs::path& data, const std::string& errors,
+                     const SupernovaOptions& sel, const RayTracerOptions& tracer, nlohmann::json& out) {
+  auto cat = LoadSupernovae(data, sel);
+  if (!cat.ok()) return absl::InvalidArgumentError(cat.status().message());
+  if (!cat->ra.defined()) {
+    return absl::InvalidArgumentError(absl::StrCat(cat->file, ": no RA and DEC columns: the real sky needs them"));
+  }
+  const LcdmFit lcdm = FitFlatLcdm(*cat);
+  const int64_t n = cat->size();
+  std::cout << absl::StrFormat("| %s | flat LCDM best fit (H0 %.4f, Om %.5f) | closed form | %d | %d | %.4f | %.5f | 0 | |\n",
+                               errors, lcdm.h0, lcdm.omega_m, n, n, lcdm.chi2, lcdm.chi2 / n);
+  out["rows"].push_back({{"errors", errors}, {"model", "flat LCDM best fit"}, {"h0", lcdm.h0},
+                         {"omega_m", lcdm.omega_m}, {"n", n}, {"reached", n}, {"chi2", lcdm.chi2}});
+  for (bool physical : {true, false}) {
+    const ModelChi2 m = Evaluate(*t.run.c.model, *cat, physical, o.bins, tracer);
+    AddModelRow(errors, t, m, n, lcdm, out);
+    if (physical && errors == "diagonal" && m.bin.defined()) AddMap(o, t, *cat, m, lcdm, out);
+  }
+  return absl::OkStatus();
+}
+
+// The expansion today along the bins, where the map has it.
+void PrintExpansion(const SkyOptions& o, const nlohmann::json& out) {
+  if (!out.contains("expansion_today")) return;
+  const auto& e = out["expansion_today"];
+  std::cout << absl::StrFormat("\nexpansion today along the %d bins' directions: H from %.3f to %.3f km/s/Mpc "
+                               "(mean %.3f; (max - min)/mean %.3g)\n",
+                               o.bins, e["h_min"].get<double>(), e["h_max"].get<double>(),
+                               e["h_mean"].get<double>(), e["anisotropy"].get<double>());
+}
+
+// The sky map figure of the bins' table, where there is one and figures are wanted.
+void DrawSkyMap(const SkyOptions& o, const Target& t, const nlohmann::json& out) {
+  if (!out.contains("map") || !out["map"].contains("file") || o.no_figures) return;
+  std::string why;
+  const fs::path csv = t.out_dir / out["map"]["file"].get<std::string>();
+  const fs::path png = t.out_dir / absl::StrCat("sky_", t.label, "_map.png");
+  if (RunFigureScript("sky_map.py", {csv.string(), png.string(), t.run.exp->name}, &why)) {
+    std::cout << "sky map: " << png.string() << std::endl;
+  } else {
+    std::cerr << "note: no sky map figure: " << why << std::endl;
+  }
+}
+
+}  // namespace
+
+int RunSky(const SkyOptions& o) {
+  Target t;
+  if (int rc = LoadTarget(o, &t)) return rc;
+  torch::NoGradGuard no_grad;
+  t.run.c.model->to(torch::kCPU, torch::kFloat64);
+  auto path = ResolveDataFile(o.data);
+  if (!path.ok()) return ExitStatus(absl::InvalidArgumentError(path.status().message()));
   RayTracerOptions tracer;
   tracer.rtol = o.rtol;
   tracer.atol = o.atol;
   nlohmann::json out = {{"checkpoint", t.label},
-                        {"model_file", run.model_file.string()},
+                        {"model_file", t.run.model_file.string()},
                         {"data", path->string()},
                         {"selection", "zHD > 0.01, calibrators dropped, MU_SH0ES"},
                         {"rows", nlohmann::json::array()}};
   std::cout << absl::StrFormat("%s (%s): the metric on the real sky against flat LCDM\n\n", o.run_dir, t.label);
   std::cout << "| errors | model | rays | N | reached | chi^2 | chi^2/N | Delta chi^2 vs LCDM | rays stopped |\n"
                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
-  for (const auto& [errors, sel] : error_models) {
-    auto cat = LoadSupernovae(*path, sel);
-    if (!cat.ok()) return ExitStatus(absl::InvalidArgumentError(cat.status().message()));
-    if (!cat->ra.defined()) {
-      return ExitStatus(absl::InvalidArgumentError(absl::StrCat(cat->file, ": no RA and DEC columns: the real sky needs them")));
-    }
-    const LcdmFit lcdm = FitFlatLcdm(*cat);
-    const int64_t n = cat->size();
-    std::cout << absl::StrFormat("| %s | flat LCDM best fit (H0 %.4f, Om %.5f) | closed form | %d | %d | %.4f | %.5f | 0 | |\n",
-                                 errors, lcdm.h0, lcdm.omega_m, n, n, lcdm.chi2, lcdm.chi2 / n);
-    out["rows"].push_back({{"errors", errors}, {"model", "flat LCDM best fit"}, {"h0", lcdm.h0},
-                           {"omega_m", lcdm.omega_m}, {"n", n}, {"reached", n}, {"chi2", lcdm.chi2}});
-    for (bool physical : {true, false}) {
-      const ModelChi2 m = Evaluate(model, *cat, physical, o.bins, tracer);
-      const bool all = m.reached == n;
-      std::cout << absl::StrFormat("| %s | %s (%s) | %s | %d | %d | %s | %s | %s | %s |\n", errors,
-                                   run.exp->name, t.label, m.mode, n, m.reached,
-                                   std::isnan(m.chi2) ? "n/a" : absl::StrFormat("%.4f", m.chi2),
-                                   std::isnan(m.chi2) ? "n/a" : absl::StrFormat("%.5f", m.chi2 / m.reached),
-                                   all ? absl::StrFormat("%+.4f", m.chi2 - lcdm.chi2) : "n/a (not all reached)",
-                                   m.stops);
-      out["rows"].push_back({{"errors", errors}, {"model", run.exp->name}, {"rays", m.mode}, {"n", n},
-                             {"reached", m.reached}, {"chi2", std::isnan(m.chi2) ? nlohmann::json() : nlohmann::json(m.chi2)},
-                             {"delta_chi2_vs_lcdm", all && !std::isnan(m.chi2) ? nlohmann::json(m.chi2 - lcdm.chi2) : nlohmann::json()},
-                             {"rays_stopped", m.stops}});
-      if (physical && errors == "diagonal" && m.bin.defined()) {
-        auto bins = DirectionBins(o.bins);
-        auto hubble = ExpansionToday(model, bins);
-        const fs::path csv = t.out_dir / absl::StrCat("sky_", t.label, "_bins.csv");
-        out["map"] = BinTable(*cat, m, FlatLcdmDistanceModulus(cat->z, lcdm.h0, lcdm.omega_m), bins, hubble, csv);
-        const double hmin = hubble.min().item<double>(), hmax = hubble.max().item<double>();
-        const double hmean = hubble.mean().item<double>();
-        out["expansion_today"] = {{"h_min", hmin}, {"h_max", hmax}, {"h_mean", hmean},
-                                  {"anisotropy", (hmax - hmin) / std::abs(hmean)},
-                                  {"note", "H(n) = -K(e,e) at the observer along each bin's direction, km/s/Mpc"}};
-      }
-    }
+  for (const auto& [errors, sel] : ErrorModels(o)) {
+    if (auto st = AddRows(o, t, *path, errors, sel, tracer, out); !st.ok()) return ExitStatus(st);
   }
-  if (out.contains("expansion_today")) {
-    const auto& e = out["expansion_today"];
-    std::cout << absl::StrFormat("\nexpansion today along the %d bins' directions: H from %.3f to %.3f km/s/Mpc "
-                                 "(mean %.3f; (max - min)/mean %.3g)\n",
-                                 o.bins, e["h_min"].get<double>(), e["h_max"].get<double>(),
-                                 e["h_mean"].get<double>(), e["anisotropy"].get<double>());
-  }
+  PrintExpansion(o, out);
   auto held = HeldOut(t);
   if (!held.empty()) out["held_out"] = held;
   const fs::path file = t.out_dir / absl::StrCat("sky_", t.label, ".json");
   if (auto st = WriteAtomically(file, out.dump(2) + "\n"); !st.ok()) return ExitStatus(st);
   std::cout << "\nchi^2 over the supernovae the rays reached; written to " << file.string() << std::endl;
-  if (out.contains("map") && out["map"].contains("file") && !o.no_figures) {
-    std::string why;
-    const fs::path csv = t.out_dir / out["map"]["file"].get<std::string>();
-    const fs::path png = t.out_dir / absl::StrCat("sky_", t.label, "_map.png");
-    if (RunFigureScript("sky_map.py", {csv.string(), png.string(), run.exp->name}, &why)) {
-      std::cout << "sky map: " << png.string() << std::endl;
-    } else {
-      std::cerr << "note: no sky map figure: " << why << std::endl;
-    }
-  }
+  DrawSkyMap(o, t, out);
   return kExitOk;
 }
 

@@ -173,6 +173,118 @@ std::string Duration(double s) {
   return absl::StrFormat("%.2f h", s / 3600);
 }
 
+// The study's runs that this pass goes through: all of them, or those --only
+// names; false (said on stderr) when --only names a run the study lacks.
+bool SelectRuns(const StudyOptions& o, const Study& study, std::vector<const StudyRun*>* runs) {
+  for (const auto& r : study.runs) {
+    if (o.only.empty() || std::count(o.only.begin(), o.only.end(), r.name)) runs->push_back(&r);
+  }
+  for (const auto& name : o.only) {
+    bool known = false;
+    for (const auto& r : study.runs) known = known || r.name == name;
+    if (!known) {
+      std::cerr << "--only: the study " << study.file.string() << " names no run " << name << std::endl;
+      return false;
+    }
+  }
+  return true;
+}
+
+// What became of one run of the study in this pass.
+enum class Outcome {
+  kCollected,  // its result folder is complete (collected now or before)
+  kFinished,   // it ran to its end and is yet to be collected
+  kSkipped,    // neither run nor collected (--dry-run, --no-run)
+  kFailed,
+  kStop,  // failed, and the study stops with it
+};
+
+// One run of the study: its run folder, result folder and log, and the head of its lines.
+struct Step {
+  const StudyRun& r;
+  fs::path run, result, log;
+  std::string head;
+};
+
+// The command line that starts the run afresh.
+std::vector<std::string> RunCommand(const StudyOptions& o, const Step& s) {
+  std::vector<std::string> args = {"run", s.r.experiment.string(), "--set", absl::StrCat("runtime.seed=", s.r.seed)};
+  for (const auto& set : s.r.set) args.insert(args.end(), {"--set", set});
+  if (o.steps > 0) args.insert(args.end(), {"--steps", std::to_string(o.steps)});
+  args.insert(args.end(), {"--set", "telemetry.progress=false", "--out", s.run.string()});
+  return args;
+}
+
+// Runs (or resumes) the run with `lumpy ARGS`: kFinished when it ran to its end.
+Outcome Train(const StudyOptions& o, const Step& s, const std::vector<std::string>& args, bool resumable) {
+  if (o.no_run) {
+    std::cerr << s.head << "not run (--no-run)" << std::endl;
+    return Outcome::kSkipped;
+  }
+  std::cerr << s.head << (resumable ? "resuming" : "running") << " (log: " << s.log.string() << ")" << std::endl;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rc = RunChild(o.launcher, args, s.log);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string after = SummaryStatus(s.run);
+  if (rc == kCannotStart) {
+    std::cerr << "study: stopped: lumpy could not be started; nothing else can run" << std::endl;
+    return Outcome::kStop;
+  }
+  if (rc != 0 || (after != "completed" && after != "stopped")) {
+    std::cerr << s.head << "failed after " << Duration(secs) << " (exit " << rc << ")";
+    for (const auto& line : LastLogLines(s.log, 3)) std::cerr << "\n    " << line;
+    std::cerr << "\n    the same command resumes it from its last checkpoint" << std::endl;
+    // Ctrl-C or a time limit: the study stops too.
+    return after == "interrupted" ? Outcome::kStop : Outcome::kFailed;
+  }
+  std::cerr << s.head << after << " in " << Duration(secs) << std::endl;
+  return Outcome::kFinished;
+}
+
+// One run of the study: nothing when collected before; else run, resumed or
+// taken as it finished (as far as the options let it), then collected.
+Outcome StudyOneRun(const StudyOptions& o, const Step& s) {
+  if (fs::exists(s.result / "summary.json") && fs::exists(s.result / "model_final.pt")) {
+    std::cerr << s.head << "done (" << s.result.string() << ")" << std::endl;
+    return Outcome::kCollected;
+  }
+  if (!s.r.error.empty()) {
+    std::cerr << s.head << "cannot run: " << s.r.error << std::endl;
+    return Outcome::kFailed;
+  }
+  const std::string status = SummaryStatus(s.run);
+  const bool finished = status == "completed" || status == "stopped";
+  const bool resumable = !finished && fs::exists(s.run / "checkpoints" / "latest.pt");
+  std::vector<std::string> args;
+  if (finished) {
+    // collected below
+  } else if (resumable) {
+    args = {"resume", s.run.string()};
+  } else {
+    std::error_code ec;
+    if (fs::exists(s.run) && !fs::is_empty(s.run, ec)) {
+      std::cerr << s.head << s.run.string() << " holds neither a finished run nor a checkpoint (it failed before "
+                << "its first one; its log: " << s.log.string() << "): remove it to start it again" << std::endl;
+      return Outcome::kFailed;
+    }
+    args = RunCommand(o, s);
+  }
+  if (o.dry_run) {
+    std::string what = finished ? "collect" : absl::StrCat("lumpy ", absl::StrJoin(args, " "), ", then collect");
+    std::cerr << s.head << what << std::endl;
+    return Outcome::kSkipped;
+  }
+  if (!finished) {
+    if (const Outcome ran = Train(o, s, args, resumable); ran != Outcome::kFinished) return ran;
+  }
+  if (auto st = Collect(s.r, s.run, s.result, s.log, o.launcher); !st.ok()) {
+    std::cerr << s.head << "cannot collect: " << st.message() << std::endl;
+    return Outcome::kFailed;
+  }
+  std::cerr << s.head << "collected into " << s.result.string() << std::endl;
+  return Outcome::kCollected;
+}
+
 }  // namespace
 
 int RunStudy(const StudyOptions& o) {
@@ -186,93 +298,19 @@ int RunStudy(const StudyOptions& o) {
   const fs::path results = o.results.empty() ? study->results : fs::path(o.results);
   const fs::path work = fs::absolute(o.work);
   std::vector<const StudyRun*> runs;
-  for (const auto& r : study->runs) {
-    if (o.only.empty() || std::count(o.only.begin(), o.only.end(), r.name)) runs.push_back(&r);
-  }
-  for (const auto& name : o.only) {
-    bool known = false;
-    for (const auto& r : study->runs) known = known || r.name == name;
-    if (!known) {
-      std::cerr << "--only: the study " << study->file.string() << " names no run " << name << std::endl;
-      return kExitConfig;
-    }
-  }
+  if (!SelectRuns(o, *study, &runs)) return kExitConfig;
   std::error_code ec;
   if (!o.dry_run && !o.no_run) fs::create_directories(work, ec);
   int failed = 0, done = 0;
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < runs.size(); ++i) {
     const StudyRun& r = *runs[i];
-    const fs::path run = work / r.name, result = results / r.name, log = work / (r.name + ".log");
-    const std::string head = absl::StrCat("[", i + 1, "/", runs.size(), "] ", r.name, ": ");
-    if (fs::exists(result / "summary.json") && fs::exists(result / "model_final.pt")) {
-      std::cerr << head << "done (" << result.string() << ")" << std::endl;
-      ++done;
-      continue;
-    }
-    if (!r.error.empty()) {
-      std::cerr << head << "cannot run: " << r.error << std::endl;
-      ++failed;
-      continue;
-    }
-    const std::string status = SummaryStatus(run);
-    const bool finished = status == "completed" || status == "stopped";
-    const bool resumable = !finished && fs::exists(run / "checkpoints" / "latest.pt");
-    std::vector<std::string> args;
-    if (finished) {
-      // collected below
-    } else if (resumable) {
-      args = {"resume", run.string()};
-    } else {
-      if (fs::exists(run) && !fs::is_empty(run, ec)) {
-        std::cerr << head << run.string() << " holds neither a finished run nor a checkpoint (it failed before "
-                  << "its first one; its log: " << log.string() << "): remove it to start it again" << std::endl;
-        ++failed;
-        continue;
-      }
-      args = {"run", r.experiment.string(), "--set", absl::StrCat("runtime.seed=", r.seed)};
-      for (const auto& s : r.set) args.insert(args.end(), {"--set", s});
-      if (o.steps > 0) args.insert(args.end(), {"--steps", std::to_string(o.steps)});
-      args.insert(args.end(), {"--set", "telemetry.progress=false", "--out", run.string()});
-    }
-    if (o.dry_run) {
-      std::string what = finished ? "collect" : absl::StrCat("lumpy ", absl::StrJoin(args, " "), ", then collect");
-      std::cerr << head << what << std::endl;
-      continue;
-    }
-    if (!finished) {
-      if (o.no_run) {
-        std::cerr << head << "not run (--no-run)" << std::endl;
-        continue;
-      }
-      std::cerr << head << (resumable ? "resuming" : "running") << " (log: " << log.string() << ")" << std::endl;
-      const auto t0 = std::chrono::steady_clock::now();
-      const int rc = RunChild(o.launcher, args, log);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const std::string after = SummaryStatus(run);
-      if (rc == kCannotStart) {
-        std::cerr << "study: stopped: lumpy could not be started; nothing else can run" << std::endl;
-        ++failed;
-        break;
-      }
-      if (rc != 0 || (after != "completed" && after != "stopped")) {
-        std::cerr << head << "failed after " << Duration(s) << " (exit " << rc << ")";
-        for (const auto& line : LastLogLines(log, 3)) std::cerr << "\n    " << line;
-        std::cerr
-                  << "\n    the same command resumes it from its last checkpoint" << std::endl;
-        ++failed;
-        if (after == "interrupted") break;  // Ctrl-C or a time limit: the study stops too
-        continue;
-      }
-      std::cerr << head << after << " in " << Duration(s) << std::endl;
-    }
-    if (auto st = Collect(r, run, result, log, o.launcher); !st.ok()) {
-      std::cerr << head << "cannot collect: " << st.message() << std::endl;
-      ++failed;
-      continue;
-    }
-    std::cerr << head << "collected into " << result.string() << std::endl;
-    ++done;
+    const Step step{r, work / r.name, results / r.name, work / (r.name + ".log"),
+                    absl::StrCat("[", i + 1, "/", runs.size(), "] ", r.name, ": ")};
+    const Outcome outcome = StudyOneRun(o, step);
+    if (outcome == Outcome::kCollected) ++done;
+    if (outcome == Outcome::kFailed || outcome == Outcome::kStop) ++failed;
+    if (outcome == Outcome::kStop) break;
   }
   if (o.dry_run) return kExitOk;
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/input_file.h"
 #include "core/name.h"
 
 namespace lumpy {
@@ -65,6 +66,12 @@ void HeldOutCells(const json& held_out, std::map<std::string, std::string>* cell
 }
 
 }  // namespace
+
+json ReadRunJson(const std::filesystem::path& file) {
+  auto text = ReadInputFile(file, InputKind::kRunFile, "run file");
+  if (!text.ok()) return json::value_t::discarded;
+  return json::parse(*text, nullptr, false);
+}
 
 json SweepToJson(const Sweep& s) {
   json j = {{"experiment", s.experiment}, {"varies", s.varies}, {"sets", s.sets},

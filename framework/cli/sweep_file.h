@@ -42,6 +42,11 @@ LUMPY_ENGINE_API nlohmann::json SweepToJson(const Sweep& sweep);
 // sweep.json's text; FILE names it in messages. `dir` is left empty.
 LUMPY_ENGINE_API absl::StatusOr<Sweep> ParseSweep(std::string_view text, const std::filesystem::path& file);
 
+// A run or sweep folder's own JSON file (a variant's summary.json), read as
+// an input file of its kind; discarded (is_discarded()) if missing, not a
+// regular file, over the limit or not JSON.
+nlohmann::json ReadRunJson(const std::filesystem::path& file);
+
 // A string member of a run summary, or "" (not an object, missing, not a string).
 LUMPY_ENGINE_API std::string SummaryString(const nlohmann::json& summary, const char* key);
 // The names of the loss terms a run summary lists.

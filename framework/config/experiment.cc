@@ -808,15 +808,13 @@ absl::StatusOr<std::shared_ptr<T>> Build(const PluginSpec& spec) {
   if (made.ok() && *made == nullptr) made = absl::InternalError("the factory returned nothing");
   if (made.ok()) return made;
   const std::string message(made.status().message());
-  if (made.status().code() == absl::StatusCode::kInvalidArgument) {
-    const size_t colon = message.find(": ");
-    if (colon != std::string::npos) {
-      const std::string key = message.substr(0, colon);
-      auto it = spec.param_locations.find(key);
-      if (it != spec.param_locations.end()) {
-        return ConfigError(it->second, Join(spec.key_path, key), message.substr(colon + 2));
-      }
+  if (auto param = ParamErrorOf(made.status())) {
+    auto it = spec.param_locations.find(param->key);
+    if (it != spec.param_locations.end()) {
+      return ConfigError(it->second, Join(spec.key_path, param->key), param->message);
     }
+  }
+  if (made.status().code() == absl::StatusCode::kInvalidArgument) {
     return ConfigError(spec.location, spec.key_path, message);
   }
   return ConfigError(spec.location, spec.key_path,

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine_export.h"
-#include "lumpy/loss_term.h"
+#include "lumpy/report.h"
 
 namespace lumpy {
 

@@ -197,9 +197,7 @@ absl::Status PluginLoader::LoadLibrary(const fs::path& file) {
         where, ": has a lumpy_plugin_info record but no lumpy_register_plugin entry point"));
   }
   auto& register_plugin = lib.get_alias<RegisterFunction>("lumpy_register_plugin");
-  registry_.set_current_library(where);
-  absl::Status st = register_plugin(registry_);
-  registry_.set_current_library("");
+  absl::Status st = registry_.AddFromLibrary(where, register_plugin);
   KeptLibraries().push_back(std::move(lib));
   loaded_.insert(canonical);
   if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ": ", st.message()));

@@ -8,6 +8,7 @@
 #include "data/held_out.h"
 #include "lumpy/build_info.h"
 #include "lumpy/geometry.h"
+#include "lumpy/report.h"
 #include "physics/point_set_context.h"
 #include "train/certify.h"
 #include "train/checkpoint.h"
@@ -46,7 +47,9 @@ nlohmann::json HeldOutSupernovae(Components& c, const torch::TensorOptions& opti
   for (auto& l : c.losses) {
     if (l.spec->kind != LossKind::kDataset) continue;
     try {
-      auto diagram = l.term->hubble_diagram(*c.model, options);
+      HubbleDiagramSource* source = HubbleDiagramOf(*l.term);
+      if (source == nullptr) continue;
+      auto diagram = source->hubble_diagram(*c.model, options);
       if (!diagram.ok()) continue;
       auto judged = JudgeOnHeldOut(*diagram);
       if (!judged.empty()) out[l.spec->name] = judged;

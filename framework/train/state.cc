@@ -2,7 +2,6 @@
 
 #include <sstream>
 
-#include "physics/probe.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lumpy/module_state.h"

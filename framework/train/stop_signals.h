@@ -12,9 +12,11 @@
 
 #include <csignal>
 
+#include "engine_export.h"
+
 namespace lumpy {
 
-class StopSignals {
+class LUMPY_ENGINE_API StopSignals {
  public:
   StopSignals();
   ~StopSignals();

@@ -173,13 +173,13 @@ absl::Status Register(lumpy::Registry& registry) {
            .AtLeast(0)},
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::ConstraintHandler>> {
         if (p.GetDouble("lambda_max") < p.GetDouble("lambda0")) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("lambda_max: must be >= lambda0 (", p.GetDouble("lambda0"), "), got ",
+          return lumpy::ParamError(
+              "lambda_max", absl::StrCat("must be >= lambda0 (", p.GetDouble("lambda0"), "), got ",
                            p.GetDouble("lambda_max")));
         }
         if (p.GetDouble("mu_max") < p.GetDouble("mu0")) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("mu_max: must be >= mu0 (", p.GetDouble("mu0"), "), got ",
+          return lumpy::ParamError(
+              "mu_max", absl::StrCat("must be >= mu0 (", p.GetDouble("mu0"), "), got ",
                            p.GetDouble("mu_max")));
         }
         return std::make_shared<AugmentedLagrangian>(p);

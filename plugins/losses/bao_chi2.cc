@@ -95,7 +95,7 @@ absl::Status Register(lumpy::Registry& registry) {
       }}),
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
         auto path = lumpy::ResolveDataFile(p.GetString("data"));
-        if (!path.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", path.status().message()));
+        if (!path.ok()) return lumpy::ParamError("data", std::string(path.status().message()));
         LUMPY_ASSIGN_OR_RETURN(auto table, lumpy::LoadBao(*path));
         return std::make_shared<BaoChi2>(p, std::move(table));
       });

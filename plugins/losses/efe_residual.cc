@@ -17,7 +17,7 @@
 
 namespace {
 
-class EfeResidual : public lumpy::LossTerm {
+class EfeResidual : public lumpy::LossTerm, public lumpy::ProbeColumnSource {
  public:
   explicit EfeResidual(const lumpy::Params& p)
       : mixed_(p.GetString("form") == "mixed"),

@@ -109,7 +109,7 @@ std::vector<int64_t> HeldOutRows(int64_t n, double fraction, uint64_t seed) {
   return order;
 }
 
-class SupernovaChi2 : public lumpy::LossTerm {
+class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource {
  public:
   // catalogue: the training rows; all: every selected row, held_out [all] bool.
   SupernovaChi2(const lumpy::Params& p, lumpy::SupernovaCatalogue catalogue, lumpy::SupernovaCatalogue all,
@@ -282,90 +282,103 @@ class SupernovaChi2 : public lumpy::LossTerm {
   lumpy::rays::RayTelemetry telemetry_;
 };
 
-absl::Status Register(lumpy::Registry& registry) {
+// The catalogue, its selection, the held-out split and the loss's reduction.
+lumpy::ParamSpecs CatalogueSpecs() {
   using lumpy::ParamSpec;
+  return {
+      ParamSpec::String("data", "the catalogue: a path, or a name looked up in "
+                                "LUMPY_DATA_PATH and ./data")
+          .Default(std::string("Pantheon+SH0ES.dat")),
+      ParamSpec::String("z_column", "redshift column")
+          .Default(std::string("zCMB"))
+          .OneOf({"zCMB", "zHD", "zHEL"}),
+      ParamSpec::String("mu_column", "distance modulus column").Default(std::string("MU_SH0ES")),
+      ParamSpec::String("sigma_column", "distance modulus error column")
+          .Default(std::string("MU_SH0ES_ERR_DIAG")),
+      ParamSpec::Double("z_min", "keep z_min < z").Default(0.0).AtLeast(0),
+      ParamSpec::Double("z_max", "keep z <= z_max").Default(10.0).Greater(0),
+      ParamSpec::Bool("drop_calibrators", "drop rows with IS_CALIBRATOR = 1").Default(false),
+      ParamSpec::String("covariance", "optional full covariance file (N, then N*N numbers, "
+                                      "every row of the catalogue); empty: diagonal errors")
+          .Default(std::string("")),
+      ParamSpec::String("reduction", "mean: chi^2 / N (the reference); total: chi^2")
+          .Default(std::string("mean"))
+          .OneOf({"mean", "total"}),
+      ParamSpec::Double("holdout_fraction", "hold this fraction of the selected supernovae out of "
+                                            "the loss, to judge the metric on them; 0: none")
+          .Default(0.0)
+          .AtLeast(0)
+          .Less(1),
+      ParamSpec::Int("holdout_seed", "seed of the held-out split (a shuffle of its own, independent "
+                                     "of runtime.seed)")
+          .Default(int64_t{1})
+          .AtLeast(0),
+      ParamSpec::Double("unreached_weight", "penalty per unit of redshift the ray falls short "
+                                            "(interpolation = exact; the reference read-out adds "
+                                            "its own to the distance)")
+          .Default(10.0)
+          .AtLeast(0),
+  };
+}
+
+// The combinations of the rays' and the read-out's keys this term refuses.
+absl::Status CheckReadOut(const lumpy::Params& p, const lumpy::SupernovaCatalogue& cat) {
+  if (p.GetString("interpolation") == "reference" && p.GetString("mode") != "reference") {
+    return lumpy::ParamError(
+        "interpolation",
+        "\"reference\" is the reference implementation's read-out of its one "
+        "ray along +x (d_L = (1+z) x coordinate radius); it needs mode = \"reference\"");
+  }
+  if (const int64_t k = p.GetInt("sample_bins"); k > 0) {
+    if (p.GetString("mode") != "physical" || p.GetInt("bins") == 0) {
+      return lumpy::ParamError(
+          "sample_bins", "samples direction bins; it needs mode = \"physical\" and bins > 0");
+    }
+    if (k > p.GetInt("bins")) {
+      return lumpy::ParamError("sample_bins", absl::StrCat(k, " is more than the ", p.GetInt("bins"),
+                                                           " bins; at most bins (or 0: all)"));
+    }
+    if (k == 1 && !p.GetString("covariance").empty()) {
+      return lumpy::ParamError(
+          "sample_bins", "with a covariance at least 2 (the pairs of supernovae on two bins are "
+          "estimated from two bins drawn together)");
+    }
+  }
+  if (p.GetString("mode") == "physical" && !cat.ra.defined()) {
+    return lumpy::ParamError("mode", absl::StrCat(
+        "\"physical\" traces rays along the supernovae's sky directions, but ", cat.file,
+        " has no RA and DEC columns"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> Make(const lumpy::Params& p) {
+  auto path = lumpy::ResolveDataFile(p.GetString("data"));
+  if (!path.ok()) return lumpy::ParamError("data", std::string(path.status().message()));
+  LUMPY_ASSIGN_OR_RETURN(auto cat, lumpy::LoadSupernovae(*path, SupernovaSelection(p)));
+  LUMPY_RETURN_IF_ERROR(CheckReadOut(p, cat));
+  const double fraction = p.GetDouble("holdout_fraction");
+  auto held = torch::zeros({cat.size()}, torch::kBool);
+  if (fraction > 0) {
+    const auto rows = HeldOutRows(cat.size(), fraction, static_cast<uint64_t>(p.GetInt("holdout_seed")));
+    if (rows.empty() || static_cast<int64_t>(rows.size()) == cat.size()) {
+      return lumpy::ParamError("holdout_fraction", absl::StrCat(
+          fraction, " of the ", cat.size(), " selected supernovae leaves ",
+          rows.empty() ? "none held out" : "none to train on", "; choose a fraction between ",
+          1.0 / static_cast<double>(cat.size()), " and ", 1.0 - 1.0 / static_cast<double>(cat.size())));
+    }
+    held.index_put_({torch::tensor(rows, torch::kLong)}, true);
+  }
+  auto training = fraction > 0 ? cat.Subset((~held).nonzero().squeeze(1)) : cat;
+  return std::make_shared<SupernovaChi2>(p, std::move(training), std::move(cat), std::move(held));
+}
+
+absl::Status Register(lumpy::Registry& registry) {
   return registry.AddLoss(
       "supernova_chi2",
       "Pantheon+ distance moduli against light rays traced in the metric (reference or physical mode)",
       lumpy::LossKind::kDataset,
-      lumpy::Concat({lumpy::rays::RaySpecs(), ReadOutSpecs(), {
-          ParamSpec::String("data", "the catalogue: a path, or a name looked up in "
-                                    "LUMPY_DATA_PATH and ./data")
-              .Default(std::string("Pantheon+SH0ES.dat")),
-          ParamSpec::String("z_column", "redshift column")
-              .Default(std::string("zCMB"))
-              .OneOf({"zCMB", "zHD", "zHEL"}),
-          ParamSpec::String("mu_column", "distance modulus column").Default(std::string("MU_SH0ES")),
-          ParamSpec::String("sigma_column", "distance modulus error column")
-              .Default(std::string("MU_SH0ES_ERR_DIAG")),
-          ParamSpec::Double("z_min", "keep z_min < z").Default(0.0).AtLeast(0),
-          ParamSpec::Double("z_max", "keep z <= z_max").Default(10.0).Greater(0),
-          ParamSpec::Bool("drop_calibrators", "drop rows with IS_CALIBRATOR = 1").Default(false),
-          ParamSpec::String("covariance", "optional full covariance file (N, then N*N numbers, "
-                                          "every row of the catalogue); empty: diagonal errors")
-              .Default(std::string("")),
-          ParamSpec::String("reduction", "mean: chi^2 / N (the reference); total: chi^2")
-              .Default(std::string("mean"))
-              .OneOf({"mean", "total"}),
-          ParamSpec::Double("holdout_fraction", "hold this fraction of the selected supernovae out of "
-                                                "the loss, to judge the metric on them; 0: none")
-              .Default(0.0)
-              .AtLeast(0)
-              .Less(1),
-          ParamSpec::Int("holdout_seed", "seed of the held-out split (a shuffle of its own, independent "
-                                         "of runtime.seed)")
-              .Default(int64_t{1})
-              .AtLeast(0),
-          ParamSpec::Double("unreached_weight", "penalty per unit of redshift the ray falls short "
-                                                "(interpolation = exact; the reference read-out adds "
-                                                "its own to the distance)")
-              .Default(10.0)
-              .AtLeast(0),
-      }}),
-      [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
-        auto path = lumpy::ResolveDataFile(p.GetString("data"));
-        if (!path.ok()) return absl::InvalidArgumentError(absl::StrCat("data: ", path.status().message()));
-        LUMPY_ASSIGN_OR_RETURN(auto cat, lumpy::LoadSupernovae(*path, SupernovaSelection(p)));
-        if (p.GetString("interpolation") == "reference" && p.GetString("mode") != "reference") {
-          return absl::InvalidArgumentError(
-              "interpolation: \"reference\" is the reference implementation's read-out of its one "
-              "ray along +x (d_L = (1+z) x coordinate radius); it needs mode = \"reference\"");
-        }
-        if (const int64_t k = p.GetInt("sample_bins"); k > 0) {
-          if (p.GetString("mode") != "physical" || p.GetInt("bins") == 0) {
-            return absl::InvalidArgumentError(
-                "sample_bins: samples direction bins; it needs mode = \"physical\" and bins > 0");
-          }
-          if (k > p.GetInt("bins")) {
-            return absl::InvalidArgumentError(absl::StrCat("sample_bins: ", k, " is more than the ", p.GetInt("bins"),
-                                                           " bins; at most bins (or 0: all)"));
-          }
-          if (k == 1 && !p.GetString("covariance").empty()) {
-            return absl::InvalidArgumentError(
-                "sample_bins: with a covariance at least 2 (the pairs of supernovae on two bins are "
-                "estimated from two bins drawn together)");
-          }
-        }
-        if (p.GetString("mode") == "physical" && !cat.ra.defined()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              cat.file, ": mode = \"physical\" traces rays along the supernovae's sky "
-              "directions, but the file has no RA and DEC columns"));
-        }
-        const double fraction = p.GetDouble("holdout_fraction");
-        auto held = torch::zeros({cat.size()}, torch::kBool);
-        if (fraction > 0) {
-          const auto rows = HeldOutRows(cat.size(), fraction, static_cast<uint64_t>(p.GetInt("holdout_seed")));
-          if (rows.empty() || static_cast<int64_t>(rows.size()) == cat.size()) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "holdout_fraction: ", fraction, " of the ", cat.size(), " selected supernovae leaves ",
-                rows.empty() ? "none held out" : "none to train on", "; choose a fraction between ",
-                1.0 / static_cast<double>(cat.size()), " and ", 1.0 - 1.0 / static_cast<double>(cat.size())));
-          }
-          held.index_put_({torch::tensor(rows, torch::kLong)}, true);
-        }
-        auto training = fraction > 0 ? cat.Subset((~held).nonzero().squeeze(1)) : cat;
-        return std::make_shared<SupernovaChi2>(p, std::move(training), std::move(cat), std::move(held));
-      });
+      lumpy::Concat({lumpy::rays::RaySpecs(), ReadOutSpecs(), CatalogueSpecs()}), Make);
 }
 
 }  // namespace

@@ -139,8 +139,8 @@ absl::Status Register(lumpy::Registry& registry) {
           LUMPY_RETURN_IF_ERROR(lumpy::PhysicalScalar::Check(p, name));
         }
         if (p.GetBool("omega_m_trainable") && p.GetString("scale_factor") != "lcdm") {
-          return absl::InvalidArgumentError(
-              "omega_m_trainable: only scale_factor = \"lcdm\" depends on omega_m");
+          return lumpy::ParamError("omega_m_trainable",
+                                   "only scale_factor = \"lcdm\" depends on omega_m");
         }
         return std::make_shared<Flrw>(p);
       });

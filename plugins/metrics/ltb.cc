@@ -192,8 +192,9 @@ absl::Status Register(lumpy::Registry& registry) {
         auto ltb = std::make_shared<Ltb>(p);
         auto observer = torch::tensor({1.0, 0.0, 0.0, 0.0}, torch::kFloat64).view({1, 4});
         if (!ltb->in_domain(observer)[0].item<bool>()) {
-          return absl::InvalidArgumentError(
-              "bang_amplitude: the observer at (t, x, y, z) = (1, 0, 0, 0) is at or before its bang time "
+          return lumpy::ParamError(
+              "bang_amplitude",
+              "the observer at (t, x, y, z) = (1, 0, 0, 0) is at or before its bang time "
               "tb0 + A exp(-|C|^2/L^2), or past a shell crossing (R' <= 0); lower tb0 or |A|, or widen "
               "bang_width");
         }

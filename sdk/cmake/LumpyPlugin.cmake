@@ -1,7 +1,7 @@
 # lumpy_add_plugin(<target> SOURCES <files...> [OUTPUT_DIRECTORY <dir>] [NO_INSTALL])
 #
 # Builds one lumpy plugin: a MODULE library named lumpy_<target>.so with hidden
-# visibility, linked against the SDK (Lumpy::lumpy). The in-tree plugins use
+# visibility, linked against the SDK library (Lumpy::sdk, liblumpy_sdk). The in-tree plugins use
 # exactly this function, as an out-of-tree author does after
 # find_package(Lumpy). The loader picks up files named lumpy_*.so.
 function(lumpy_add_plugin target)
@@ -10,7 +10,7 @@ function(lumpy_add_plugin target)
     message(FATAL_ERROR "lumpy_add_plugin(${target}): SOURCES is required")
   endif()
   add_library(${target} MODULE ${ARG_SOURCES})
-  target_link_libraries(${target} PRIVATE Lumpy::lumpy)
+  target_link_libraries(${target} PRIVATE Lumpy::sdk)
   set_target_properties(${target} PROPERTIES
     PREFIX "lumpy_"
     OUTPUT_NAME "${target}"
@@ -48,7 +48,7 @@ function(lumpy_use_plugin_pch target)
       file(WRITE ${_src} "// Carries the project's precompiled LibTorch header (lumpy_use_plugin_pch).\n")
     endif()
     add_library(lumpy_plugin_pch OBJECT ${_src})
-    target_link_libraries(lumpy_plugin_pch PRIVATE Lumpy::lumpy)
+    target_link_libraries(lumpy_plugin_pch PRIVATE Lumpy::sdk)
     set_target_properties(lumpy_plugin_pch PROPERTIES POSITION_INDEPENDENT_CODE ON)
     target_precompile_headers(lumpy_plugin_pch PRIVATE <torch/torch.h>)
   endif()

@@ -3,7 +3,6 @@
 
 #include <torch/torch.h>
 
-#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,29 +37,8 @@ struct LUMPY_API LossValue {
   bool partial = false;
 };
 
-// A distance dataset's Hubble diagram under a metric, for `lumpy report`:
-// each object's observed and model distance modulus (NaN where the model
-// gives none: beyond its rays' reach) and the model's curve mu(z) along
-// labelled rays.
-struct LUMPY_API HubbleDiagram {
-  struct Object {
-    std::string name;
-    double z = 0, ra = NAN, dec = NAN;  // ra, dec NaN where the catalogue has none
-    double mu_obs = 0, sigma = 0, mu_model = NAN;
-    bool reached = false;
-    bool held_out = false;  // never entered the training loss (held out to judge the model)
-  };
-  struct CurvePoint {
-    std::string ray;
-    double z = 0, mu = 0;
-  };
-  std::vector<Object> objects;
-  std::vector<CurvePoint> curve;
-  std::string note;  // one line for the report's log (mode, objects out of reach)
-};
-
-// Whether a term is an objective or a constraint is declared when the plugin
-// is registered (Registry::AddLoss), so the core can validate the experiment
+// Whether a term is an objective, a constraint or a dataset term is declared
+// when the plugin is registered (Registry::AddLoss), so the core can validate the experiment
 // (a constraint needs a handler) before constructing anything.
 class LUMPY_API LossTerm {
  public:
@@ -72,16 +50,9 @@ class LUMPY_API LossTerm {
   // stopped and why), as name/value pairs. The names must be the same from
   // construction on: the trainer reads them once for the header.
   virtual std::vector<std::pair<std::string, double>> telemetry() const;
-
-  // Optional capabilities, which the CLI and `lumpy report` ask for instead
-  // of knowing plugins by name.
-  // The column of `lumpy probe`'s and `lumpy report`'s point tables that this
-  // term's per_point value fills at any points ("efe_residual" for the
-  // Einstein equations' residual); "" (the default): none.
-  virtual std::string probe_column() const;
-  // The term's Hubble diagram under `metric` (distance datasets); the
-  // default is an Unimplemented error: the term has none.
-  virtual absl::StatusOr<HubbleDiagram> hubble_diagram(MetricModel& metric, const torch::TensorOptions& options);
+  // What `lumpy report`, `probe` and `sky` may also ask of a term is not
+  // here: a term that has more to show implements an interface of
+  // lumpy/report.h as well.
 };
 
 }  // namespace lumpy

@@ -12,4 +12,6 @@
 #include "lumpy/physical_parameter.h"
 #include "lumpy/plugin.h"
 #include "lumpy/registry.h"
+#include "lumpy/report.h"
+#include "lumpy/status_macros.h"
 #include "lumpy/step_context.h"

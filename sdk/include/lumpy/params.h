@@ -124,6 +124,22 @@ class LUMPY_API Params {
   std::map<std::string, ParamValue> values_;
 };
 
+// A plugin's refusal of its own validated values (a combination of keys, a
+// data file that does not load), located at one key: the factory returns
+//   return lumpy::ParamError("sample_bins", "must be at most bins");
+// and the engine reports it at that key's line of the experiment file (a
+// key the plugin did not declare is reported at its table). The status is
+// InvalidArgument with the message "sample_bins: must be at most bins", so
+// it reads the same where there is no file (Registry::Make).
+LUMPY_API absl::Status ParamError(const std::string& key, const std::string& message);
+
+// The key and the bare message of a ParamError status; nullopt for any
+// other status.
+struct ParamErrorInfo {
+  std::string key, message;
+};
+LUMPY_API std::optional<ParamErrorInfo> ParamErrorOf(const absl::Status& status);
+
 // Closest candidate by edit distance, if it is plausibly a typo.
 LUMPY_API std::optional<std::string> NearestName(
     const std::string& name, const std::vector<std::string>& candidates);

@@ -5,8 +5,10 @@
 // then calls the factory with validated values.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -17,9 +19,6 @@
 #include "lumpy/export.h"
 #include "lumpy/loss_term.h"
 #include "lumpy/metric_model.h"
-#include <memory>
-#include <type_traits>
-
 #include "lumpy/params.h"
 
 namespace lumpy {
@@ -32,8 +31,8 @@ struct PluginKindOf;
 LUMPY_API const char* PluginKindName(PluginKind kind);
 
 // A factory receives validated parameters. It may still reject combinations
-// of values: return InvalidArgument with a message "key: what is wrong"
-// naming one of its keys, and the core points at that key in the file.
+// of values: return lumpy::ParamError("key", "what is wrong") (params.h),
+// and the core points at that key in the file.
 template <class T>
 using Factory = std::function<absl::StatusOr<std::shared_ptr<T>>(const Params&)>;
 
@@ -113,8 +112,10 @@ class LUMPY_API Registry {
     return std::get<Factory<T>>(entry->factory)(*params);
   }
 
-  // The loader sets the library whose entry point is running.
-  void set_current_library(std::string library) { current_library_ = std::move(library); }
+  // Runs a plugin library's entry point (lumpy_register_plugin) on this
+  // registry: every plugin it adds records `library` as where it came from.
+  absl::Status AddFromLibrary(const std::string& library,
+                              const std::function<absl::Status(Registry&)>& entry_point);
 
  private:
   absl::Status Add(PluginEntry entry);

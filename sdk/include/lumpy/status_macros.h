@@ -2,9 +2,9 @@
 // Early returns for absl::Status and absl::StatusOr, in the engine and in
 // plugins:
 //
-//   LUMPY_RETURN_IF_ERROR(CheckInputFile(file, kind, what));
-//   LUMPY_ASSIGN_OR_RETURN(auto table, TextTable::Read(file, separator, what));
-//   LUMPY_ASSIGN_OR_RETURN(ConfigNode tree, LoadConfigTree(file));
+//   LUMPY_ASSIGN_OR_RETURN(auto path, lumpy::ResolveDataFile(p.GetString("data")));
+//   LUMPY_ASSIGN_OR_RETURN(auto table, lumpy::LoadBao(path));
+//   LUMPY_RETURN_IF_ERROR(CheckMyOptions(p));
 //
 // The first returns the failed status of its expression; the second declares
 // (or assigns) `lhs` from a StatusOr's value, or returns its failed status.

@@ -16,8 +16,10 @@
 namespace lumpy {
 
 // A data file by name: an existing path as given, else the first match in the
-// folders of LUMPY_DATA_PATH (':'-separated), then ./data. The error lists
-// every place looked in and how to get the file.
+// folders of LUMPY_DATA_PATH (':'-separated), then ./data, then the data/
+// folder of the source checkout the SDK was built from (where the Pantheon+
+// catalogue ships). The error lists every place looked in and how to get
+// the file.
 LUMPY_API absl::StatusOr<std::filesystem::path> ResolveDataFile(const std::string& name);
 
 struct SupernovaOptions {

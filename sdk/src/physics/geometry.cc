@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "physics/ricci_kernels.h"
+
 namespace lumpy {
 
 using torch::indexing::Slice;

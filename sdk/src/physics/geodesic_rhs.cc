@@ -132,7 +132,9 @@ struct RayRhs {
       }
   }
 
-  // The adjoint: ob [D] = dL/d(dy) -> dL/dy, dL/dg, dL/d(dg), dL/d(d2g).
+  // The adjoint: ob [D] = dL/d(dy) -> dL/dy, dL/dg, dL/d(dg), dL/d(d2g); the
+  // chain rule through the intermediates, in the reverse order of the
+  // constructor.
   template <typename T>
   void Adjoint(const T* ob, T* yb_out, T* gb_out, T* dgb_out, T* d2gb_out) const {
     double kb[4], accb[4], mb[16] = {0}, dgb[64] = {0};
@@ -143,63 +145,97 @@ struct RayRhs {
     double xib[2][4] = {{0}}, etab[2][4] = {{0}};
     if (jacobi) {
       double d2gb[256] = {0}, eb[16] = {0}, cb[16] = {0};
-      for (int a = 0; a < 2; ++a) {
-        double detab[4], vb[4];
-        for (int i = 0; i < 4; ++i) {
-          etab[a][i] = ob[8 + 8 * a + i];
-          detab[i] = ob[12 + 8 * a + i];
-        }
-        // deta = -M v.
-        for (int j = 0; j < 4; ++j) {
-          double s = 0;
-          for (int i = 0; i < 4; ++i) s += m[I2(i, j)] * detab[i];
-          vb[j] = -s;
-        }
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) mb[I2(i, j)] -= detab[i] * v[a][j];
-        // v = E xi + C eta.
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) {
-            eb[I2(i, j)] += vb[i] * xi[a][j];
-            cb[I2(i, j)] += vb[i] * eta[a][j];
-            xib[a][j] += e[I2(i, j)] * vb[i];
-            etab[a][j] += c[I2(i, j)] * vb[i];
-          }
-      }
-      // E_me = dg[m][n][e] acc^n + k^b k^c (d2g[m][c][b][e] - 1/2 d2g[b][c][m][e]).
-      for (int mm = 0; mm < 4; ++mm)
-        for (int ee = 0; ee < 4; ++ee) {
-          const double w = eb[I2(mm, ee)];
-          for (int n = 0; n < 4; ++n) {
-            dgb[I3(mm, n, ee)] += w * acc[n];
-            accb[n] += w * dg[I3(mm, n, ee)];
-          }
-          for (int b = 0; b < 4; ++b)
-            for (int cc = 0; cc < 4; ++cc) {
-              const double p = d2g[I4(mm, cc, b, ee)], q = d2g[I4(b, cc, mm, ee)];
-              d2gb[I4(mm, cc, b, ee)] += w * k[b] * k[cc];
-              d2gb[I4(b, cc, mm, ee)] -= 0.5 * w * k[b] * k[cc];
-              kb[b] += w * k[cc] * (p - 0.5 * q);
-              kb[cc] += w * k[b] * (p - 0.5 * q);
-            }
-        }
-      // C_dc = dg[d][c][q] k^q + dg[d][b][c] k^b - k^b dg[b][c][d].
-      for (int d = 0; d < 4; ++d)
-        for (int cc = 0; cc < 4; ++cc) {
-          const double w = cb[I2(d, cc)];
-          for (int q = 0; q < 4; ++q) {
-            dgb[I3(d, cc, q)] += w * k[q];
-            kb[q] += w * dg[I3(d, cc, q)];
-            dgb[I3(d, q, cc)] += w * k[q];
-            kb[q] += w * dg[I3(d, q, cc)];
-            dgb[I3(q, cc, d)] -= w * k[q];
-            kb[q] -= w * dg[I3(q, cc, d)];
-          }
-        }
+      DeviationAdjoint(ob, mb, eb, cb, xib, etab);
+      EAdjoint(eb, kb, accb, dgb, d2gb);
+      CAdjoint(cb, kb, dgb);
       for (int i = 0; i < 256; ++i) d2gb_out[i] = static_cast<T>(d2gb[i]);
     }
-    // acc = -M L.
     double lb[4];
+    AccelerationAdjoint(accb, lb, mb);
+    LowAdjoint(lb, kb, dgb);
+    InverseAdjoint(mb, gb_out);
+    for (int i = 0; i < 64; ++i) dgb_out[i] = static_cast<T>(dgb[i]);
+    for (int i = 0; i < 4; ++i) {
+      yb_out[i] = 0;  // x enters only through the jet
+      yb_out[4 + i] = static_cast<T>(kb[i]);
+    }
+    if (!jacobi) return;
+    for (int a = 0; a < 2; ++a)
+      for (int i = 0; i < 4; ++i) {
+        yb_out[8 + 8 * a + i] = static_cast<T>(xib[a][i]);
+        yb_out[12 + 8 * a + i] = static_cast<T>(etab[a][i]);
+      }
+  }
+
+ private:
+  // The Jacobi map's outputs, per deviation A: eta_A (seeds etab) and
+  // deta_A = -M v_A with v_A = E xi_A + C eta_A, to mb, eb, cb, xib, etab.
+  template <typename T>
+  void DeviationAdjoint(const T* ob, double* mb, double* eb, double* cb, double xib[2][4],
+                        double etab[2][4]) const {
+    for (int a = 0; a < 2; ++a) {
+      double detab[4], vb[4];
+      for (int i = 0; i < 4; ++i) {
+        etab[a][i] = ob[8 + 8 * a + i];
+        detab[i] = ob[12 + 8 * a + i];
+      }
+      // deta = -M v.
+      for (int j = 0; j < 4; ++j) {
+        double s = 0;
+        for (int i = 0; i < 4; ++i) s += m[I2(i, j)] * detab[i];
+        vb[j] = -s;
+      }
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) mb[I2(i, j)] -= detab[i] * v[a][j];
+      // v = E xi + C eta.
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          eb[I2(i, j)] += vb[i] * xi[a][j];
+          cb[I2(i, j)] += vb[i] * eta[a][j];
+          xib[a][j] += e[I2(i, j)] * vb[i];
+          etab[a][j] += c[I2(i, j)] * vb[i];
+        }
+    }
+  }
+
+  // E_me = dg[m][n][e] acc^n + k^b k^c (d2g[m][c][b][e] - 1/2 d2g[b][c][m][e]).
+  void EAdjoint(const double* eb, double* kb, double* accb, double* dgb, double* d2gb) const {
+    for (int mm = 0; mm < 4; ++mm)
+      for (int ee = 0; ee < 4; ++ee) {
+        const double w = eb[I2(mm, ee)];
+        for (int n = 0; n < 4; ++n) {
+          dgb[I3(mm, n, ee)] += w * acc[n];
+          accb[n] += w * dg[I3(mm, n, ee)];
+        }
+        for (int b = 0; b < 4; ++b)
+          for (int cc = 0; cc < 4; ++cc) {
+            const double p = d2g[I4(mm, cc, b, ee)], q = d2g[I4(b, cc, mm, ee)];
+            d2gb[I4(mm, cc, b, ee)] += w * k[b] * k[cc];
+            d2gb[I4(b, cc, mm, ee)] -= 0.5 * w * k[b] * k[cc];
+            kb[b] += w * k[cc] * (p - 0.5 * q);
+            kb[cc] += w * k[b] * (p - 0.5 * q);
+          }
+      }
+  }
+
+  // C_dc = dg[d][c][q] k^q + dg[d][b][c] k^b - k^b dg[b][c][d].
+  void CAdjoint(const double* cb, double* kb, double* dgb) const {
+    for (int d = 0; d < 4; ++d)
+      for (int cc = 0; cc < 4; ++cc) {
+        const double w = cb[I2(d, cc)];
+        for (int q = 0; q < 4; ++q) {
+          dgb[I3(d, cc, q)] += w * k[q];
+          kb[q] += w * dg[I3(d, cc, q)];
+          dgb[I3(d, q, cc)] += w * k[q];
+          kb[q] += w * dg[I3(d, q, cc)];
+          dgb[I3(q, cc, d)] -= w * k[q];
+          kb[q] -= w * dg[I3(q, cc, d)];
+        }
+      }
+  }
+
+  // acc = -M L: accb to lb (written) and mb.
+  void AccelerationAdjoint(const double* accb, double* lb, double* mb) const {
     for (int d = 0; d < 4; ++d) {
       double s = 0;
       for (int a = 0; a < 4; ++a) s += m[I2(a, d)] * accb[a];
@@ -207,7 +243,10 @@ struct RayRhs {
     }
     for (int a = 0; a < 4; ++a)
       for (int d = 0; d < 4; ++d) mb[I2(a, d)] -= accb[a] * low[d];
-    // L_d = dg[d][c][q] k^q k^c - 1/2 k^b k^c dg[b][c][d].
+  }
+
+  // L_d = dg[d][c][q] k^q k^c - 1/2 k^b k^c dg[b][c][d].
+  void LowAdjoint(const double* lb, double* kb, double* dgb) const {
     for (int d = 0; d < 4; ++d) {
       const double w = lb[d];
       for (int cc = 0; cc < 4; ++cc)
@@ -220,7 +259,11 @@ struct RayRhs {
           kb[q] -= 0.5 * w * dg[I3(cc, q, d)] * k[cc];
         }
     }
-    // M = g^-1: gb = -M^T mb M^T.
+  }
+
+  // M = g^-1: gb = -M^T mb M^T, written to gb_out.
+  template <typename T>
+  void InverseAdjoint(const double* mb, T* gb_out) const {
     double t[16];
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 4; ++j) {
@@ -233,17 +276,6 @@ struct RayRhs {
         double s = 0;
         for (int q = 0; q < 4; ++q) s += m[I2(q, i)] * t[I2(q, j)];
         gb_out[I2(i, j)] = static_cast<T>(-s);
-      }
-    for (int i = 0; i < 64; ++i) dgb_out[i] = static_cast<T>(dgb[i]);
-    for (int i = 0; i < 4; ++i) {
-      yb_out[i] = 0;  // x enters only through the jet
-      yb_out[4 + i] = static_cast<T>(kb[i]);
-    }
-    if (!jacobi) return;
-    for (int a = 0; a < 2; ++a)
-      for (int i = 0; i < 4; ++i) {
-        yb_out[8 + 8 * a + i] = static_cast<T>(xib[a][i]);
-        yb_out[12 + 8 * a + i] = static_cast<T>(etab[a][i]);
       }
   }
 };

@@ -24,14 +24,12 @@ std::vector<ParamSpec> PhysicalScalar::Specs(ParamSpec value, std::vector<double
 absl::Status PhysicalScalar::Check(const Params& p, const std::string& name) {
   const auto& b = p.GetDoubleList(name + "_bounds");
   if (!(b[0] < b[1])) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, "_bounds: must be [min, max] with min < max"));
+    return ParamError(name + "_bounds", "must be [min, max] with min < max");
   }
   const double v = p.GetDouble(name);
   if (p.GetBool(name + "_trainable") && (v < b[0] || v > b[1])) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": the initial value must lie within ",
-                                                   name, "_bounds [", b[0], ", ", b[1], "], got ",
-                                                   v));
+    return ParamError(name, absl::StrCat("the initial value must lie within ", name, "_bounds [", b[0],
+                                         ", ", b[1], "], got ", v));
   }
   return absl::OkStatus();
 }

@@ -19,6 +19,19 @@ const char* PluginKindName(PluginKind kind) {
 Registry::Registry() = default;
 Registry::~Registry() = default;
 
+absl::Status Registry::AddFromLibrary(const std::string& library,
+                                      const std::function<absl::Status(Registry&)>& entry_point) {
+  // Restored even if the entry point throws: later plugins must not be
+  // attributed to this library.
+  struct Restore {
+    std::string& slot;
+    std::string saved;
+    ~Restore() { slot = std::move(saved); }
+  } restore{current_library_, current_library_};
+  current_library_ = library;
+  return entry_point(*this);
+}
+
 absl::Status Registry::Add(PluginEntry entry) {
   entry.library = current_library_;
   // Keys the core reads from a plugin's table itself.

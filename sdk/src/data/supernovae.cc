@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -113,6 +114,49 @@ absl::StatusOr<torch::Tensor> SelectedCholesky(const std::string& covariance, in
   return l;
 }
 
+// One catalogue row's numbers, checked; nullopt if the selection drops it.
+struct CatalogueRow {
+  double z = 0, mu = 0, sigma = 0, ra = 0, dec = 0;
+};
+absl::StatusOr<std::optional<CatalogueRow>> ReadRow(const TextTable& table, size_t row,
+                                                     const std::vector<int>& cols, int ra_col,
+                                                     int dec_col, const SupernovaOptions& options) {
+  double v[4];
+  for (int k = 1; k < 4; ++k) {
+    LUMPY_ASSIGN_OR_RETURN(auto x, table.Number(row, cols[k]));
+    v[k] = x;
+  }
+  if (v[1] <= 0) {  // dropped silently by the z_min filter before
+    return absl::InvalidArgumentError(absl::StrCat(table.Where(row, cols[1]),
+                                                   ": a redshift must be positive, got ",
+                                                   table.Field(row, cols[1])));
+  }
+  if (v[3] <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(table.Where(row, cols[3]),
+                                                   ": an error must be positive, got ",
+                                                   table.Field(row, cols[3])));
+  }
+  CatalogueRow out{v[1], v[2], v[3], 0, 0};
+  if (ra_col >= 0 && dec_col >= 0) {
+    LUMPY_ASSIGN_OR_RETURN(auto a, table.Number(row, ra_col));
+    LUMPY_ASSIGN_OR_RETURN(auto b, table.Number(row, dec_col));
+    if (b < -90 || b > 90) {
+      return absl::InvalidArgumentError(absl::StrCat(table.Where(row, dec_col),
+                                                     ": a declination must lie in [-90, 90], got ",
+                                                     table.Field(row, dec_col)));
+    }
+    out.ra = a;
+    out.dec = b;
+  }
+  bool keep = v[1] > options.z_min && v[1] <= options.z_max;
+  if (options.drop_calibrators) {
+    LUMPY_ASSIGN_OR_RETURN(auto c, table.Number(row, cols[4]));
+    if (c != 0) keep = false;
+  }
+  if (!keep) return std::optional<CatalogueRow>();
+  return std::optional<CatalogueRow>(out);
+}
+
 }  // namespace
 
 absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
@@ -136,47 +180,16 @@ absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
   std::vector<double> z, mu, sigma, ra, dec;
   std::vector<int64_t> kept;
   for (size_t row = 0; row < table.rows(); ++row) {
-    double v[4];
-    for (int k = 1; k < 4; ++k) {
-      LUMPY_ASSIGN_OR_RETURN(auto x, table.Number(row, cols[k]));
-      v[k] = x;
-    }
-    if (v[1] <= 0) {  // dropped silently by the z_min filter before
-      return absl::InvalidArgumentError(absl::StrCat(table.Where(row, cols[1]),
-                                                     ": a redshift must be positive, got ",
-                                                     table.Field(row, cols[1])));
-    }
-    if (v[3] <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(table.Where(row, cols[3]),
-                                                     ": an error must be positive, got ",
-                                                     table.Field(row, cols[3])));
-    }
-    double r = 0, d = 0;
-    if (sky) {
-      LUMPY_ASSIGN_OR_RETURN(auto a, table.Number(row, ra_col));
-      LUMPY_ASSIGN_OR_RETURN(auto b, table.Number(row, dec_col));
-      if (b < -90 || b > 90) {
-        return absl::InvalidArgumentError(absl::StrCat(table.Where(row, dec_col),
-                                                       ": a declination must lie in [-90, 90], got ",
-                                                       table.Field(row, dec_col)));
-      }
-      r = a;
-      d = b;
-    }
-    bool keep = v[1] > options.z_min && v[1] <= options.z_max;
-    if (options.drop_calibrators) {
-      LUMPY_ASSIGN_OR_RETURN(auto c, table.Number(row, cols[4]));
-      if (c != 0) keep = false;
-    }
-    if (!keep) continue;
+    LUMPY_ASSIGN_OR_RETURN(auto read, ReadRow(table, row, cols, ra_col, dec_col, options));
+    if (!read) continue;
     kept.push_back(static_cast<int64_t>(row));
     cat.names.push_back(table.Field(row, cols[0]));
     cat.lines.push_back(table.line(row));
-    z.push_back(v[1]);
-    mu.push_back(v[2]);
-    sigma.push_back(v[3]);
-    ra.push_back(r);
-    dec.push_back(d);
+    z.push_back(read->z);
+    mu.push_back(read->mu);
+    sigma.push_back(read->sigma);
+    ra.push_back(read->ra);
+    dec.push_back(read->dec);
   }
   if (kept.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no supernova has ", options.z_min,

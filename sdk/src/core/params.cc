@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -278,6 +279,30 @@ std::optional<std::string> NearestName(const std::string& name,
   // A typo, not a different word: at most a third of the letters wrong.
   if (best && best_d > 0 && best_d <= std::max<size_t>(2, name.size() / 3)) return best;
   return std::nullopt;
+}
+
+namespace {
+// The payload of a ParamError: the key, a NUL, the bare message.
+constexpr char kParamErrorUrl[] = "type.lumpyspace.org/lumpy.ParamError";
+}  // namespace
+
+absl::Status ParamError(const std::string& key, const std::string& message) {
+  absl::Status status = absl::InvalidArgumentError(absl::StrCat(key, ": ", message));
+  std::string payload = key;
+  payload.push_back('\0');
+  payload += message;
+  status.SetPayload(kParamErrorUrl, absl::Cord(payload));
+  return status;
+}
+
+std::optional<ParamErrorInfo> ParamErrorOf(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kInvalidArgument) return std::nullopt;
+  auto payload = status.GetPayload(kParamErrorUrl);
+  if (!payload) return std::nullopt;
+  const std::string text(*payload);
+  const size_t nul = text.find('\0');
+  if (nul == std::string::npos) return std::nullopt;
+  return ParamErrorInfo{text.substr(0, nul), text.substr(nul + 1)};
 }
 
 }  // namespace lumpy

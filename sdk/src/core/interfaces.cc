@@ -4,6 +4,7 @@
 #include "lumpy/curriculum_weighter.h"
 #include "lumpy/loss_term.h"
 #include "lumpy/metric_model.h"
+#include "lumpy/report.h"
 #include "lumpy/step_context.h"
 
 namespace lumpy {
@@ -27,10 +28,14 @@ Shard StepContext::shard() const { return {}; }
 LossTerm::~LossTerm() = default;
 std::vector<PhysicalParameter> LossTerm::physical_parameters() { return {}; }
 std::vector<std::pair<std::string, double>> LossTerm::telemetry() const { return {}; }
-std::string LossTerm::probe_column() const { return ""; }
-absl::StatusOr<HubbleDiagram> LossTerm::hubble_diagram(MetricModel&, const torch::TensorOptions&) {
-  return absl::UnimplementedError("no Hubble diagram");
+
+ProbeColumnSource::~ProbeColumnSource() = default;
+HubbleDiagramSource::~HubbleDiagramSource() = default;
+std::string ProbeColumnOf(const LossTerm& term) {
+  const auto* source = dynamic_cast<const ProbeColumnSource*>(&term);
+  return source == nullptr ? std::string() : source->probe_column();
 }
+HubbleDiagramSource* HubbleDiagramOf(LossTerm& term) { return dynamic_cast<HubbleDiagramSource*>(&term); }
 
 ConstraintHandler::~ConstraintHandler() = default;
 void ConstraintHandler::update(const torch::Tensor&, int64_t) {}

@@ -6,9 +6,9 @@
 // Index layout, row-major per point: ginv[a][b], dg[p][q][e] = d_e g_pq,
 // d2g[i][j][k][l] = d_k d_l g_ij.
 
-#include <ATen/Parallel.h>
+#include "physics/ricci_kernels.h"
 
-#include "lumpy/geometry.h"
+#include <ATen/Parallel.h>
 
 namespace lumpy {
 namespace {
@@ -103,10 +103,30 @@ struct RicciPoint {
       }
   }
 
-  // Adds the gradients of sum(rbar * R) to gib [16], dgb [64], d2gb [256].
+  // Adds the gradients of sum(rbar * R) to gib [16], dgb [64], d2gb [256]:
+  // the chain rule through the intermediates, in the reverse order of the
+  // constructor.
   void Adjoint(const T* rbar, T* gib, T* dgb, T* d2gb) const {
     T gamb[64] = {}, lowb[64] = {}, dgib[64] = {}, mb[64], divb[4] = {}, sb[16] = {},
       boxb[16], trb[4] = {};
+    TermsAdjoint(rbar, gib, dgb, d2gb, gamb, lowb, dgib, divb, sb, boxb, trb);
+    // tr_r = Gamma^q_rq
+    for (int p = 0; p < 4; ++p)
+      for (int q = 0; q < 4; ++q) gamb[I3(q, p, q)] += trb[p];
+    SecondDerivativeAdjoint(sb, boxb, gib, d2gb);
+    // div_d = d_r g^rd
+    for (int r = 0; r < 4; ++r)
+      for (int d = 0; d < 4; ++d) dgib[I3(r, d, r)] += divb[d];
+    InverseDerivativeAdjoint(dgib, mb, gib, dgb);
+    ChristoffelAdjoint(gamb, lowb, gib, dgb);
+  }
+
+ private:
+  // R_mn = A - B + C - D (Ricci() has the terms): rbar to the adjoints of the
+  // intermediates (gamb, lowb, dgib, divb, sb, boxb, trb) and, through B, to
+  // gib, dgb, d2gb directly. boxb is written, not added to.
+  void TermsAdjoint(const T* rbar, T* gib, T* dgb, T* d2gb, T* gamb, T* lowb, T* dgib, T* divb,
+                    T* sb, T* boxb, T* trb) const {
     for (int a = 0; a < 4; ++a)
       for (int b = 0; b < 4; ++b) {
         const T r = rbar[I2(a, b)];
@@ -139,10 +159,10 @@ struct RicciPoint {
             gamb[I3(p, b, q)] -= r * gam[I3(q, a, p)];
           }
       }
-    // tr_r = Gamma^q_rq
-    for (int p = 0; p < 4; ++p)
-      for (int q = 0; q < 4; ++q) gamb[I3(q, p, q)] += trb[p];
-    // S and box
+  }
+
+  // S_jk = g^li d_k d_l g_ij and box_ij = g^kl d_k d_l g_ij.
+  void SecondDerivativeAdjoint(const T* sb, const T* boxb, T* gib, T* d2gb) const {
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 4; ++j)
         for (int k = 0; k < 4; ++k)
@@ -152,9 +172,11 @@ struct RicciPoint {
             gib[I2(k, l)] += boxb[I2(i, j)] * d2g[x];
             d2gb[x] += sb[I2(j, k)] * gi[I2(l, i)] + boxb[I2(i, j)] * gi[I2(k, l)];
           }
-    // div_d = d_r g^rd
-    for (int r = 0; r < 4; ++r)
-      for (int d = 0; d < 4; ++d) dgib[I3(r, d, r)] += divb[d];
+  }
+
+  // d_e g^ad = -g^ap M_pde with M_pde = d_e g_pq g^qd: dgib to gib and dgb,
+  // through mb (scratch [64], written here).
+  void InverseDerivativeAdjoint(const T* dgib, T* mb, T* gib, T* dgb) const {
     // dgi_ade = -g^ap M_pde
     for (int p = 0; p < 4; ++p)
       for (int x = 0; x < 16; ++x) {
@@ -177,6 +199,11 @@ struct RicciPoint {
             dgb[I3(p, q, e)] += v * gi[I2(q, d)];
             gib[I2(q, d)] += v * dg[I3(p, q, e)];
           }
+  }
+
+  // Gamma^a_mn = g^ad Gamma_dmn and Gamma_dmn from dg: gamb to gib and dgb,
+  // through lowb (which collects the rest of its sum here).
+  void ChristoffelAdjoint(const T* gamb, T* lowb, T* gib, T* dgb) const {
     // Gamma^a_mn = g^ad Gamma_dmn
     for (int a = 0; a < 4; ++a)
       for (int d = 0; d < 4; ++d) {

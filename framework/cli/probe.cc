@@ -1,4 +1,4 @@
-#include "physics/probe.h"
+#include "cli/probe.h"
 
 #include "core/input_file.h"
 
