@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""The layers of lumpyspace, checked on every #include "..." of the sources.
+"""The layers of lumpyspace, checked on every #include of the sources.
 
-Three libraries, each a layer, in this order (docs/sdk.md):
-  the SDK       sdk/include/lumpy (public), sdk/src (its implementation)
+Three libraries, each a layer, in this order (docs/sdk.md, README "Layout"):
+  the SDK       sdk/include/lumpy (public: what plugins see, installed)
+                sdk/src (its implementation: private)
   the engine    framework/{core,config,data,loader,physics,train}
   the CLI       framework/cli
 and the plugins (plugins/, sdk/template/), which see only the SDK's public
-headers. A file may include its own layer and the layers below it; plugins
-and the public headers only lumpy/... and their own folder's files.
-Exits 1 naming every include that points upward.
+headers and their own files. Every include, "..." or <...>, is resolved as
+the build resolves it (the including file's folder for "...", then the
+include roots sdk/include, sdk/src, framework) and judged by where the file
+it names lives. A file may include its own layer and the layers below it;
+the public headers and the plugins only the public headers. Exits 1 naming
+every include that points upward.
 
   python3 scripts/check_layers.py [repository root]
 """
@@ -16,38 +20,46 @@ import pathlib
 import re
 import sys
 
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 ENGINE = ("core", "config", "data", "loader", "physics", "train")
 SOURCES = (".h", ".hh", ".hpp", ".cc", ".cpp", ".in")
 
 
-def layer_of_include(root, including, name):
-    """The layer an include resolves to, the way the build's paths resolve it."""
-    if name.startswith("lumpy/"):
-        return "sdk"
-    if (including.parent / name).exists():
-        return "local"
-    if (root / "sdk" / "src" / name).exists() or name == "engine_export.h":
-        return "sdk"
-    head = name.split("/", 1)[0]
-    if head == "cli":
-        return "cli"
-    if head in ENGINE and (root / "framework" / name).exists():
-        return "engine"
-    return "other"  # a third-party header
-
-
-def rule(root, path):
-    """(layer name, includes it may make) for a source file, or None."""
-    rel = path.relative_to(root).parts
-    if rel[0] == "plugins" or rel[:2] == ("sdk", "template") or rel[:2] == ("sdk", "include"):
-        return "plugin or public SDK header", {"sdk", "local", "other"}
+def layer_of_path(root, path):
+    """The layer a file of the repository belongs to, or None outside them."""
+    try:
+        rel = path.resolve().relative_to(root).parts
+    except ValueError:
+        return None
+    if rel[:2] == ("sdk", "include"):
+        return "public SDK"
     if rel[:2] == ("sdk", "src"):
-        return "SDK implementation", {"sdk", "local", "other"}
-    if rel[0] == "framework" and len(rel) > 2 and rel[1] in ENGINE:
-        return "engine", {"sdk", "engine", "local", "other"}
+        return "SDK implementation"
     if rel[:2] == ("framework", "cli"):
-        return "CLI", {"sdk", "engine", "cli", "local", "other"}
+        return "CLI"
+    if rel[0] == "framework" and len(rel) > 2 and rel[1] in ENGINE:
+        return "engine"
+    if rel[0] == "plugins" or rel[:2] == ("sdk", "template"):
+        return "plugin"
+    return None
+
+
+ALLOWED = {
+    "public SDK": {"public SDK"},
+    "plugin": {"public SDK", "plugin"},
+    "SDK implementation": {"public SDK", "SDK implementation"},
+    "engine": {"public SDK", "SDK implementation", "engine"},
+    "CLI": {"public SDK", "SDK implementation", "engine", "CLI"},
+}
+
+
+def resolve(root, including, quote, name):
+    """The repository file an include names, or None (a third-party header)."""
+    candidates = [including.parent / name] if quote == '"' else []
+    candidates += [root / "sdk" / "include" / name, root / "sdk" / "src" / name, root / "framework" / name]
+    for c in candidates:
+        if c.is_file():
+            return c
     return None
 
 
@@ -58,18 +70,22 @@ def main():
         for path in sorted((root / top).rglob("*")):
             if path.suffix not in SOURCES or not path.is_file():
                 continue
-            which = rule(root, path)
-            if which is None:
+            layer = layer_of_path(root, path)
+            if layer is None:
                 continue
-            name, allowed = which
             checked += 1
             text = path.read_text(errors="replace")
             for m in INCLUDE.finditer(text):
-                layer = layer_of_include(root, path, m.group(1))
-                if layer not in allowed:
+                target = resolve(root, path, m.group(1), m.group(2))
+                if target is None:
+                    continue
+                theirs = layer_of_path(root, target)
+                if theirs is not None and theirs not in ALLOWED[layer]:
                     line = text.count("\n", 0, m.start()) + 1
-                    bad.append(f"{path.relative_to(root)}:{line}: a file of the {name} includes "
-                               f"\"{m.group(1)}\", which is the {layer}'s")
+                    close = ">" if m.group(1) == "<" else '"'
+                    bad.append(f"{path.relative_to(root)}:{line}: a file of the {layer} includes "
+                               f"{m.group(1)}{m.group(2)}{close}, "
+                               f"which is the {theirs}'s ({target.resolve().relative_to(root)})")
     for b in bad:
         print(b)
     print(f"layers: {checked} files checked, {len(bad)} upward includes")

@@ -48,7 +48,7 @@ TEST(Pantheon, FiltersAndRedshiftColumns) {
   EXPECT_EQ(cut.size(), 1588);
   EXPECT_GT(cut.z.min().item<double>(), 0.01);
   o = {};
-  o.z_column = "zHEL";
+  o.columns.z = "zHEL";
   EXPECT_DOUBLE_EQ(Pantheon(o).z[0].item<double>(), 0.00082);
 }
 
@@ -106,6 +106,29 @@ TEST_F(SupernovaFiles, FullCovarianceChi2OfTheSelectedRows) {
   EXPECT_NEAR(some->Chi2(r2).item<double>() /
                   torch::dot(r2, torch::mv(torch::inverse(c2), r2)).item<double>(),
               1.0, 1e-12);
+}
+
+// The columns are the caller's: a catalogue of another survey loads with
+// its own names (here without sky positions); Pantheon+'s are only the
+// default. A column left unnamed is an error, not a silent default.
+TEST_F(SupernovaFiles, ColumnsAreTheCallersToName) {
+  Write("other.dat", "id redshift modulus err\nx 0.2 39.6 0.1\ny 0.5 42.3 0.3\n");
+  SupernovaOptions o;
+  o.columns = SupernovaColumns{"id", "redshift", "modulus", "err", "", "", ""};
+  auto cat = LoadSupernovae(dir_ / "other.dat", o);
+  ASSERT_TRUE(cat.ok()) << cat.status();
+  EXPECT_EQ(cat->names, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(cat->mu[1].item<double>(), 42.3);
+  EXPECT_FALSE(cat->ra.defined());
+  o.drop_calibrators = true;
+  EXPECT_EQ(Message(LoadSupernovae(dir_ / "other.dat", o).status()),
+            "other.dat: SupernovaOptions::columns names no calibrator column (drop_calibrators is set)");
+  o.columns.mu.clear();
+  EXPECT_EQ(Message(LoadSupernovae(dir_ / "other.dat", o).status()),
+            "other.dat: SupernovaOptions::columns names no name, z, mu or sigma column");
+  const SupernovaColumns pantheon = PantheonPlusColumns();
+  EXPECT_EQ(SupernovaOptions().columns.z, pantheon.z);
+  EXPECT_EQ(pantheon.name, "CID");
 }
 
 TEST_F(SupernovaFiles, BadCatalogueNamesFileLineAndColumn) {

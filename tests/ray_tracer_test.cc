@@ -315,11 +315,8 @@ TEST(ReferenceReadOut, ConvergesToTheExactCrossing) {
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto exact = TraceReference(*m, z, f64).luminosity_distance;
   auto error = [&](int64_t points) {
-    RayTracerOptions o;
-    o.reference_read_out = true;
-    o.saved_points = points;
     // The reference's distance carries sqrt(r^2 + 1e-9): 3e-5 at the observer.
-    return MaxAbs(TraceReference(*m, z, f64, o).luminosity_distance / exact - 1);
+    return MaxAbs(TraceReference(*m, z, f64, {}, ReferenceReadOut{points}).luminosity_distance / exact - 1);
   };
   const double e50 = error(50), e500 = error(500), e5000 = error(5000);
   EXPECT_LT(e50, 5e-2);
@@ -702,11 +699,9 @@ TEST(ReferenceRayGradient, DerivativesInH0AndOmegaMMatchFiniteDifferences) {
 TEST(ReferenceReadOut, GradientIsFiniteForTargetsNextToTheObserver) {
   auto z = torch::tensor({0.005, 0.01, 0.5}, torch::kFloat64);
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  RayTracerOptions reference;
-  reference.reference_read_out = true;
   auto m = TrainableLcdm(70, 0.3);
   auto p = m->physical_parameters();
-  auto d = TraceReference(*m, z, f64, reference).luminosity_distance;
+  auto d = TraceReference(*m, z, f64, {}, ReferenceReadOut{}).luminosity_distance;
   ASSERT_TRUE(torch::isfinite(d).all().item<bool>()) << d;
   auto g = torch::autograd::grad({torch::log(d).sum()}, {p[0].value, p[1].value});
   EXPECT_TRUE(std::isfinite(g[0].item<double>()) && std::isfinite(g[1].item<double>())) << g[0] << " " << g[1];

@@ -319,7 +319,7 @@ TEST_F(ReportTest, SkyAgainstLcdmMatchesAnIndependentFitAndTheClosedForm) {
 
   // The frozen FLRW metric along both kinds of ray.
   SupernovaOptions selection;
-  selection.z_column = "zHD";
+  selection.columns.z = "zHD";
   selection.z_min = 0.01;
   selection.drop_calibrators = true;
   auto cat = LoadSupernovae(data, selection);

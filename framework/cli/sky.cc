@@ -195,7 +195,7 @@ nlohmann::json HeldOut(Target& t) {
 // --covariance the covariance too; each with its selection.
 std::vector<std::pair<std::string, SupernovaOptions>> ErrorModels(const SkyOptions& o) {
   SupernovaOptions selection;
-  selection.z_column = "zHD";
+  selection.columns.z = "zHD";
   selection.z_min = 0.01;
   selection.drop_calibrators = true;
   std::vector<std::pair<std::string, SupernovaOptions>> error_models = {{"diagonal", selection}};

@@ -61,12 +61,18 @@ std::vector<lumpy::ParamSpec> ReadOutSpecs() {
   };
 }
 
+// The reference implementation's read-out, if interpolation = "reference".
+std::optional<lumpy::ReferenceReadOut> ReadOutOf(const lumpy::Params& p) {
+  if (p.GetString("interpolation") != "reference") return std::nullopt;
+  return lumpy::ReferenceReadOut{p.GetInt("saved_points")};
+}
+
 // The catalogue selection, from its parameters.
 lumpy::SupernovaOptions SupernovaSelection(const lumpy::Params& p) {
   lumpy::SupernovaOptions o;
-  o.z_column = p.GetString("z_column");
-  o.mu_column = p.GetString("mu_column");
-  o.sigma_column = p.GetString("sigma_column");
+  o.columns.z = p.GetString("z_column");
+  o.columns.mu = p.GetString("mu_column");
+  o.columns.sigma = p.GetString("sigma_column");
   o.z_min = p.GetDouble("z_min");
   o.z_max = p.GetDouble("z_max");
   o.drop_calibrators = p.GetBool("drop_calibrators");
@@ -120,7 +126,8 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
         total_(p.GetString("reduction") == "total"),
         unreached_weight_(p.GetDouble("unreached_weight")),
         tracer_(lumpy::rays::TracerOptions(p)),
-        reference_(tracer_.reference_read_out),
+        as_posted_(ReadOutOf(p)),
+        reference_(as_posted_.has_value()),
         rays_(SupernovaRays(p, catalogue_)),
         all_rays_(SupernovaRays(p, all_)),
         sample_(p.GetInt("sample_bins")) {
@@ -141,7 +148,7 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
     const bool split = rays_.physical && shard.size > 1 && !precision_.defined() && !catalogue_.covariance_cholesky.defined();
     if (sample_ > 0 || split) return Sampled(ctx.metric(), options, split ? shard : lumpy::Shard{});
     auto z = catalogue_.z.to(options);
-    auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer_);
+    auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer_, as_posted_);
     telemetry_.Record(traced);
     if (reference_) {  // every supernova, its shortfall inside its distance
       auto mu = 5.0 * torch::log10(traced.luminosity_distance.abs() + 1e-6) + 25.0;
@@ -216,7 +223,7 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
                                                       const torch::TensorOptions& options) override {
     torch::NoGradGuard no_grad;
     const auto& cat = all_;
-    auto traced = lumpy::rays::Trace(metric, all_rays_, cat.z.to(options), options, tracer_);
+    auto traced = lumpy::rays::Trace(metric, all_rays_, cat.z.to(options), options, tracer_, as_posted_);
     auto dl = traced.luminosity_distance.to(torch::kCPU, torch::kFloat64);
     auto reached = traced.reached.to(torch::kCPU);
     auto modulus = [&](double d) {
@@ -257,7 +264,7 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
         add(d.label, lumpy::TraceSky(metric, dir, ray_of, zc.to(options), options, tracer_));
       }
     } else {
-      add("reference ray (+x)", lumpy::TraceReference(metric, zc.to(options), options, tracer_));
+      add("reference ray (+x)", lumpy::TraceReference(metric, zc.to(options), options, tracer_, as_posted_));
     }
     out.note = absl::StrCat(cat.size(), " supernovae (", all_rays_.physical ? "physical" : "reference", " mode",
                             missed ? absl::StrCat(", ", missed, " beyond the rays' reach") : "",
@@ -275,6 +282,7 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
   bool total_;
   double unreached_weight_;
   lumpy::RayTracerOptions tracer_;
+  std::optional<lumpy::ReferenceReadOut> as_posted_;  // interpolation = "reference"
   bool reference_;
   lumpy::rays::Plan rays_, all_rays_;
   int64_t sample_;            // bins traced per step; 0: all
@@ -353,6 +361,9 @@ absl::Status CheckReadOut(const lumpy::Params& p, const lumpy::SupernovaCatalogu
 }
 
 absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> Make(const lumpy::Params& p) {
+  for (const char* key : {"mu_column", "sigma_column"}) {
+    if (p.GetString(key).empty()) return lumpy::ParamError(key, "must name a column of the catalogue");
+  }
   auto path = lumpy::ResolveDataFile(p.GetString("data"));
   if (!path.ok()) return lumpy::ParamError("data", std::string(path.status().message()));
   LUMPY_ASSIGN_OR_RETURN(auto cat, lumpy::LoadSupernovae(*path, SupernovaSelection(p)));

@@ -44,6 +44,7 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,16 +71,6 @@ struct RayTracerOptions {
   // which the rays' momenta change (|k| / |dk/dl| at the observer).
   double first_step = 0.0;
   int64_t max_steps = 20000;  // accepted + rejected
-  // Reference mode only: the reference implementation's read-out
-  // (docs/physics.md, "Light rays and observables"): the ray sampled at `saved_points` affine
-  // parameters evenly spaced over [0, lambda_end] and nowhere else; samples
-  // past the ray's end take the largest z and d found; each target's d_L is
-  // the linear interpolation in z (clamped at the ends, as jnp.interp), plus
-  // 10 (z_target - z_max) x 1000 Mpc for a target beyond the largest sampled
-  // z; every target gets a distance. Off: each target at its exact crossing
-  // on the dense output.
-  bool reference_read_out = false;
-  int64_t saved_points = 50;
   bool hubble_distance = false;  // also read off D_H = c / H_parallel at each target
   // The right-hand side as one fused node on the CPU (first-order gradients);
   // false: tensor operations, differentiable to any order (create_graph).
@@ -128,9 +119,23 @@ struct LUMPY_API SkyDistances {
 };
 
 // Reference mode: luminosity distances at redshifts z [N] (any order, > 0).
+// The reference implementation's read-out of its one ray, to run the posts'
+// code as it ran (docs/physics.md, "Light rays and observables"): the ray
+// sampled at `saved_points` affine parameters evenly spaced over
+// [0, lambda_end] and nowhere else; samples past the ray's end take the
+// largest z and d found; each target's d_L is the linear interpolation in z
+// (clamped at the ends, as jnp.interp), plus 10 (z_target - z_max) x 1000
+// Mpc for a target beyond the largest sampled z; every target gets a
+// distance. Without it, each target is read at its exact crossing on the
+// dense output.
+struct ReferenceReadOut {
+  int64_t saved_points = 50;
+};
+
 LUMPY_API SkyDistances TraceReference(MetricModel& metric, const torch::Tensor& z,
                                       const torch::TensorOptions& options,
-                                      const RayTracerOptions& tracer = {});
+                                      const RayTracerOptions& tracer = {},
+                                      std::optional<ReferenceReadOut> as_posted = std::nullopt);
 
 // Physical mode: rays along directions [R,3] (unit vectors in the observer's
 // frame); target i is read off ray ray_of[i] (int64 [N]) at redshift z[i].

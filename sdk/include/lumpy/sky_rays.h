@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,10 +67,6 @@ inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
   o.rtol = p.GetDouble("rtol");
   o.atol = p.GetDouble("atol");
   o.stop_non_lorentzian = p.GetBool("stop_non_lorentzian");
-  if (p.Has("interpolation")) {
-    o.reference_read_out = p.GetString("interpolation") == "reference";
-    o.saved_points = p.GetInt("saved_points");
-  }
   return o;
 }
 
@@ -80,11 +77,15 @@ struct Plan {
   torch::Tensor directions, ray_of;
 };
 
+// `as_posted`: the reference ray read as the reference implementation read
+// it (lumpy::ReferenceReadOut; reference mode only).
 inline lumpy::SkyDistances Trace(lumpy::MetricModel& metric, const Plan& plan, const torch::Tensor& z,
                                  const torch::TensorOptions& options,
-                                 const lumpy::RayTracerOptions& tracer) {
+                                 const lumpy::RayTracerOptions& tracer,
+                                 std::optional<lumpy::ReferenceReadOut> as_posted = std::nullopt) {
+  TORCH_CHECK(!(plan.physical && as_posted), "the reference read-out reads the reference ray only");
   return plan.physical ? lumpy::TraceSky(metric, plan.directions, plan.ray_of, z, options, tracer)
-                       : lumpy::TraceReference(metric, z, options, tracer);
+                       : lumpy::TraceReference(metric, z, options, tracer, as_posted);
 }
 
 // A random subset of a term's direction bins for one step (`sample_bins`):

@@ -1,7 +1,8 @@
 #pragma once
-// Supernova catalogues in the Pantheon+ format (a whitespace table with a
-// header line; docs/physics.md, "Light rays and observables"), an optional full covariance, and
-// where data files are looked for.
+// Supernova catalogues (a whitespace table with a header line naming its
+// columns, as Pantheon+'s; docs/physics.md, "Light rays and observables"),
+// an optional full covariance, BAO tables, and where data files are looked
+// for.
 
 #include <torch/torch.h>
 
@@ -22,13 +23,22 @@ namespace lumpy {
 // the file.
 LUMPY_API absl::StatusOr<std::filesystem::path> ResolveDataFile(const std::string& name);
 
+// Which columns of the table hold what. ra and dec may be missing from a
+// file (then the catalogue has no sky positions); calibrator is read only
+// with drop_calibrators.
+struct SupernovaColumns {
+  std::string name, z, mu, sigma, calibrator, ra, dec;
+};
+
+// Pantheon+'s: CID, zCMB, MU_SH0ES, MU_SH0ES_ERR_DIAG, IS_CALIBRATOR, RA,
+// DEC (its other redshifts: zHD, zHEL).
+LUMPY_API SupernovaColumns PantheonPlusColumns();
+
 struct SupernovaOptions {
-  std::string z_column = "zCMB";  // zCMB, zHD or zHEL
-  std::string mu_column = "MU_SH0ES";
-  std::string sigma_column = "MU_SH0ES_ERR_DIAG";
+  SupernovaColumns columns = PantheonPlusColumns();
   double z_min = 0.0;  // keeps z_min < z <= z_max
   double z_max = std::numeric_limits<double>::infinity();
-  bool drop_calibrators = false;  // rows with IS_CALIBRATOR = 1
+  bool drop_calibrators = false;  // rows whose calibrator column is not 0
   std::string covariance;         // optional: N, then N*N numbers (all rows of the file)
 };
 

@@ -159,19 +159,31 @@ absl::StatusOr<std::optional<CatalogueRow>> ReadRow(const TextTable& table, size
 
 }  // namespace
 
+SupernovaColumns PantheonPlusColumns() {
+  return {"CID", "zCMB", "MU_SH0ES", "MU_SH0ES_ERR_DIAG", "IS_CALIBRATOR", "RA", "DEC"};
+}
+
 absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
                                                   const SupernovaOptions& options) {
   LUMPY_ASSIGN_OR_RETURN(auto table, TextTable::Read(file, TextTable::Separator::kWhitespace, "supernova catalogue"));
   if (table.rows() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no supernovae in the file"));
   }
-  std::vector<std::string> wanted = {"CID", options.z_column, options.mu_column, options.sigma_column};
-  if (options.drop_calibrators) wanted.push_back("IS_CALIBRATOR");
+  const SupernovaColumns& named = options.columns;
+  std::vector<std::string> wanted = {named.name, named.z, named.mu, named.sigma};
+  if (options.drop_calibrators) wanted.push_back(named.calibrator);
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (wanted[i].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file.string(), ": SupernovaOptions::columns names no ",
+          i < 4 ? "name, z, mu or sigma column" : "calibrator column (drop_calibrators is set)"));
+    }
+  }
   LUMPY_ASSIGN_OR_RETURN(auto cols, table.Columns(wanted));
   int ra_col = -1, dec_col = -1;
   for (size_t i = 0; i < table.header().size(); ++i) {
-    if (table.header()[i] == "RA") ra_col = static_cast<int>(i);
-    if (table.header()[i] == "DEC") dec_col = static_cast<int>(i);
+    if (!named.ra.empty() && table.header()[i] == named.ra) ra_col = static_cast<int>(i);
+    if (!named.dec.empty() && table.header()[i] == named.dec) dec_col = static_cast<int>(i);
   }
   const bool sky = ra_col >= 0 && dec_col >= 0;
 
@@ -193,7 +205,7 @@ absl::StatusOr<SupernovaCatalogue> LoadSupernovae(const fs::path& file,
   }
   if (kept.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(file.string(), ": no supernova has ", options.z_min,
-                                                   " < ", options.z_column, " <= ", options.z_max,
+                                                   " < ", named.z, " <= ", options.z_max,
                                                    options.drop_calibrators ? " outside the calibrators" : ""));
   }
   const auto f64 = torch::kFloat64;

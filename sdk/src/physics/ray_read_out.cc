@@ -252,11 +252,11 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
 // largest sampled z.
 SkyDistances ReadOffReference(MetricModel& metric, const Paths& p, const Redshift& redshift,
                               const torch::Tensor& z_target, const torch::TensorOptions& options,
-                              const RayTracerOptions& o) {
+                              const RayTracerOptions& o, int64_t saved_points) {
   TORCH_CHECK(!redshift.physical && p.y.front().size(0) == 1,
               "the reference read-out reads the reference ray (reference mode)");
   TORCH_CHECK(!o.hubble_distance, "the reference read-out gives no D_H");
-  const int64_t ns = std::max<int64_t>(1, o.saved_points), last = p.last[0];
+  const int64_t ns = std::max<int64_t>(1, saved_points), last = p.last[0];
   const double lam_stop = p.lambda[last];
   std::vector<torch::Tensor> states;
   for (int64_t q = 0; q < ns; ++q) {

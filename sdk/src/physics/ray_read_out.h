@@ -44,6 +44,6 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
 // ReferenceDistances.
 SkyDistances ReadOffReference(MetricModel& metric, const Paths& p, const Redshift& redshift,
                               const torch::Tensor& z_target, const torch::TensorOptions& options,
-                              const RayTracerOptions& o);
+                              const RayTracerOptions& o, int64_t saved_points);
 
 }  // namespace lumpy::ray

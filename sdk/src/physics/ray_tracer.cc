@@ -43,7 +43,8 @@ std::string RayStop::Summary() const {
 }
 
 SkyDistances TraceReference(MetricModel& metric, const torch::Tensor& z_target,
-                            const torch::TensorOptions& options, const RayTracerOptions& o) {
+                            const torch::TensorOptions& options, const RayTracerOptions& o,
+                            std::optional<ReferenceReadOut> as_posted) {
   TORCH_CHECK(z_target.dim() == 1 && z_target.size(0) > 0, "TraceReference: z must be [N], N > 0");
   auto x0 = torch::tensor({1.0, 0.0, 0.0, 0.0}, options).view({1, 4});
   auto g_obs = metric.jet(x0, 0).g;
@@ -55,8 +56,9 @@ SkyDistances TraceReference(MetricModel& metric, const torch::Tensor& z_target,
   redshift.e_obs = torch::sqrt(g00.abs()).squeeze();  // k^0 = 1 at the observer
   auto ray_of = torch::zeros({z_target.size(0)}, torch::kLong);
   Paths paths = ray::Integrate(metric, y, redshift, StopRedshifts(1, ray_of, z_target, o.z_stop, o.z_margin), o);
-  auto out = o.reference_read_out ? ray::ReadOffReference(metric, paths, redshift, z_target, options, o)
-                                  : ray::ReadOff(metric, paths, redshift, ray_of, z_target, options, o);
+  auto out = as_posted ? ray::ReadOffReference(metric, paths, redshift, z_target, options, o,
+                                               as_posted->saved_points)
+                       : ray::ReadOff(metric, paths, redshift, ray_of, z_target, options, o);
   out.z_max = out.z_max.squeeze(0);
   return out;
 }
@@ -66,7 +68,6 @@ SkyDistances TraceSky(MetricModel& metric, const torch::Tensor& directions,
                       const torch::TensorOptions& options, const RayTracerOptions& o) {
   TORCH_CHECK(directions.dim() == 2 && directions.size(1) == 3 && directions.size(0) > 0,
               "TraceSky: directions must be [R,3], R > 0");
-  TORCH_CHECK(!o.reference_read_out, "TraceSky: the reference read-out reads the reference ray only");
   TORCH_CHECK(z_target.dim() == 1 && ray_of.dim() == 1 && z_target.size(0) == ray_of.size(0),
               "TraceSky: z and ray_of must both be [N]");
   const int64_t n_rays = directions.size(0);

@@ -294,8 +294,10 @@ inline torch::Tensor Violations(int64_t points, int k) {
 namespace internal {
 
 // One step of penalty, backward and update, with every check of the step.
+// `completed` is set last: false after a fatal failure.
 inline void ExpectHandlerStepConforms(ConstraintHandler& handler, int64_t points, int k,
-                                      const std::vector<std::string>& names, bool& moved) {
+                                      const std::vector<std::string>& names, bool& moved, bool& completed) {
+  completed = false;
   auto v = Violations(points, k).requires_grad_(true);
   Penalty p = handler.penalty(v);
   ASSERT_TRUE(p.per_point.defined() && p.total.defined()) << "penalty() must set per_point and total";
@@ -332,16 +334,21 @@ inline void ExpectHandlerStepConforms(ConstraintHandler& handler, int64_t points
   const auto telemetry = handler.telemetry();
   EXPECT_EQ(Names(telemetry), names) << "telemetry names must not change between steps";
   for (const auto& [name, value] : telemetry) EXPECT_TRUE(std::isfinite(value)) << name << " = " << value;
+  completed = true;
 }
 
 // `resumed`, loaded from `handler`'s checkpoint after `updates` steps, gives
 // the same penalty and goes on giving it over four more updates: state that
 // only update() reads (an average of past violations kept as a plain
 // member) is state too.
-inline void ExpectResumedHandlerFollows(ConstraintHandler& handler, ConstraintHandler& resumed,
+// Returns false if the state does not load back.
+inline bool ExpectResumedHandlerFollows(ConstraintHandler& handler, ConstraintHandler& resumed,
                                         int64_t points, int updates) {
   const absl::Status st = ThroughCheckpoint(handler, resumed);
-  ASSERT_TRUE(st.ok()) << "its own state does not load back: " << st.message();
+  if (!st.ok()) {
+    ADD_FAILURE() << "its own state does not load back: " << st.message();
+    return false;
+  }
   const auto v = Violations(points, updates);
   const Penalty a = handler.penalty(v), b = resumed.penalty(v);
   EXPECT_TRUE(torch::equal(a.per_point.detach(), b.per_point.detach()))
@@ -356,9 +363,10 @@ inline void ExpectResumedHandlerFollows(ConstraintHandler& handler, ConstraintHa
       ADD_FAILURE() << "a resumed handler diverges " << k - updates + 1
                     << " update(s) after its checkpoint: update() reads something it changed that is not a "
                        "registered buffer or parameter (keep all of the handler's state in them)";
-      return;
+      return true;
     }
   }
+  return true;
 }
 
 // Changing every buffer and parameter of `changed` changes its penalty
@@ -388,14 +396,14 @@ inline void ExpectHandlerConforms(const HandlerFactory& make, int64_t points = 3
   bool moved = false;  // d total / d violation != 0 somewhere, on some step (a tolerance may hide small ones)
   for (int k = 0; k < updates; ++k) {
     SCOPED_TRACE("step " + std::to_string(k));
-    internal::ExpectHandlerStepConforms(*handler, points, k, names, moved);
-    if (::testing::Test::HasFatalFailure()) return;
+    bool completed = false;
+    internal::ExpectHandlerStepConforms(*handler, points, k, names, moved, completed);
+    if (!completed) return;
   }
   EXPECT_TRUE(moved) << "the penalty does not depend on the violation: d total / d violation is 0 wherever it "
                        "is positive, at every step";
   std::shared_ptr<ConstraintHandler> resumed = make();
-  internal::ExpectResumedHandlerFollows(*handler, *resumed, points, updates);
-  if (::testing::Test::HasFatalFailure()) return;
+  if (!internal::ExpectResumedHandlerFollows(*handler, *resumed, points, updates)) return;
   internal::ExpectStateChangesPenalty(*handler, *resumed, points);
 }
 
