@@ -346,5 +346,38 @@ TEST(Conformance, TheKitFailsALossTermWhoseValueIsNotItsMean) {
   EXPECT_NE(failures.front().find("!= mean(per_point)"), std::string::npos) << failures.front();
 }
 
+// The kit fails what a term offers the report when it is wrong: a probe
+// column on a dataset term, and a Hubble diagram whose reached objects have
+// no model modulus.
+class BadReport : public LossTerm, public ProbeColumnSource, public HubbleDiagramSource {
+ public:
+  LossValue evaluate(StepContext& ctx) override {
+    return {{}, torch::zeros({}, ctx.options())};
+  }
+  std::string probe_column() const override { return "chi2"; }
+  absl::StatusOr<HubbleDiagram> hubble_diagram(MetricModel&, const torch::TensorOptions&) override {
+    HubbleDiagram d;
+    HubbleDiagram::Object o;
+    o.name = "a";
+    o.z = 0.1;
+    o.mu_obs = 38.0;
+    o.sigma = 0.2;
+    o.reached = true;  // but mu_model stays NaN
+    d.objects.push_back(o);
+    return d;
+  }
+};
+
+TEST(Conformance, TheKitFailsWhatATermWronglyOffersTheReport) {
+  auto flat = MakeBuiltIn<MetricModel>("minkowski");
+  const auto failures = Failures([&] {
+    testing::ExpectLossTermConforms([] { return std::make_shared<BadReport>(); }, LossKind::kDataset, *flat,
+                                    testing::UniformPoints(4));
+  });
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_NE(failures[0].find("no per-point value for a probe column"), std::string::npos) << failures[0];
+  EXPECT_NE(failures[1].find("without a finite mu_model"), std::string::npos) << failures[1];
+}
+
 }  // namespace
 }  // namespace lumpy

@@ -59,6 +59,7 @@
 #include "lumpy/loss_term.h"
 #include "lumpy/metric_model.h"
 #include "lumpy/module_state.h"
+#include "lumpy/report.h"
 
 namespace lumpy::testing {
 
@@ -445,6 +446,42 @@ class PointsContext final : public StepContext {
 
 using LossFactory = std::function<std::shared_ptr<LossTerm>()>;
 
+namespace internal {
+
+// What a term offers `lumpy report`, `probe` and `sky` (lumpy/report.h):
+// a probe column is a per-point value, so a dataset term has none, and its
+// name is a CSV column's; a Hubble diagram under `metric` has objects with
+// finite observations, a model modulus wherever an object was reached, and
+// a finite curve.
+inline void ExpectReportCapabilitiesConform(LossTerm& term, LossKind kind, MetricModel& metric,
+                                            const torch::TensorOptions& options) {
+  const std::string column = ProbeColumnOf(term);
+  if (!column.empty()) {
+    EXPECT_NE(kind, LossKind::kDataset) << "a dataset term has no per-point value for a probe column";
+    EXPECT_EQ(column.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_"), std::string::npos)
+        << "probe column \"" << column << "\": lower-case letters, digits and _ only (a CSV header)";
+  }
+  HubbleDiagramSource* source = HubbleDiagramOf(term);
+  if (source == nullptr) return;
+  torch::NoGradGuard no_grad;
+  const absl::StatusOr<HubbleDiagram> d = source->hubble_diagram(metric, options);
+  ASSERT_TRUE(d.ok()) << "hubble_diagram() failed: " << d.status().message();
+  EXPECT_FALSE(d->objects.empty()) << "a Hubble diagram without objects";
+  int64_t bad = 0;
+  for (const auto& o : d->objects) {
+    const bool observed = std::isfinite(o.z) && o.z > 0 && std::isfinite(o.mu_obs) && o.sigma > 0;
+    if (!observed || (o.reached && !std::isfinite(o.mu_model))) ++bad;
+  }
+  EXPECT_EQ(bad, 0) << bad << " of the diagram's " << d->objects.size()
+                    << " objects have a non-finite or non-positive z, mu_obs or sigma, or were reached "
+                       "without a finite mu_model";
+  for (const auto& c : d->curve) {
+    EXPECT_TRUE(std::isfinite(c.z) && std::isfinite(c.mu)) << "the curve of ray " << c.ray << " is not finite";
+  }
+}
+
+}  // namespace internal
+
 // `kind` as the plugin registers it; `points` [B,4] inside the metric's
 // domain (a dataset term is evaluated on none of them, as the engine does).
 inline void ExpectLossTermConforms(const LossFactory& make, LossKind kind, MetricModel& metric,
@@ -496,9 +533,8 @@ inline void ExpectLossTermConforms(const LossFactory& make, LossKind kind, Metri
       if (trainable) ASSERT_TRUE(checked.defined()) << "the value reaches none of the metric's parameters";
       if (k == 0 && checked.defined()) {
         // The gradient of one parameter tensor against finite differences of
-        // the value (the parameter is put back as it was).
+        // the value; the parameter is put back however evaluate() ends.
         const auto saved = checked.detach().clone();
-        // The parameter is put back however evaluate() ends (a throw included).
         struct Restore {
           torch::Tensor param, value;
           ~Restore() {
@@ -526,6 +562,7 @@ inline void ExpectLossTermConforms(const LossFactory& make, LossKind kind, Metri
     }
     EXPECT_EQ(internal::Names(term->telemetry()), names) << "telemetry names must not change between steps";
   }
+  internal::ExpectReportCapabilitiesConform(*term, kind, metric, points.options());
 }
 
 // --------------------------------------------------------------- curricula
