@@ -8,7 +8,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cli/exit_status.h"
-#include "cli/load_model.h"
 #include "cli/run_folder.h"
 #include "lumpy/ray_tracer.h"
 

@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/exit_status.h"
-#include "cli/load_model.h"
 #include "cli/run_folder.h"
 #include "core/atomic_file.h"
 #include "lumpy/ray_tracer.h"

@@ -4,9 +4,8 @@
 #include <iostream>
 
 #include "cli/exit_status.h"
-#include "cli/load_model.h"
-#include "cli/probe.h"
 #include "cli/run_folder.h"
+#include "cli/probe.h"
 
 namespace lumpy {
 

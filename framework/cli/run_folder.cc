@@ -39,6 +39,12 @@ absl::Status LoadMetric(const fs::path& checkpoint, LoadedExperiment* out) {
   return absl::OkStatus();
 }
 
+absl::Status LoadModel(const std::string& experiment, const std::vector<std::string>& sets,
+                       const std::string& checkpoint, LoadedExperiment* out) {
+  LUMPY_RETURN_IF_ERROR(LoadAndBuild(experiment, sets, out));
+  return LoadMetric(checkpoint, out);
+}
+
 // `which` empty: the experiment's [report] checkpoint.
 int LoadRun(const fs::path& run_dir, const std::string& which_in, LoadedRun* run) {
   if (!fs::is_regular_file(run_dir / "experiment.toml") || !fs::is_regular_file(run_dir / "metrics.csv")) {

@@ -33,6 +33,11 @@ absl::Status LoadAndBuild(const std::filesystem::path& file, const std::vector<s
 // `checkpoint` (a run folder, model.pt or a checkpoint; none if empty).
 absl::Status LoadMetric(const std::filesystem::path& checkpoint, LoadedExperiment* out);
 
+// Both: what probe, distances and mock-sn share (the experiment's metric
+// with a checkpoint's parameters, if one is given).
+absl::Status LoadModel(const std::string& experiment, const std::vector<std::string>& sets,
+                       const std::string& checkpoint, LoadedExperiment* out);
+
 struct LoadedRun : LoadedExperiment {
   std::string which;  // final, latest, best, best_step
   std::filesystem::path model_file, training_checkpoint;
