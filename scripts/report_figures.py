@@ -7,7 +7,7 @@ curriculum_<domain>.csv, hubble_<term>.csv and _curve.csv). Writes, in
 RUN_DIR/report/:
   losses.csv/.png        loss, every term, handler multipliers and penalties
   physical.csv/.png      fitted physical scalars (Omega_m, h0, ...) over steps
-  worldline.png          H_x, H_y, H_z, H_mean and shear along (t, 0, 0, 0)
+  worldline.png          H_x, H_y, H_z, H_mean and shear along the observer's world line
   planes_today.png       R and shear today on three planes (heat maps)
   planes_today_3d.png    the same as surfaces
   curriculum.png         learned curriculum weights (t-x plane, over steps)
@@ -207,7 +207,8 @@ def worldline(out):
     ax.plot(t, h_mean, "k", lw=2, label="H_mean")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylabel(f"Hubble rate ({H_UNIT})")
-    ax.set_title("observer's world line (t, 0, 0, 0): directional Hubble rates")
+    at = ", ".join(f"{w[c][0]:g}" for c in ("x", "y", "z"))  # the observer's position ([observer] event)
+    ax.set_title(f"observer's world line (t, {at}): directional Hubble rates")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     sec = ax.secondary_yaxis("right", functions=(lambda h: h * KMS_PER_UNIT, lambda k: k / KMS_PER_UNIT))
@@ -258,7 +259,7 @@ def worldline_notebook(out):
     return ["worldline_notebook.png"]
 
 
-PLANES = (("xy", "x", "y", "z = 0"), ("yz", "y", "z", "x = 0"), ("xz", "x", "z", "y = 0"))
+PLANES = (("xy", "x", "y", "z"), ("yz", "y", "z", "x"), ("xz", "x", "z", "y"))  # name, axes, the fixed one
 
 
 def grid_of(p, u, v, value):
@@ -275,7 +276,9 @@ def planes(out):
     for name, u, v, fixed in PLANES:
         path = os.path.join(out, f"plane_{name}.csv")
         if os.path.exists(path):
-            data.append((name, u, v, fixed, read_csv(path)[1]))
+            p = read_csv(path)[1]
+            # Through the observer's position at its time ([observer] event).
+            data.append((name, u, v, f"{fixed} = {p[fixed][0]:g}" if len(p[fixed]) else fixed, p))
     if not data:
         return []
     fields = (("ricci_scalar", "Ricci scalar R", "R (1000 Mpc)$^{-2}$"),
@@ -296,7 +299,7 @@ def planes(out):
             fig.colorbar(im, ax=ax, label=unit)
             ax.set_xlabel(f"{u} (1000 Mpc)")
             ax.set_ylabel(f"{v} (1000 Mpc)")
-            ax.set_title(f"{title} today (t = 1), {fixed}")
+            ax.set_title(f"{title} today (t = {p['t'][0]:g}), {fixed}")
             ax.set_aspect("equal")
     save(fig, os.path.join(out, "planes_today.png"))
     fig = plt.figure(figsize=(5 * len(data), 8.4))
@@ -313,7 +316,7 @@ def planes(out):
             fig.colorbar(surf, ax=ax, shrink=0.6, pad=0.12, label=unit)
             ax.set_xlabel(u)
             ax.set_ylabel(v)
-            ax.set_title(f"{title}, t = 1, {fixed}", fontsize=9)
+            ax.set_title(f"{title}, t = {p['t'][0]:g}, {fixed}", fontsize=9)
     save(fig, os.path.join(out, "planes_today_3d.png"))
     return ["planes_today.png", "planes_today_3d.png"]
 
@@ -417,8 +420,9 @@ def report_md(run, out, summary, figs, sn_stats):
         lines.append(f"| {k} | {fmt(v)} |")
     obs = summary.get("observer_today") or summary.get("observer")
     if obs:
-        lines += ["", "## The observer today (1, 0, 0, 0)", "", "| quantity | value |", "| --- | --- |"]
-        lines += [f"| {k} | {fmt(v)} |" for k, v in obs.items()]
+        event = ", ".join(f"{a:g}" for a in obs.get("event", [1, 0, 0, 0]))
+        lines += ["", f"## The observer today ({event})", "", "| quantity | value |", "| --- | --- |"]
+        lines += [f"| {k} | {fmt(v)} |" for k, v in obs.items() if k != "event"]
     header, m, _ = read_csv(os.path.join(run, "metrics.csv"))
     bad = bad_ray_lines(header, m)
     if bad:

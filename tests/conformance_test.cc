@@ -355,7 +355,7 @@ class BadReport : public LossTerm, public ProbeColumnSource, public HubbleDiagra
     return {{}, torch::zeros({}, ctx.options())};
   }
   std::string probe_column() const override { return "chi2"; }
-  absl::StatusOr<HubbleDiagram> hubble_diagram(MetricModel&, const torch::TensorOptions&) override {
+  absl::StatusOr<HubbleDiagram> hubble_diagram(MetricModel&, const torch::TensorOptions&, const Event&) override {
     HubbleDiagram d;
     HubbleDiagram::Object o;
     o.name = "a";

@@ -14,6 +14,7 @@
 
 #include "analytic_metrics.h"
 #include "built_in_plugins.h"
+#include "dataset_context.h"
 #include "physics/geodesic_rhs.h"
 #include "physics/ray_error.h"
 #include "physics/ray_observables.h"
@@ -708,17 +709,7 @@ TEST(ReferenceReadOut, GradientIsFiniteForTargetsNextToTheObserver) {
   EXPECT_LT(g[0].item<double>(), 0);  // a larger H0 brings every supernova closer
 }
 
-// A step context for dataset terms, on a given metric.
-struct DatasetContext : StepContext {
-  MetricModel* m = nullptr;
-  torch::Tensor pts = torch::zeros({1, 4}, torch::kFloat64);
-  const torch::Tensor& points() override { return pts; }
-  Geometry& geometry(int) override { throw std::logic_error("unused"); }
-  Geometry& observer(int) override { throw std::logic_error("unused"); }
-  MetricModel& metric() override { return *m; }
-  int64_t step() const override { return 0; }
-  torch::TensorOptions options() const override { return torch::kFloat64; }
-};
+using testing::DatasetContext;
 
 // Its value and the gradient of that value in h0 and omega_m against central
 // finite differences (1e-6 relative).

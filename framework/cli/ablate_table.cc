@@ -174,7 +174,7 @@ absl::Status WriteMarkdownTable(const fs::path& path, const Sweep& sweep, const 
      << ". One run folder per row under this folder (`<variant>/`, log `<variant>.log`).\n"
      << "Loss terms are their final values as configured (a supernova term with the reference "
         "reduction is chi^2 per supernova); held-out values are on the grid of [certify]; "
-        "H_mean and shear today at the observer (1,0,0,0).\n\n";
+        "H_mean and shear today at the observer's event ([observer] event).\n\n";
   md << "| " << absl::StrJoin(t.header, " | ") << " |\n|";
   for (size_t j = 0; j < t.header.size(); ++j) md << " --- |";
   md << "\n";

@@ -44,6 +44,7 @@ SkyDistances Trace(LoadedExperiment& loaded, const std::string& mode, const std:
   auto zt = torch::tensor(z, torch::kFloat64).to(loaded.options);
   RayTracerOptions tracer;
   tracer.hubble_distance = true;
+  tracer.observer = loaded.c.observer;
   MetricModel& model = *loaded.c.model;
   if (mode != "physical") return TraceReference(model, zt, loaded.options, tracer);
   auto dir = SkyDirections(torch::tensor({radec[0]}), torch::tensor({radec[1]}));

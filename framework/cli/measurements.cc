@@ -217,11 +217,11 @@ absl::StatusOr<torch::Tensor> ResultFolder::Probe(const std::string& checkpoint,
   MetricModel& metric = *slot->c.model;
   torch::Tensor points;
   if (where == "worldline") {
-    points = WorldLinePoints(201, slot->options);
+    points = WorldLinePoints(201, slot->c.observer, slot->options);
   } else {
     std::vector<torch::Tensor> planes;
     for (const char* p : {"xy", "yz", "xz"}) {
-      if (where == "all" || where == p) planes.push_back(PlanePoints(p, 41, {-1, 1, -1, 1, -1, 1}, slot->options));
+      if (where == "all" || where == p) planes.push_back(PlanePoints(p, 41, {-1, 1, -1, 1, -1, 1}, slot->c.observer, slot->options));
     }
     if (planes.empty()) return absl::InvalidArgumentError(absl::StrCat("plane: xy, yz, xz or all, got ", where));
     points = torch::cat(planes, 0);

@@ -11,7 +11,7 @@
 //   final, min, max    of `column` over the logged rows (final: the last row)
 //   tail_min, tail_max   over the rows in the last `tail` (a fraction) of the run
 //   tail_fraction_equal  fraction of the rows in the last `tail` of the run with `column` == `equals`
-//   observer           summary.json's observer.<column> (the final model at (1,0,0,0))
+//   observer           summary.json's observer.<column> (the final model at the observer's event)
 //   summary            the number at the JSON pointer `column` of summary.json
 //   json               the number at FILE.json#/pointer (`column`) of another of the
 //                      folder's JSON files (sky_best.json: lumpy sky's)

@@ -82,7 +82,9 @@ int RunMockSn(const MockSnOptions& o) {
   auto ra = 360.0 * torch::rand({o.n}, gen, f64);
   auto dec = torch::rad2deg(torch::asin(2.0 * torch::rand({o.n}, gen, f64) - 1.0));
   auto eps = noise ? o.sigma * torch::randn({o.n}, gen, f64) : torch::zeros({o.n}, f64);
-  auto traced = TraceReference(*loaded.c.model, z.to(loaded.options), loaded.options);
+  RayTracerOptions tracer;
+  tracer.observer = loaded.c.observer;
+  auto traced = TraceReference(*loaded.c.model, z.to(loaded.options), loaded.options, tracer);
   if (!traced.reached.all().item<bool>()) {
     std::cerr << "the reference ray stopped (" << traced.stop.Summary() << ") at z = "
               << traced.z_max.item<double>() << ", below --z-max " << z_max << std::endl;

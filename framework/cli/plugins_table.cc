@@ -75,7 +75,8 @@ int ListPlugins() {
                                     {"checkpoint", &CheckpointParams()},
                                     {"stopping", &StoppingParams()},
                                     {"certify", &CertifyParams()},
-                                    {"report", &ReportParams()}}) {
+                                    {"report", &ReportParams()},
+                                    {"observer", &ObserverParams()}}) {
     std::cout << "\n  [" << name << "]\n";
     PrintParams(*specs, "    ");
   }

@@ -87,20 +87,19 @@ torch::Tensor ProbeTable(MetricModel& model, LossTerm* efe, const torch::Tensor&
   return torch::cat(parts, 0).contiguous();
 }
 
-torch::Tensor WorldLinePoints(int64_t n, const torch::TensorOptions& options) {
-  auto points = torch::zeros({n, 4}, options);
-  points.select(1, 0).copy_(torch::linspace(-4.0, 1.0, n, options));
+torch::Tensor WorldLinePoints(int64_t n, const Event& observer, const torch::TensorOptions& options) {
+  auto points = EventPoint(observer, options).repeat({n, 1});
+  points.select(1, 0).copy_(torch::linspace(observer[0] - 5.0, observer[0], n, options));
   return points;
 }
 
 torch::Tensor PlanePoints(const std::string& plane, int64_t grid, const std::vector<double>& box,
-                          const torch::TensorOptions& options) {
+                          const Event& observer, const torch::TensorOptions& options) {
   const int u = plane == "yz" ? 2 : 1, v = plane == "xy" ? 2 : 3;
   auto a = torch::linspace(box.at(2 * (u - 1)), box.at(2 * (u - 1) + 1), grid, options);
   auto b = torch::linspace(box.at(2 * (v - 1)), box.at(2 * (v - 1) + 1), grid, options);
   auto mesh = torch::meshgrid({a, b}, "ij");
-  auto points = torch::zeros({grid * grid, 4}, options);
-  points.select(1, 0).fill_(1.0);
+  auto points = EventPoint(observer, options).repeat({grid * grid, 1});
   points.select(1, u).copy_(mesh[0].reshape({-1}));
   points.select(1, v).copy_(mesh[1].reshape({-1}));
   return points;

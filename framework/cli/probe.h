@@ -44,14 +44,17 @@ LUMPY_ENGINE_API absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe,
 // probe, the report's world lines and planes, and the claims' measurements.
 LUMPY_ENGINE_API torch::Tensor ProbeTable(MetricModel& model, LossTerm* efe, const torch::Tensor& points);
 
-// The observer's world line (t, 0, 0, 0), n points evenly over t in [-4, 1]: [n,4].
-LUMPY_ENGINE_API torch::Tensor WorldLinePoints(int64_t n, const torch::TensorOptions& options);
+// The comoving observer's world line through its event (t_o, x_o, y_o, z_o):
+// (t, x_o, y_o, z_o), n points evenly over t in [t_o - 5, t_o] (the
+// default observer's: [-4, 1]). [n,4].
+LUMPY_ENGINE_API torch::Tensor WorldLinePoints(int64_t n, const Event& observer, const torch::TensorOptions& options);
 
-// Today (t = 1) on a plane through the origin, grid x grid points over the
-// box's two extents: "xy" (z = 0), "yz" (x = 0) or "xz" (y = 0); box holds
-// {x0, x1, y0, y1, z0, z1}. [grid^2, 4], the first in-plane axis slowest.
+// The observer's today (t = t_o) on a plane through its position, grid x
+// grid points over the box's two extents: "xy" (z = z_o), "yz" (x = x_o)
+// or "xz" (y = y_o); box holds {x0, x1, y0, y1, z0, z1}. [grid^2, 4], the
+// first in-plane axis slowest.
 LUMPY_ENGINE_API torch::Tensor PlanePoints(const std::string& plane, int64_t grid, const std::vector<double>& box,
-                                           const torch::TensorOptions& options);
+                                           const Event& observer, const torch::TensorOptions& options);
 
 // The same columns for the points [N,4] (all inside the metric's domain),
 // written to `out` atomically; rows whose geometry is not finite are written

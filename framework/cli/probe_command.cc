@@ -18,6 +18,7 @@ int RunProbe(const ProbeCommandOptions& o) {
     return kExitConfig;
   }
   LoadedExperiment loaded;
+  loaded.observer_check = ObserverCheck::kNone;  // points anywhere; nothing is seen from the observer
   if (int rc = ExitStatus(LoadModel(o.experiment, o.sets, o.checkpoint, &loaded))) return rc;
   // The efe_residual column is filled by the experiment's term that offers
   // it (run_folder.h's ProbeColumnTerm), if any.

@@ -62,10 +62,10 @@ absl::Status WriteProbeInside(MetricModel& model, LossTerm* efe, const torch::Te
   return absl::OkStatus();
 }
 
-// The observer's world line (t, 0, 0, 0), t in [-4, 1].
-absl::Status WorldLine(MetricModel& model, LossTerm* efe, const ReportOptions& o,
+// The observer's world line (t, x_o, y_o, z_o), t in [t_o - 5, t_o].
+absl::Status WorldLine(MetricModel& model, LossTerm* efe, const Event& observer, const ReportOptions& o,
                        const torch::TensorOptions& options, const fs::path& dir) {
-  return WriteProbeInside(model, efe, WorldLinePoints(o.worldline, options), dir / "worldline.csv");
+  return WriteProbeInside(model, efe, WorldLinePoints(o.worldline, observer, options), dir / "worldline.csv");
 }
 
 }  // namespace
@@ -86,11 +86,10 @@ namespace {
 
 // The world line's kinematics both ways (correct and as the part-1 notebook
 // computed them), for the figure that shows which one the post showed.
-absl::Status NotebookWorldLine(MetricModel& model, const ReportOptions& o, const torch::TensorOptions& options,
-                               const fs::path& dir) {
+absl::Status NotebookWorldLine(MetricModel& model, const Event& observer, const ReportOptions& o,
+                               const torch::TensorOptions& options, const fs::path& dir) {
   torch::NoGradGuard no_grad;
-  auto points = torch::zeros({o.worldline, 4}, options);
-  points.select(1, 0).copy_(torch::linspace(-4.0, 1.0, o.worldline, options));
+  auto points = WorldLinePoints(o.worldline, observer, options);
   Jet jet = model.jet(points, 1);
   auto [h, s] = WorldLineKinematics(jet, false);
   auto [hn, sn] = WorldLineKinematics(jet, true);
@@ -108,16 +107,17 @@ absl::Status NotebookWorldLine(MetricModel& model, const ReportOptions& o, const
   return absl::OkStatus();
 }
 
-// Today (t = 1) on the planes z = 0, x = 0 and y = 0 over the first domain's
-// box (the training domain [-1, 1]^3 of docs/physics.md if there is no domain).
-absl::Status Planes(MetricModel& model, LossTerm* efe, const Experiment& exp, const ReportOptions& o,
-                    const torch::TensorOptions& options, const fs::path& dir) {
+// The observer's today on the planes through it (z = z_o, x = x_o, y = y_o)
+// over the first domain's box (the training domain [-1, 1]^3 of
+// docs/physics.md if there is no domain).
+absl::Status Planes(MetricModel& model, LossTerm* efe, const Experiment& exp, const Event& observer,
+                    const ReportOptions& o, const torch::TensorOptions& options, const fs::path& dir) {
   static const std::vector<double> kUnit = {-1.0, 1.0};
   const DomainSpec* d = exp.domains.empty() ? nullptr : &exp.domains.front();
   const std::vector<double>* box[3] = {d ? &d->x : &kUnit, d ? &d->y : &kUnit, d ? &d->z : &kUnit};
   const std::vector<double> extent = {(*box[0])[0], (*box[0])[1], (*box[1])[0], (*box[1])[1], (*box[2])[0], (*box[2])[1]};
   for (const char* plane : {"xy", "yz", "xz"}) {
-    auto points = PlanePoints(plane, o.grid, extent, options);
+    auto points = PlanePoints(plane, o.grid, extent, observer, options);
     if (auto st = WriteProbeInside(model, efe, points, dir / absl::StrCat("plane_", plane, ".csv")); !st.ok()) {
       return st;
     }
@@ -189,11 +189,11 @@ absl::Status Curricula(Components& c, const fs::path& checkpoint, const ReportOp
 // The Hubble diagram of a term that has one (distance datasets: the SDK's
 // HubbleDiagramSource, lumpy/report.h): hubble_<term>.csv, and the model's curve in
 // hubble_<term>_curve.csv. A term without one is skipped.
-absl::Status Hubble(MetricModel& model, const LossComponent& l, const torch::TensorOptions& options,
-                    const fs::path& dir) {
+absl::Status Hubble(MetricModel& model, const LossComponent& l, const Event& observer,
+                    const torch::TensorOptions& options, const fs::path& dir) {
   HubbleDiagramSource* source = HubbleDiagramOf(*l.term);
   if (source == nullptr) return absl::OkStatus();
-  auto diagram = source->hubble_diagram(model, options);
+  auto diagram = source->hubble_diagram(model, options, observer);
   LUMPY_RETURN_IF_ERROR(diagram.status());
   auto num = [](double v) { return std::isnan(v) ? std::string() : Num(v); };
   std::vector<std::vector<std::string>> rows;
@@ -273,14 +273,14 @@ int RunReport(const ReportOptions& o) {
   std::cerr << "lumpy report: " << exp->name << " from " << model_file.string() << " (" << which << ") -> "
             << dir.string() << std::endl;
   try {
-    if (auto st = WorldLine(model, efe, o, options, dir); !st.ok()) return ExitStatus(st);
+    if (auto st = WorldLine(model, efe, c->observer, o, options, dir); !st.ok()) return ExitStatus(st);
     if (o.notebook_kinematics || exp->report.GetBool("notebook_kinematics")) {
-      if (auto st = NotebookWorldLine(model, o, options, dir); !st.ok()) return ExitStatus(st);
+      if (auto st = NotebookWorldLine(model, c->observer, o, options, dir); !st.ok()) return ExitStatus(st);
     }
-    if (auto st = Planes(model, efe, *exp, o, options, dir); !st.ok()) return ExitStatus(st);
+    if (auto st = Planes(model, efe, *exp, c->observer, o, options, dir); !st.ok()) return ExitStatus(st);
     if (auto st = Curricula(*c, training_checkpoint, o, options, dir); !st.ok()) return ExitStatus(st);
     for (const auto& l : c->losses) {
-      if (auto st = Hubble(model, l, options, dir); !st.ok()) return ExitStatus(st);
+      if (auto st = Hubble(model, l, c->observer, options, dir); !st.ok()) return ExitStatus(st);
     }
   } catch (const c10::Error& e) {
     std::cerr << "lumpy report: " << e.what_without_backtrace() << std::endl;

@@ -21,7 +21,7 @@ absl::Status LoadAndBuild(const fs::path& file, const std::vector<std::string>& 
   LUMPY_RETURN_IF_ERROR(out->loader->LoadDefaults());
   LUMPY_ASSIGN_OR_RETURN(out->exp, LoadExperiment(file, overrides, *out->loader, *out->registry));
   ApplyRuntime(*out->exp);
-  LUMPY_ASSIGN_OR_RETURN(out->c, Instantiate(*out->exp));
+  LUMPY_ASSIGN_OR_RETURN(out->c, Instantiate(*out->exp, out->observer_check));
   out->options = RuntimeOptions(*out->exp);
   return absl::OkStatus();
 }

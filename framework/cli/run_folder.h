@@ -23,6 +23,9 @@ struct LoadedExperiment {
   std::optional<Experiment> exp;
   Components c;  // points into *exp
   torch::TensorOptions options;  // the runtime's dtype and device
+  // Set before loading: kNone where the command never looks from the
+  // observer (the probe), so a metric undefined there can still be probed.
+  ObserverCheck observer_check = ObserverCheck::kInDomain;
 };
 
 // Errors as LoadExperiment's and Instantiate's (InvalidArgument: the file).

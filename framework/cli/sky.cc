@@ -73,13 +73,13 @@ ModelChi2 Evaluate(MetricModel& model, const SupernovaCatalogue& cat, bool physi
   return out;
 }
 
-// The directional Hubble rate today at the observer, H(n) = -K(e, e) for
+// The directional Hubble rate at the observer's event, H(n) = -K(e, e) for
 // each unit vector e = n^i e_i of the observer's frame (Gram-Schmidt of
 // d_x, d_y, d_z in the spatial metric; zero shift, as the geometry), in
 // km/s/Mpc: [R] for directions [R,3].
-torch::Tensor ExpansionToday(MetricModel& model, const torch::Tensor& directions) {
+torch::Tensor ExpansionToday(MetricModel& model, const Event& observer, const torch::Tensor& directions) {
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  Geometry geo(model.jet(torch::tensor({1.0, 0.0, 0.0, 0.0}, f64).view({1, 4}), 1));
+  Geometry geo(model.jet(EventPoint(observer, f64), 1));
   auto gamma = geo.spatial_metric()[0], k = geo.extrinsic_curvature()[0];
   std::vector<torch::Tensor> e;
   for (int i = 0; i < 3; ++i) {
@@ -165,7 +165,8 @@ nlohmann::json HeldOut(Target& t) {
     if (l.spec->kind != LossKind::kDataset) continue;
     HubbleDiagramSource* source = HubbleDiagramOf(*l.term);
     if (source == nullptr) continue;
-    auto diagram = source->hubble_diagram(*t.run.c.model, torch::TensorOptions().dtype(torch::kFloat64));
+    auto diagram =
+        source->hubble_diagram(*t.run.c.model, torch::TensorOptions().dtype(torch::kFloat64), t.run.c.observer);
     if (!diagram.ok()) continue;
     auto j = JudgeOnHeldOut(*diagram);
     if (j.empty()) continue;
@@ -227,7 +228,7 @@ void AddModelRow(const std::string& errors, const Target& t, const ModelChi2& m,
 void AddMap(const SkyOptions& o, const Target& t, const SupernovaCatalogue& cat, const ModelChi2& m,
             const LcdmFit& lcdm, nlohmann::json& out) {
   auto bins = DirectionBins(o.bins);
-  auto hubble = ExpansionToday(*t.run.c.model, bins);
+  auto hubble = ExpansionToday(*t.run.c.model, t.run.c.observer, bins);
   const fs::path csv = t.out_dir / absl::StrCat("sky_", t.label, "_bins.csv");
   out["map"] = BinTable(cat, m, FlatLcdmDistanceModulus(cat.z, lcdm.h0, lcdm.omega_m), bins, hubble, csv);
   const double hmin = hubble.min().item<double>(), hmax = hubble.max().item<double>();
@@ -295,6 +296,7 @@ int RunSky(const SkyOptions& o) {
   RayTracerOptions tracer;
   tracer.rtol = o.rtol;
   tracer.atol = o.atol;
+  tracer.observer = t.run.c.observer;
   nlohmann::json out = {{"checkpoint", t.label},
                         {"model_file", t.run.model_file.string()},
                         {"data", path->string()},

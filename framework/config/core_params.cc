@@ -151,6 +151,18 @@ const ParamSpecs& ReportParams() {
   return specs;
 }
 
+const ParamSpecs& ObserverParams() {
+  static const ParamSpecs specs = {
+      ParamSpec::DoubleList("event",
+                            "where the observer sits, (t, x, y, z): rays start there, the field "
+                            "equations' H today and the summary's kinematics today are taken there, "
+                            "the report's world line and planes pass through it (t = 1 is today)")
+          .Default(std::vector<double>(kDefaultObserver.begin(), kDefaultObserver.end()))
+          .Length(4),
+  };
+  return specs;
+}
+
 namespace {
 
 ParamSpec HandlerOn() {

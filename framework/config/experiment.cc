@@ -218,7 +218,7 @@ absl::Status CheckInterval(const ConfigNode& table, const std::string& key, cons
 }
 
 const std::vector<std::string> kSections = {"runtime", "telemetry", "optimizer", "checkpoint",
-                                            "stopping", "certify", "report", "plugins", "model",
+                                            "stopping", "certify", "report", "observer", "plugins", "model",
                                             "domains", "loss"};
 
 }  // namespace
@@ -305,6 +305,7 @@ absl::Status ReadCoreSections(const fs::path& file, ConfigNode& root, Experiment
                            Section{"stopping", StoppingParams(), &exp.stopping},
                            Section{"certify", CertifyParams(), &exp.certify},
                            Section{"report", ReportParams(), &exp.report},
+                           Section{"observer", ObserverParams(), &exp.observer},
                            Section{"plugins", PluginsParams(), &plugins_params}}) {
     LUMPY_ASSIGN_OR_RETURN(auto table, SubTable(root, s.key, "", false));
     LUMPY_ASSIGN_OR_RETURN(auto params, ValidateTable(*table, s.specs, s.key, {}));
@@ -609,11 +610,39 @@ absl::StatusOr<std::shared_ptr<T>> Build(const PluginSpec& spec) {
                                   "\" could not be constructed: ", message));
 }
 
+// The observer's event must lie where the metric is defined: rays start
+// there and the field equations take H today there.
+absl::Status CheckObserver(const Experiment& exp, MetricModel& model, const Event& observer) {
+  torch::NoGradGuard no_grad;
+  const ConfigNode* section = exp.resolved.Find("observer");
+  const ConfigNode* event = section ? section->Find("event") : nullptr;
+  const SourceLocation& where = event ? event->location() : exp.model.location;
+  try {
+    if (model.in_domain(EventPoint(observer, torch::kFloat64))[0].item<bool>()) return absl::OkStatus();
+  } catch (const c10::Error& e) {
+    return ConfigError(where, "observer.event",
+                       absl::StrCat("metric \"", exp.model.entry->name, "\" could not say whether the observer's ",
+                                    "event lies where it is defined: ", e.what_without_backtrace()));
+  }
+  return ConfigError(where, "observer.event",
+                     absl::StrCat("the observer's event (", absl::StrJoin(observer, ", "),
+                                  ") lies outside where metric \"", exp.model.entry->name,
+                                  "\" is defined (before its big bang, inside a horizon, past a "
+                                  "shell crossing): move [observer] event, or change [model]'s parameters"));
+}
+
 }  // namespace
 
-absl::StatusOr<Components> Instantiate(const Experiment& exp) {
+Event ObserverEvent(const Experiment& exp) {
+  const auto& e = exp.observer.GetDoubleList("event");
+  return {e.at(0), e.at(1), e.at(2), e.at(3)};
+}
+
+absl::StatusOr<Components> Instantiate(const Experiment& exp, ObserverCheck check) {
   Components c;
+  c.observer = ObserverEvent(exp);
   LUMPY_ASSIGN_OR_RETURN(c.model, Build<MetricModel>(exp.model));
+  if (check == ObserverCheck::kInDomain) LUMPY_RETURN_IF_ERROR(CheckObserver(exp, *c.model, c.observer));
   for (const auto& d : exp.domains) {
     LUMPY_ASSIGN_OR_RETURN(auto weighter, Build<CurriculumWeighter>(d.curriculum));
     weighter->set_bounds(d.bounds());

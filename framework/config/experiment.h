@@ -74,6 +74,7 @@ struct Experiment {
   Params stopping;   // target_loss, patience, best_step_checkpoint, best_step_model
   Params certify;    // points, on_best, refine_worst, refine_random, refine_iterations
   Params report;     // checkpoint (the default of `lumpy report --checkpoint`)
+  Params observer;   // event: where the observer sits (ObserverEvent)
   PluginSpec model;
   std::vector<DomainSpec> domains;
   std::vector<LossSpec> losses;
@@ -98,14 +99,25 @@ struct DomainComponent {
   std::shared_ptr<CurriculumWeighter> weighter;
 };
 struct Components {
+  Event observer = kDefaultObserver;  // the experiment's [observer] event
   std::shared_ptr<MetricModel> model;
   std::vector<DomainComponent> domains;
   std::vector<LossComponent> losses;
 };
 
+// The experiment's [observer] event (t, x, y, z).
+LUMPY_ENGINE_API Event ObserverEvent(const Experiment& experiment);
+
+// Whether Instantiate checks that the observer's event lies inside the
+// metric's domain (MetricModel::in_domain): training and every command that
+// traces rays need it; the probe, which never looks from the observer, not.
+enum class ObserverCheck { kInDomain, kNone };
+
 // Calls every factory. A factory's rejection "key: message" is reported at
-// that key's position in the file.
-LUMPY_ENGINE_API absl::StatusOr<Components> Instantiate(const Experiment& experiment);
+// that key's position in the file; an observer's event outside the metric's
+// domain at [observer] event.
+LUMPY_ENGINE_API absl::StatusOr<Components> Instantiate(const Experiment& experiment,
+                                                        ObserverCheck check = ObserverCheck::kInDomain);
 
 // The one validator of a table against its declaration (the experiment's
 // sections, every plugin's, and other files the engine reads, such as claim
@@ -126,5 +138,6 @@ LUMPY_ENGINE_API const ParamSpecs& CheckpointParams();
 LUMPY_ENGINE_API const ParamSpecs& StoppingParams();
 LUMPY_ENGINE_API const ParamSpecs& CertifyParams();
 LUMPY_ENGINE_API const ParamSpecs& ReportParams();
+LUMPY_ENGINE_API const ParamSpecs& ObserverParams();
 
 }  // namespace lumpy

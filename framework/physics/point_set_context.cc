@@ -3,12 +3,14 @@
 namespace lumpy {
 
 PointSetContext::PointSetContext(MetricModel& model, torch::Tensor points,
-                                 std::unique_ptr<Geometry>* observer_slot, int64_t step, Shard shard)
+                                 std::unique_ptr<Geometry>* observer_slot, int64_t step, Shard shard,
+                                 Event observer)
     : model_(model),
       points_(std::move(points)),
       observer_(observer_slot ? observer_slot : &own_observer_),
       step_(step),
-      shard_(shard) {}
+      shard_(shard),
+      observer_event_(observer) {}
 
 Geometry& PointSetContext::geometry(int order) {
   if (!geometry_) {
@@ -21,7 +23,7 @@ Geometry& PointSetContext::geometry(int order) {
 
 Geometry& PointSetContext::observer(int order) {
   if (!*observer_ || (*observer_)->order() < order) {
-    auto x = torch::tensor({1.0, 0.0, 0.0, 0.0}, points_.options()).view({1, 4});
+    auto x = EventPoint(observer_event_, points_.options());
     if (!*observer_) {
       *observer_ = std::make_unique<Geometry>(model_.jet(x, order));
     } else {

@@ -13,9 +13,11 @@ namespace lumpy {
 
 class LUMPY_ENGINE_API PointSetContext final : public StepContext {
  public:
-  // `observer_slot` may be null: the context then keeps its own.
+  // `observer_slot` may be null: the context then keeps its own. The
+  // observer sits at `observer` (the experiment's [observer] event).
   PointSetContext(MetricModel& model, torch::Tensor points,
-                  std::unique_ptr<Geometry>* observer_slot = nullptr, int64_t step = 0, Shard shard = {});
+                  std::unique_ptr<Geometry>* observer_slot = nullptr, int64_t step = 0, Shard shard = {},
+                  Event observer = kDefaultObserver);
 
   const torch::Tensor& points() override { return points_; }
   Geometry& geometry(int order) override;
@@ -24,6 +26,7 @@ class LUMPY_ENGINE_API PointSetContext final : public StepContext {
   int64_t step() const override { return step_; }
   torch::TensorOptions options() const override { return points_.options(); }
   Shard shard() const override { return shard_; }
+  Event observer_event() const override { return observer_event_; }
 
  private:
   MetricModel& model_;
@@ -33,6 +36,7 @@ class LUMPY_ENGINE_API PointSetContext final : public StepContext {
   std::unique_ptr<Geometry>* observer_;
   int64_t step_;
   Shard shard_;
+  Event observer_event_;
 };
 
 }  // namespace lumpy

@@ -21,11 +21,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The learned universe at the observer today, (t,x,y,z) = (1,0,0,0).
-nlohmann::json ObserverToday(MetricModel& model, const torch::TensorOptions& options) {
+// The learned universe at the observer's event (today: t = 1 by default).
+nlohmann::json ObserverToday(MetricModel& model, const Event& observer, const torch::TensorOptions& options) {
   torch::NoGradGuard no_grad;
   try {
-    PointSetContext here(model, torch::tensor({1.0, 0.0, 0.0, 0.0}, options).view({1, 4}));
+    PointSetContext here(model, EventPoint(observer, options));
     Geometry& g = here.geometry(2);
     auto h = g.hubble_rates().to(torch::kCPU, torch::kFloat64);
     return {{"H_x", h[0][0].item<double>()},
@@ -34,7 +34,8 @@ nlohmann::json ObserverToday(MetricModel& model, const torch::TensorOptions& opt
             {"H_mean", g.hubble_mean().item<double>()},
             {"shear_sq", g.shear_squared().item<double>()},
             {"ricci_scalar", g.ricci_scalar().item<double>()},
-            {"note", "at (t,x,y,z) = (1,0,0,0); rates per unit t (1000 Mpc / c)"}};
+            {"event", observer},
+            {"note", "at the observer's event (t,x,y,z); rates per unit t (1000 Mpc / c)"}};
   } catch (const c10::Error& e) {
     return {{"error", e.what_without_backtrace()}};
   }
@@ -49,7 +50,7 @@ nlohmann::json HeldOutSupernovae(Components& c, const torch::TensorOptions& opti
     try {
       HubbleDiagramSource* source = HubbleDiagramOf(*l.term);
       if (source == nullptr) continue;
-      auto diagram = source->hubble_diagram(*c.model, options);
+      auto diagram = source->hubble_diagram(*c.model, options, c.observer);
       if (!diagram.ok()) continue;
       auto judged = JudgeOnHeldOut(*diagram);
       if (!judged.empty()) out[l.spec->name] = judged;
@@ -188,7 +189,7 @@ nlohmann::json Session::Summary(const Ending& ending) const {
     for (const auto& p : physical_) physical[p.column] = p.parameter.value.item<double>();
     summary["physical"] = physical;
   }
-  if (!failed) summary["observer"] = ObserverToday(*c_.model, tensor_options_);
+  if (!failed) summary["observer"] = ObserverToday(*c_.model, c_.observer, tensor_options_);
   if (!best_checkpoint_.is_null()) summary["best_checkpoint"] = best_checkpoint_;
   return summary;
 }

@@ -6,7 +6,7 @@
 namespace lumpy {
 
 torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions& options,
-                           const RayPositions& rays) {
+                           const RayPositions& rays, const Event& observer) {
   std::vector<torch::Tensor> parts;
   for (const auto& s : domain.strata) {
     auto u = torch::rand({s.count, 4}, options);
@@ -34,7 +34,7 @@ torch::Tensor SamplePoints(const DomainSpec& domain, const torch::TensorOptions&
     auto u = along.narrow(0, 0, left);
     parts.push_back((pick.narrow(1, 0, 4) + u * (pick.narrow(1, 4, 4) - pick.narrow(1, 0, 4))).to(options));
   } else if (left > 0) {
-    parts.push_back(torch::tensor({1.0, 0.0, 0.0, 0.0}, options).expand({left, 4}).clone());
+    parts.push_back(EventPoint(observer, options).expand({left, 4}).clone());
   }
   return torch::cat(parts, 0);
 }

@@ -194,7 +194,7 @@ std::vector<StepLossEvaluator::DomainDraw> StepLossEvaluator::Draw(const RayPosi
   std::vector<DomainDraw> out;
   for (size_t d = 0; d < c_.domains.size(); ++d) {
     DomainDraw draw;
-    draw.points = SamplePoints(*c_.domains[d].spec, options_, rays);
+    draw.points = SamplePoints(*c_.domains[d].spec, options_, rays, c_.observer);
     const int64_t n = draw.points.size(0);
     draw.total = n;
     if (size_ > 1 && !whole_[d]) {
@@ -217,15 +217,15 @@ absl::StatusOr<StepLoss> StepLossEvaluator::Compute(int64_t step, RayPositions* 
   std::vector<std::unique_ptr<PointSetContext>> contexts;
   points_per_step_ = 0;
   for (const auto& d : draws) {
-    contexts.push_back(std::make_unique<PointSetContext>(model, d.points, &observer, step));
+    contexts.push_back(std::make_unique<PointSetContext>(model, d.points, &observer, step, Shard{}, c_.observer));
     points_per_step_ += d.total;
   }
   // The rays this step traces feed the next step's ray_points.
   std::optional<RayStateRecorder> recorder;
   if (uses_ray_points_) recorder.emplace();
   // Dataset terms without a handler may do their shard of the work.
-  PointSetContext shared(model, torch::zeros({0, 4}, options_), &observer, step, Shard{rank_, size_});
-  PointSetContext whole(model, torch::zeros({0, 4}, options_), &observer, step);
+  PointSetContext shared(model, torch::zeros({0, 4}, options_), &observer, step, Shard{rank_, size_}, c_.observer);
+  PointSetContext whole(model, torch::zeros({0, 4}, options_), &observer, step, Shard{}, c_.observer);
 
   StepLoss out;
   out.row = {static_cast<double>(step), 0.0};

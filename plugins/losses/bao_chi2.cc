@@ -43,7 +43,8 @@ class BaoChi2 : public lumpy::LossTerm {
   lumpy::LossValue evaluate(lumpy::StepContext& ctx) override {
     const auto options = ctx.options();
     auto z = z_.to(options);
-    auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer_);
+    auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options,
+                                     lumpy::rays::AtObserver(tracer_, ctx.observer_event()));
     telemetry_.Record(traced);
     const int64_t n = table_.size(), per = z.size(0) / n;
     auto reached = traced.reached.view({n, per});

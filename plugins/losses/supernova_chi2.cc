@@ -146,9 +146,10 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
     // every rank traces all).
     const lumpy::Shard shard = ctx.shard();
     const bool split = rays_.physical && shard.size > 1 && !precision_.defined() && !catalogue_.covariance_cholesky.defined();
-    if (sample_ > 0 || split) return Sampled(ctx.metric(), options, split ? shard : lumpy::Shard{});
+    const auto tracer = lumpy::rays::AtObserver(tracer_, ctx.observer_event());
+    if (sample_ > 0 || split) return Sampled(ctx.metric(), tracer, options, split ? shard : lumpy::Shard{});
     auto z = catalogue_.z.to(options);
-    auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer_, as_posted_);
+    auto traced = lumpy::rays::Trace(ctx.metric(), rays_, z, options, tracer, as_posted_);
     telemetry_.Record(traced);
     if (reference_) {  // every supernova, its shortfall inside its distance
       auto mu = 5.0 * torch::log10(traced.luminosity_distance.abs() + 1e-6) + 25.0;
@@ -174,7 +175,8 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
   // sample_ is 0), or this rank's share of them: every rank draws the same
   // bins and traces those at positions rank, rank + size, ... of the draw,
   // and returns its part of the estimate (partial).
-  lumpy::LossValue Sampled(lumpy::MetricModel& metric, const torch::TensorOptions& options, lumpy::Shard shard) {
+  lumpy::LossValue Sampled(lumpy::MetricModel& metric, const lumpy::RayTracerOptions& tracer,
+                           const torch::TensorOptions& options, lumpy::Shard shard) {
     const int64_t bins = rays_.directions.size(0);
     const auto weights = sample_ > 0 ? lumpy::rays::DrawBins(sample_, bins, rays_.ray_of)
                                      : lumpy::rays::SampleOf(torch::arange(bins), bins, rays_.ray_of);
@@ -190,7 +192,7 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
     auto s = lumpy::rays::SampleOf(mine, bins, rays_.ray_of);
     const lumpy::rays::Plan picked{true, rays_.directions.index_select(0, s.bins), s.ray_of};
     auto z = catalogue_.z.index_select(0, s.targets).to(options);
-    auto traced = lumpy::rays::Trace(metric, picked, z, options, tracer_);
+    auto traced = lumpy::rays::Trace(metric, picked, z, options, tracer);
     telemetry_.Record(traced);
     auto r = Residuals(traced, catalogue_.mu.index_select(0, s.targets).to(options));
     torch::Tensor chi2;
@@ -219,11 +221,12 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
   // +-z). The reference read-out gives every supernova a distance (one
   // beyond the ray's largest sampled z carries its shortfall): the loss's mu
   // for all.
-  absl::StatusOr<lumpy::HubbleDiagram> hubble_diagram(lumpy::MetricModel& metric,
-                                                      const torch::TensorOptions& options) override {
+  absl::StatusOr<lumpy::HubbleDiagram> hubble_diagram(lumpy::MetricModel& metric, const torch::TensorOptions& options,
+                                                      const lumpy::Event& observer) override {
     torch::NoGradGuard no_grad;
     const auto& cat = all_;
-    auto traced = lumpy::rays::Trace(metric, all_rays_, cat.z.to(options), options, tracer_, as_posted_);
+    const auto tracer = lumpy::rays::AtObserver(tracer_, observer);
+    auto traced = lumpy::rays::Trace(metric, all_rays_, cat.z.to(options), options, tracer, as_posted_);
     auto dl = traced.luminosity_distance.to(torch::kCPU, torch::kFloat64);
     auto reached = traced.reached.to(torch::kCPU);
     auto modulus = [&](double d) {
@@ -261,10 +264,10 @@ class SupernovaChi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource 
       for (const auto& d : dirs) {
         auto dir = lumpy::SkyDirections(torch::tensor({d.ra}, torch::kFloat64), torch::tensor({d.dec}, torch::kFloat64));
         auto ray_of = torch::zeros({zc.size(0)}, torch::kLong);
-        add(d.label, lumpy::TraceSky(metric, dir, ray_of, zc.to(options), options, tracer_));
+        add(d.label, lumpy::TraceSky(metric, dir, ray_of, zc.to(options), options, tracer));
       }
     } else {
-      add("reference ray (+x)", lumpy::TraceReference(metric, zc.to(options), options, tracer_, as_posted_));
+      add("reference ray (+x)", lumpy::TraceReference(metric, zc.to(options), options, tracer, as_posted_));
     }
     out.note = absl::StrCat(cat.size(), " supernovae (", all_rays_.physical ? "physical" : "reference", " mode",
                             missed ? absl::StrCat(", ", missed, " beyond the rays' reach") : "",

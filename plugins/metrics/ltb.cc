@@ -183,22 +183,15 @@ absl::Status Register(lumpy::Registry& registry) {
           ParamSpec::Double("bang_width", "L: the bang-time profile's width (units of 1000 Mpc)")
               .Default(0.5)
               .Greater(0),
-          ParamSpec::DoubleList("center", "the centre of symmetry (x, y, z); need not be the observer at "
-                                          "(0, 0, 0)")
+          ParamSpec::DoubleList("center", "the centre of symmetry (x, y, z); need not be the observer's "
+                                          "position ([observer] event)")
               .Default(std::vector<double>{0.0, 0.0, 0.0})
               .Length(3),
       },
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::MetricModel>> {
-        auto ltb = std::make_shared<Ltb>(p);
-        auto observer = torch::tensor({1.0, 0.0, 0.0, 0.0}, torch::kFloat64).view({1, 4});
-        if (!ltb->in_domain(observer)[0].item<bool>()) {
-          return lumpy::ParamError(
-              "bang_amplitude",
-              "the observer at (t, x, y, z) = (1, 0, 0, 0) is at or before its bang time "
-              "tb0 + A exp(-|C|^2/L^2), or past a shell crossing (R' <= 0); lower tb0 or |A|, or widen "
-              "bang_width");
-        }
-        return ltb;
+        // Whether the observer's event lies after the bang and before shell
+        // crossing is the engine's check ([observer] event, in_domain).
+        return std::make_shared<Ltb>(p);
       });
 }
 

@@ -3,11 +3,25 @@
 
 #include <torch/torch.h>
 
+#include <array>
+
 #include "lumpy/export.h"
 #include "lumpy/jet.h"
 #include "lumpy/physical_parameter.h"
 
 namespace lumpy {
+
+// An event (t, x, y, z) in the metric's coordinates.
+using Event = std::array<double, 4>;
+
+// Where the observer sits unless the experiment's [observer] event says
+// otherwise: today (t = 1) at the spatial origin.
+inline constexpr Event kDefaultObserver = {1.0, 0.0, 0.0, 0.0};
+
+// The event as a batch of one point [1,4] with `options`.
+inline torch::Tensor EventPoint(const Event& e, const torch::TensorOptions& options) {
+  return torch::tensor({e[0], e[1], e[2], e[3]}, torch::kFloat64).to(options).view({1, 4});
+}
 
 class LUMPY_API MetricModel : public torch::nn::Module {
  public:

@@ -30,9 +30,13 @@
 // stopped ray is frozen at its last good state; nothing non-finite reaches
 // the outputs (targets a ray never reached are flagged, not NaN).
 //
-// Reference mode (docs/physics.md, "Light rays and observables"): one ray from the observer at
-// (1,0,0,0) with k = (1, sqrt(|g00|/|g11|), 0, 0); 1 + z = (u.k)_src/(u.k)_obs
-// with u_mu = (-sqrt|g00|, 0, 0, 0); d_L = (1+z) sqrt(x^2+y^2+z^2) x 1000 Mpc.
+// Every ray starts at the observer's event, RayTracerOptions::observer
+// (default (1,0,0,0)).
+//
+// Reference mode (docs/physics.md, "Light rays and observables"): one ray from the observer
+// with k = (1, sqrt(|g00|/|g11|), 0, 0); 1 + z = (u.k)_src/(u.k)_obs with
+// u_mu = (-sqrt|g00|, 0, 0, 0); d_L = (1+z) |x - x_obs| x 1000 Mpc (the
+// coordinate distance from the observer's position).
 //
 // Physical mode: rays along sky directions n (unit 3-vectors in the observer's
 // orthonormal frame: e_0 = u, e_i from Gram-Schmidt of d_x, d_y, d_z
@@ -79,6 +83,9 @@ struct RayTracerOptions {
   // or the spatial metric not positive definite). The reference never
   // checked: its rays went on until their state was not finite.
   bool stop_non_lorentzian = true;
+  // Where the rays start: the observer's event (t, x, y, z). A loss term
+  // sets it from StepContext::observer_event().
+  Event observer = kDefaultObserver;
 };
 
 // How the rays of a call ended.

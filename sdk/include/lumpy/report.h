@@ -8,7 +8,8 @@
 //   class Chi2 : public lumpy::LossTerm, public lumpy::HubbleDiagramSource {
 //     ...
 //     absl::StatusOr<lumpy::HubbleDiagram> hubble_diagram(
-//         lumpy::MetricModel& metric, const torch::TensorOptions& options) override;
+//         lumpy::MetricModel& metric, const torch::TensorOptions& options,
+//         const lumpy::Event& observer) override;
 //   };
 
 #include <torch/torch.h>
@@ -53,12 +54,13 @@ class LUMPY_API ProbeColumnSource {
   virtual std::string probe_column() const = 0;
 };
 
-// A distance dataset's term: its Hubble diagram under `metric`.
+// A distance dataset's term: its Hubble diagram under `metric`, seen by an
+// observer at `observer` (the experiment's [observer] event).
 class LUMPY_API HubbleDiagramSource {
  public:
   virtual ~HubbleDiagramSource();
-  virtual absl::StatusOr<HubbleDiagram> hubble_diagram(MetricModel& metric,
-                                                       const torch::TensorOptions& options) = 0;
+  virtual absl::StatusOr<HubbleDiagram> hubble_diagram(MetricModel& metric, const torch::TensorOptions& options,
+                                                       const Event& observer) = 0;
 };
 
 // The term's probe column, or "" if it has none.

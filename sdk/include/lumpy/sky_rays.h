@@ -70,6 +70,13 @@ inline lumpy::RayTracerOptions TracerOptions(const lumpy::Params& p) {
   return o;
 }
 
+// `tracer` with its rays starting at `observer` (a term's tracer for one
+// evaluation: AtObserver(tracer_, ctx.observer_event())).
+inline lumpy::RayTracerOptions AtObserver(lumpy::RayTracerOptions tracer, const lumpy::Event& observer) {
+  tracer.observer = observer;
+  return tracer;
+}
+
 // Which rays a term traces: physical along `directions` (target i on ray
 // ray_of[i]), else the reference ray (ray_of all 0).
 struct Plan {

@@ -27,7 +27,7 @@ class LUMPY_API StepContext {
   virtual const torch::Tensor& points() = 0;
   // Geometry of the domain's points with a jet of at least `order`.
   virtual Geometry& geometry(int order) = 0;
-  // Geometry at the observer (t,x,y,z) = (1,0,0,0), batch of one.
+  // Geometry at the observer's event (observer_event()), batch of one.
   virtual Geometry& observer(int order) = 0;
   virtual MetricModel& metric() = 0;
   virtual int64_t step() const = 0;
@@ -36,6 +36,9 @@ class LUMPY_API StepContext {
   // rays) and return that share as a partial value (LossValue::partial).
   // Point terms never need it: their domain's points are already the share.
   virtual Shard shard() const;
+  // Where the observer sits: the experiment's [observer] event. Rays start
+  // there (RayTracerOptions::observer). Default: kDefaultObserver.
+  virtual Event observer_event() const;
 };
 
 }  // namespace lumpy

@@ -25,6 +25,7 @@ std::vector<PhysicalParameter> MetricModel::physical_parameters() { return {}; }
 
 StepContext::~StepContext() = default;
 Shard StepContext::shard() const { return {}; }
+Event StepContext::observer_event() const { return kDefaultObserver; }
 LossTerm::~LossTerm() = default;
 std::vector<PhysicalParameter> LossTerm::physical_parameters() { return {}; }
 std::vector<std::pair<std::string, double>> LossTerm::telemetry() const { return {}; }

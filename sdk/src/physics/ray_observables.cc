@@ -29,6 +29,11 @@ torch::Tensor SqrtOrZero(const torch::Tensor& x) {
                       torch::zeros_like(x));
 }
 
+torch::Tensor Redshift::CoordinateDistance(const torch::Tensor& s, double soft) const {
+  auto r2 = (s.narrow(1, 1, 3) - origin.to(s.options()).view({1, 3})).square().sum(1);
+  return soft > 0 ? torch::sqrt(r2 + soft) : SqrtOrZero(r2);
+}
+
 // The bundle's cross-section: project each Jacobi vector on the source's
 // screen (orthogonal to u and to k: xi carries an arbitrary multiple of k,
 // which the projection removes), then the area of the parallelogram the two
@@ -62,8 +67,7 @@ Observables Observe(const torch::Tensor& s, const torch::Tensor& g, const Redshi
   Observables out;
   out.one_plus_z = redshift(g, s.narrow(1, 4, 4));
   if (!redshift.physical) {
-    auto r = SqrtOrZero(s.narrow(1, 1, 3).square().sum(1));
-    out.luminosity = out.one_plus_z * r * 1000.0;
+    out.luminosity = out.one_plus_z * redshift.CoordinateDistance(s) * 1000.0;
     out.angular = out.luminosity / out.one_plus_z.square();
     return out;
   }

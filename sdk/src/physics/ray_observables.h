@@ -13,7 +13,12 @@ namespace lumpy::ray {
 // The redshift convention of a mode: 1 + z = F(g, k) with F = 1 at the observer.
 struct Redshift {
   bool physical = false;
-  torch::Tensor e_obs;  // reference mode: (u.k) at the observer, sqrt|g00| k^0 (0-dim)
+  torch::Tensor e_obs;   // reference mode: (u.k) at the observer, sqrt|g00| k^0 (0-dim)
+  torch::Tensor origin;  // reference mode: the observer's position (x, y, z) [3]
+  // Reference mode's coordinate distance from the observer, |x - x_obs|, at
+  // states s [N, >= 4] (0 at the observer, with a finite gradient there);
+  // `soft`: sqrt(|x - x_obs|^2 + soft), the reference read-out's.
+  torch::Tensor CoordinateDistance(const torch::Tensor& s, double soft = 0.0) const;
   // 1 + z at states with metric g [N,4,4] and momentum k [N,4].
   torch::Tensor operator()(const torch::Tensor& g, const torch::Tensor& k) const;
   // d(1+z)/dl along the geodesic, from g, its derivatives dg [N,i,j,rho] =

@@ -177,7 +177,7 @@ torch::Tensor LuminosityDistanceAt(MetricModel& metric, const torch::Tensor& sta
   if (redshift.physical) {
     return (1.0 + tgt).square() * Observe(state, metric.jet(state.narrow(1, 0, 4), 0).g, redshift).angular;
   }
-  return (1.0 + tgt) * SqrtOrZero(state.narrow(1, 1, 3).square().sum(1)) * 1000.0;
+  return (1.0 + tgt) * redshift.CoordinateDistance(state) * 1000.0;
 }
 
 }  // namespace
@@ -247,7 +247,7 @@ SkyDistances ReadOff(MetricModel& metric, const Paths& p, const Redshift& redshi
 // the ray sampled at `saved_points` affine parameters evenly spaced over
 // [0, lambda_end] and nowhere else; the samples the ray reached (up to its
 // last valid state) from the dense output, z = F(g, k) - 1 and d = (1+z)
-// sqrt(x^2+y^2+z^2 + 1e-9) in units of 1000 Mpc; then ReferenceDistances.
+// sqrt(|x - x_obs|^2 + 1e-9) in units of 1000 Mpc; then ReferenceDistances.
 // Every target gets a distance; `reached` says which lie at or below the
 // largest sampled z.
 SkyDistances ReadOffReference(MetricModel& metric, const Paths& p, const Redshift& redshift,
@@ -275,7 +275,7 @@ SkyDistances ReadOffReference(MetricModel& metric, const Paths& p, const Redshif
   }
   auto s = torch::cat(states, 0);
   auto z = RedshiftAt(metric, s, redshift);
-  auto d = (1.0 + z) * torch::sqrt(s.narrow(1, 1, 3).square().sum(1) + 1e-9);
+  auto d = (1.0 + z) * redshift.CoordinateDistance(s, 1e-9);
   auto target = z_target.to(options);
   SkyDistances out;
   out.stop = p.stop;

@@ -46,7 +46,7 @@ SkyDistances TraceReference(MetricModel& metric, const torch::Tensor& z_target,
                             const torch::TensorOptions& options, const RayTracerOptions& o,
                             std::optional<ReferenceReadOut> as_posted) {
   TORCH_CHECK(z_target.dim() == 1 && z_target.size(0) > 0, "TraceReference: z must be [N], N > 0");
-  auto x0 = torch::tensor({1.0, 0.0, 0.0, 0.0}, options).view({1, 4});
+  auto x0 = EventPoint(o.observer, options);
   auto g_obs = metric.jet(x0, 0).g;
   auto g00 = g_obs.select(1, 0).select(1, 0);
   auto kx = torch::sqrt(g00.abs() / g_obs.select(1, 1).select(1, 1).abs());
@@ -54,6 +54,7 @@ SkyDistances TraceReference(MetricModel& metric, const torch::Tensor& z_target,
   auto y = torch::cat({x0, torch::stack({one, kx, zero, zero}, 1)}, 1);  // [1,8]
   Redshift redshift;
   redshift.e_obs = torch::sqrt(g00.abs()).squeeze();  // k^0 = 1 at the observer
+  redshift.origin = x0.squeeze(0).narrow(0, 1, 3);
   auto ray_of = torch::zeros({z_target.size(0)}, torch::kLong);
   Paths paths = ray::Integrate(metric, y, redshift, StopRedshifts(1, ray_of, z_target, o.z_stop, o.z_margin), o);
   auto out = as_posted ? ray::ReadOffReference(metric, paths, redshift, z_target, options, o,
@@ -71,7 +72,7 @@ SkyDistances TraceSky(MetricModel& metric, const torch::Tensor& directions,
   TORCH_CHECK(z_target.dim() == 1 && ray_of.dim() == 1 && z_target.size(0) == ray_of.size(0),
               "TraceSky: z and ray_of must both be [N]");
   const int64_t n_rays = directions.size(0);
-  auto x0 = torch::tensor({1.0, 0.0, 0.0, 0.0}, options).view({1, 4});
+  auto x0 = EventPoint(o.observer, options);
   auto g = metric.jet(x0, 0).g.squeeze(0);  // [4,4]
   // The comoving observer and its orthonormal frame (Gram-Schmidt of d_x,
   // d_y, d_z projected orthogonal to u), all differentiable in the metric.

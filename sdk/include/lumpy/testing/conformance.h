@@ -413,19 +413,21 @@ inline void ExpectHandlerConforms(const HandlerFactory& make, int64_t points = 3
 namespace internal {
 
 // A StepContext over fixed points of one metric, as the engine's: each
-// Geometry computed on first use and extended when a higher order is asked.
+// Geometry computed on first use and extended when a higher order is asked;
+// the observer at `observer`.
 class PointsContext final : public StepContext {
  public:
-  PointsContext(MetricModel& metric, torch::Tensor points, int64_t step)
-      : metric_(metric), points_(std::move(points)), step_(step) {}
+  PointsContext(MetricModel& metric, torch::Tensor points, int64_t step, Event observer = kDefaultObserver)
+      : metric_(metric), points_(std::move(points)), step_(step), observer_event_(observer) {}
   const torch::Tensor& points() override { return points_; }
   Geometry& geometry(int order) override { return At(points_, order, &geometry_); }
   Geometry& observer(int order) override {
-    return At(torch::tensor({1.0, 0.0, 0.0, 0.0}, points_.options()).view({1, 4}), order, &observer_);
+    return At(EventPoint(observer_event_, points_.options()), order, &observer_);
   }
   MetricModel& metric() override { return metric_; }
   int64_t step() const override { return step_; }
   torch::TensorOptions options() const override { return points_.options(); }
+  Event observer_event() const override { return observer_event_; }
 
  private:
   Geometry& At(const torch::Tensor& x, int order, std::unique_ptr<Geometry>* slot) {
@@ -439,6 +441,7 @@ class PointsContext final : public StepContext {
   MetricModel& metric_;
   torch::Tensor points_;
   int64_t step_;
+  Event observer_event_;
   std::unique_ptr<Geometry> geometry_, observer_;
 };
 
@@ -464,7 +467,7 @@ inline void ExpectReportCapabilitiesConform(LossTerm& term, LossKind kind, Metri
   HubbleDiagramSource* source = HubbleDiagramOf(term);
   if (source == nullptr) return;
   torch::NoGradGuard no_grad;
-  const absl::StatusOr<HubbleDiagram> d = source->hubble_diagram(metric, options);
+  const absl::StatusOr<HubbleDiagram> d = source->hubble_diagram(metric, options, kDefaultObserver);
   ASSERT_TRUE(d.ok()) << "hubble_diagram() failed: " << d.status().message();
   EXPECT_FALSE(d->objects.empty()) << "a Hubble diagram without objects";
   int64_t bad = 0;
