@@ -1,5 +1,6 @@
 #include "config/experiment.h"
 
+#include "config/config_keys.h"
 #include "config/core_params.h"
 
 #include <torch/torch.h>
@@ -19,129 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string Join(const std::string& path, const std::string& key) {
-  return path.empty() ? key : absl::StrCat(path, ".", key);
-}
-
-std::vector<std::string> Names(const ParamSpecs& specs) {
-  std::vector<std::string> out;
-  for (const auto& s : specs) out.push_back(s.name());
-  return out;
-}
-
-ConfigNode ToNode(const ParamValue& value, const SourceLocation& loc) {
-  struct Visitor {
-    const SourceLocation& loc;
-    ConfigNode operator()(bool b) const { return ConfigNode::Bool(b, loc); }
-    ConfigNode operator()(int64_t i) const { return ConfigNode::Int(i, loc); }
-    ConfigNode operator()(double d) const { return ConfigNode::Double(d, loc); }
-    ConfigNode operator()(const std::string& s) const { return ConfigNode::String(s, loc); }
-    ConfigNode operator()(const std::vector<double>& v) const {
-      ConfigNode a = ConfigNode::Array(loc);
-      for (double d : v) a.push_back(ConfigNode::Double(d, loc));
-      return a;
-    }
-    ConfigNode operator()(const std::vector<std::string>& v) const {
-      ConfigNode a = ConfigNode::Array(loc);
-      for (const auto& s : v) a.push_back(ConfigNode::String(s, loc));
-      return a;
-    }
-  };
-  return std::visit(Visitor{loc}, value);
-}
-
-// The raw value of a node as the declared type asks; nullopt + message if the
-// node cannot be one.
-std::optional<ParamValue> ToValue(const ConfigNode& node, ParamType type, std::string* error) {
-  using K = ConfigNode::Kind;
-  switch (node.kind()) {
-    case K::kBool: return ParamValue(node.as_bool());
-    case K::kInt: return ParamValue(node.as_int());
-    case K::kDouble: return ParamValue(node.as_double());
-    case K::kString: return ParamValue(node.as_string());
-    case K::kTable:
-      *error = absl::StrCat("expected ", ParamTypeName(type), ", got a table");
-      return std::nullopt;
-    case K::kArray: {
-      bool all_numbers = true, all_strings = true;
-      for (const auto& i : node.items()) {
-        all_numbers &= i.kind() == K::kInt || i.kind() == K::kDouble;
-        all_strings &= i.kind() == K::kString;
-      }
-      if (type == ParamType::kStringList && all_strings) {
-        std::vector<std::string> v;
-        for (const auto& i : node.items()) v.push_back(i.as_string());
-        return ParamValue(v);
-      }
-      if (type == ParamType::kDoubleList && all_numbers) {
-        std::vector<double> v;
-        for (const auto& i : node.items()) {
-          v.push_back(i.kind() == K::kInt ? static_cast<double>(i.as_int()) : i.as_double());
-        }
-        return ParamValue(v);
-      }
-      *error = absl::StrCat("expected ", ParamTypeName(type), ", got ", node.ToText());
-      return std::nullopt;
-    }
-  }
-  return std::nullopt;
-}
-
-absl::Status UnknownKey(const ConfigNode& node, const std::string& path, const std::string& key,
-                        std::vector<std::string> known) {
-  std::sort(known.begin(), known.end());
-  std::string msg = "unknown key";
-  if (auto near = NearestName(key, known)) {
-    absl::StrAppend(&msg, "; did you mean \"", *near, "\"? known: ");
-  } else {
-    absl::StrAppend(&msg, "; known: ");
-  }
-  absl::StrAppend(&msg, known.empty() ? "none (this table takes no keys)" : absl::StrJoin(known, ", "));
-  return ConfigError(node.key_location(), Join(path, key), msg);
-}
-
-}  // namespace
-
-absl::StatusOr<Params> ValidateTable(ConfigNode& table, const ParamSpecs& specs,
-                                     const std::string& path,
-                                     const std::vector<std::string>& others,
-                                     std::map<std::string, SourceLocation>* locations) {
-  std::vector<std::string> known = Names(specs);
-  known.insert(known.end(), others.begin(), others.end());
-  for (const auto& [k, v] : table.fields()) {
-    if (std::find(known.begin(), known.end(), k) == known.end()) {
-      return UnknownKey(v, path, k, known);
-    }
-  }
-  Params params;
-  for (const auto& spec : specs) {
-    const ConfigNode* node = table.Find(spec.name());
-    if (node == nullptr) {
-      if (spec.required()) {
-        return ConfigError(table.location(), Join(path, spec.name()),
-                           absl::StrCat("missing required key (", ParamTypeName(spec.type()),
-                                        ": ", spec.doc(), ")"));
-      }
-      if (!spec.default_value()) continue;  // optional: its absence is its meaning
-      params.Set(spec.name(), *spec.default_value());
-      table.Set(spec.name(), ToNode(*spec.default_value(), table.location()));
-      if (locations) (*locations)[spec.name()] = table.location();
-      continue;
-    }
-    std::string error;
-    std::optional<ParamValue> value = ToValue(*node, spec.type(), &error);
-    if (value) {
-      if (auto e = spec.Check(*value)) error = *e;
-    }
-    if (!error.empty()) return ConfigError(node->location(), Join(path, spec.name()), error);
-    if (locations) (*locations)[spec.name()] = node->location();
-    params.Set(spec.name(), *value);
-  }
-  return params;
-}
-
-namespace {
-
 // A sub-table; created empty if absent and optional.
 absl::StatusOr<ConfigNode*> SubTable(ConfigNode& parent, const std::string& key,
                                      const std::string& path, bool required,
@@ -149,13 +27,13 @@ absl::StatusOr<ConfigNode*> SubTable(ConfigNode& parent, const std::string& key,
   ConfigNode* node = parent.Find(key);
   if (node == nullptr) {
     if (required) {
-      return ConfigError(parent.location(), Join(path, key),
+      return ConfigError(parent.location(), KeyPath(path, key),
                          absl::StrCat("missing required table", hint.empty() ? "" : "; ", hint));
     }
     return &parent.Set(key, ConfigNode::Table(parent.location()));
   }
   if (!node->is_table()) {
-    return ConfigError(node->location(), Join(path, key),
+    return ConfigError(node->location(), KeyPath(path, key),
                        absl::StrCat("expected a table, got ", node->ToText()));
   }
   return node;
@@ -177,12 +55,12 @@ absl::StatusOr<PluginSpec> ValidatePlugin(ConfigNode& table, PluginKind kind,
       known_plugins.empty() ? "none are loaded" : absl::StrJoin(known_plugins, ", ");
   const ConfigNode* plugin = table.Find("plugin");
   if (plugin == nullptr) {
-    return ConfigError(table.location(), Join(path, "plugin"),
+    return ConfigError(table.location(), KeyPath(path, "plugin"),
                        absl::StrCat("missing required key (string: which ", PluginKindName(kind),
                                     " plugin; known: ", known_text, ")"));
   }
   if (plugin->kind() != ConfigNode::Kind::kString) {
-    return ConfigError(plugin->location(), Join(path, "plugin"),
+    return ConfigError(plugin->location(), KeyPath(path, "plugin"),
                        absl::StrCat("expected string, got ", plugin->kind_name(), " ",
                                     plugin->ToText()));
   }
@@ -198,7 +76,7 @@ absl::StatusOr<PluginSpec> ValidatePlugin(ConfigNode& table, PluginKind kind,
     }
     absl::StrAppend(&msg, " known: ", known_text, " (plugins searched: ", plugins.searched,
                     "; add a folder with LUMPY_PLUGIN_PATH or [plugins] paths = [\"DIR\"])");
-    return ConfigError(plugin->key_location(), Join(path, "plugin"), msg);
+    return ConfigError(plugin->key_location(), KeyPath(path, "plugin"), msg);
   }
   std::vector<std::string> all_others = others;
   all_others.push_back("plugin");
@@ -210,7 +88,7 @@ absl::StatusOr<PluginSpec> ValidatePlugin(ConfigNode& table, PluginKind kind,
 absl::Status CheckInterval(const ConfigNode& table, const std::string& key, const std::string& path,
                            const std::vector<double>& v) {
   if (v.size() == 2 && !(v[0] < v[1])) {
-    return ConfigError(table.Find(key)->location(), Join(path, key),
+    return ConfigError(table.Find(key)->location(), KeyPath(path, key),
                        absl::StrCat("must be [min, max] with min < max, got ",
                                     table.Find(key)->ToText()));
   }
@@ -255,10 +133,10 @@ absl::Status CheckEnabledFlags(const ConfigNode& root) {
     stack.pop_back();
     for (const auto& [k, v] : node->fields()) {
       if (k == "enabled" && v.kind() != ConfigNode::Kind::kBool) {
-        return ConfigError(v.location(), Join(path, k),
+        return ConfigError(v.location(), KeyPath(path, k),
                            absl::StrCat("expected bool, got ", v.kind_name(), " ", v.ToText()));
       }
-      if (v.is_table()) stack.push_back({&v, Join(path, k)});
+      if (v.is_table()) stack.push_back({&v, KeyPath(path, k)});
     }
   }
   return absl::OkStatus();
@@ -368,7 +246,7 @@ absl::Status LoadPluginPaths(ConfigNode& root, PluginLoader& loader) {
 
 // One [domains.NAME] table: its box, strata and curriculum.
 absl::StatusOr<DomainSpec> ReadDomain(const std::string& name, ConfigNode& node, const PluginCatalog& plugins) {
-  const std::string path = Join("domains", name);
+  const std::string path = KeyPath("domains", name);
   if (!node.is_table()) {
     return ConfigError(node.location(), path,
                        absl::StrCat("expected a table (a point domain), got ", node.ToText()));
@@ -391,14 +269,14 @@ absl::StatusOr<DomainSpec> ReadDomain(const std::string& name, ConfigNode& node,
         strata, SubTable(node, "strata", path, true,
                          absl::StrCat(example, " (or ", path, ".ray_points = 64: points along the rays)")));
     if (strata->fields().empty()) {
-      return ConfigError(strata->location(), Join(path, "strata"),
+      return ConfigError(strata->location(), KeyPath(path, "strata"),
                          absl::StrCat("needs at least one stratum; ", example));
     }
   }
   std::vector<std::pair<std::string, ConfigNode>> no_strata;
   for (auto& [sname, snode_ref] : strata ? strata->mutable_fields() : no_strata) {
     ConfigNode& snode = snode_ref;
-    const std::string spath = Join(Join(path, "strata"), sname);
+    const std::string spath = KeyPath(KeyPath(path, "strata"), sname);
     if (!snode.is_table()) {
       return ConfigError(snode.location(), spath,
                          absl::StrCat("expected a table (count, t), got ", snode.ToText()));
@@ -413,11 +291,11 @@ absl::StatusOr<DomainSpec> ReadDomain(const std::string& name, ConfigNode& node,
     curriculum = &node.Set("curriculum", ConfigNode::Table(node.location()));
     curriculum->Set("plugin", ConfigNode::String("uniform", node.location()));
   } else if (!curriculum->is_table()) {
-    return ConfigError(curriculum->location(), Join(path, "curriculum"),
+    return ConfigError(curriculum->location(), KeyPath(path, "curriculum"),
                        absl::StrCat("expected a table, got ", curriculum->ToText()));
   }
   LUMPY_ASSIGN_OR_RETURN(d.curriculum, ValidatePlugin(*curriculum, PluginKind::kCurriculum,
-                                                      Join(path, "curriculum"), {}, plugins));
+                                                      KeyPath(path, "curriculum"), {}, plugins));
   return d;
 }
 
@@ -446,7 +324,7 @@ absl::StatusOr<EntryShape> ReadEntryShape(const std::string& path, const ConfigN
                                   : is_dataset  ? DatasetEntryParams()
                                                 : ObjectiveEntryParams();
   if (is_dataset && node.Find("domain")) {
-    return ConfigError(node.Find("domain")->key_location(), Join(path, "domain"),
+    return ConfigError(node.Find("domain")->key_location(), KeyPath(path, "domain"),
                        absl::StrCat("\"", entry->name,
                                     "\" is a dataset term: it is evaluated once per step on "
                                     "its data, not on a point domain; remove domain"));
@@ -455,11 +333,11 @@ absl::StatusOr<EntryShape> ReadEntryShape(const std::string& path, const ConfigN
   // objective or a dataset term may take a `weighting` (any handler).
   const char* handler_key = is_constraint ? "constraint" : "weighting";
   const char* wrong_key = is_constraint ? "weighting" : "constraint";
-  std::vector<std::string> entry_keys = Names(entry_specs);
+  std::vector<std::string> entry_keys = KeyNames(entry_specs);
   entry_keys.push_back(handler_key);
   if (entry && node.Find(wrong_key)) {
     return ConfigError(
-        node.Find(wrong_key)->key_location(), Join(path, wrong_key),
+        node.Find(wrong_key)->key_location(), KeyPath(path, wrong_key),
         is_constraint
             ? absl::StrCat("\"", entry->name, "\" is a constraint: its handler is its constraint table (e.g. [",
                            path, ".constraint] plugin = \"homoscedastic\"); a weighting is for objectives and "
@@ -469,7 +347,7 @@ absl::StatusOr<EntryShape> ReadEntryShape(const std::string& path, const ConfigN
                            "it a learned weighting with [", path, ".weighting] plugin = \"homoscedastic\""));
   }
   if (entry && is_constraint && node.Find("weight")) {
-    return ConfigError(node.Find("weight")->key_location(), Join(path, "weight"),
+    return ConfigError(node.Find("weight")->key_location(), KeyPath(path, "weight"),
                        absl::StrCat("\"", entry->name,
                                     "\" is a constraint: its penalty is scaled by its "
                                     "handler, e.g. constraint.weight"));
@@ -487,7 +365,7 @@ absl::StatusOr<EntryShape> ReadEntryShape(const std::string& path, const ConfigN
 // One [loss.NAME] table: its term, entry keys and handler.
 absl::StatusOr<LossSpec> ReadLossTerm(const std::string& name, ConfigNode& node,
                                       const std::vector<std::string>& domain_names, const PluginCatalog& plugins) {
-  const std::string path = Join("loss", name);
+  const std::string path = KeyPath("loss", name);
   if (!node.is_table()) {
     return ConfigError(node.location(), path,
                        absl::StrCat("expected a table (a loss term), got ", node.ToText()));
@@ -498,7 +376,7 @@ absl::StatusOr<LossSpec> ReadLossTerm(const std::string& name, ConfigNode& node,
   const ParamSpecs& entry_specs = *shape.specs;
   const char* handler_key = shape.handler_key;
   LUMPY_ASSIGN_OR_RETURN(auto term, ValidatePlugin(node, PluginKind::kLoss, path, shape.keys, plugins));
-  std::vector<std::string> plugin_keys = Names(entry->params);
+  std::vector<std::string> plugin_keys = KeyNames(entry->params);
   plugin_keys.push_back("plugin");
   plugin_keys.push_back(handler_key);
   LUMPY_ASSIGN_OR_RETURN(auto core, ValidateTable(node, entry_specs, path, plugin_keys));
@@ -515,12 +393,12 @@ absl::StatusOr<LossSpec> ReadLossTerm(const std::string& name, ConfigNode& node,
     absl::StrAppend(&msg, domain_names.empty()
                               ? "; no domains are defined (add a [domains.NAME] table)"
                               : absl::StrCat(" known: ", absl::StrJoin(domain_names, ", ")));
-    return ConfigError(node.Find("domain")->location(), Join(path, "domain"), msg);
+    return ConfigError(node.Find("domain")->location(), KeyPath(path, "domain"), msg);
   }
   if (!is_constraint) spec.weight = core.GetDouble("weight");
   if (!is_dataset) spec.handler_on_mean = core.GetString("handler_on") == "mean";
   if (!is_constraint && spec.handler_on_mean && !node.Find(handler_key)) {
-    return ConfigError(node.Find("handler_on")->location(), Join(path, "handler_on"),
+    return ConfigError(node.Find("handler_on")->location(), KeyPath(path, "handler_on"),
                        absl::StrCat("\"mean\" gives the term's handler the domain mean, but \"", entry->name,
                                     "\" has none; add [", path, ".weighting] or leave handler_on out"));
   }
@@ -532,7 +410,7 @@ absl::StatusOr<LossSpec> ReadLossTerm(const std::string& name, ConfigNode& node,
                               path, ".constraint] plugin = \"soft_quadratic\"; known: ",
                               absl::StrJoin(plugins.registry.Names(PluginKind::kConstraint), ", "))));
     LUMPY_ASSIGN_OR_RETURN(spec.handler, ValidatePlugin(*handler_table, PluginKind::kConstraint,
-                                                        Join(path, handler_key), {}, plugins));
+                                                        KeyPath(path, handler_key), {}, plugins));
   }
   return spec;
 }
@@ -580,84 +458,6 @@ absl::StatusOr<Experiment> LoadExperiment(const fs::path& file,
   }
   exp.resolved = root;
   return exp;
-}
-
-namespace {
-
-template <class T>
-absl::StatusOr<std::shared_ptr<T>> Build(const PluginSpec& spec) {
-  const auto& factory = std::get<Factory<T>>(spec.entry->factory);
-  absl::StatusOr<std::shared_ptr<T>> made;
-  try {
-    made = factory(spec.params);
-  } catch (const std::exception& e) {
-    made = absl::InternalError(e.what());
-  }
-  if (made.ok() && *made == nullptr) made = absl::InternalError("the factory returned nothing");
-  if (made.ok()) return made;
-  const std::string message(made.status().message());
-  if (auto param = ParamErrorOf(made.status())) {
-    auto it = spec.param_locations.find(param->key);
-    if (it != spec.param_locations.end()) {
-      return ConfigError(it->second, Join(spec.key_path, param->key), param->message);
-    }
-  }
-  if (made.status().code() == absl::StatusCode::kInvalidArgument) {
-    return ConfigError(spec.location, spec.key_path, message);
-  }
-  return ConfigError(spec.location, spec.key_path,
-                     absl::StrCat(PluginKindName(spec.entry->kind), " \"", spec.entry->name,
-                                  "\" could not be constructed: ", message));
-}
-
-// The observer's event must lie where the metric is defined: rays start
-// there and the field equations take H today there.
-absl::Status CheckObserver(const Experiment& exp, MetricModel& model, const Event& observer) {
-  torch::NoGradGuard no_grad;
-  const ConfigNode* section = exp.resolved.Find("observer");
-  const ConfigNode* event = section ? section->Find("event") : nullptr;
-  const SourceLocation& where = event ? event->location() : exp.model.location;
-  try {
-    if (model.in_domain(EventPoint(observer, torch::kFloat64))[0].item<bool>()) return absl::OkStatus();
-  } catch (const c10::Error& e) {
-    return ConfigError(where, "observer.event",
-                       absl::StrCat("metric \"", exp.model.entry->name, "\" could not say whether the observer's ",
-                                    "event lies where it is defined: ", e.what_without_backtrace()));
-  }
-  return ConfigError(where, "observer.event",
-                     absl::StrCat("the observer's event (", absl::StrJoin(observer, ", "),
-                                  ") lies outside where metric \"", exp.model.entry->name,
-                                  "\" is defined (before its big bang, inside a horizon, past a "
-                                  "shell crossing): move [observer] event, or change [model]'s parameters"));
-}
-
-}  // namespace
-
-Event ObserverEvent(const Experiment& exp) {
-  const auto& e = exp.observer.GetDoubleList("event");
-  return {e.at(0), e.at(1), e.at(2), e.at(3)};
-}
-
-absl::StatusOr<Components> Instantiate(const Experiment& exp, ObserverCheck check) {
-  Components c;
-  c.observer = ObserverEvent(exp);
-  LUMPY_ASSIGN_OR_RETURN(c.model, Build<MetricModel>(exp.model));
-  if (check == ObserverCheck::kInDomain) LUMPY_RETURN_IF_ERROR(CheckObserver(exp, *c.model, c.observer));
-  for (const auto& d : exp.domains) {
-    LUMPY_ASSIGN_OR_RETURN(auto weighter, Build<CurriculumWeighter>(d.curriculum));
-    weighter->set_bounds(d.bounds());
-    c.domains.push_back({&d, std::move(weighter)});
-  }
-  for (const auto& l : exp.losses) {
-    LossComponent lc;
-    lc.spec = &l;
-    LUMPY_ASSIGN_OR_RETURN(lc.term, Build<LossTerm>(l.term));
-    if (l.handler.entry != nullptr) {
-      LUMPY_ASSIGN_OR_RETURN(lc.handler, Build<ConstraintHandler>(l.handler));
-    }
-    c.losses.push_back(std::move(lc));
-  }
-  return c;
 }
 
 }  // namespace lumpy
