@@ -241,7 +241,7 @@ def worldline_notebook(out):
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("coordinate time t")
     ax.set_ylabel(f"H ({H_UNIT})")
-    ax.set_title("mean Hubble rate along (t, 0, 0, 0)")
+    ax.set_title("mean Hubble rate along the observer's world line")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[1]
@@ -252,7 +252,7 @@ def worldline_notebook(out):
     ax.set_yscale("log")
     ax.set_xlabel("coordinate time t")
     ax.set_ylabel(f"$\\sigma^2$ ({H_UNIT})$^2$")
-    ax.set_title("shear along (t, 0, 0, 0)")
+    ax.set_title("shear along the observer's world line")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     save(fig, os.path.join(out, "worldline_notebook.png"))
@@ -299,7 +299,7 @@ def planes(out):
             fig.colorbar(im, ax=ax, label=unit)
             ax.set_xlabel(f"{u} (1000 Mpc)")
             ax.set_ylabel(f"{v} (1000 Mpc)")
-            ax.set_title(f"{title} today (t = {p['t'][0]:g}), {fixed}")
+            ax.set_title(f"{title} today (t = {p['t'][0]:g}), {fixed}" if len(p["t"]) else f"{title} today, {fixed}")
             ax.set_aspect("equal")
     save(fig, os.path.join(out, "planes_today.png"))
     fig = plt.figure(figsize=(5 * len(data), 8.4))
@@ -316,7 +316,7 @@ def planes(out):
             fig.colorbar(surf, ax=ax, shrink=0.6, pad=0.12, label=unit)
             ax.set_xlabel(u)
             ax.set_ylabel(v)
-            ax.set_title(f"{title}, t = {p['t'][0]:g}, {fixed}", fontsize=9)
+            ax.set_title(f"{title}, t = {p['t'][0]:g}, {fixed}" if len(p["t"]) else f"{title}, {fixed}", fontsize=9)
     save(fig, os.path.join(out, "planes_today_3d.png"))
     return ["planes_today.png", "planes_today_3d.png"]
 

@@ -7,6 +7,11 @@
 //     with that time's Hubble rate, H(t_o) = 2 / (3 (t_o - t_b)): the
 //     physical rays' d_L, the step context's H_mean at the observer, and
 //     supernova_chi2's value and Hubble diagram;
+//   - Einstein-de Sitter solves the dust equations for an observer at t_o
+//     when efe_residual puts rho0 at the observer (rho0_at = "observer"), in
+//     training's context and in the probe's table; the reference's
+//     normalisation (rho0 where sqrt(det gamma) = 1) does not there;
+//   - bao_chi2 from the observer at t_o: D_M and D_H of the closed form;
 //   - an event where the metric is not defined is refused by the engine,
 //     located at [observer] event.
 // The off-centre LTB observer is in ltb_test.cc.
@@ -20,10 +25,12 @@
 #include "analytic_metrics.h"
 #include "built_in_plugins.h"
 #include "dataset_context.h"
+#include "cli/probe.h"
 #include "config/experiment.h"
 #include "lumpy/ray_tracer.h"
 #include "lumpy/report.h"
 #include "lumpy/supernovae.h"
+#include "lumpy/testing/conformance.h"
 #include "physics/point_set_context.h"
 #include "train/sampling.h"
 
@@ -143,6 +150,54 @@ TEST(Observer, SupernovaTermAndItsHubbleDiagramTraceFromTheObserver) {
     worst = std::max(worst, std::abs(diagram->objects[i].mu_model - want_mu[i].item<double>()));
   }
   EXPECT_LT(worst, 1e-6) << "largest |mu_model - closed form| (mag)";
+}
+
+// Einstein-de Sitter is dust with Omega_m = 1 seen from any time, if the
+// density is rho0 at the observer: the residual vanishes to rounding (|r| <=
+// 1e-10) in the step context and in the probe's efe_residual column; with
+// rho0 where sqrt(det gamma) = 1 (the reference's), seen at t_o = 0.4 it is
+// off by a(t_o)^-3.
+TEST(Observer, DustIsNormalisedAtTheObserverWhenAsked) {
+  auto m = Eds();
+  const Event at = {0.4, 0.2, -0.1, 0.3};
+  auto x = testing::UniformPoints(64, -1.0, 1.0, 1.0);
+  auto at_observer = MakeBuiltIn<LossTerm>("efe_residual", {{"omega_m", 1.0}, {"rho0_at", std::string("observer")}});
+  auto unit_volume = MakeBuiltIn<LossTerm>("efe_residual", {{"omega_m", 1.0}});
+  PointSetContext ctx(*m, x, nullptr, 0, {}, at);
+  EXPECT_LT(MaxAbs(at_observer->evaluate(ctx).per_point), 1e-20);
+  EXPECT_GT(unit_volume->evaluate(ctx).per_point.min().item<double>(), 1e-6);
+  auto table = ProbeTable(*m, at_observer.get(), at, x);  // column 15: efe_residual
+  EXPECT_LT(MaxAbs(table.select(1, 15)), 1e-20);
+}
+
+// bao_chi2 (physical rays, 6 bins) from an observer at t_o = 0.5 in
+// Einstein-de Sitter: D_M = d_L / (1+z), D_H = c / (H(t_o) (1+z)^1.5).
+TEST(Observer, BaoTermTracesFromTheObserver) {
+  auto bao = MakeBuiltIn<LossTerm>(
+      "bao_chi2", {{"rtol", 1e-12}, {"atol", 1e-14}, {"mode", std::string("physical")}, {"bins", int64_t{6}}});
+  ASSERT_TRUE(bao);
+  auto path = ResolveDataFile("bao_dr12.csv");
+  ASSERT_TRUE(path.ok()) << path.status();
+  auto table = LoadBao(*path);
+  ASSERT_TRUE(table.ok()) << table.status();
+  const Event at = {0.5, -0.3, 0.1, 0.0};
+  const double h = HubbleAt(at[0]), rd = 147.09;
+  double want = 0;
+  for (int64_t i = 0; i < table->size(); ++i) {
+    const double z = table->z[i].item<double>();
+    const double dm = 2.0 * kC / h * (1 + z - std::sqrt(1 + z)) / (1 + z) / rd;
+    const double dh = kC / h / std::pow(1 + z, 1.5) / rd;
+    const double a = (dm - table->dm[i].item<double>()) / table->dm_err[i].item<double>();
+    const double b = (dh - table->dh[i].item<double>()) / table->dh_err[i].item<double>();
+    const double r = table->corr[i].item<double>();
+    want += (a * a + b * b - 2 * r * a * b) / (1 - r * r);
+  }
+  auto m = Eds();
+  torch::NoGradGuard no_grad;
+  testing::DatasetContext ctx;
+  ctx.m = m.get();
+  ctx.at = at;
+  EXPECT_NEAR(bao->evaluate(ctx).value.item<double>() / want, 1.0, 1e-6);  // reduction "total"
 }
 
 // An observer before the metric's big bang: refused when the experiment is

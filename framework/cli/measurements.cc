@@ -226,7 +226,7 @@ absl::StatusOr<torch::Tensor> ResultFolder::Probe(const std::string& checkpoint,
     if (planes.empty()) return absl::InvalidArgumentError(absl::StrCat("plane: xy, yz, xz or all, got ", where));
     points = torch::cat(planes, 0);
   }
-  auto table = ProbeTable(metric, ProbeColumnTerm(slot->c), points);
+  auto table = ProbeTable(metric, ProbeColumnTerm(slot->c), slot->c.observer, points);
   probes_[key] = table;
   return table;
 }

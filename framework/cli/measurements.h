@@ -17,13 +17,15 @@
 //                      folder's JSON files (sky_best.json: lumpy sky's)
 //   worldline_max, worldline_min, worldline_argmax, worldline_argmin,
 //   worldline_fraction_negative, worldline_at, worldline_late_over_early
-//                      of the probe column `column` along (t,0,0,0), t in [-4, 1]
-//                      (201 points; worldline_at: at t = `at`; argmax/argmin: the t
-//                      of the extreme; late_over_early: its value at t = 1 over t = -4)
+//                      of the probe column `column` along the observer's world line
+//                      (t, x_o, y_o, z_o), t in [t_o - 5, t_o] ([-4, 1] for the default
+//                      observer; 201 points; worldline_at: at the t nearest `at`;
+//                      argmax/argmin: the t of the extreme; late_over_early: its value
+//                      at t_o over t_o - 5)
 //   plane_min, plane_max, plane_fraction_negative, plane_min_over_max,
 //   plane_max_over_min, plane_range_over_max
-//                      of `column` today (t = 1) on the plane `plane` (xy, yz, xz, or
-//                      all three), 41 x 41 points over [-1, 1]^2
+//                      of `column` at the observer's time (t_o) on the plane `plane`
+//                      through it (xy, yz, xz, or all three), 41 x 41 points over [-1, 1]^2
 // The probe columns are lumpy probe's (ricci_scalar, H_x, H_y, H_z, shear_sq,
 // g_00, ...) and derived ones: H_mean, H_max, H_min, H_spread,
 // H_anisotropy (spread / |mean|), H_sign_mix (H_min x H_max: < 0 when some

@@ -67,14 +67,14 @@ const std::vector<std::string>& ProbeColumns() {
   return columns;
 }
 
-torch::Tensor ProbeTable(MetricModel& model, LossTerm* efe, const torch::Tensor& points) {
+torch::Tensor ProbeTable(MetricModel& model, LossTerm* efe, const Event& observer, const torch::Tensor& points) {
   std::vector<torch::Tensor> parts;
   const int64_t n = points.size(0);
   for (int64_t start = 0; start < n; start += kBatch) {
     auto x = points.narrow(0, start, std::min(kBatch, n - start));
     // Derivatives are taken in the coordinates; no parameter graph is kept.
     torch::NoGradGuard no_grad;
-    PointSetContext ctx(model, x);
+    PointSetContext ctx(model, x, nullptr, 0, {}, observer);
     Geometry& geo = ctx.geometry(2);
     auto g = geo.metric().reshape({-1, 16});
     auto upper = torch::tensor({0, 1, 2, 3, 5, 6, 7, 10, 11, 15}, torch::kLong).to(g.device());
@@ -105,11 +105,11 @@ torch::Tensor PlanePoints(const std::string& plane, int64_t grid, const std::vec
   return points;
 }
 
-absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const torch::Tensor& points,
+absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const Event& observer, const torch::Tensor& points,
                            const fs::path& out, std::vector<int64_t>* non_finite) {
   std::ostringstream csv;
   csv << absl::StrJoin(ProbeColumns(), ",") << "\n";
-  const auto table = ProbeTable(model, efe, points);
+  const auto table = ProbeTable(model, efe, observer, points);
   const double* data = table.data_ptr<double>();
   const int64_t width = table.size(1);
   for (int64_t i = 0; i < table.size(0); ++i) {
@@ -129,7 +129,7 @@ absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const torch::Tenso
   return WriteAtomically(out, csv.str());
 }
 
-absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
+absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const Event& observer, const fs::path& in,
                         const fs::path& out, const torch::TensorOptions& options,
                         std::string* warning) {
   std::vector<int64_t> lines;
@@ -148,7 +148,7 @@ absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const fs::path& in,
     }
   }
   std::vector<int64_t> non_finite;
-  LUMPY_RETURN_IF_ERROR(WriteProbeCsv(model, efe, points, out, &non_finite));
+  LUMPY_RETURN_IF_ERROR(WriteProbeCsv(model, efe, observer, points, out, &non_finite));
   if (!non_finite.empty()) {
     for (auto& row : non_finite) row = lines[row];
     *warning = absl::StrCat(in.string(), ": the geometry is not finite at ", non_finite.size(),

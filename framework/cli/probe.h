@@ -29,11 +29,12 @@ LUMPY_ENGINE_API const std::vector<std::string>& ProbeColumns();
 
 // Evaluates the metric at the points of `in` and writes `out` (atomically):
 // t,x,y,z, the 10 metric components, the Ricci scalar, the per-point EFE
-// residual of `efe` (if given; else the column is empty), H_x, H_y, H_z and
+// residual of `efe` (if given; else the column is empty; H today taken at
+// `observer`, the experiment's [observer] event), H_x, H_y, H_z and
 // sigma^2, every number at full precision. Points outside the metric's domain
 // are an InvalidArgument error naming their lines; non-finite geometry at
 // points inside it is written and reported through `warning`.
-LUMPY_ENGINE_API absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe,
+LUMPY_ENGINE_API absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe, const Event& observer,
                                          const std::filesystem::path& in,
                                          const std::filesystem::path& out,
                                          const torch::TensorOptions& options,
@@ -42,7 +43,8 @@ LUMPY_ENGINE_API absl::Status ProbeToCsv(MetricModel& model, LossTerm* efe,
 // The probe's columns (ProbeColumns) at the points [N,4], float64 [N,20] on
 // the CPU (efe_residual NaN without `efe`): the building block of the
 // probe, the report's world lines and planes, and the claims' measurements.
-LUMPY_ENGINE_API torch::Tensor ProbeTable(MetricModel& model, LossTerm* efe, const torch::Tensor& points);
+LUMPY_ENGINE_API torch::Tensor ProbeTable(MetricModel& model, LossTerm* efe, const Event& observer,
+                                          const torch::Tensor& points);
 
 // The comoving observer's world line through its event (t_o, x_o, y_o, z_o):
 // (t, x_o, y_o, z_o), n points evenly over t in [t_o - 5, t_o] (the
@@ -59,7 +61,7 @@ LUMPY_ENGINE_API torch::Tensor PlanePoints(const std::string& plane, int64_t gri
 // The same columns for the points [N,4] (all inside the metric's domain),
 // written to `out` atomically; rows whose geometry is not finite are written
 // and their indices appended to `non_finite`.
-LUMPY_ENGINE_API absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe,
+LUMPY_ENGINE_API absl::Status WriteProbeCsv(MetricModel& model, LossTerm* efe, const Event& observer,
                                             const torch::Tensor& points,
                                             const std::filesystem::path& out,
                                             std::vector<int64_t>* non_finite);

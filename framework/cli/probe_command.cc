@@ -18,13 +18,15 @@ int RunProbe(const ProbeCommandOptions& o) {
     return kExitConfig;
   }
   LoadedExperiment loaded;
-  loaded.observer_check = ObserverCheck::kNone;  // points anywhere; nothing is seen from the observer
+  // Points anywhere: only a dust efe_residual column looks from the observer
+  // (H today there; NaN if the metric is not defined there).
+  loaded.observer_check = ObserverCheck::kNone;
   if (int rc = ExitStatus(LoadModel(o.experiment, o.sets, o.checkpoint, &loaded))) return rc;
   // The efe_residual column is filled by the experiment's term that offers
   // it (run_folder.h's ProbeColumnTerm), if any.
   LossTerm* efe = ProbeColumnTerm(loaded.c);
   std::string warning;
-  absl::Status st = ProbeToCsv(*loaded.c.model, efe, o.points, o.out, loaded.options, &warning);
+  absl::Status st = ProbeToCsv(*loaded.c.model, efe, loaded.c.observer, o.points, o.out, loaded.options, &warning);
   if (!warning.empty()) std::cerr << "warning: " << warning << std::endl;
   if (st.ok() && efe == nullptr) {
     std::cerr << "note: the experiment has no efe_residual term; that column is empty" << std::endl;

@@ -43,8 +43,8 @@ std::string Num(double v) { return std::isfinite(v) ? absl::StrFormat("%.17g", v
 
 // The probe's columns at the points inside the metric's domain; says how many
 // were outside (before a big bang, inside a horizon) or not finite.
-absl::Status WriteProbeInside(MetricModel& model, LossTerm* efe, const torch::Tensor& points,
-                        const fs::path& out) {
+absl::Status WriteProbeInside(MetricModel& model, LossTerm* efe, const Event& observer, const torch::Tensor& points,
+                              const fs::path& out) {
   torch::Tensor inside;
   {
     torch::NoGradGuard no_grad;
@@ -52,7 +52,7 @@ absl::Status WriteProbeInside(MetricModel& model, LossTerm* efe, const torch::Te
   }
   auto kept = points.index({inside.to(points.device())});
   std::vector<int64_t> non_finite;
-  LUMPY_RETURN_IF_ERROR(WriteProbeCsv(model, efe, kept, out, &non_finite));
+  LUMPY_RETURN_IF_ERROR(WriteProbeCsv(model, efe, observer, kept, out, &non_finite));
   std::cerr << "  " << out.filename().string() << ": " << kept.size(0) << " points";
   if (kept.size(0) < points.size(0)) {
     std::cerr << " (" << points.size(0) - kept.size(0) << " outside the metric's domain left out)";
@@ -65,7 +65,8 @@ absl::Status WriteProbeInside(MetricModel& model, LossTerm* efe, const torch::Te
 // The observer's world line (t, x_o, y_o, z_o), t in [t_o - 5, t_o].
 absl::Status WorldLine(MetricModel& model, LossTerm* efe, const Event& observer, const ReportOptions& o,
                        const torch::TensorOptions& options, const fs::path& dir) {
-  return WriteProbeInside(model, efe, WorldLinePoints(o.worldline, observer, options), dir / "worldline.csv");
+  return WriteProbeInside(model, efe, observer, WorldLinePoints(o.worldline, observer, options),
+                          dir / "worldline.csv");
 }
 
 }  // namespace
@@ -118,7 +119,8 @@ absl::Status Planes(MetricModel& model, LossTerm* efe, const Experiment& exp, co
   const std::vector<double> extent = {(*box[0])[0], (*box[0])[1], (*box[1])[0], (*box[1])[1], (*box[2])[0], (*box[2])[1]};
   for (const char* plane : {"xy", "yz", "xz"}) {
     auto points = PlanePoints(plane, o.grid, extent, observer, options);
-    if (auto st = WriteProbeInside(model, efe, points, dir / absl::StrCat("plane_", plane, ".csv")); !st.ok()) {
+    if (auto st = WriteProbeInside(model, efe, observer, points, dir / absl::StrCat("plane_", plane, ".csv"));
+        !st.ok()) {
       return st;
     }
   }

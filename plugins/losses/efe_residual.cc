@@ -5,8 +5,12 @@
 //   covariant: r_mn  =  G_mn  + Lambda g_mn       - T_mn                 (parts 1-2)
 // Lambda (cosmological_constant) is 0 unless set: the reference's part-1 code
 // still had Lambda = 0.7 in its residual, and setting it reproduces that run.
-// Dust comoving with the coordinates: kappa rho = kappa rho0 / sqrt(det gamma),
-// kappa rho0 = 3 Omega_m H_mean(observer)^2, T_00 = kappa rho (-g00).
+// Dust comoving with the coordinates: kappa rho = kappa rho0 V0 / sqrt(det gamma),
+// kappa rho0 = 3 Omega_m H_mean(observer)^2, T_00 = kappa rho (-g00), with V0
+// where rho = rho0 (rho0_at): 1 (unit_volume, the reference's: exact where
+// sqrt(det gamma) = 1 at the observer, as a = 1 at t = 1 in FLRW) or
+// sqrt(det gamma) at the observer's event (observer: exact wherever the
+// experiment puts its observer).
 // Per point: the mean over the 16 components of r^2.
 // Omega_m is fixed, or (omega_m_trainable) a physical parameter fitted with
 // the network in its own optimizer group and kept within omega_m_bounds.
@@ -24,7 +28,8 @@ class EfeResidual : public lumpy::LossTerm, public lumpy::ProbeColumnSource {
         dust_(p.GetString("matter") == "dust"),
         omega_m_(p, "omega_m"),
         lambda_(p.GetDouble("cosmological_constant")),
-        det_floor_(p.GetDouble("det_floor")) {}
+        det_floor_(p.GetDouble("det_floor")),
+        rho0_at_observer_(p.GetString("rho0_at") == "observer") {}
 
   std::vector<lumpy::PhysicalParameter> physical_parameters() override {
     return omega_m_.parameters();
@@ -45,6 +50,9 @@ class EfeResidual : public lumpy::LossTerm, public lumpy::ProbeColumnSource {
       auto h_today = ctx.observer(1).hubble_mean();  // [1], gradients flow through it
       auto omega_m = omega_m_.value().to(g.device(), g.scalar_type());
       auto kappa_rho = 3.0 * omega_m * h_today.square() / torch::sqrt(det);
+      if (rho0_at_observer_) {
+        kappa_rho = kappa_rho * torch::sqrt(torch::clamp_min(ctx.observer(1).det_spatial_metric(), det_floor_));
+      }
       auto t00 = kappa_rho * (-g.select(1, 0).select(1, 0));  // [B]
       // Only T_00 is non-zero; mixed: T^m_n = g^m0 T_00 delta^0_n (column n = 0).
       auto e0 = torch::zeros({4}, g.options());
@@ -64,6 +72,7 @@ class EfeResidual : public lumpy::LossTerm, public lumpy::ProbeColumnSource {
   lumpy::PhysicalScalar omega_m_;
   double lambda_;
   double det_floor_;
+  bool rho0_at_observer_;
 };
 
 absl::Status Register(lumpy::Registry& registry) {
@@ -95,6 +104,12 @@ absl::Status Register(lumpy::Registry& registry) {
               ParamSpec::Double("det_floor", "floor of det(gamma) in the residual and the density")
                   .Default(1e-24)
                   .Greater(0),
+              ParamSpec::String("rho0_at",
+                                "where the dust density is rho0 = 3 Omega_m H_obs^2 / kappa: unit_volume "
+                                "(sqrt(det gamma) = 1, the reference's; exact for an observer where a = 1) "
+                                "or observer (at the [observer] event; exact for any observer)")
+                  .Default(std::string("unit_volume"))
+                  .OneOf({"unit_volume", "observer"}),
           },
       }),
       [](const lumpy::Params& p) -> absl::StatusOr<std::shared_ptr<lumpy::LossTerm>> {
