@@ -8,7 +8,10 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+
+#include "taylor_sin.h"  // the channel tables (kPairK, kMetricIndex, ...)
 
 namespace lumpy::siren {
 
